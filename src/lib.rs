@@ -1,0 +1,11 @@
+//! mfascope: security telemetry and SLO analysis for two-factor authentication events.
+//!
+//! Data flows one way: [`source`] → [`normalize`] → batches ([`event`]) → sinks ([`sink`]) →
+//! views ([`report`], CLI). [`pipeline`] wires them; [`generate`] makes realistic traffic.
+
+pub mod event;
+pub mod normalize;
+pub mod pipeline;
+pub mod time;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,245 @@
+//! Maps raw vendor records to canonical events. Format detection is per record (sticky to the
+//! last format seen, re-detected when a record does not fit), envelopes (`records[]`,
+//! `Records[]`, `response.authlogs[]`, JSON arrays) are expanded into their leaf records, and
+//! every leaf ends as exactly one of: an event, an ignored non-auth record (counted by type), or
+//! a dead letter with a precise reason. Pure functions of bytes; no I/O, no threads.
+
+mod canonical;
+mod cloudtrail;
+mod detect;
+mod duo;
+mod entra;
+pub mod fields;
+mod gworkspace;
+mod keycloak;
+pub mod latency;
+mod okta;
+pub mod redact;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::event::Event;
+
+/// Input log formats (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum LogFormat {
+    /// Detect per record.
+    Auto,
+    /// Okta System Log.
+    Okta,
+    /// Microsoft Entra ID sign-in and audit logs.
+    Entra,
+    /// Duo Admin API authentication log v2.
+    Duo,
+    /// Google Workspace login activities.
+    Gworkspace,
+    /// AWS CloudTrail.
+    Cloudtrail,
+    /// Keycloak events (JSON or `org.keycloak.events` log lines).
+    Keycloak,
+    /// mfascope canonical NDJSON.
+    Canonical,
+}
+
+impl LogFormat {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What one leaf record mapped to.
+#[derive(Debug)]
+pub enum Mapped<'a> {
+    /// A canonical event.
+    Event(Box<Event<'a>>),
+    /// A record that is not about authentication; `kind` is `format:type`.
+    Ignored(String),
+}
+
+/// Why a record could not be mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// The format the record was taken for, when known.
+    pub format: Option<LogFormat>,
+    /// Precise reason naming the field or position.
+    pub reason: String,
+}
+
+/// Receives the leaves of one raw record. `offset` is the leaf's byte offset within the record.
+pub trait LeafSink<'a> {
+    /// A mapped event.
+    fn event(&mut self, offset: usize, event: Event<'a>);
+    /// A deliberately ignored record of the given kind.
+    fn ignored(&mut self, offset: usize, kind: String);
+    /// A record that failed; `raw` is the leaf's bytes.
+    fn dead(&mut self, offset: usize, raw: &'a [u8], reject: Reject);
+}
+
+/// Result of a vendor mapper.
+pub(crate) type MapResult<'a> = Result<Mapped<'a>, String>;
+
+/// Per-worker normalizer state: the forced or last detected format and lookup caches.
+pub struct Normalizer {
+    forced: Option<LogFormat>,
+    last: Option<LogFormat>,
+    ctx: fields::Ctx,
+}
+
+impl Normalizer {
+    /// A normalizer for `format` (`Auto` detects per record).
+    pub fn new(format: LogFormat) -> Self {
+        Normalizer {
+            forced: (format != LogFormat::Auto).then_some(format),
+            last: None,
+            ctx: fields::Ctx::default(),
+        }
+    }
+
+    /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
+    pub fn record<'a>(&mut self, raw: &'a [u8], sink: &mut impl LeafSink<'a>) {
+        let trimmed_start = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+        let body = trim_ascii_end(&raw[trimmed_start..]);
+        match body.first() {
+            None => {}
+            Some(b'[') => self.array(raw, trimmed_start, body, sink),
+            Some(b'{') => match detect::envelope(body) {
+                Some(Ok(leaves)) => self.leaves(raw, leaves, sink),
+                Some(Err(reason)) => sink.dead(trimmed_start, body, Reject { format: None, reason }),
+                None => self.leaf(trimmed_start, body, sink),
+            },
+            Some(_) => self.text(trimmed_start, body, sink),
+        }
+    }
+
+    fn array<'a>(&mut self, raw: &'a [u8], start: usize, body: &'a [u8], sink: &mut impl LeafSink<'a>) {
+        match serde_json::from_slice::<Vec<&'a RawValue>>(body) {
+            Ok(items) => self.leaves(raw, items, sink),
+            Err(e) => sink.dead(
+                start,
+                body,
+                Reject { format: None, reason: format!("invalid JSON array: {e}") },
+            ),
+        }
+    }
+
+    fn leaves<'a>(&mut self, raw: &'a [u8], leaves: Vec<&'a RawValue>, sink: &mut impl LeafSink<'a>) {
+        for leaf in leaves {
+            let bytes = leaf.get().as_bytes();
+            let offset = bytes.as_ptr() as usize - raw.as_ptr() as usize;
+            if bytes.first() == Some(&b'{') {
+                self.leaf(offset, bytes, sink);
+            } else {
+                sink.dead(
+                    offset,
+                    bytes,
+                    Reject { format: None, reason: "envelope element is not a JSON object".into() },
+                );
+            }
+        }
+    }
+
+    fn text<'a>(&mut self, offset: usize, line: &'a [u8], sink: &mut impl LeafSink<'a>) {
+        let result = match self.forced {
+            Some(LogFormat::Keycloak) | None => keycloak::map_line(line, &mut self.ctx),
+            Some(f) => Err(format!("{}: record is not JSON", f.as_str())),
+        };
+        let format = Some(LogFormat::Keycloak).filter(|_| keycloak::is_event_line(line));
+        emit(offset, line, format, result, sink);
+    }
+
+    fn leaf<'a>(&mut self, offset: usize, obj: &'a [u8], sink: &mut impl LeafSink<'a>) {
+        if let Some(format) = self.forced {
+            let result = map_json(format, obj, &mut self.ctx);
+            return emit(offset, obj, Some(format), result, sink);
+        }
+        if let Some(last) = self.last {
+            if let Ok(mapped) = map_json(last, obj, &mut self.ctx) {
+                return emit(offset, obj, Some(last), Ok(mapped), sink);
+            }
+        }
+        match detect::format(obj) {
+            Ok(Some(format)) => {
+                self.last = Some(format);
+                let result = map_json(format, obj, &mut self.ctx);
+                emit(offset, obj, Some(format), result, sink)
+            }
+            Ok(None) => sink.dead(
+                offset,
+                obj,
+                Reject { format: None, reason: detect::unrecognized_reason(obj) },
+            ),
+            Err(reason) => sink.dead(offset, obj, Reject { format: None, reason }),
+        }
+    }
+}
+
+fn emit<'a>(
+    offset: usize,
+    raw: &'a [u8],
+    format: Option<LogFormat>,
+    result: MapResult<'a>,
+    sink: &mut impl LeafSink<'a>,
+) {
+    match result {
+        Ok(Mapped::Event(e)) => sink.event(offset, *e),
+        Ok(Mapped::Ignored(kind)) => sink.ignored(offset, kind),
+        Err(reason) => sink.dead(offset, raw, Reject { format, reason }),
+    }
+}
+
+fn map_json<'a>(format: LogFormat, raw: &'a [u8], ctx: &mut fields::Ctx) -> MapResult<'a> {
+    match format {
+        LogFormat::Okta => okta::map(raw, ctx),
+        LogFormat::Entra => entra::map(raw, ctx),
+        LogFormat::Duo => duo::map(raw, ctx),
+        LogFormat::Gworkspace => gworkspace::map(raw, ctx),
+        LogFormat::Cloudtrail => cloudtrail::map(raw, ctx),
+        LogFormat::Keycloak => keycloak::map_json(raw, ctx),
+        LogFormat::Canonical => canonical::map(raw),
+        LogFormat::Auto => unreachable!("auto is resolved before mapping"),
+    }
+}
+
+fn trim_ascii_end(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    &b[..end]
+}
+
+/// Parse `raw` into `T` with the fast parser; on failure, re-parse with a path-tracking parser so
+/// the reason names the field (`outcome.result: invalid type …`).
+pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
+    format: LogFormat,
+    raw: &'a [u8],
+) -> Result<T, String> {
+    match sonic_rs::from_slice::<T>(raw) {
+        Ok(v) => Ok(v),
+        Err(fast) => {
+            if let Err(e) = std::str::from_utf8(raw) {
+                return Err(format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()));
+            }
+            let mut de = serde_json::Deserializer::from_slice(raw);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) if e.path().to_string() == "." => {
+                    Err(format!("{}: {}", format.as_str(), e.inner()))
+                }
+                Err(e) => Err(format!("{}: {}: {}", format.as_str(), e.path(), e.inner())),
+                Ok(_) => Err(format!("{}: {fast}", format.as_str())),
+            }
+        }
+    }
+}
+
+/// Convenience for mappers: a boxed event result.
+pub(crate) fn event(e: Event<'_>) -> MapResult<'_> {
+    Ok(Mapped::Event(Box::new(e)))
+}
+
+/// Convenience for mappers: an ignored record of `format:kind`.
+pub(crate) fn ignored<'a>(format: LogFormat, kind: &str) -> MapResult<'a> {
+    Ok(Mapped::Ignored(format!("{}:{kind}", format.as_str())))
+}
+

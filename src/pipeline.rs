@@ -1,0 +1,546 @@
+//! Wires source → normalize → batch → sinks for file ingest. A reader thread cuts inputs into
+//! line-aligned chunks; worker threads normalize chunks into Arrow batches in parallel; this
+//! thread restores input order, derives latencies, splits by hour and groups segments; a writer
+//! thread commits each segment (Parquet + dead letters + checkpoint). Channels are bounded, so
+//! memory stays bounded whatever the input size. Counters prove records = events + dead letters
+//! + ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::TimestampMillisecondType;
+use crossbeam_channel::{Sender, bounded};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use strum::VariantNames;
+
+use crate::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source, col};
+use crate::normalize::latency::LatencyPairer;
+use crate::normalize::{LeafSink, LogFormat, Normalizer, Reject};
+use crate::sink::segment::Position;
+use crate::sink::{DeadLetter, OutDir, Segment, SinkError, commit_segment};
+use crate::source::{Chunk, ChunkKind, ReadItem, Reader, ReaderConfig};
+
+/// Ingest options.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// Paths, globs, directories or `-`.
+    pub inputs: Vec<String>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Input format (`Auto` detects per record).
+    pub format: LogFormat,
+    /// Parser threads.
+    pub workers: usize,
+    /// Rows after which a segment is committed.
+    pub segment_rows: usize,
+    /// Longest time an event waits before its segment is committed (follow mode).
+    pub max_latency: Duration,
+    /// Reader tuning (chunk size, follow).
+    pub reader: ReaderConfig,
+    /// Show a progress bar (only honoured on a terminal).
+    pub progress: bool,
+}
+
+impl IngestOptions {
+    /// Defaults for `inputs` → `out`.
+    pub fn new(inputs: Vec<String>, out: PathBuf) -> Self {
+        IngestOptions {
+            inputs,
+            out,
+            format: LogFormat::Auto,
+            workers: thread::available_parallelism().map_or(2, |n| n.get()),
+            segment_rows: 200_000,
+            max_latency: Duration::from_secs(1),
+            reader: ReaderConfig::default(),
+            progress: true,
+        }
+    }
+}
+
+/// An input that could not be read at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreadable {
+    /// Path.
+    pub path: String,
+    /// Reason.
+    pub reason: String,
+}
+
+/// What an ingest did; `records == events + deadletter + ignored` always holds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Leaf records read.
+    pub records: u64,
+    /// Canonical events written.
+    pub events: u64,
+    /// Records written to dead letters.
+    pub deadletter: u64,
+    /// Records deliberately ignored as not about authentication.
+    pub ignored: u64,
+    /// Ignored records by `format:type`.
+    pub ignored_by_type: BTreeMap<String, u64>,
+    /// Dead letters by reason class (reason up to the first `:`).
+    pub deadletter_by_reason: BTreeMap<String, u64>,
+    /// Files made visible (Parquet and dead-letter files).
+    pub files_written: u64,
+    /// Bytes of Parquet and dead letters written.
+    pub bytes_written: u64,
+    /// Input bytes read (decompressed).
+    pub bytes_in: u64,
+    /// Input bytes skipped because an earlier run committed them.
+    pub bytes_already_ingested: u64,
+    /// Inputs opened.
+    pub inputs: u64,
+    /// Inputs that could not be opened.
+    pub unreadable: Vec<Unreadable>,
+    /// Segments committed.
+    pub segments: u64,
+    /// Verifications whose latency was derived from a paired challenge.
+    pub latency_derived: u64,
+    /// Events by source.
+    pub by_source: BTreeMap<String, u64>,
+    /// Events by action.
+    pub by_action: BTreeMap<String, u64>,
+    /// Events by factor.
+    pub by_factor: BTreeMap<String, u64>,
+    /// Events by outcome.
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Events per second.
+    pub events_per_s: f64,
+}
+
+/// Ingest failures.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Writing outputs failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A pipeline thread died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Counters a worker accumulates for one chunk.
+#[derive(Default)]
+struct Counts {
+    records: u64,
+    ignored: HashMap<String, u64>,
+    source: [u64; Source::VARIANTS.len()],
+    action: [u64; Action::VARIANTS.len()],
+    factor: [u64; Factor::VARIANTS.len()],
+    outcome: [u64; Outcome::VARIANTS.len()],
+}
+
+/// A normalized chunk.
+struct Processed {
+    input: u32,
+    end: u64,
+    end_line: u64,
+    bytes: u64,
+    batch: Option<RecordBatch>,
+    dead: Vec<DeadLetter>,
+    counts: Counts,
+}
+
+enum Work {
+    Processed(Processed),
+    Passthrough(ReadItem),
+}
+
+/// Run a file ingest until inputs are exhausted (or `stop` is set, in follow mode).
+pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, IngestError> {
+    let started = Instant::now();
+    let mut out = OutDir::open(&opts.out)?;
+    let resume = out.checkpoint.resume();
+    let workers = opts.workers.max(1);
+
+    let (item_tx, item_rx) = bounded::<(u64, ReadItem)>(workers * 2);
+    let (done_tx, done_rx) = bounded::<(u64, Work)>(workers * 2);
+    let (seg_tx, seg_rx) = bounded::<Segment>(1);
+
+    let mut reader = Reader::new(opts.inputs.clone(), opts.reader.clone(), resume);
+    let reader_stop = stop.clone();
+    let reader_handle = thread::Builder::new().name("reader".into()).spawn(move || {
+        let mut seq = 0u64;
+        reader.run(&reader_stop, &mut |item| {
+            seq += 1;
+            item_tx.send((seq, item)).is_ok()
+        });
+    }).map_err(|e| IngestError::Internal(e.to_string()))?;
+
+    let mut worker_handles = Vec::new();
+    for i in 0..workers {
+        let rx = item_rx.clone();
+        let tx = done_tx.clone();
+        let format = opts.format;
+        worker_handles.push(thread::Builder::new().name(format!("normalize-{i}")).spawn(move || {
+            let mut normalizer = Normalizer::new(format);
+            for (seq, item) in rx {
+                let work = match item {
+                    ReadItem::Chunk(chunk) => Work::Processed(process_chunk(&mut normalizer, chunk)),
+                    other => Work::Passthrough(other),
+                };
+                if tx.send((seq, work)).is_err() {
+                    break;
+                }
+            }
+        }).map_err(|e| IngestError::Internal(e.to_string()))?);
+    }
+    drop(item_rx);
+    drop(done_tx);
+
+    let writer_handle = thread::Builder::new().name("writer".into()).spawn(move || -> Result<(OutDir, u64, u64, u64), SinkError> {
+        let (mut files, mut bytes, mut segments) = (0, 0, 0);
+        for seg in seg_rx {
+            let stats = commit_segment(&mut out, seg)?;
+            files += stats.files;
+            bytes += stats.bytes;
+            segments += 1;
+        }
+        Ok((out, files, bytes, segments))
+    }).map_err(|e| IngestError::Internal(e.to_string()))?;
+
+    let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {binary_bytes} read ({binary_bytes_per_sec}) {msg}")
+                .expect("valid template"),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    });
+
+    let mut stage = OrderedStage::new(opts, seg_tx);
+    let mut reorder: BTreeMap<u64, Work> = BTreeMap::new();
+    let mut next = 1u64;
+    let mut send_failed = false;
+    loop {
+        let msg = done_rx.recv_timeout(opts.max_latency / 4);
+        match msg {
+            Ok((seq, work)) => {
+                reorder.insert(seq, work);
+                while let Some(work) = reorder.remove(&next) {
+                    next += 1;
+                    if !stage.apply(work) {
+                        send_failed = true;
+                    }
+                    if let Some(pb) = &progress {
+                        pb.set_position(stage.summary.bytes_in);
+                        pb.set_message(format!("{} events, {} dead letters", stage.summary.events, stage.summary.deadletter));
+                    }
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if stage.due(opts.max_latency) && !stage.flush() {
+                    send_failed = true;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if send_failed {
+            // The writer failed; stop everything and report its error below.
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    if !send_failed {
+        stage.flush();
+    }
+    let mut summary = std::mem::take(&mut stage.summary);
+    summary.latency_derived = stage.pairer.paired;
+    drop(stage);
+    drop(done_rx);
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    let writer = writer_handle.join().map_err(|_| IngestError::Internal("writer thread panicked".into()))?;
+    let _ = reader_handle.join();
+    for h in worker_handles {
+        let _ = h.join();
+    }
+    let (_out, files, bytes, segments) = writer?;
+    summary.files_written = files;
+    summary.bytes_written = bytes;
+    summary.segments = segments;
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.events_per_s = if summary.elapsed_s > 0.0 { summary.events as f64 / summary.elapsed_s } else { 0.0 };
+    Ok(summary)
+}
+
+/// Restores order, derives latencies, splits by hour, groups segments.
+struct OrderedStage {
+    seg_tx: Sender<Segment>,
+    segment: Segment,
+    segment_rows: usize,
+    segment_started: Option<Instant>,
+    inputs: HashMap<u32, (String, String)>,
+    positions: Vec<Position>,
+    pairer: LatencyPairer,
+    summary: Summary,
+}
+
+impl OrderedStage {
+    fn new(opts: &IngestOptions, seg_tx: Sender<Segment>) -> Self {
+        OrderedStage {
+            seg_tx,
+            segment: Segment::default(),
+            segment_rows: opts.segment_rows.max(1),
+            segment_started: None,
+            inputs: HashMap::new(),
+            positions: Vec::new(),
+            pairer: LatencyPairer::default(),
+            summary: Summary::default(),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.segment.partitions.values().flatten().map(RecordBatch::num_rows).sum()
+    }
+
+    fn due(&self, max_latency: Duration) -> bool {
+        self.segment_started.is_some_and(|t| t.elapsed() >= max_latency)
+    }
+
+    fn touch(&mut self) {
+        self.segment_started.get_or_insert_with(Instant::now);
+    }
+
+    fn advance(&mut self, input: u32, start: u64, end: u64, end_line: u64) {
+        let (fp, path) = self.inputs.get(&input).cloned().unwrap_or_default();
+        match self.positions.iter_mut().find(|p| p.fingerprint == fp) {
+            Some(p) => {
+                p.end = end;
+                p.end_line = end_line;
+            }
+            None => self.positions.push(Position { fingerprint: fp, path, start, end, end_line }),
+        }
+        self.touch();
+    }
+
+    /// Apply one in-order item; false when the writer has gone away.
+    fn apply(&mut self, work: Work) -> bool {
+        match work {
+            Work::Passthrough(ReadItem::Opened { input, path, fingerprint, resumed_at, .. }) => {
+                self.inputs.insert(input, (fingerprint.to_string(), path.to_string()));
+                self.summary.inputs += 1;
+                self.summary.bytes_already_ingested += resumed_at;
+            }
+            Work::Passthrough(ReadItem::Error { input, path, offset, line, len, reason }) => {
+                self.summary.records += 1;
+                self.summary.deadletter += 1;
+                *self.summary.deadletter_by_reason.entry(reason_class(&reason)).or_default() += 1;
+                self.segment.dead_letters.push(DeadLetter::new(&path, line, offset, None, reason, b""));
+                self.advance(input, offset, offset + len, line + 1);
+            }
+            Work::Passthrough(ReadItem::Unreadable { path, reason }) => {
+                tracing::warn!(%path, %reason, "input cannot be read");
+                self.summary.unreadable.push(Unreadable { path, reason });
+            }
+            Work::Passthrough(ReadItem::Idle | ReadItem::Chunk(_)) => {}
+            Work::Processed(p) => {
+                self.summary.bytes_in += p.bytes;
+                self.summary.records += p.counts.records;
+                let dead = p.dead.len() as u64;
+                self.summary.deadletter += dead;
+                for d in &p.dead {
+                    *self.summary.deadletter_by_reason.entry(reason_class(&d.reason)).or_default() += 1;
+                }
+                let ignored: u64 = p.counts.ignored.values().sum();
+                self.summary.ignored += ignored;
+                for (k, v) in p.counts.ignored {
+                    *self.summary.ignored_by_type.entry(k).or_default() += v;
+                }
+                add_counts(&mut self.summary.by_source, Source::VARIANTS, &p.counts.source);
+                add_counts(&mut self.summary.by_action, Action::VARIANTS, &p.counts.action);
+                add_counts(&mut self.summary.by_factor, Factor::VARIANTS, &p.counts.factor);
+                add_counts(&mut self.summary.by_outcome, Outcome::VARIANTS, &p.counts.outcome);
+                self.segment.dead_letters.extend(p.dead);
+                if let Some(batch) = p.batch {
+                    self.summary.events += batch.num_rows() as u64;
+                    let batch = self.pairer.apply(batch);
+                    for (hour, part) in split_by_hour(&batch) {
+                        self.segment.partitions.entry(hour).or_default().push(part);
+                    }
+                }
+                let start = p.end - p.bytes;
+                self.advance(p.input, start, p.end, p.end_line);
+                if self.rows() >= self.segment_rows {
+                    return self.flush();
+                }
+            }
+        }
+        true
+    }
+
+    /// Hand the current segment to the writer; false when the writer has gone away.
+    fn flush(&mut self) -> bool {
+        if self.positions.is_empty() && self.segment.dead_letters.is_empty() {
+            return true;
+        }
+        let mut seg = std::mem::take(&mut self.segment);
+        seg.positions = std::mem::take(&mut self.positions);
+        let first = &seg.positions[0];
+        seg.id = format!(
+            "part-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(format!("{}@{}", first.fingerprint, first.start).as_bytes())
+        );
+        self.segment_started = None;
+        self.seg_tx.send(seg).is_ok()
+    }
+}
+
+fn add_counts(map: &mut BTreeMap<String, u64>, names: &[&str], counts: &[u64]) {
+    for (name, &n) in names.iter().zip(counts) {
+        if n > 0 {
+            *map.entry((*name).to_string()).or_default() += n;
+        }
+    }
+}
+
+fn reason_class(reason: &str) -> String {
+    let class = reason.split(':').next().unwrap_or(reason);
+    class.chars().take(60).collect()
+}
+
+/// Split a batch into per-hour batches (no copy when it spans one hour).
+fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
+    let idx = batch.schema().index_of(col::TIME).expect("time column");
+    let times = batch.column(idx).as_primitive::<TimestampMillisecondType>();
+    let hour = |ms: i64| ms.div_euclid(3_600_000);
+    let Some(&first) = times.values().first() else { return vec![] };
+    let h0 = hour(first);
+    if times.values().iter().all(|&t| hour(t) == h0) {
+        return vec![(h0, batch.clone())];
+    }
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (i, &t) in times.values().iter().enumerate() {
+        groups.entry(hour(t)).or_default().push(i as u32);
+    }
+    groups
+        .into_iter()
+        .map(|(h, rows)| (h, take_record_batch(batch, &UInt32Array::from(rows)).expect("rows in range")))
+        .collect()
+}
+
+/// Collects one chunk's leaves.
+struct ChunkSink<'c> {
+    builder: EventBatchBuilder,
+    dead: Vec<DeadLetter>,
+    counts: Counts,
+    path: &'c str,
+    line: u64,
+    record_offset: u64,
+    format_hint: Option<&'static str>,
+}
+
+impl<'a> LeafSink<'a> for ChunkSink<'_> {
+    fn event(&mut self, _offset: usize, e: Event<'a>) {
+        self.counts.records += 1;
+        self.counts.source[e.source.key() as usize] += 1;
+        self.counts.action[e.action.key() as usize] += 1;
+        self.counts.factor[e.factor.key() as usize] += 1;
+        self.counts.outcome[e.outcome.key() as usize] += 1;
+        self.builder.append(&e);
+    }
+    fn ignored(&mut self, _offset: usize, kind: String) {
+        self.counts.records += 1;
+        *self.counts.ignored.entry(kind).or_default() += 1;
+    }
+    fn dead(&mut self, offset: usize, raw: &'a [u8], reject: Reject) {
+        self.counts.records += 1;
+        let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
+        self.dead.push(DeadLetter::new(self.path, self.line, self.record_offset + offset as u64, format, reject.reason, raw));
+    }
+}
+
+fn process_chunk(normalizer: &mut Normalizer, chunk: Chunk) -> Processed {
+    let data = &chunk.data;
+    let mut sink = ChunkSink {
+        builder: EventBatchBuilder::with_capacity(data.len() / 1024 + 16),
+        dead: Vec::new(),
+        counts: Counts::default(),
+        path: &chunk.path,
+        line: chunk.first_line,
+        record_offset: chunk.start,
+        format_hint: None,
+    };
+    match chunk.kind {
+        ChunkKind::Lines => {
+            let mut pos = 0usize;
+            while pos < data.len() {
+                let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+                sink.record_offset = chunk.start + pos as u64;
+                normalizer.record(&data[pos..end], &mut sink);
+                sink.line += 1;
+                pos = end + 1;
+            }
+        }
+        ChunkKind::Document => process_document(normalizer, &chunk, &mut sink),
+    }
+    let lines = memchr::memchr_iter(b'\n', data).count() as u64;
+    Processed {
+        input: chunk.input,
+        end: chunk.start + data.len() as u64,
+        end_line: chunk.first_line + lines,
+        bytes: data.len() as u64,
+        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
+        dead: sink.dead,
+        counts: sink.counts,
+    }
+}
+
+/// Split a multi-line document into top-level JSON values and normalize each.
+fn process_document<'a>(normalizer: &mut Normalizer, chunk: &'a Chunk, sink: &mut ChunkSink<'a>) {
+    let data = &chunk.data;
+    let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<&RawValue>();
+    let mut counted_to = 0usize;
+    let mut line = chunk.first_line;
+    loop {
+        let before = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                let bytes = value.get().as_bytes();
+                let offset = bytes.as_ptr() as usize - data.as_ptr() as usize;
+                line += memchr::memchr_iter(b'\n', &data[counted_to..offset]).count() as u64;
+                counted_to = offset;
+                sink.line = line;
+                sink.record_offset = chunk.start + offset as u64;
+                normalizer.record(bytes, sink);
+            }
+            Some(Err(e)) => {
+                let rest = &data[before..];
+                let skip = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+                let offset = before + skip;
+                line += memchr::memchr_iter(b'\n', &data[counted_to..offset]).count() as u64;
+                sink.line = line;
+                sink.record_offset = chunk.start + offset as u64;
+                sink.dead(
+                    0,
+                    &data[offset..],
+                    Reject { format: None, reason: format!("invalid JSON document at line {} column {}: {e}", chunk.first_line + e.line() as u64 - 1, e.column()) },
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Receives stop requests from SIGINT/SIGTERM.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}

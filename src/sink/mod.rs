@@ -1,0 +1,54 @@
+//! Durable outputs under `--out`: hour-partitioned Parquet (`events/dt=…/hour=…`), dead letters
+//! (`deadletter/`), and the checkpoint state (`_state/`), committed together per segment with an
+//! intent log so a crash at any moment neither loses nor duplicates rows.
+
+pub mod deadletter;
+pub mod parquet;
+pub mod segment;
+pub mod state;
+
+pub use deadletter::DeadLetter;
+pub use segment::{Segment, SegmentStats, commit_segment};
+pub use state::{Checkpoint, InputState, OutDir};
+
+use std::path::PathBuf;
+
+/// Failures while writing outputs; every variant names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A filesystem operation failed (full disk, permissions, …).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Parquet encoding failed.
+    #[error("writing Parquet {path}: {source}")]
+    Parquet {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: ::parquet::errors::ParquetError,
+    },
+    /// State files are unreadable.
+    #[error("state file {path} is corrupt: {reason}; move it away to re-ingest from scratch")]
+    CorruptState {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Another process holds the output directory.
+    #[error("{0} is locked by another mfascope ingest; wait for it or choose another --out")]
+    Locked(PathBuf),
+}
+
+/// Attach an operation and path to an I/O error.
+pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SinkError {
+    let path = path.into();
+    move |source| SinkError::Io { op, path, source }
+}

@@ -1,0 +1,135 @@
+//! A segment is the unit of commit: the events of a contiguous stretch of input, split by hour,
+//! plus its dead letters and the input positions it advances. Commit order: temp files (fsync) →
+//! intent log → renames (fsync dirs) → checkpoint. Names derive from where the segment starts,
+//! so a replay after a crash writes the same names.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
+
+use super::state::{Pending, sync_parent};
+use super::{Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition};
+
+/// Where a segment's data came from in one input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Position {
+    /// Input fingerprint (hex).
+    pub fingerprint: String,
+    /// Input name.
+    pub path: String,
+    /// First byte covered.
+    pub start: u64,
+    /// One past the last byte covered.
+    pub end: u64,
+    /// Line number after the covered bytes.
+    #[serde(skip)]
+    pub end_line: u64,
+}
+
+/// Events, dead letters and positions to commit together.
+#[derive(Debug, Default)]
+pub struct Segment {
+    /// Stable name (`part-<hash of first input and start offset>`).
+    pub id: String,
+    /// Event batches by hour index (epoch ms / 3 600 000).
+    pub partitions: BTreeMap<i64, Vec<RecordBatch>>,
+    /// Records that failed.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Inputs advanced, in order.
+    pub positions: Vec<Position>,
+}
+
+/// What a commit wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SegmentStats {
+    /// Files made visible.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Event rows.
+    pub rows: u64,
+}
+
+/// Relative directory of an hour partition.
+pub fn partition_dir(hour: i64) -> String {
+    let t: DateTime<Utc> = DateTime::from_timestamp(hour * 3600, 0).expect("hour in range");
+    format!("dt={:04}-{:02}-{:02}/hour={:02}", t.year(), t.month(), t.day(), t.hour())
+}
+
+/// Write and commit `seg`, advancing the checkpoint of `out`.
+pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, SinkError> {
+    let mut stats = SegmentStats::default();
+    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let positions_json = serde_json::to_string(&seg.positions).expect("serializable");
+    let result = (|| {
+        for (hour, batches) in &seg.partitions {
+            let dir = out.root.join("events").join(partition_dir(*hour));
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+            let dst = dir.join(format!("{}.parquet", seg.id));
+            let tmp = dir.join(format!(".tmp-{}.parquet", seg.id));
+            let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
+            renames.push((tmp, dst));
+            stats.rows += rows as u64;
+            stats.bytes += bytes;
+        }
+        if !seg.dead_letters.is_empty() {
+            let dir = out.root.join("deadletter");
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+            let dst = dir.join(format!("{}.ndjson", seg.id));
+            let tmp = dir.join(format!(".tmp-{}.ndjson", seg.id));
+            write_dead_letters(&tmp, &seg.dead_letters)?;
+            renames.push((tmp, dst));
+        }
+        Ok::<_, SinkError>(())
+    })();
+    if let Err(e) = result {
+        // Leave nothing partial behind: temp files are never visible, remove them now.
+        for (tmp, _) in &renames {
+            let _ = fs::remove_file(tmp);
+        }
+        for hour in seg.partitions.keys() {
+            let _ = fs::remove_file(out.root.join("events").join(partition_dir(*hour)).join(format!(".tmp-{}.parquet", seg.id)));
+        }
+        let _ = fs::remove_file(out.root.join("deadletter").join(format!(".tmp-{}.ndjson", seg.id)));
+        return Err(e);
+    }
+
+    let mut checkpoint: Checkpoint = out.checkpoint.clone();
+    checkpoint.version = 1;
+    checkpoint.segments += 1;
+    for p in &seg.positions {
+        checkpoint.inputs.insert(
+            p.fingerprint.clone(),
+            InputState { path: p.path.clone(), offset: p.end, line: p.end_line },
+        );
+    }
+    out.write_pending(&Pending { renames: renames.clone(), checkpoint: checkpoint.clone() })?;
+    for (tmp, dst) in &renames {
+        fs::rename(tmp, dst).map_err(io_err("renaming", tmp))?;
+    }
+    let mut synced = std::collections::HashSet::new();
+    for (_, dst) in &renames {
+        if synced.insert(dst.parent().map(Path::to_path_buf)) {
+            sync_parent(dst)?;
+        }
+    }
+    stats.files = renames.len() as u64;
+    out.finish_commit(checkpoint)?;
+    Ok(stats)
+}
+
+fn write_dead_letters(tmp: &Path, letters: &[DeadLetter]) -> Result<(), SinkError> {
+    let file = File::create(tmp).map_err(io_err("creating", tmp))?;
+    let mut w = BufWriter::new(file);
+    for dl in letters {
+        serde_json::to_writer(&mut w, dl).map_err(|e| io_err("writing", tmp)(e.into()))?;
+        w.write_all(b"\n").map_err(io_err("writing", tmp))?;
+    }
+    let file = w.into_inner().map_err(|e| io_err("writing", tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err("syncing", tmp))
+}

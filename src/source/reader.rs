@@ -1,0 +1,527 @@
+//! Turns inputs into line-aligned chunks with positions (byte offset of the first byte and line
+//! number of the first line), resuming at checkpointed offsets, and tails growing files in
+//! `--follow` mode (rotation-safe: the old handle is drained before the new file is opened, and
+//! identity is the content fingerprint, not the path).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::{Fingerprint, Origin, discover, fingerprint::HEAD_MAX, fingerprint_of};
+
+/// Reader tuning.
+#[derive(Clone, Debug)]
+pub struct ReaderConfig {
+    /// Target chunk size in bytes (chunks end at a line boundary).
+    pub chunk_bytes: usize,
+    /// Longest accepted line; longer ones become a dead letter and are skipped.
+    pub max_record: usize,
+    /// Largest multi-line JSON document (pretty-printed array or envelope) read whole.
+    pub max_document: usize,
+    /// Keep tailing files and watching directories for new ones.
+    pub follow: bool,
+    /// Poll interval in follow mode.
+    pub poll: Duration,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            chunk_bytes: 1 << 20,
+            max_record: 64 << 20,
+            max_document: 1 << 30,
+            follow: false,
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// How a chunk's bytes are split into records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// One record per line (NDJSON, one-line arrays/envelopes, text log lines).
+    Lines,
+    /// One or more (pretty-printed) top-level JSON values.
+    Document,
+}
+
+/// Line-aligned bytes of one input.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Input index (see [`ReadItem::Opened`]).
+    pub input: u32,
+    /// Input name for dead letters.
+    pub path: Arc<str>,
+    /// Byte offset of `data[0]` in the (decompressed) input.
+    pub start: u64,
+    /// 1-based line number of the first line.
+    pub first_line: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// How to split it.
+    pub kind: ChunkKind,
+}
+
+/// What the reader emits, in order.
+#[derive(Debug)]
+pub enum ReadItem {
+    /// A new input; `resumed_at` bytes were already ingested in an earlier run.
+    Opened {
+        /// Index used by later items.
+        input: u32,
+        /// Name.
+        path: Arc<str>,
+        /// Content identity.
+        fingerprint: Fingerprint,
+        /// Offset reading starts at.
+        resumed_at: u64,
+        /// Line number reading starts at.
+        resumed_line: u64,
+    },
+    /// Bytes to parse.
+    Chunk(Chunk),
+    /// Bytes that could not be read as records (oversized line, truncated gzip, read error).
+    Error {
+        /// Input index.
+        input: u32,
+        /// Input name.
+        path: Arc<str>,
+        /// Offset of the problem.
+        offset: u64,
+        /// Line of the problem.
+        line: u64,
+        /// Bytes it covers (consumed).
+        len: u64,
+        /// Precise reason.
+        reason: String,
+    },
+    /// An input that could not be opened at all.
+    Unreadable {
+        /// Name.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Follow mode found no new data this poll (lets consumers flush on latency).
+    Idle,
+}
+
+/// Checkpointed position of an input, by fingerprint: (offset, next line number).
+pub type Resume = HashMap<Fingerprint, (u64, u64)>;
+
+/// Reads one input into chunks.
+pub struct FileReader {
+    input: u32,
+    path: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+    pending: Vec<u8>,
+    offset: u64,
+    line: u64,
+    kind: ChunkKind,
+    eof: bool,
+    skipping_long_line: bool,
+    identity: Option<(u64, u64)>,
+    gzip: bool,
+    fingerprint: Fingerprint,
+    document_done: bool,
+}
+
+impl FileReader {
+    /// Open `origin`, fingerprint it and position it at its checkpoint.
+    pub fn open(origin: &Origin, input: u32, resume: &Resume) -> io::Result<(FileReader, ReadItem)> {
+        let (raw, identity): (Box<dyn Read + Send>, Option<(u64, u64)>) = match origin {
+            Origin::File(p) => {
+                let f = File::open(p)?;
+                let meta = f.metadata()?;
+                if meta.is_dir() {
+                    return Err(io::Error::other("is a directory"));
+                }
+                (Box::new(f), Some((meta.dev(), meta.ino())))
+            }
+            Origin::Stdin => (Box::new(io::stdin()), None),
+        };
+        let mut buffered = BufReader::with_capacity(256 << 10, raw);
+        let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn BufRead + Send> = if gzip {
+            Box::new(BufReader::with_capacity(256 << 10, flate2::bufread::MultiGzDecoder::new(buffered)))
+        } else {
+            Box::new(buffered)
+        };
+        let mut head = Vec::with_capacity(HEAD_MAX);
+        (&mut reader).take(HEAD_MAX as u64).read_to_end(&mut head)?;
+        let fingerprint = fingerprint_of(&head);
+        let kind = detect_kind(&head);
+        let (mut offset, mut line) = resume.get(&fingerprint).copied().unwrap_or((0, 1));
+        // Documents are committed whole; a recorded offset means "done".
+        let document_done = kind == ChunkKind::Document && offset > 0;
+        let pending = if document_done {
+            Vec::new()
+        } else if offset as usize <= head.len() {
+            head.split_off(offset as usize)
+        } else {
+            let to_skip = offset - head.len() as u64;
+            let skipped = io::copy(&mut (&mut reader).take(to_skip), &mut io::sink())?;
+            if skipped < to_skip {
+                // Smaller than what was ingested: nothing new.
+                offset = head.len() as u64 + skipped;
+                line = line.max(1);
+            }
+            Vec::new()
+        };
+        let path: Arc<str> = origin.display().into();
+        let opened = ReadItem::Opened { input, path: path.clone(), fingerprint, resumed_at: offset, resumed_line: line };
+        Ok((
+            FileReader {
+                input,
+                path,
+                reader,
+                pending,
+                offset,
+                line,
+                kind,
+                eof: false,
+                skipping_long_line: false,
+                identity,
+                gzip,
+                fingerprint,
+                document_done,
+            },
+            opened,
+        ))
+    }
+
+    /// Next item: a chunk, an error for unreadable bytes, or `None` at the current end.
+    /// At end of input, a final line without newline is emitted only when `finalize` is set
+    /// (not in follow mode, where the writer may still be appending to it).
+    pub fn next_item(&mut self, cfg: &ReaderConfig, finalize: bool) -> Option<ReadItem> {
+        loop {
+            if self.kind == ChunkKind::Document {
+                return self.read_document(cfg);
+            }
+            if let Some(item) = self.take_complete_lines(cfg) {
+                return Some(item);
+            }
+            if self.eof {
+                self.eof = false;
+                if finalize && !self.pending.is_empty() {
+                    if self.skipping_long_line {
+                        return Some(self.drop_pending_as_error(cfg));
+                    }
+                    let data = std::mem::take(&mut self.pending);
+                    return Some(self.chunk(data));
+                }
+                return None;
+            }
+            match self.fill(cfg.chunk_bytes) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Some(self.read_error(e)),
+            }
+        }
+    }
+
+    fn take_complete_lines(&mut self, cfg: &ReaderConfig) -> Option<ReadItem> {
+        if self.skipping_long_line {
+            match memchr::memchr(b'\n', &self.pending) {
+                Some(i) => {
+                    let dropped = self.pending.drain(..=i).count() as u64;
+                    self.skipping_long_line = false;
+                    self.offset += dropped;
+                    self.line += 1;
+                }
+                None => {
+                    self.offset += self.pending.len() as u64;
+                    self.pending.clear();
+                    return None;
+                }
+            }
+        }
+        let full = self.pending.len() >= cfg.chunk_bytes;
+        if !full && !self.eof {
+            return None;
+        }
+        match memchr::memrchr(b'\n', &self.pending) {
+            Some(last) => {
+                let rest = self.pending.split_off(last + 1);
+                let data = std::mem::replace(&mut self.pending, rest);
+                Some(self.chunk(data))
+            }
+            None if self.pending.len() >= cfg.max_record => {
+                let item = ReadItem::Error {
+                    input: self.input,
+                    path: self.path.clone(),
+                    offset: self.offset,
+                    line: self.line,
+                    len: 0,
+                    reason: format!("record longer than {} MiB; skipped to the next line", cfg.max_record >> 20),
+                };
+                self.skipping_long_line = true;
+                Some(item)
+            }
+            None => None,
+        }
+    }
+
+    fn drop_pending_as_error(&mut self, cfg: &ReaderConfig) -> ReadItem {
+        let len = self.pending.len() as u64;
+        self.pending.clear();
+        self.skipping_long_line = false;
+        self.offset += len;
+        ReadItem::Error {
+            input: self.input,
+            path: self.path.clone(),
+            offset: self.offset - len,
+            line: self.line,
+            len,
+            reason: format!("tail of a record longer than {} MiB", cfg.max_record >> 20),
+        }
+    }
+
+    fn chunk(&mut self, data: Vec<u8>) -> ReadItem {
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+        let chunk = Chunk {
+            input: self.input,
+            path: self.path.clone(),
+            start: self.offset,
+            first_line: self.line,
+            kind: self.kind,
+            data,
+        };
+        self.offset += chunk.data.len() as u64;
+        self.line += lines;
+        ReadItem::Chunk(chunk)
+    }
+
+    fn read_document(&mut self, cfg: &ReaderConfig) -> Option<ReadItem> {
+        if self.document_done {
+            return None;
+        }
+        self.document_done = true;
+        let limit = cfg.max_document as u64 + 1;
+        if let Err(e) = (&mut self.reader).take(limit).read_to_end(&mut self.pending) {
+            return Some(self.read_error(e));
+        }
+        if self.pending.len() as u64 >= limit {
+            let len = self.pending.len() as u64;
+            self.pending.clear();
+            self.offset += len;
+            return Some(ReadItem::Error {
+                input: self.input,
+                path: self.path.clone(),
+                offset: 0,
+                line: 1,
+                len,
+                reason: format!(
+                    "multi-line JSON document larger than {} MiB; convert it to NDJSON (jq -c '.[]')",
+                    cfg.max_document >> 20
+                ),
+            });
+        }
+        if self.pending.is_empty() {
+            return None;
+        }
+        let data = std::mem::take(&mut self.pending);
+        Some(self.chunk(data))
+    }
+
+    fn fill(&mut self, want: usize) -> io::Result<usize> {
+        let before = self.pending.len();
+        let target = want.max(64 << 10);
+        while self.pending.len() - before < target {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len();
+            self.pending.extend_from_slice(buf);
+            self.reader.consume(n);
+        }
+        Ok(self.pending.len() - before)
+    }
+
+    fn read_error(&mut self, e: io::Error) -> ReadItem {
+        // Whatever was decoded before the error is still processed as records.
+        let len = self.pending.len() as u64;
+        let what = if self.gzip { "gzip stream" } else { "read" };
+        let item = ReadItem::Error {
+            input: self.input,
+            path: self.path.clone(),
+            offset: self.offset + len,
+            line: self.line,
+            len: 0,
+            reason: format!("{what} failed after byte {}: {e}", self.offset + len),
+        };
+        self.eof = true;
+        self.kind = ChunkKind::Lines;
+        item
+    }
+
+    /// True when the input is a plain file that can be tailed.
+    fn followable(&self) -> bool {
+        self.identity.is_some() && !self.gzip && self.kind == ChunkKind::Lines
+    }
+}
+
+/// Pretty-printed JSON (first line opens but does not close a value) is read as a document.
+fn detect_kind(head: &[u8]) -> ChunkKind {
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let rest = &head[start..];
+    if !matches!(rest.first(), Some(b'[' | b'{')) {
+        return ChunkKind::Lines;
+    }
+    match memchr::memchr(b'\n', rest) {
+        Some(nl) => {
+            let first = rest[..nl].trim_ascii_end();
+            if matches!(first.last(), Some(b'}' | b']')) { ChunkKind::Lines } else { ChunkKind::Document }
+        }
+        None if head.len() < HEAD_MAX => {
+            // Whole input on one line (or a single value without newline).
+            ChunkKind::Lines
+        }
+        None => ChunkKind::Lines,
+    }
+}
+
+/// Reads every input in order, then (in follow mode) keeps tailing until `stop` is set.
+pub struct Reader {
+    args: Vec<String>,
+    cfg: ReaderConfig,
+    resume: Resume,
+}
+
+struct Followed {
+    reader: FileReader,
+    path: Option<PathBuf>,
+}
+
+impl Reader {
+    /// A reader over command-line `args` (paths, globs, directories, `-`).
+    pub fn new(args: Vec<String>, cfg: ReaderConfig, resume: Resume) -> Self {
+        Reader { args, cfg, resume }
+    }
+
+    /// Emit items to `send` until inputs are exhausted (or `stop`, in follow mode). `send`
+    /// returns false when the consumer has gone away.
+    pub fn run(&mut self, stop: &AtomicBool, send: &mut dyn FnMut(ReadItem) -> bool) {
+        let mut next_input = 0u32;
+        let mut followed: Vec<Followed> = Vec::new();
+        let mut seen: HashMap<Fingerprint, usize> = HashMap::new();
+        let mut known_paths: HashMap<PathBuf, (u64, u64)> = HashMap::new();
+        loop {
+            let discovery = match discover(&self.args) {
+                Ok(d) => d,
+                Err(e) if self.cfg.follow && next_input > 0 => {
+                    tracing::debug!("re-discovery: {e}");
+                    Default::default()
+                }
+                Err(e) => {
+                    send(ReadItem::Unreadable { path: self.args.join(" "), reason: e.to_string() });
+                    return;
+                }
+            };
+            if next_input == 0 {
+                for (path, reason) in &discovery.unreadable {
+                    if !send(ReadItem::Unreadable { path: path.clone(), reason: reason.clone() }) {
+                        return;
+                    }
+                }
+            }
+            // Drain what we already follow before opening newcomers (rotation order).
+            let mut progressed = self.drain_followed(&mut followed, stop, send);
+            for origin in discovery.inputs {
+                let identity = match &origin {
+                    Origin::File(p) => std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())),
+                    Origin::Stdin => None,
+                };
+                if let (Origin::File(p), Some(id)) = (&origin, identity) {
+                    if known_paths.get(p) == Some(&id) {
+                        continue;
+                    }
+                } else if next_input > 0 {
+                    continue; // stdin is read once
+                }
+                let (mut reader, opened) = match FileReader::open(&origin, next_input, &self.resume) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if !self.cfg.follow || next_input == 0 {
+                            send(ReadItem::Unreadable { path: origin.display(), reason: e.to_string() });
+                        }
+                        continue;
+                    }
+                };
+                if let Origin::File(p) = &origin {
+                    known_paths.insert(p.clone(), identity.unwrap_or_default());
+                }
+                let ReadItem::Opened { fingerprint, .. } = &opened else { unreachable!() };
+                if let Some(&i) = seen.get(fingerprint) {
+                    // Same content under another name (rename/rotation or a copy): already read.
+                    if let Some(f) = followed.get_mut(i) {
+                        f.path = match &origin { Origin::File(p) => Some(p.clone()), _ => None };
+                    }
+                    continue;
+                }
+                next_input += 1;
+                if !send(opened) {
+                    return;
+                }
+                let fp = reader.fingerprint;
+                while let Some(item) = reader.next_item(&self.cfg, !self.cfg.follow || !reader.followable()) {
+                    progressed = true;
+                    if !send(item) {
+                        return;
+                    }
+                }
+                if self.cfg.follow && reader.followable() {
+                    seen.insert(fp, followed.len());
+                    let path = match &origin { Origin::File(p) => Some(p.clone()), _ => None };
+                    followed.push(Followed { reader, path });
+                } else {
+                    seen.insert(fp, usize::MAX);
+                }
+            }
+            if !self.cfg.follow || stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if !progressed && !send(ReadItem::Idle) {
+                return;
+            }
+            std::thread::sleep(self.cfg.poll);
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    fn drain_followed(&self, followed: &mut [Followed], stop: &AtomicBool, send: &mut dyn FnMut(ReadItem) -> bool) -> bool {
+        let mut progressed = false;
+        for f in followed.iter_mut() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            // A rotated-away file is drained and finalized (its writer has moved on).
+            let rotated = f.path.as_ref().is_some_and(|p| {
+                std::fs::metadata(p).map(|m| Some((m.dev(), m.ino())) != f.reader.identity).unwrap_or(true)
+            });
+            while let Some(item) = f.reader.next_item(&self.cfg, rotated) {
+                progressed = true;
+                if !send(item) {
+                    return progressed;
+                }
+            }
+            if rotated {
+                f.path = None;
+            }
+        }
+        progressed
+    }
+}
+

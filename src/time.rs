@@ -1,0 +1,82 @@
+//! Event-time parsing and formatting shared by every normalizer, with one plausibility range so
+//! absurd timestamps (1970, year 9999) become dead letters instead of partitions.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+/// Earliest accepted event time: 2000-01-01T00:00:00Z.
+pub const MIN_MS: i64 = 946_684_800_000;
+/// Latest accepted event time: 2100-01-01T00:00:00Z.
+pub const MAX_MS: i64 = 4_102_444_800_000;
+
+/// Reject times outside [`MIN_MS`, `MAX_MS`) with a message naming the value and the range.
+pub fn check_range(ms: i64) -> Result<i64, String> {
+    if (MIN_MS..MAX_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "time {} is outside the accepted range 2000-01-01..2100-01-01",
+            DateTime::<Utc>::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                .unwrap_or_else(|| format!("{ms} ms")),
+        ))
+    }
+}
+
+/// Parse RFC 3339 (any number of fraction digits, `Z` or offset) into epoch milliseconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("time {s:?} is not RFC 3339: {e}"))?;
+    check_range(t.timestamp_millis())
+}
+
+/// Parse `YYYY-MM-DD HH:MM:SS[,.]fff` (server logs without zone; taken as UTC) or RFC 3339.
+pub fn parse_log_datetime(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = parse_rfc3339(s) {
+        return Ok(ms);
+    }
+    let normalized = s.replacen(',', ".", 1);
+    let t = NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M:%S%.f")
+        .map_err(|e| format!("time {s:?} is neither RFC 3339 nor 'YYYY-MM-DD HH:MM:SS,mmm': {e}"))?;
+    check_range(Utc.from_utc_datetime(&t).timestamp_millis())
+}
+
+/// Epoch seconds (possibly fractional) to milliseconds, range-checked.
+pub fn from_epoch_seconds(secs: f64) -> Result<i64, String> {
+    if !secs.is_finite() {
+        return Err(format!("epoch time {secs} is not a number"));
+    }
+    check_range((secs * 1000.0).round() as i64)
+}
+
+/// Format epoch milliseconds as RFC 3339 with millisecond precision and `Z`.
+pub fn format_rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vendor_time_shapes() {
+        assert_eq!(parse_rfc3339("2020-02-14T22:18:51.843Z").unwrap(), 1_581_718_731_843);
+        // Entra: seven fraction digits and an offset.
+        assert_eq!(
+            parse_rfc3339("2019-10-18T04:45:48.0729893-05:00").unwrap(),
+            parse_rfc3339("2019-10-18T09:45:48.072Z").unwrap()
+        );
+        assert_eq!(
+            parse_log_datetime("2024-03-19 10:01:42,525").unwrap(),
+            parse_rfc3339("2024-03-19T10:01:42.525Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_absurd_times() {
+        assert!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap_err().contains("outside"));
+        assert!(parse_rfc3339("9999-12-31T00:00:00Z").unwrap_err().contains("outside"));
+        assert!(parse_rfc3339("yesterday").unwrap_err().contains("not RFC 3339"));
+    }
+}
