@@ -3,9 +3,12 @@
 //! Data flows one way: [`source`] → [`normalize`] → batches ([`event`]) → sinks ([`sink`]) →
 //! views ([`report`], CLI). [`pipeline`] wires them; [`generate`] makes realistic traffic.
 
+pub mod cli;
 pub mod event;
+pub mod generate;
 pub mod normalize;
 pub mod pipeline;
+pub mod report;
 pub mod time;
 pub mod sink;
 pub mod source;

@@ -1,0 +1,144 @@
+//! Command-line interface: clap definitions and one small function per subcommand that calls
+//! the library. Exit codes: 0 ok, 1 runtime failure (or dead letters with `--strict`), 2 usage.
+
+mod demo;
+mod generate;
+mod ingest;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::normalize::LogFormat;
+
+/// Security telemetry and SLO analyzer for two-factor authentication events.
+#[derive(Parser, Debug)]
+#[command(name = "mfascope", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter for diagnostics on stderr (e.g. `info`, `mfascope=debug`).
+    #[arg(long, global = true, env = "MFASCOPE_LOG", default_value = "warn")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Table,
+    /// Stable JSON for machines.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ingest IdP logs (files, globs, directories, `-` for stdin, gzip) into canonical Parquet.
+    Ingest(IngestArgs),
+    /// Write deterministic synthetic 2FA traffic in a vendor format, plus ground-truth labels.
+    Generate(GenerateArgs),
+    /// Ingest the bundled sample data into a work directory and print the report.
+    Demo(DemoArgs),
+}
+
+/// `mfascope ingest`.
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Input files, globs or directories; `-` reads standard input.
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Output directory (events/, deadletter/, _state/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Input format; `auto` detects it per record.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Keep tailing files (rotation-safe) and watching directories until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Exit 1 when any record becomes a dead letter.
+    #[arg(long)]
+    pub strict: bool,
+    /// Summary format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Parser threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Rows per committed segment (bounds memory).
+    #[arg(long, default_value_t = 200_000)]
+    pub segment_rows: usize,
+    /// Longest time an event waits before it is committed, in follow mode (e.g. `1s`, `500ms`).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub max_latency: Duration,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `mfascope generate`.
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Vendor format to write.
+    #[arg(long, value_enum)]
+    pub log_format: LogFormat,
+    /// Number of records.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Inject labelled attack scenarios.
+    #[arg(long)]
+    pub attacks: bool,
+    /// Days of traffic.
+    #[arg(long, default_value_t = 1.0)]
+    pub days: f64,
+    /// First event time (RFC 3339).
+    #[arg(long, default_value = "2024-05-01T00:00:00Z")]
+    pub start: String,
+    /// Output file (`FILE.labels.jsonl` is written beside it); `.gz` compresses.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `mfascope demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Sample data to ingest.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/sample-data"))]
+    pub data: PathBuf,
+    /// Work directory (recreated on each run).
+    #[arg(long, default_value = "target/mfascope-demo")]
+    pub work: PathBuf,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}; use e.g. 1s, 500ms, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli.command {
+        Command::Ingest(a) => ingest::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}
