@@ -9,6 +9,6 @@ pub mod generate;
 pub mod normalize;
 pub mod pipeline;
 pub mod report;
-pub mod time;
 pub mod sink;
 pub mod source;
+pub mod time;

@@ -170,51 +170,66 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
 
     let mut reader = Reader::new(opts.inputs.clone(), opts.reader.clone(), resume);
     let reader_stop = stop.clone();
-    let reader_handle = thread::Builder::new().name("reader".into()).spawn(move || {
-        let mut seq = 0u64;
-        reader.run(&reader_stop, &mut |item| {
-            seq += 1;
-            item_tx.send((seq, item)).is_ok()
-        });
-    }).map_err(|e| IngestError::Internal(e.to_string()))?;
+    let reader_handle = thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            let mut seq = 0u64;
+            reader.run(&reader_stop, &mut |item| {
+                seq += 1;
+                item_tx.send((seq, item)).is_ok()
+            });
+        })
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
 
     let mut worker_handles = Vec::new();
     for i in 0..workers {
         let rx = item_rx.clone();
         let tx = done_tx.clone();
         let format = opts.format;
-        worker_handles.push(thread::Builder::new().name(format!("normalize-{i}")).spawn(move || {
-            let mut normalizer = Normalizer::new(format);
-            for (seq, item) in rx {
-                let work = match item {
-                    ReadItem::Chunk(chunk) => Work::Processed(process_chunk(&mut normalizer, chunk)),
-                    other => Work::Passthrough(other),
-                };
-                if tx.send((seq, work)).is_err() {
-                    break;
-                }
-            }
-        }).map_err(|e| IngestError::Internal(e.to_string()))?);
+        worker_handles.push(
+            thread::Builder::new()
+                .name(format!("normalize-{i}"))
+                .spawn(move || {
+                    let mut normalizer = Normalizer::new(format);
+                    for (seq, item) in rx {
+                        let work = match item {
+                            ReadItem::Chunk(chunk) => {
+                                Work::Processed(process_chunk(&mut normalizer, chunk))
+                            }
+                            other => Work::Passthrough(other),
+                        };
+                        if tx.send((seq, work)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| IngestError::Internal(e.to_string()))?,
+        );
     }
     drop(item_rx);
     drop(done_tx);
 
-    let writer_handle = thread::Builder::new().name("writer".into()).spawn(move || -> Result<(OutDir, u64, u64, u64), SinkError> {
-        let (mut files, mut bytes, mut segments) = (0, 0, 0);
-        for seg in seg_rx {
-            let stats = commit_segment(&mut out, seg)?;
-            files += stats.files;
-            bytes += stats.bytes;
-            segments += 1;
-        }
-        Ok((out, files, bytes, segments))
-    }).map_err(|e| IngestError::Internal(e.to_string()))?;
+    let writer_handle = thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || -> Result<(OutDir, u64, u64, u64), SinkError> {
+            let (mut files, mut bytes, mut segments) = (0, 0, 0);
+            for seg in seg_rx {
+                let stats = commit_segment(&mut out, seg)?;
+                files += stats.files;
+                bytes += stats.bytes;
+                segments += 1;
+            }
+            Ok((out, files, bytes, segments))
+        })
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
 
     let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {binary_bytes} read ({binary_bytes_per_sec}) {msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {binary_bytes} read ({binary_bytes_per_sec}) {msg}",
+            )
+            .expect("valid template"),
         );
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
@@ -236,7 +251,10 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                     }
                     if let Some(pb) = &progress {
                         pb.set_position(stage.summary.bytes_in);
-                        pb.set_message(format!("{} events, {} dead letters", stage.summary.events, stage.summary.deadletter));
+                        pb.set_message(format!(
+                            "{} events, {} dead letters",
+                            stage.summary.events, stage.summary.deadletter
+                        ));
                     }
                 }
             }
@@ -263,7 +281,9 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    let writer = writer_handle.join().map_err(|_| IngestError::Internal("writer thread panicked".into()))?;
+    let writer = writer_handle
+        .join()
+        .map_err(|_| IngestError::Internal("writer thread panicked".into()))?;
     let _ = reader_handle.join();
     for h in worker_handles {
         let _ = h.join();
@@ -273,7 +293,11 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
     summary.bytes_written = bytes;
     summary.segments = segments;
     summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.events_per_s = if summary.elapsed_s > 0.0 { summary.events as f64 / summary.elapsed_s } else { 0.0 };
+    summary.events_per_s = if summary.elapsed_s > 0.0 {
+        summary.events as f64 / summary.elapsed_s
+    } else {
+        0.0
+    };
     Ok(summary)
 }
 
@@ -304,11 +328,17 @@ impl OrderedStage {
     }
 
     fn rows(&self) -> usize {
-        self.segment.partitions.values().flatten().map(RecordBatch::num_rows).sum()
+        self.segment
+            .partitions
+            .values()
+            .flatten()
+            .map(RecordBatch::num_rows)
+            .sum()
     }
 
     fn due(&self, max_latency: Duration) -> bool {
-        self.segment_started.is_some_and(|t| t.elapsed() >= max_latency)
+        self.segment_started
+            .is_some_and(|t| t.elapsed() >= max_latency)
     }
 
     fn touch(&mut self) {
@@ -322,7 +352,13 @@ impl OrderedStage {
                 p.end = end;
                 p.end_line = end_line;
             }
-            None => self.positions.push(Position { fingerprint: fp, path, start, end, end_line }),
+            None => self.positions.push(Position {
+                fingerprint: fp,
+                path,
+                start,
+                end,
+                end_line,
+            }),
         }
         self.touch();
     }
@@ -330,16 +366,36 @@ impl OrderedStage {
     /// Apply one in-order item; false when the writer has gone away.
     fn apply(&mut self, work: Work) -> bool {
         match work {
-            Work::Passthrough(ReadItem::Opened { input, path, fingerprint, resumed_at, .. }) => {
-                self.inputs.insert(input, (fingerprint.to_string(), path.to_string()));
+            Work::Passthrough(ReadItem::Opened {
+                input,
+                path,
+                fingerprint,
+                resumed_at,
+                ..
+            }) => {
+                self.inputs
+                    .insert(input, (fingerprint.to_string(), path.to_string()));
                 self.summary.inputs += 1;
                 self.summary.bytes_already_ingested += resumed_at;
             }
-            Work::Passthrough(ReadItem::Error { input, path, offset, line, len, reason }) => {
+            Work::Passthrough(ReadItem::Error {
+                input,
+                path,
+                offset,
+                line,
+                len,
+                reason,
+            }) => {
                 self.summary.records += 1;
                 self.summary.deadletter += 1;
-                *self.summary.deadletter_by_reason.entry(reason_class(&reason)).or_default() += 1;
-                self.segment.dead_letters.push(DeadLetter::new(&path, line, offset, None, reason, b""));
+                *self
+                    .summary
+                    .deadletter_by_reason
+                    .entry(reason_class(&reason))
+                    .or_default() += 1;
+                self.segment
+                    .dead_letters
+                    .push(DeadLetter::new(&path, line, offset, None, reason, b""));
                 self.advance(input, offset, offset + len, line + 1);
             }
             Work::Passthrough(ReadItem::Unreadable { path, reason }) => {
@@ -353,17 +409,37 @@ impl OrderedStage {
                 let dead = p.dead.len() as u64;
                 self.summary.deadletter += dead;
                 for d in &p.dead {
-                    *self.summary.deadletter_by_reason.entry(reason_class(&d.reason)).or_default() += 1;
+                    *self
+                        .summary
+                        .deadletter_by_reason
+                        .entry(reason_class(&d.reason))
+                        .or_default() += 1;
                 }
                 let ignored: u64 = p.counts.ignored.values().sum();
                 self.summary.ignored += ignored;
                 for (k, v) in p.counts.ignored {
                     *self.summary.ignored_by_type.entry(k).or_default() += v;
                 }
-                add_counts(&mut self.summary.by_source, Source::VARIANTS, &p.counts.source);
-                add_counts(&mut self.summary.by_action, Action::VARIANTS, &p.counts.action);
-                add_counts(&mut self.summary.by_factor, Factor::VARIANTS, &p.counts.factor);
-                add_counts(&mut self.summary.by_outcome, Outcome::VARIANTS, &p.counts.outcome);
+                add_counts(
+                    &mut self.summary.by_source,
+                    Source::VARIANTS,
+                    &p.counts.source,
+                );
+                add_counts(
+                    &mut self.summary.by_action,
+                    Action::VARIANTS,
+                    &p.counts.action,
+                );
+                add_counts(
+                    &mut self.summary.by_factor,
+                    Factor::VARIANTS,
+                    &p.counts.factor,
+                );
+                add_counts(
+                    &mut self.summary.by_outcome,
+                    Outcome::VARIANTS,
+                    &p.counts.outcome,
+                );
                 self.segment.dead_letters.extend(p.dead);
                 if let Some(batch) = p.batch {
                     self.summary.events += batch.num_rows() as u64;
@@ -417,7 +493,9 @@ fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
     let idx = batch.schema().index_of(col::TIME).expect("time column");
     let times = batch.column(idx).as_primitive::<TimestampMillisecondType>();
     let hour = |ms: i64| ms.div_euclid(3_600_000);
-    let Some(&first) = times.values().first() else { return vec![] };
+    let Some(&first) = times.values().first() else {
+        return vec![];
+    };
     let h0 = hour(first);
     if times.values().iter().all(|&t| hour(t) == h0) {
         return vec![(h0, batch.clone())];
@@ -428,7 +506,12 @@ fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
     }
     groups
         .into_iter()
-        .map(|(h, rows)| (h, take_record_batch(batch, &UInt32Array::from(rows)).expect("rows in range")))
+        .map(|(h, rows)| {
+            (
+                h,
+                take_record_batch(batch, &UInt32Array::from(rows)).expect("rows in range"),
+            )
+        })
         .collect()
 }
 
@@ -459,7 +542,14 @@ impl<'a> LeafSink<'a> for ChunkSink<'_> {
     fn dead(&mut self, offset: usize, raw: &'a [u8], reject: Reject) {
         self.counts.records += 1;
         let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
-        self.dead.push(DeadLetter::new(self.path, self.line, self.record_offset + offset as u64, format, reject.reason, raw));
+        self.dead.push(DeadLetter::new(
+            self.path,
+            self.line,
+            self.record_offset + offset as u64,
+            format,
+            reject.reason,
+            raw,
+        ));
     }
 }
 
@@ -520,7 +610,10 @@ fn process_document<'a>(normalizer: &mut Normalizer, chunk: &'a Chunk, sink: &mu
             }
             Some(Err(e)) => {
                 let rest = &data[before..];
-                let skip = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+                let skip = rest
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                    .unwrap_or(0);
                 let offset = before + skip;
                 line += memchr::memchr_iter(b'\n', &data[counted_to..offset]).count() as u64;
                 sink.line = line;
@@ -528,7 +621,14 @@ fn process_document<'a>(normalizer: &mut Normalizer, chunk: &'a Chunk, sink: &mu
                 sink.dead(
                     0,
                     &data[offset..],
-                    Reject { format: None, reason: format!("invalid JSON document at line {} column {}: {e}", chunk.first_line + e.line() as u64 - 1, e.column()) },
+                    Reject {
+                        format: None,
+                        reason: format!(
+                            "invalid JSON document at line {} column {}: {e}",
+                            chunk.first_line + e.line() as u64 - 1,
+                            e.column()
+                        ),
+                    },
                 );
                 break;
             }

@@ -12,17 +12,37 @@ pub fn ingest_table(s: &Summary) -> String {
     let _ = writeln!(out, "  events       {:>12}", s.events);
     let _ = writeln!(out, "  dead letters {:>12}", s.deadletter);
     let _ = writeln!(out, "  ignored      {:>12}", s.ignored);
-    let check = if s.records == s.events + s.deadletter + s.ignored { "ok" } else { "MISMATCH" };
-    let _ = writeln!(out, "accounted      {:>12}  (records = events + dead letters + ignored)", check);
+    let check = if s.records == s.events + s.deadletter + s.ignored {
+        "ok"
+    } else {
+        "MISMATCH"
+    };
+    let _ = writeln!(
+        out,
+        "accounted      {:>12}  (records = events + dead letters + ignored)",
+        check
+    );
     let _ = writeln!(out, "inputs         {:>12}", s.inputs);
     let _ = writeln!(out, "bytes in       {:>12}", s.bytes_in);
     if s.bytes_already_ingested > 0 {
-        let _ = writeln!(out, "already done   {:>12}  bytes skipped (committed by an earlier run)", s.bytes_already_ingested);
+        let _ = writeln!(
+            out,
+            "already done   {:>12}  bytes skipped (committed by an earlier run)",
+            s.bytes_already_ingested
+        );
     }
     let _ = writeln!(out, "files written  {:>12}", s.files_written);
-    let _ = writeln!(out, "elapsed        {:>11.2}s  ({:.0} events/s)", s.elapsed_s, s.events_per_s);
+    let _ = writeln!(
+        out,
+        "elapsed        {:>11.2}s  ({:.0} events/s)",
+        s.elapsed_s, s.events_per_s
+    );
     if s.latency_derived > 0 {
-        let _ = writeln!(out, "latency paired {:>12}  verifications", s.latency_derived);
+        let _ = writeln!(
+            out,
+            "latency paired {:>12}  verifications",
+            s.latency_derived
+        );
     }
     for u in &s.unreadable {
         let _ = writeln!(out, "UNREADABLE     {}: {}", u.path, u.reason);
@@ -45,6 +65,10 @@ fn section(out: &mut String, title: &str, counts: &BTreeMap<String, u64>) {
     let mut rows: Vec<_> = counts.iter().collect();
     rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (k, v) in rows {
-        let _ = writeln!(out, "  {k:<40} {v:>10}  {:>5.1}%", *v as f64 * 100.0 / total.max(1) as f64);
+        let _ = writeln!(
+            out,
+            "  {k:<40} {v:>10}  {:>5.1}%",
+            *v as f64 * 100.0 / total.max(1) as f64
+        );
     }
 }

@@ -24,8 +24,8 @@ pub fn check_range(ms: i64) -> Result<i64, String> {
 
 /// Parse RFC 3339 (any number of fraction digits, `Z` or offset) into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    let t = DateTime::parse_from_rfc3339(s)
-        .map_err(|e| format!("time {s:?} is not RFC 3339: {e}"))?;
+    let t =
+        DateTime::parse_from_rfc3339(s).map_err(|e| format!("time {s:?} is not RFC 3339: {e}"))?;
     check_range(t.timestamp_millis())
 }
 
@@ -35,8 +35,9 @@ pub fn parse_log_datetime(s: &str) -> Result<i64, String> {
         return Ok(ms);
     }
     let normalized = s.replacen(',', ".", 1);
-    let t = NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M:%S%.f")
-        .map_err(|e| format!("time {s:?} is neither RFC 3339 nor 'YYYY-MM-DD HH:MM:SS,mmm': {e}"))?;
+    let t = NaiveDateTime::parse_from_str(&normalized, "%Y-%m-%d %H:%M:%S%.f").map_err(|e| {
+        format!("time {s:?} is neither RFC 3339 nor 'YYYY-MM-DD HH:MM:SS,mmm': {e}")
+    })?;
     check_range(Utc.from_utc_datetime(&t).timestamp_millis())
 }
 
@@ -61,7 +62,10 @@ mod tests {
 
     #[test]
     fn parses_vendor_time_shapes() {
-        assert_eq!(parse_rfc3339("2020-02-14T22:18:51.843Z").unwrap(), 1_581_718_731_843);
+        assert_eq!(
+            parse_rfc3339("2020-02-14T22:18:51.843Z").unwrap(),
+            1_581_718_731_843
+        );
         // Entra: seven fraction digits and an offset.
         assert_eq!(
             parse_rfc3339("2019-10-18T04:45:48.0729893-05:00").unwrap(),
@@ -75,8 +79,20 @@ mod tests {
 
     #[test]
     fn rejects_absurd_times() {
-        assert!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap_err().contains("outside"));
-        assert!(parse_rfc3339("9999-12-31T00:00:00Z").unwrap_err().contains("outside"));
-        assert!(parse_rfc3339("yesterday").unwrap_err().contains("not RFC 3339"));
+        assert!(
+            parse_rfc3339("1970-01-01T00:00:00Z")
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_rfc3339("9999-12-31T00:00:00Z")
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_rfc3339("yesterday")
+                .unwrap_err()
+                .contains("not RFC 3339")
+        );
     }
 }

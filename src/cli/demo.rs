@@ -8,9 +8,14 @@ use crate::report::ingest_table;
 
 /// Ingest `sample-data/` into a fresh work directory and print the report.
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
-    anyhow::ensure!(a.data.is_dir(), "sample data directory {} not found (run from the checkout or pass --data)", a.data.display());
+    anyhow::ensure!(
+        a.data.is_dir(),
+        "sample data directory {} not found (run from the checkout or pass --data)",
+        a.data.display()
+    );
     if a.work.exists() {
-        std::fs::remove_dir_all(&a.work).with_context(|| format!("clearing {}", a.work.display()))?;
+        std::fs::remove_dir_all(&a.work)
+            .with_context(|| format!("clearing {}", a.work.display()))?;
     }
     let mut opts = IngestOptions::new(vec![a.data.display().to_string()], a.work.join("out"));
     opts.progress = false;
@@ -18,9 +23,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     match a.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Table => {
-            println!("mfascope demo: ingested {} into {}\n", a.data.display(), opts.out.display());
+            println!(
+                "mfascope demo: ingested {} into {}\n",
+                a.data.display(),
+                opts.out.display()
+            );
             print!("{}", ingest_table(&summary));
-            println!("\nParquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))", opts.out.display(), opts.out.display());
+            println!(
+                "\nParquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
+                opts.out.display(),
+                opts.out.display()
+            );
         }
     }
     Ok(0)

@@ -15,21 +15,33 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
         events: a.events,
         seed: a.seed,
         attacks: a.attacks,
-        start_ms: parse_rfc3339(&a.start).map_err(anyhow::Error::msg).context("--start")?,
+        start_ms: parse_rfc3339(&a.start)
+            .map_err(anyhow::Error::msg)
+            .context("--start")?,
         days: a.days,
     };
     let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut out: Box<dyn Write> = if a.out.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast()))
+        Box::new(flate2::write::GzEncoder::new(
+            BufWriter::new(file),
+            flate2::Compression::fast(),
+        ))
     } else {
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
     let labels_path = format!("{}.labels.jsonl", a.out.display());
-    let mut labels = BufWriter::new(File::create(&labels_path).with_context(|| format!("creating {labels_path}"))?);
-    let n = generate(a.log_format, &opts, &mut out, &mut labels).with_context(|| format!("writing {}", a.out.display()))?;
+    let mut labels = BufWriter::new(
+        File::create(&labels_path).with_context(|| format!("creating {labels_path}"))?,
+    );
+    let n = generate(a.log_format, &opts, &mut out, &mut labels)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     out.flush()?;
     drop(out);
     labels.flush()?;
-    eprintln!("wrote {n} {} records to {} (labels: {labels_path})", a.log_format.as_str(), a.out.display());
+    eprintln!(
+        "wrote {n} {} records to {} (labels: {labels_path})",
+        a.log_format.as_str(),
+        a.out.display()
+    );
     Ok(0)
 }

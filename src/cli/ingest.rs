@@ -18,11 +18,16 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         opts.workers = w;
     }
     let stop = stop_on_signals().context("installing signal handlers")?;
-    let summary = ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
+    let summary =
+        ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
     match a.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Table => print!("{}", ingest_table(&summary)),
     }
     let failed_inputs = !summary.unreadable.is_empty();
-    Ok(if (a.strict && summary.deadletter > 0) || failed_inputs { 1 } else { 0 })
+    Ok(if (a.strict && summary.deadletter > 0) || failed_inputs {
+        1
+    } else {
+        0
+    })
 }

@@ -99,7 +99,8 @@ impl EventBatchBuilder {
         self.user.append_value(&e.user);
         self.actor.append_option(e.actor.as_deref());
         self.session_id.append_option(e.session_id.as_deref());
-        self.transaction_id.append_option(e.transaction_id.as_deref());
+        self.transaction_id
+            .append_option(e.transaction_id.as_deref());
         self.action.append_value(e.action.key());
         self.factor.append_value(e.factor.key());
         self.outcome.append_value(e.outcome.key());

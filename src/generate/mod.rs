@@ -63,7 +63,12 @@ pub struct Label {
 }
 
 /// Write `opts.events` records in `format` to `out` and the labels to `labels`.
-pub fn generate(format: GenFormat, opts: &GenerateOptions, out: &mut dyn Write, labels: &mut dyn Write) -> std::io::Result<usize> {
+pub fn generate(
+    format: GenFormat,
+    opts: &GenerateOptions,
+    out: &mut dyn Write,
+    labels: &mut dyn Write,
+) -> std::io::Result<usize> {
     let sim = simulate(opts);
     let mut line = String::with_capacity(4096);
     for e in &sim.events {

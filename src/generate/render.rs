@@ -27,7 +27,8 @@ pub fn render(format: LogFormat, e: &Event<'_>, out: &mut String) {
 }
 
 fn s(o: &Option<std::borrow::Cow<'_, str>>) -> Value {
-    o.as_deref().map_or(Value::Null, |v| Value::String(v.to_string()))
+    o.as_deref()
+        .map_or(Value::Null, |v| Value::String(v.to_string()))
 }
 
 fn country_name(code: Option<&str>) -> &str {
@@ -66,17 +67,47 @@ fn okta(e: &Event<'_>) -> Value {
     let (event_type, display) = match (e.action, e.outcome) {
         (PrimaryAuth, _) => ("user.session.start", "User login to Okta"),
         (MfaChallenge, _) => match e.factor {
-            Factor::Sms => ("system.sms.send_factor_verify_message", "Send SMS for factor verification"),
-            Factor::Voice => ("system.voice.send_mfa_challenge_call", "Send voice call for factor verification"),
-            Factor::Email => ("system.email.send_factor_verify_message", "Send email for factor verification"),
-            _ => ("system.push.send_factor_verify_push", "Push notification sent for verification"),
+            Factor::Sms => (
+                "system.sms.send_factor_verify_message",
+                "Send SMS for factor verification",
+            ),
+            Factor::Voice => (
+                "system.voice.send_mfa_challenge_call",
+                "Send voice call for factor verification",
+            ),
+            Factor::Email => (
+                "system.email.send_factor_verify_message",
+                "Send email for factor verification",
+            ),
+            _ => (
+                "system.push.send_factor_verify_push",
+                "Push notification sent for verification",
+            ),
         },
-        (MfaVerify, Outcome::Denied) if e.factor == Factor::Push => ("user.mfa.okta_verify.deny_push", "User rejected Okta push verify"),
-        (MfaVerify, _) => ("user.authentication.auth_via_mfa", "Authentication of user via MFA"),
-        (EnrollStart | EnrollComplete, _) => ("user.mfa.factor.activate", "Activate factor or authenticator"),
-        (FactorRemove, _) => ("user.mfa.factor.deactivate", "Reset factor or authenticator"),
-        (RecoveryRequest, _) => ("system.email.password_reset.sent_message", "Send user password reset email"),
-        (RecoveryComplete, _) => ("user.account.reset_password", "Fired when the user's Okta password is reset"),
+        (MfaVerify, Outcome::Denied) if e.factor == Factor::Push => (
+            "user.mfa.okta_verify.deny_push",
+            "User rejected Okta push verify",
+        ),
+        (MfaVerify, _) => (
+            "user.authentication.auth_via_mfa",
+            "Authentication of user via MFA",
+        ),
+        (EnrollStart | EnrollComplete, _) => (
+            "user.mfa.factor.activate",
+            "Activate factor or authenticator",
+        ),
+        (FactorRemove, _) => (
+            "user.mfa.factor.deactivate",
+            "Reset factor or authenticator",
+        ),
+        (RecoveryRequest, _) => (
+            "system.email.password_reset.sent_message",
+            "Send user password reset email",
+        ),
+        (RecoveryComplete, _) => (
+            "user.account.reset_password",
+            "Fired when the user's Okta password is reset",
+        ),
         (Lockout, _) => ("user.account.lock", "Max sign in attempts exceeded"),
         (RateLimited, _) => ("system.org.rate_limit.violation", "Rate limit violation"),
         (SessionRevoke, _) => ("user.session.clear", "Clear user session"),
@@ -93,7 +124,9 @@ fn okta(e: &Event<'_>) -> Value {
         (Outcome::Challenge, _) => ("CHALLENGE", Value::Null),
         (Outcome::Denied, _) => ("FAILURE", json!("User rejected Okta push verify")),
         (Outcome::Timeout, _) => ("FAILURE", json!("PUSH_TIMEOUT: verification timed out")),
-        (_, Some("invalid_code" | "invalid_credentials")) => ("FAILURE", json!("INVALID_CREDENTIALS")),
+        (_, Some("invalid_code" | "invalid_credentials")) => {
+            ("FAILURE", json!("INVALID_CREDENTIALS"))
+        }
         (_, Some("rate_limited")) => ("DENY", json!("Rate limit exceeded")),
         (_, _) => ("FAILURE", json!("VERIFICATION_ERROR")),
     };
@@ -101,7 +134,9 @@ fn okta(e: &Event<'_>) -> Value {
         "city": s(&e.city), "country": country_name(e.country.as_deref()),
         "geolocation": {"lat": 37.7201, "lon": -121.919}, "postalCode": "94568", "state": s(&e.region)
     });
-    let mut target = vec![json!({"alternateId": "unknown", "detailEntry": null, "displayName": s(&e.app), "id": "0oa1abcd2EFGH3ijk4x6", "type": "AppInstance"})];
+    let mut target = vec![
+        json!({"alternateId": "unknown", "detailEntry": null, "displayName": s(&e.app), "id": "0oa1abcd2EFGH3ijk4x6", "type": "AppInstance"}),
+    ];
     let actor_id = e.actor.as_deref().unwrap_or(&e.user);
     if e.actor.is_some() {
         target.push(json!({"alternateId": e.user, "detailEntry": null, "displayName": e.user, "id": "00u1abvz4pYqdM8ms4x6", "type": "User"}));
@@ -169,19 +204,30 @@ fn entra(e: &Event<'_>) -> Value {
     }
     let (code, detail): (i64, &str) = match (e.action, e.outcome, e.reason.as_deref()) {
         (PrimaryAuth, Outcome::Success, _) => (50074, "Strong Authentication is required."),
-        (PrimaryAuth, _, _) => (50126, "Error validating credentials due to invalid username or password."),
+        (PrimaryAuth, _, _) => (
+            50126,
+            "Error validating credentials due to invalid username or password.",
+        ),
         (MfaChallenge, _, _) => (50074, "Strong Authentication is required."),
         (MfaVerify, Outcome::Success, _) => (0, "MFA successfully completed"),
         (MfaVerify, Outcome::Denied, _) => (500121, "MFA denied; user declined the authentication"),
-        (MfaVerify, Outcome::Timeout, _) => (500121, "MFA denied; user did not respond to mobile app notification"),
+        (MfaVerify, Outcome::Timeout, _) => (
+            500121,
+            "MFA denied; user did not respond to mobile app notification",
+        ),
         (MfaVerify, _, _) => (500121, "MFA denied; invalid verification code entered"),
-        (Lockout, _, _) => (50053, "Account is locked because user tried to sign in too many times."),
+        (Lockout, _, _) => (
+            50053,
+            "Account is locked because user tried to sign in too many times.",
+        ),
         (RateLimited, _, _) => (500183, "Too many MFA attempts"),
         (_, _, _) => (0, ""),
     };
     let t = e.time;
     let first = t - e.latency_ms.unwrap_or(0) as i64;
-    let mut steps = vec![json!({"authenticationStepDateTime": format_rfc3339(first), "authenticationMethod": "Password", "succeeded": true, "authenticationStepResultDetail": "Correct password"})];
+    let mut steps = vec![
+        json!({"authenticationStepDateTime": format_rfc3339(first), "authenticationMethod": "Password", "succeeded": true, "authenticationStepResultDetail": "Correct password"}),
+    ];
     if matches!(e.action, MfaVerify) {
         steps.push(json!({"authenticationStepDateTime": format_rfc3339(t), "authenticationMethod": entra_method(e.factor), "succeeded": e.outcome == Outcome::Success, "authenticationStepResultDetail": detail}));
     }
@@ -214,12 +260,24 @@ fn duo(e: &Event<'_>) -> Value {
         _ => "not_available",
     };
     let (event_type, result, reason) = match (e.action, e.outcome, e.reason.as_deref()) {
-        (Action::EnrollStart | Action::EnrollComplete, _, _) => ("enrollment", "success", Value::Null),
+        (Action::EnrollStart | Action::EnrollComplete, _, _) => {
+            ("enrollment", "success", Value::Null)
+        }
         (Action::Lockout, _, _) => ("authentication", "denied", json!("locked_out")),
         (Action::RateLimited, _, _) => ("authentication", "denied", json!("frequent_attempts")),
         (Action::Bypass, _, _) => ("authentication", "success", json!("bypass_user")),
-        (_, Outcome::Success, _) => ("authentication", "success", json!(if matches!(e.factor, Factor::Push) { "user_approved" } else { "valid_passcode" })),
-        (_, Outcome::Denied, Some("fraud_reported")) => ("authentication", "fraud", json!("user_marked_fraud")),
+        (_, Outcome::Success, _) => (
+            "authentication",
+            "success",
+            json!(if matches!(e.factor, Factor::Push) {
+                "user_approved"
+            } else {
+                "valid_passcode"
+            }),
+        ),
+        (_, Outcome::Denied, Some("fraud_reported")) => {
+            ("authentication", "fraud", json!("user_marked_fraud"))
+        }
         (_, Outcome::Denied, _) => ("authentication", "denied", json!("user_mistake")),
         (_, Outcome::Timeout, _) => ("authentication", "denied", json!("no_response")),
         (_, _, _) => ("authentication", "denied", json!("invalid_passcode")),
@@ -246,16 +304,36 @@ fn gworkspace(e: &Event<'_>) -> Value {
         _ => "password",
     };
     let (name, params) = match (e.action, e.outcome) {
-        (Action::PrimaryAuth, Outcome::Success) => ("login_success", json!([{"name": "login_challenge_method", "multiValue": ["password"]}, {"name": "login_type", "value": "google_password"}])),
-        (Action::PrimaryAuth, _) => ("login_failure", json!([{"name": "login_failure_type", "value": "login_failure_invalid_password"}, {"name": "login_type", "value": "google_password"}])),
-        (Action::MfaVerify, Outcome::Success) => ("login_verification", json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "login_challenge_status", "value": "passed"}, {"name": "is_second_factor", "boolValue": true}])),
-        (Action::MfaVerify, _) => ("login_verification", json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "login_challenge_status", "value": "failed"}, {"name": "is_second_factor", "boolValue": true}])),
-        (Action::MfaChallenge, _) => ("login_challenge", json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "is_second_factor", "boolValue": true}])),
-        (Action::EnrollComplete | Action::EnrollStart, _) if e.factor == Factor::Sms => ("recovery_phone_edit", json!([])),
+        (Action::PrimaryAuth, Outcome::Success) => (
+            "login_success",
+            json!([{"name": "login_challenge_method", "multiValue": ["password"]}, {"name": "login_type", "value": "google_password"}]),
+        ),
+        (Action::PrimaryAuth, _) => (
+            "login_failure",
+            json!([{"name": "login_failure_type", "value": "login_failure_invalid_password"}, {"name": "login_type", "value": "google_password"}]),
+        ),
+        (Action::MfaVerify, Outcome::Success) => (
+            "login_verification",
+            json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "login_challenge_status", "value": "passed"}, {"name": "is_second_factor", "boolValue": true}]),
+        ),
+        (Action::MfaVerify, _) => (
+            "login_verification",
+            json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "login_challenge_status", "value": "failed"}, {"name": "is_second_factor", "boolValue": true}]),
+        ),
+        (Action::MfaChallenge, _) => (
+            "login_challenge",
+            json!([{"name": "login_challenge_method", "multiValue": [method]}, {"name": "is_second_factor", "boolValue": true}]),
+        ),
+        (Action::EnrollComplete | Action::EnrollStart, _) if e.factor == Factor::Sms => {
+            ("recovery_phone_edit", json!([]))
+        }
         (Action::EnrollComplete | Action::EnrollStart, _) => ("2sv_enroll", json!([])),
         (Action::PolicyChange | Action::FactorRemove, _) => ("2sv_disable", json!([])),
         (Action::Lockout, _) => ("account_disabled_generic", json!([])),
-        _ => ("logout", json!([{"name": "login_type", "value": "google_password"}])),
+        _ => (
+            "logout",
+            json!([{"name": "login_type", "value": "google_password"}]),
+        ),
     };
     json!({
         "kind": "admin#reports#activity",
@@ -299,7 +377,9 @@ fn cloudtrail(e: &Event<'_>) -> Value {
     }
     if name != "ConsoleLogin" {
         v["requestParameters"] = json!({"userName": user, "serialNumber": mfa_arn});
-        v.as_object_mut().expect("object").remove("additionalEventData");
+        v.as_object_mut()
+            .expect("object")
+            .remove("additionalEventData");
     }
     v
 }
@@ -310,7 +390,9 @@ fn keycloak_line(e: &Event<'_>, out: &mut String) {
         (Action::PrimaryAuth, Outcome::Success) => ("LOGIN", None, None),
         (Action::PrimaryAuth, _) => ("LOGIN_ERROR", Some("invalid_user_credentials"), None),
         (Action::MfaVerify, Outcome::Success) => ("LOGIN", None, Some("otp")),
-        (Action::MfaVerify | Action::MfaChallenge, _) => ("LOGIN_ERROR", Some("invalid_user_credentials"), Some("otp")),
+        (Action::MfaVerify | Action::MfaChallenge, _) => {
+            ("LOGIN_ERROR", Some("invalid_user_credentials"), Some("otp"))
+        }
         (Action::EnrollStart | Action::EnrollComplete, _) => ("UPDATE_TOTP", None, None),
         (Action::FactorRemove, _) => ("REMOVE_TOTP", None, None),
         (Action::RecoveryRequest, _) => ("SEND_RESET_PASSWORD", None, None),
@@ -318,13 +400,19 @@ fn keycloak_line(e: &Event<'_>, out: &mut String) {
         (Action::Lockout, _) => ("USER_DISABLED_BY_TEMPORARY_LOCKOUT", None, None),
         _ => ("LOGOUT", None, None),
     };
-    let ts = chrono::DateTime::from_timestamp_millis(e.time).expect("valid time").format("%Y-%m-%d %H:%M:%S,%3f");
+    let ts = chrono::DateTime::from_timestamp_millis(e.time)
+        .expect("valid time")
+        .format("%Y-%m-%d %H:%M:%S,%3f");
     let level = if error.is_some() { "WARN " } else { "DEBUG" };
     let _ = write!(
         out,
         "{ts} {level} [org.keycloak.events] (executor-thread-1) type=\"{kind}\", realmId=\"6f2c1e3a\", realmName=\"{}\", clientId=\"{}\", userId=\"{}\", sessionId=\"{}\", ipAddress=\"{}\"",
         e.tenant.as_deref().unwrap_or("acme"),
-        e.app.as_deref().unwrap_or("account").replace(' ', "-").to_lowercase(),
+        e.app
+            .as_deref()
+            .unwrap_or("account")
+            .replace(' ', "-")
+            .to_lowercase(),
         xxhash_rust::xxh3::xxh3_64(e.user.as_bytes()),
         e.session_id.as_deref().unwrap_or("null"),
         e.src_ip.as_deref().unwrap_or("null"),

@@ -47,7 +47,14 @@ const UAS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
 ];
-const APPS: &[&str] = &["Salesforce", "Slack", "GitHub Enterprise", "Workday", "AWS Console", "Zoom"];
+const APPS: &[&str] = &[
+    "Salesforce",
+    "Slack",
+    "GitHub Enterprise",
+    "Workday",
+    "AWS Console",
+    "Zoom",
+];
 
 struct Sim {
     rng: Pcg64Mcg,
@@ -61,14 +68,29 @@ struct Sim {
 impl Sim {
     fn id(&mut self) -> String {
         self.next_id += 1;
-        let x = xxhash_rust::xxh3::xxh3_128(&[self.seed.to_le_bytes(), self.next_id.to_le_bytes()].concat());
+        let x = xxhash_rust::xxh3::xxh3_128(
+            &[self.seed.to_le_bytes(), self.next_id.to_le_bytes()].concat(),
+        );
         uuid_like(x)
     }
 
-    fn base(&mut self, u: usize, t: i64, (action, factor, outcome): (Action, Factor, Outcome), txn: &str) -> Event<'static> {
+    fn base(
+        &mut self,
+        u: usize,
+        t: i64,
+        (action, factor, outcome): (Action, Factor, Outcome),
+        txn: &str,
+    ) -> Event<'static> {
         let id = self.id();
         let user = &self.users[u];
-        let mut e = Event::new(Source::Canonical, id, t, user.name.clone(), "", (action, factor, outcome));
+        let mut e = Event::new(
+            Source::Canonical,
+            id,
+            t,
+            user.name.clone(),
+            "",
+            (action, factor, outcome),
+        );
         let place = user.country;
         e.country = Some(place.0.into());
         e.region = Some(place.1.into());
@@ -80,7 +102,9 @@ impl Sim {
         e.session_id = Some(format!("102{}", &txn[..txn.len().min(20)]).into());
         e.privileged = Some(user.privileged);
         e.tenant = Some("acme".into());
-        e.app = Some(APPS[(xxhash_rust::xxh3::xxh3_64(txn.as_bytes()) % APPS.len() as u64) as usize].into());
+        e.app = Some(
+            APPS[(xxhash_rust::xxh3::xxh3_64(txn.as_bytes()) % APPS.len() as u64) as usize].into(),
+        );
         e.asn = Some(64_500 + (u as u32 % 40));
         e
     }
@@ -108,12 +132,22 @@ impl Sim {
         let txn = self.id();
         let factor = self.users[u].factor;
         if self.rng.random_bool(0.03) {
-            let mut e = self.base(u, t, (Action::PrimaryAuth, Factor::Password, Outcome::Failure), &txn);
+            let mut e = self.base(
+                u,
+                t,
+                (Action::PrimaryAuth, Factor::Password, Outcome::Failure),
+                &txn,
+            );
             e.reason = Some("invalid_credentials".into());
             self.push(e);
             return;
         }
-        let e = self.base(u, t, (Action::PrimaryAuth, Factor::Password, Outcome::Success), &txn);
+        let e = self.base(
+            u,
+            t,
+            (Action::PrimaryAuth, Factor::Password, Outcome::Success),
+            &txn,
+        );
         self.push(e);
         let t1 = t + self.rng.random_range(200..900);
         if self.rng.random_bool(0.004) {
@@ -123,7 +157,12 @@ impl Sim {
             return;
         }
         if matches!(factor, Factor::Push | Factor::Sms) {
-            let e = self.base(u, t1, (Action::MfaChallenge, factor, Outcome::Challenge), &txn);
+            let e = self.base(
+                u,
+                t1,
+                (Action::MfaChallenge, factor, Outcome::Challenge),
+                &txn,
+            );
             self.push(e);
         }
         let latency = self.latency(factor);
@@ -135,7 +174,12 @@ impl Sim {
             _ if roll < 0.045 => (Outcome::Failure, Some("mfa_failed")),
             _ => (Outcome::Success, None),
         };
-        let mut e = self.base(u, t1 + latency as i64, (Action::MfaVerify, factor, outcome), &txn);
+        let mut e = self.base(
+            u,
+            t1 + latency as i64,
+            (Action::MfaVerify, factor, outcome),
+            &txn,
+        );
         e.reason = reason.map(Into::into);
         e.latency_ms = Some(latency);
         self.push(e);
@@ -164,7 +208,16 @@ impl Sim {
         self.push(e);
     }
 
-    fn label(&mut self, scenario: &'static str, attack: &'static str, u: usize, ip: Option<String>, ids: Vec<String>, start: i64, end: i64) {
+    fn label(
+        &mut self,
+        scenario: &'static str,
+        attack: &'static str,
+        u: usize,
+        ip: Option<String>,
+        ids: Vec<String>,
+        start: i64,
+        end: i64,
+    ) {
         self.labels.push(Label {
             scenario,
             attack,
@@ -176,12 +229,30 @@ impl Sim {
         });
     }
 
-    fn attacker_ip(&mut self) -> (String, &'static (&'static str, &'static str, &'static str, &'static str)) {
+    fn attacker_ip(
+        &mut self,
+    ) -> (
+        String,
+        &'static (&'static str, &'static str, &'static str, &'static str),
+    ) {
         let place = &FOREIGN[self.rng.random_range(0..FOREIGN.len())];
-        (format!("185.{}.{}.{}", self.rng.random_range(0..255), self.rng.random_range(0..255), self.rng.random_range(1..255)), place)
+        (
+            format!(
+                "185.{}.{}.{}",
+                self.rng.random_range(0..255),
+                self.rng.random_range(0..255),
+                self.rng.random_range(1..255)
+            ),
+            place,
+        )
     }
 
-    fn at(&self, e: &mut Event<'static>, ip: &str, place: &(&'static str, &'static str, &'static str, &'static str)) {
+    fn at(
+        &self,
+        e: &mut Event<'static>,
+        ip: &str,
+        place: &(&'static str, &'static str, &'static str, &'static str),
+    ) {
         e.src_ip = Some(ip.to_string().into());
         e.country = Some(place.0.into());
         e.region = Some(place.1.into());
@@ -200,11 +271,20 @@ impl Sim {
             let mut ids = vec![];
             let mut t = t0;
             for i in 0..8 {
-                let mut c = self.base(u, t, (Action::MfaChallenge, Factor::Push, Outcome::Challenge), &txn);
+                let mut c = self.base(
+                    u,
+                    t,
+                    (Action::MfaChallenge, Factor::Push, Outcome::Challenge),
+                    &txn,
+                );
                 self.at(&mut c, &ip, place);
                 ids.push(self.push(c));
                 let denied = i % 2 == 0;
-                let (o, r) = if denied { (Outcome::Denied, "user_denied") } else { (Outcome::Timeout, "no_response") };
+                let (o, r) = if denied {
+                    (Outcome::Denied, "user_denied")
+                } else {
+                    (Outcome::Timeout, "no_response")
+                };
                 let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), &txn);
                 v.reason = Some(r.into());
                 v.latency_ms = Some(30_000);
@@ -212,7 +292,12 @@ impl Sim {
                 ids.push(self.push(v));
                 t += 45_000;
             }
-            let mut ok = self.base(u, t, (Action::MfaVerify, Factor::Push, Outcome::Success), &txn);
+            let mut ok = self.base(
+                u,
+                t,
+                (Action::MfaVerify, Factor::Push, Outcome::Success),
+                &txn,
+            );
             ok.latency_ms = Some(7_000);
             self.at(&mut ok, &ip, place);
             ids.push(self.push(ok));
@@ -225,12 +310,25 @@ impl Sim {
             let mut ids = vec![];
             for i in 0..14 {
                 let txn = self.id();
-                let mut v = self.base(u, t0 + i * 20_000, (Action::MfaVerify, Factor::Totp, Outcome::Failure), &txn);
+                let mut v = self.base(
+                    u,
+                    t0 + i * 20_000,
+                    (Action::MfaVerify, Factor::Totp, Outcome::Failure),
+                    &txn,
+                );
                 v.reason = Some("invalid_code".into());
                 self.at(&mut v, &ip, place);
                 ids.push(self.push(v));
             }
-            self.label("otp_brute_force", "T1110", u, Some(ip), ids, t0, t0 + 13 * 20_000);
+            self.label(
+                "otp_brute_force",
+                "T1110",
+                u,
+                Some(ip),
+                ids,
+                t0,
+                t0 + 13 * 20_000,
+            );
 
             // Recovery abuse and rogue device: recovery from a new country, factor swap, device.
             let u = self.rng.random_range(0..self.users.len());
@@ -249,34 +347,81 @@ impl Sim {
                 self.at(&mut e, &ip, place);
                 ids.push(self.push(e));
             }
-            self.label("recovery_abuse", "T1556.006", u, Some(ip.clone()), ids[..4].to_vec(), t0, t0 + 900_000);
-            self.label("rogue_device_registration", "T1098.005", u, Some(ip), ids[4..].to_vec(), t0 + 1_200_000, t0 + 1_200_000);
+            self.label(
+                "recovery_abuse",
+                "T1556.006",
+                u,
+                Some(ip.clone()),
+                ids[..4].to_vec(),
+                t0,
+                t0 + 900_000,
+            );
+            self.label(
+                "rogue_device_registration",
+                "T1098.005",
+                u,
+                Some(ip),
+                ids[4..].to_vec(),
+                t0 + 1_200_000,
+                t0 + 1_200_000,
+            );
 
             // SIM swap: SMS factor re-enrolled, then SMS login from a new device.
             let u = self.rng.random_range(0..self.users.len());
             let (ip, place) = self.attacker_ip();
             let t0 = start + self.rng.random_range(span / 10..span * 8 / 10);
             let txn = self.id();
-            let mut enroll = self.base(u, t0, (Action::EnrollComplete, Factor::Sms, Outcome::Success), &txn);
+            let mut enroll = self.base(
+                u,
+                t0,
+                (Action::EnrollComplete, Factor::Sms, Outcome::Success),
+                &txn,
+            );
             enroll.reason = Some("factor_updated".into());
             let id1 = self.push(enroll);
             let txn = self.id();
-            let mut login = self.base(u, t0 + 3_600_000, (Action::MfaVerify, Factor::Sms, Outcome::Success), &txn);
+            let mut login = self.base(
+                u,
+                t0 + 3_600_000,
+                (Action::MfaVerify, Factor::Sms, Outcome::Success),
+                &txn,
+            );
             login.latency_ms = Some(15_000);
             self.at(&mut login, &ip, place);
             let id2 = self.push(login);
-            self.label("sim_swap", "T1111", u, Some(ip), vec![id1, id2], t0, t0 + 3_600_000);
+            self.label(
+                "sim_swap",
+                "T1111",
+                u,
+                Some(ip),
+                vec![id1, id2],
+                t0,
+                t0 + 3_600_000,
+            );
 
             // MFA disabled by an admin for a privileged user.
             let u = self.rng.random_range(0..self.users.len());
             let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
             let txn = self.id();
-            let mut e = self.base(u, t0, (Action::PolicyChange, Factor::None, Outcome::Success), &txn);
+            let mut e = self.base(
+                u,
+                t0,
+                (Action::PolicyChange, Factor::None, Outcome::Success),
+                &txn,
+            );
             e.reason = Some("mfa_disabled".into());
             e.actor = Some("admin@acme.example".into());
             e.privileged = Some(true);
             let id = self.push(e);
-            self.label("mfa_disabled_by_admin", "T1556.006", u, None, vec![id], t0, t0);
+            self.label(
+                "mfa_disabled_by_admin",
+                "T1556.006",
+                u,
+                None,
+                vec![id],
+                t0,
+                t0,
+            );
 
             // Impossible travel: two successful MFA logins continents apart, 20 minutes apart.
             let u = self.rng.random_range(0..self.users.len());
@@ -288,11 +433,24 @@ impl Sim {
             a.latency_ms = Some(5_000);
             let id1 = self.push(a);
             let txn = self.id();
-            let mut b = self.base(u, t0 + 1_200_000, (Action::MfaVerify, factor, Outcome::Success), &txn);
+            let mut b = self.base(
+                u,
+                t0 + 1_200_000,
+                (Action::MfaVerify, factor, Outcome::Success),
+                &txn,
+            );
             b.latency_ms = Some(5_000);
             self.at(&mut b, &ip, place);
             let id2 = self.push(b);
-            self.label("impossible_travel", "T1078", u, Some(ip), vec![id1, id2], t0, t0 + 1_200_000);
+            self.label(
+                "impossible_travel",
+                "T1078",
+                u,
+                Some(ip),
+                vec![id1, id2],
+                t0,
+                t0 + 1_200_000,
+            );
         }
     }
 }
@@ -300,13 +458,21 @@ impl Sim {
 /// 128-bit hash rendered as a UUID string.
 fn uuid_like(x: u128) -> String {
     let h = format!("{x:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Diurnal weight in [0.15, 1]: quiet nights, a morning peak and an afternoon plateau (UTC).
 fn diurnal(ms: i64) -> f64 {
     let hour = (ms.rem_euclid(86_400_000)) as f64 / 3_600_000.0;
-    let peak = (-((hour - 9.5) / 2.5f64).powi(2)).exp() + 0.8 * (-((hour - 15.0) / 3.0f64).powi(2)).exp();
+    let peak =
+        (-((hour - 9.5) / 2.5f64).powi(2)).exp() + 0.8 * (-((hour - 15.0) / 3.0f64).powi(2)).exp();
     (0.15 + peak).min(1.0)
 }
 
@@ -328,17 +494,34 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
                 name: format!("user{i:05}@acme.example"),
                 factor,
                 country: &PLACES[rng.random_range(0..PLACES.len())],
-                ip: format!("{}.{}.{}.{}", rng.random_range(11..99), rng.random_range(0..255), rng.random_range(0..255), rng.random_range(1..255)),
+                ip: format!(
+                    "{}.{}.{}.{}",
+                    rng.random_range(11..99),
+                    rng.random_range(0..255),
+                    rng.random_range(0..255),
+                    rng.random_range(1..255)
+                ),
                 device: format!("guo{:016x}", rng.random::<u64>()),
                 privileged: rng.random_bool(0.03),
                 ua: UAS[rng.random_range(0..UAS.len())],
             }
         })
         .collect();
-    let mut sim = Sim { rng, users, events: Vec::with_capacity(opts.events + 64), labels: vec![], next_id: 0, seed: opts.seed };
+    let mut sim = Sim {
+        rng,
+        users,
+        events: Vec::with_capacity(opts.events + 64),
+        labels: vec![],
+        next_id: 0,
+        seed: opts.seed,
+    };
     let span = (opts.days * 86_400_000.0) as i64;
     // Flows at diurnally weighted random times (rejection sampling), then time-ordered.
-    let attack_events = if opts.attacks { (opts.events / 20_000).max(1) * 41 } else { 0 };
+    let attack_events = if opts.attacks {
+        (opts.events / 20_000).max(1) * 41
+    } else {
+        0
+    };
     let target = opts.events.saturating_sub(attack_events);
     while sim.events.len() < target {
         let t = opts.start_ms + sim.rng.random_range(0..span.max(1));
@@ -363,8 +546,12 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
     }
     sim.events.truncate(opts.events);
     sim.events.sort_by_key(|e| e.time);
-    let kept: std::collections::HashSet<&str> = sim.events.iter().map(|e| e.event_id.as_ref()).collect();
+    let kept: std::collections::HashSet<&str> =
+        sim.events.iter().map(|e| e.event_id.as_ref()).collect();
     let mut labels = sim.labels;
     labels.retain(|l| l.event_ids.iter().all(|id| kept.contains(id.as_str())));
-    Simulation { events: sim.events, labels }
+    Simulation {
+        events: sim.events,
+        labels,
+    }
 }

@@ -26,8 +26,13 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_bad_enums() {
         let raw = br#"{"event_id":"v-1","time":"2024-05-01T10:00:00.250Z","source":"verifier","user":"alice","action":"mfa_verify","factor":"totp","outcome":"failure","reason":"replay","latency_ms":420,"vendor_event_type":"verify","otp":"123456"}"#;
-        let Mapped::Event(e) = map(raw).unwrap() else { panic!() };
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Totp, Outcome::Failure));
+        let Mapped::Event(e) = map(raw).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Totp, Outcome::Failure)
+        );
         assert_eq!(e.latency_ms, Some(420));
         let err = map(br#"{"event_id":"v","time":1714557600000,"source":"verifier","user":"a","action":"fly","factor":"totp","outcome":"success","vendor_event_type":"x"}"#).unwrap_err();
         assert!(err.contains("action") && err.contains("fly"), "{err}");

@@ -96,56 +96,100 @@ pub(super) fn map<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapResult
     let name = r.eventName.as_ref();
     let extra = r.additionalEventData.as_ref();
     let mfa_id = extra.and_then(|a| a.MFAIdentifier.as_deref());
-    let serial = r.requestParameters.as_ref().and_then(|p| p.serialNumber.as_deref());
+    let serial = r
+        .requestParameters
+        .as_ref()
+        .and_then(|p| p.serialNumber.as_deref());
     let failed = r.errorMessage.is_some();
     use Action::*;
-    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<&'static str>) = match name {
-        "ConsoleLogin" => {
-            let success = r
-                .responseElements
-                .as_ref()
-                .and_then(|e| e.ConsoleLogin.as_deref())
-                .map(|s| s.eq_ignore_ascii_case("success"))
-                .unwrap_or(!failed);
-            let mfa = extra.and_then(|a| a.MFAUsed.as_deref()).is_some_and(|m| m.eq_ignore_ascii_case("yes"));
-            let outcome = if success { Outcome::Success } else { Outcome::Failure };
-            let reason = (!success).then_some("invalid_credentials");
-            if mfa {
-                (MfaVerify, mfa_factor(mfa_id), outcome, reason.map(|_| "mfa_failed"))
-            } else {
-                (PrimaryAuth, Factor::Password, outcome, reason)
+    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<&'static str>) =
+        match name {
+            "ConsoleLogin" => {
+                let success = r
+                    .responseElements
+                    .as_ref()
+                    .and_then(|e| e.ConsoleLogin.as_deref())
+                    .map(|s| s.eq_ignore_ascii_case("success"))
+                    .unwrap_or(!failed);
+                let mfa = extra
+                    .and_then(|a| a.MFAUsed.as_deref())
+                    .is_some_and(|m| m.eq_ignore_ascii_case("yes"));
+                let outcome = if success {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                let reason = (!success).then_some("invalid_credentials");
+                if mfa {
+                    (
+                        MfaVerify,
+                        mfa_factor(mfa_id),
+                        outcome,
+                        reason.map(|_| "mfa_failed"),
+                    )
+                } else {
+                    (PrimaryAuth, Factor::Password, outcome, reason)
+                }
             }
-        }
-        "CheckMfa" => (MfaVerify, mfa_factor(mfa_id), if failed { Outcome::Failure } else { Outcome::Success }, None),
-        "CreateVirtualMFADevice" => (EnrollStart, Factor::Totp, ok(failed), None),
-        "EnableMFADevice" => (EnrollComplete, mfa_factor(serial), ok(failed), None),
-        "DeactivateMFADevice" | "DeleteVirtualMFADevice" => (FactorRemove, mfa_factor(serial), ok(failed), None),
-        "ResyncMFADevice" => (Other, mfa_factor(serial), ok(failed), Some("resync")),
-        "PasswordRecoveryRequested" => (RecoveryRequest, Factor::Password, ok(failed), None),
-        "PasswordRecoveryCompleted" => (RecoveryComplete, Factor::Password, ok(failed), None),
-        _ => return ignored(LogFormat::Cloudtrail, &format!("{}:{name}", r.eventSource)),
-    };
+            "CheckMfa" => (
+                MfaVerify,
+                mfa_factor(mfa_id),
+                if failed {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                },
+                None,
+            ),
+            "CreateVirtualMFADevice" => (EnrollStart, Factor::Totp, ok(failed), None),
+            "EnableMFADevice" => (EnrollComplete, mfa_factor(serial), ok(failed), None),
+            "DeactivateMFADevice" | "DeleteVirtualMFADevice" => {
+                (FactorRemove, mfa_factor(serial), ok(failed), None)
+            }
+            "ResyncMFADevice" => (Other, mfa_factor(serial), ok(failed), Some("resync")),
+            "PasswordRecoveryRequested" => (RecoveryRequest, Factor::Password, ok(failed), None),
+            "PasswordRecoveryCompleted" => (RecoveryComplete, Factor::Password, ok(failed), None),
+            _ => return ignored(LogFormat::Cloudtrail, &format!("{}:{name}", r.eventSource)),
+        };
     let time = parse_rfc3339(&r.eventTime).map_err(|e| format!("cloudtrail: eventTime: {e}"))?;
     let ident = r.userIdentity.as_ref();
     let root = ident.and_then(|i| i.kind.as_deref()) == Some("Root");
     let principal = ident
         .and_then(|i| nonempty(i.userName.clone()))
-        .or_else(|| ident.and_then(|i| i.arn.as_deref()).and_then(|a| a.rsplit('/').next()).map(|s| Cow::Owned(s.to_string())))
+        .or_else(|| {
+            ident
+                .and_then(|i| i.arn.as_deref())
+                .and_then(|a| a.rsplit('/').next())
+                .map(|s| Cow::Owned(s.to_string()))
+        })
         .or_else(|| root.then_some(Cow::Borrowed("root")));
-    let target = r.requestParameters.as_ref().and_then(|p| nonempty(p.userName.clone()));
+    let target = r
+        .requestParameters
+        .as_ref()
+        .and_then(|p| nonempty(p.userName.clone()));
     let (user, actor) = match (target, principal) {
         (Some(t), Some(p)) if t != p => (t, Some(p)),
         (Some(t), _) => (t, None),
         (None, Some(p)) => (p, None),
-        (None, None) => return Err("cloudtrail: userIdentity: no userName or arn; no subject".into()),
+        (None, None) => {
+            return Err("cloudtrail: userIdentity: no userName or arn; no subject".into());
+        }
     };
     let id = match r.eventID {
         Some(id) => id,
         None => Cow::Owned(super::fields::hashed_id(Source::Cloudtrail, raw)),
     };
-    let mut e = Event::new(Source::Cloudtrail, id, time, user, r.eventName.clone(), (action, factor, outcome));
+    let mut e = Event::new(
+        Source::Cloudtrail,
+        id,
+        time,
+        user,
+        r.eventName.clone(),
+        (action, factor, outcome),
+    );
     e.actor = actor;
-    e.tenant = nonempty(r.recipientAccountId).or_else(|| ident.and_then(|i| nonempty(i.accountId.clone())));
+    e.tenant = nonempty(r.recipientAccountId)
+        .or_else(|| ident.and_then(|i| nonempty(i.accountId.clone())));
     e.app = extra.and_then(|a| nonempty(a.LoginTo.clone()));
     e.src_ip = nonempty(r.sourceIPAddress);
     e.user_agent = nonempty(r.userAgent);
@@ -156,7 +200,11 @@ pub(super) fn map<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapResult
 }
 
 fn ok(failed: bool) -> Outcome {
-    if failed { Outcome::Failure } else { Outcome::Success }
+    if failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    }
 }
 
 #[cfg(test)]
@@ -173,18 +221,35 @@ mod tests {
 
     #[test]
     fn console_login_with_and_without_mfa() {
-        let e = ev(r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","userName":"alice"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.2","userAgent":"Mozilla/5.0","responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"MFAUsed":"Yes","MFAIdentifier":"arn:aws:iam::111122223333:u2f/user/alice/key-1","LoginTo":"https://console.aws.amazon.com"},"eventID":"e1"}"#);
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::U2f, Outcome::Success));
+        let e = ev(
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","accountId":"111122223333","userName":"alice"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.2","userAgent":"Mozilla/5.0","responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"MFAUsed":"Yes","MFAIdentifier":"arn:aws:iam::111122223333:u2f/user/alice/key-1","LoginTo":"https://console.aws.amazon.com"},"eventID":"e1"}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::U2f, Outcome::Success)
+        );
         assert!(e.phishing_resistant);
-        let e = ev(r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","errorMessage":"Failed authentication","responseElements":{"ConsoleLogin":"Failure"},"additionalEventData":{"MFAUsed":"No"},"eventID":"e2"}"#);
-        assert_eq!((e.action, e.outcome, e.privileged), (Action::PrimaryAuth, Outcome::Failure, Some(true)));
+        let e = ev(
+            r#"{"userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","errorMessage":"Failed authentication","responseElements":{"ConsoleLogin":"Failure"},"additionalEventData":{"MFAUsed":"No"},"eventID":"e2"}"#,
+        );
+        assert_eq!(
+            (e.action, e.outcome, e.privileged),
+            (Action::PrimaryAuth, Outcome::Failure, Some(true))
+        );
     }
 
     #[test]
     fn mfa_device_deactivation_by_admin_and_other_calls_ignored() {
-        let e = ev(r#"{"userIdentity":{"type":"IAMUser","userName":"admin"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"DeactivateMFADevice","requestParameters":{"userName":"bob","serialNumber":"arn:aws:iam::1:mfa/bob"},"eventID":"e3"}"#);
-        assert_eq!((e.action, e.factor, e.user.as_ref(), e.actor.as_deref()), (Action::FactorRemove, Factor::Totp, "bob", Some("admin")));
+        let e = ev(
+            r#"{"userIdentity":{"type":"IAMUser","userName":"admin"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"DeactivateMFADevice","requestParameters":{"userName":"bob","serialNumber":"arn:aws:iam::1:mfa/bob"},"eventID":"e3"}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.user.as_ref(), e.actor.as_deref()),
+            (Action::FactorRemove, Factor::Totp, "bob", Some("admin"))
+        );
         let r = map(br#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#, &mut Default::default());
-        assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "cloudtrail:s3.amazonaws.com:GetObject"));
+        assert!(
+            matches!(r, Ok(Mapped::Ignored(k)) if k == "cloudtrail:s3.amazonaws.com:GetObject")
+        );
     }
 }

@@ -40,7 +40,9 @@ pub(super) fn envelope(obj: &[u8]) -> Option<Result<Vec<&RawValue>, String>> {
     }
     let resp = env.response?;
     match serde_json::from_str::<DuoResponse>(resp.get()) {
-        Ok(DuoResponse { authlogs: Some(logs) }) => Some(Ok(logs)),
+        Ok(DuoResponse {
+            authlogs: Some(logs),
+        }) => Some(Ok(logs)),
         Ok(_) => None,
         Err(e) => Some(Err(format!("duo: response.authlogs: {e}"))),
     }
@@ -88,7 +90,10 @@ struct Markers<'a> {
 /// Detect the format of one JSON object. `Err` when it is not valid JSON (with position).
 pub(super) fn format(obj: &[u8]) -> Result<Option<LogFormat>, String> {
     if let Err(e) = std::str::from_utf8(obj) {
-        return Err(format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()));
+        return Err(format!(
+            "invalid UTF-8 at byte {} of the record",
+            e.valid_up_to()
+        ));
     }
     let m: Markers = serde_json::from_slice(obj).map_err(|e| invalid_json(&e))?;
     Ok(classify(&m))
@@ -109,7 +114,10 @@ fn classify(m: &Markers) -> Option<LogFormat> {
     if has(&m.eventSource) && has(&m.eventName) && has(&m.eventTime) {
         return Some(Cloudtrail);
     }
-    let entra_category = m.category.as_deref().is_some_and(|c| c.ends_with("SignInLogs") || c == "AuditLogs");
+    let entra_category = m
+        .category
+        .as_deref()
+        .is_some_and(|c| c.ends_with("SignInLogs") || c == "AuditLogs");
     if (entra_category && has(&m.properties))
         || (has(&m.createdDateTime) && has(&m.userPrincipalName))
         || (has(&m.activityDisplayName) && has(&m.activityDateTime))
@@ -119,7 +127,8 @@ fn classify(m: &Markers) -> Option<LogFormat> {
     if has(&m.txid) || (has(&m.access_device) && has(&m.factor)) {
         return Some(Duo);
     }
-    if (has(&m.realmId) && has(&m.type_)) || m.loggerName.as_deref() == Some("org.keycloak.events") {
+    if (has(&m.realmId) && has(&m.type_)) || m.loggerName.as_deref() == Some("org.keycloak.events")
+    {
         return Some(Keycloak);
     }
     None
@@ -127,12 +136,17 @@ fn classify(m: &Markers) -> Option<LogFormat> {
 
 /// Reason for a JSON object of no known format, listing its first keys to help the user.
 pub(super) fn unrecognized_reason(obj: &[u8]) -> String {
-    let keys: Vec<String> = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(obj)
-        .map(|m| m.keys().take(8).cloned().collect())
-        .unwrap_or_default();
+    let keys: Vec<String> =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(obj)
+            .map(|m| m.keys().take(8).cloned().collect())
+            .unwrap_or_default();
     format!(
         "unrecognized log format (top-level keys: {}); force one with --log-format",
-        if keys.is_empty() { "none".into() } else { keys.join(", ") }
+        if keys.is_empty() {
+            "none".into()
+        } else {
+            keys.join(", ")
+        }
     )
 }
 
@@ -147,27 +161,55 @@ mod tests {
     #[test]
     fn detects_each_vendor_by_its_markers() {
         let cases: &[(&str, LogFormat)] = &[
-            (r#"{"eventType":"user.session.start","published":"x","uuid":"u"}"#, LogFormat::Okta),
-            (r#"{"category":"SignInLogs","properties":{}}"#, LogFormat::Entra),
-            (r#"{"createdDateTime":"x","userPrincipalName":"a"}"#, LogFormat::Entra),
+            (
+                r#"{"eventType":"user.session.start","published":"x","uuid":"u"}"#,
+                LogFormat::Okta,
+            ),
+            (
+                r#"{"category":"SignInLogs","properties":{}}"#,
+                LogFormat::Entra,
+            ),
+            (
+                r#"{"createdDateTime":"x","userPrincipalName":"a"}"#,
+                LogFormat::Entra,
+            ),
             (r#"{"txid":"t","factor":"duo_push"}"#, LogFormat::Duo),
-            (r#"{"kind":"admin#reports#activity","events":[]}"#, LogFormat::Gworkspace),
-            (r#"{"eventSource":"s","eventName":"n","eventTime":"t"}"#, LogFormat::Cloudtrail),
-            (r#"{"realmId":"r","type":"LOGIN","time":1}"#, LogFormat::Keycloak),
-            (r#"{"event_id":"e","action":"a","outcome":"o","factor":"f"}"#, LogFormat::Canonical),
+            (
+                r#"{"kind":"admin#reports#activity","events":[]}"#,
+                LogFormat::Gworkspace,
+            ),
+            (
+                r#"{"eventSource":"s","eventName":"n","eventTime":"t"}"#,
+                LogFormat::Cloudtrail,
+            ),
+            (
+                r#"{"realmId":"r","type":"LOGIN","time":1}"#,
+                LogFormat::Keycloak,
+            ),
+            (
+                r#"{"event_id":"e","action":"a","outcome":"o","factor":"f"}"#,
+                LogFormat::Canonical,
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(format(json.as_bytes()).unwrap(), Some(*want), "{json}");
         }
         assert_eq!(format(br#"{"hello":"world"}"#).unwrap(), None);
-        assert!(format(br#"{"eventType":"#).unwrap_err().contains("invalid JSON"));
+        assert!(
+            format(br#"{"eventType":"#)
+                .unwrap_err()
+                .contains("invalid JSON")
+        );
     }
 
     #[test]
     fn expands_envelopes_only_when_present() {
-        let ev = envelope(br#"{"records":[{"a":1},{"b":2}]}"#).unwrap().unwrap();
+        let ev = envelope(br#"{"records":[{"a":1},{"b":2}]}"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(ev.len(), 2);
-        let duo = envelope(br#"{"stat":"OK","response":{"authlogs":[{"txid":"1"}],"metadata":{}}}"#);
+        let duo =
+            envelope(br#"{"stat":"OK","response":{"authlogs":[{"txid":"1"}],"metadata":{}}}"#);
         assert_eq!(duo.unwrap().unwrap().len(), 1);
         assert!(envelope(br#"{"eventType":"x"}"#).is_none());
         assert!(envelope(br#"{"note":"records","eventType":"x"}"#).is_none());

@@ -89,10 +89,16 @@ fn factor_for(f: &str) -> Factor {
         "duo_push" | "verified_duo_push" | "duo_mobile_push" => Factor::Push,
         "phone_call" => Factor::Voice,
         "sms_passcode" | "sms_refresh" | "sms_passcode_login" => Factor::Sms,
-        "duo_mobile_passcode" | "duo_mobile_passcode_totp" | "duo_mobile_passcode_hotp" => Factor::Totp,
-        "passcode" | "hardware_token" | "yubikey_code" | "digipass_go_7_token" => Factor::HardwareOtp,
+        "duo_mobile_passcode" | "duo_mobile_passcode_totp" | "duo_mobile_passcode_hotp" => {
+            Factor::Totp
+        }
+        "passcode" | "hardware_token" | "yubikey_code" | "digipass_go_7_token" => {
+            Factor::HardwareOtp
+        }
         "bypass_code" => Factor::BypassCode,
-        "webauthn_credential" | "webauthn_security_key" | "webauthn_chrome_touchid" | "passkey" => Factor::Webauthn,
+        "webauthn_credential" | "webauthn_security_key" | "webauthn_chrome_touchid" | "passkey" => {
+            Factor::Webauthn
+        }
         "u2f_token" => Factor::U2f,
         "remembered_device" | "trusted_network" | "trusted_mobile_authenticator" => Factor::None,
         "email_passcode" => Factor::Email,
@@ -111,13 +117,21 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     let event_type = r.event_type.as_deref().unwrap_or("authentication");
     let result = r.result.as_deref().unwrap_or("").to_ascii_lowercase();
     let reason = r.reason.as_deref().unwrap_or("").to_ascii_lowercase();
-    let mut factor = r.factor.as_deref().map(factor_for).unwrap_or(Factor::Unknown);
+    let mut factor = r
+        .factor
+        .as_deref()
+        .map(factor_for)
+        .unwrap_or(Factor::Unknown);
 
     use Action::*;
     let (action, outcome, norm_reason): (Action, Outcome, Option<&'static str>) = match event_type {
         "enrollment" => (
             EnrollComplete,
-            if result == "success" { Outcome::Success } else { Outcome::Failure },
+            if result == "success" {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
             None,
         ),
         "authentication" => match (result.as_str(), reason.as_str()) {
@@ -127,11 +141,19 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
             }
             (_, "locked_out") => (Lockout, Outcome::Failure, Some("locked_out")),
             (_, "frequent_attempts") => (RateLimited, Outcome::Failure, Some("rate_limited")),
-            (_, "user_marked_fraud") | ("fraud", _) => (MfaVerify, Outcome::Denied, Some("fraud_reported")),
-            (_, "no_response" | "queued_inflight_auth_expired") => (MfaVerify, Outcome::Timeout, Some("no_response")),
-            (_, "user_mistake" | "user_cancelled") => (MfaVerify, Outcome::Denied, Some("user_denied")),
+            (_, "user_marked_fraud") | ("fraud", _) => {
+                (MfaVerify, Outcome::Denied, Some("fraud_reported"))
+            }
+            (_, "no_response" | "queued_inflight_auth_expired") => {
+                (MfaVerify, Outcome::Timeout, Some("no_response"))
+            }
+            (_, "user_mistake" | "user_cancelled") => {
+                (MfaVerify, Outcome::Denied, Some("user_denied"))
+            }
             (_, "anomalous_push") => (MfaVerify, Outcome::Denied, Some("anomalous_push")),
-            (_, "invalid_passcode" | "verification_code_incorrect") => (MfaVerify, Outcome::Failure, Some("invalid_code")),
+            (_, "invalid_passcode" | "verification_code_incorrect") => {
+                (MfaVerify, Outcome::Failure, Some("invalid_code"))
+            }
             (_, "deny_unenrolled_user") => (MfaVerify, Outcome::Denied, Some("not_enrolled")),
             (_, "allow_unenrolled_user") => (MfaVerify, Outcome::Success, Some("not_enrolled")),
             ("success", "remembered_device" | "trusted_network" | "trusted_location") => {
@@ -139,9 +161,16 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
                 (SessionStart, Outcome::Success, Some("remembered"))
             }
             ("success", _) => (MfaVerify, Outcome::Success, None),
-            ("denied", "location_restricted" | "platform_restricted" | "software_restricted" | "out_of_date" | "user_disabled" | "invalid_device" | "endpoint_is_not_trusted") => {
-                (MfaVerify, Outcome::Denied, Some("blocked_by_policy"))
-            }
+            (
+                "denied",
+                "location_restricted"
+                | "platform_restricted"
+                | "software_restricted"
+                | "out_of_date"
+                | "user_disabled"
+                | "invalid_device"
+                | "endpoint_is_not_trusted",
+            ) => (MfaVerify, Outcome::Denied, Some("blocked_by_policy")),
             ("denied", _) => (MfaVerify, Outcome::Denied, None),
             ("error", _) => (MfaVerify, Outcome::Error, None),
             _ => (MfaVerify, Outcome::Unknown, None),
@@ -163,21 +192,43 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     let loc = access.and_then(|a| a.location.as_ref());
     let ua = access.and_then(|a| {
         let browser = nonempty(a.browser.clone())?;
-        let version = a.browser_version.as_ref().map(|v| v.0.as_ref()).unwrap_or("");
+        let version = a
+            .browser_version
+            .as_ref()
+            .map(|v| v.0.as_ref())
+            .unwrap_or("");
         let os = a.os.as_deref().unwrap_or("");
-        Some(Cow::Owned(format!("{browser} {version} ({os})").replace(" ()", "")))
+        Some(Cow::Owned(
+            format!("{browser} {version} ({os})").replace(" ()", ""),
+        ))
     });
 
-    let mut e = Event::new(Source::Duo, r.txid.clone(), time, user, Cow::Owned(format!("{event_type}:{}", r.reason.as_deref().unwrap_or(&result))), (action, factor, outcome));
+    let mut e = Event::new(
+        Source::Duo,
+        r.txid.clone(),
+        time,
+        user,
+        Cow::Owned(format!(
+            "{event_type}:{}",
+            r.reason.as_deref().unwrap_or(&result)
+        )),
+        (action, factor, outcome),
+    );
     e.transaction_id = Some(r.txid);
     e.app = r.application.and_then(|a| nonempty(a.name));
-    e.reason = norm_reason.map(Cow::Borrowed).or_else(|| (outcome != Outcome::Success).then(|| nonempty(r.reason)).flatten());
+    e.reason = norm_reason.map(Cow::Borrowed).or_else(|| {
+        (outcome != Outcome::Success)
+            .then(|| nonempty(r.reason))
+            .flatten()
+    });
     e.src_ip = access.and_then(|a| nonempty(a.ip.clone()));
     e.country = ctx.country(loc.and_then(|l| l.country.clone()));
     e.region = loc.and_then(|l| nonempty(l.state.clone()));
     e.city = loc.and_then(|l| nonempty(l.city.clone()));
     e.user_agent = ua;
-    e.device_id = r.auth_device.and_then(|d| nonempty(d.key).or(nonempty(d.name)));
+    e.device_id = r
+        .auth_device
+        .and_then(|d| nonempty(d.key).or(nonempty(d.name)));
     e.privileged = privileged.filter(|&p| p);
     event(e)
 }
@@ -198,29 +249,57 @@ mod tests {
 
     #[test]
     fn approved_push_fraud_and_timeout() {
-        let e = ev(&format!(r#"{{{BASE},"factor":"duo_push","result":"success","reason":"user_approved"}}"#));
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Push, Outcome::Success));
+        let e = ev(&format!(
+            r#"{{{BASE},"factor":"duo_push","result":"success","reason":"user_approved"}}"#
+        ));
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Push, Outcome::Success)
+        );
         assert_eq!(e.country.as_deref(), Some("US"));
-        let e = ev(&format!(r#"{{{BASE},"factor":"duo_push","result":"fraud","reason":"user_marked_fraud"}}"#));
-        assert_eq!((e.outcome, e.reason.as_deref()), (Outcome::Denied, Some("fraud_reported")));
-        let e = ev(&format!(r#"{{{BASE},"factor":"duo_push","result":"denied","reason":"no_response"}}"#));
-        assert_eq!((e.outcome, e.reason.as_deref()), (Outcome::Timeout, Some("no_response")));
+        let e = ev(&format!(
+            r#"{{{BASE},"factor":"duo_push","result":"fraud","reason":"user_marked_fraud"}}"#
+        ));
+        assert_eq!(
+            (e.outcome, e.reason.as_deref()),
+            (Outcome::Denied, Some("fraud_reported"))
+        );
+        let e = ev(&format!(
+            r#"{{{BASE},"factor":"duo_push","result":"denied","reason":"no_response"}}"#
+        ));
+        assert_eq!(
+            (e.outcome, e.reason.as_deref()),
+            (Outcome::Timeout, Some("no_response"))
+        );
     }
 
     #[test]
     fn bypass_and_passcode_failures() {
-        let e = ev(&format!(r#"{{{BASE},"factor":"bypass_code","result":"success","reason":"bypass_user"}}"#));
+        let e = ev(&format!(
+            r#"{{{BASE},"factor":"bypass_code","result":"success","reason":"bypass_user"}}"#
+        ));
         assert_eq!((e.action, e.factor), (Action::Bypass, Factor::BypassCode));
-        let e = ev(&format!(r#"{{{BASE},"factor":"passcode","result":"denied","reason":"invalid_passcode"}}"#));
-        assert_eq!((e.factor, e.outcome, e.reason.as_deref()), (Factor::HardwareOtp, Outcome::Failure, Some("invalid_code")));
+        let e = ev(&format!(
+            r#"{{{BASE},"factor":"passcode","result":"denied","reason":"invalid_passcode"}}"#
+        ));
+        assert_eq!(
+            (e.factor, e.outcome, e.reason.as_deref()),
+            (Factor::HardwareOtp, Outcome::Failure, Some("invalid_code"))
+        );
     }
 
     #[test]
     fn epoch_timestamp_fallback_and_missing_user() {
-        let e = ev(r#"{"txid":"t2","timestamp":1714557600,"event_type":"enrollment","factor":"not_available","result":"success","user":{"name":"dan"}}"#);
+        let e = ev(
+            r#"{"txid":"t2","timestamp":1714557600,"event_type":"enrollment","factor":"not_available","result":"success","user":{"name":"dan"}}"#,
+        );
         assert_eq!(e.action, Action::EnrollComplete);
         assert_eq!(e.time, 1_714_557_600_000);
-        let err = map(br#"{"txid":"t3","timestamp":1714557600,"result":"success"}"#, &mut Ctx::default()).unwrap_err();
+        let err = map(
+            br#"{"txid":"t3","timestamp":1714557600,"result":"success"}"#,
+            &mut Ctx::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("user.name"), "{err}");
     }
 }

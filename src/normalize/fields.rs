@@ -49,7 +49,11 @@ pub fn nonempty(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 
 /// Stable id for records without a vendor id: `source:` + xxh3-128 of the raw bytes.
 pub fn hashed_id(source: Source, raw: &[u8]) -> String {
-    format!("{}:{:032x}", source.as_str(), xxhash_rust::xxh3::xxh3_128(raw))
+    format!(
+        "{}:{:032x}",
+        source.as_str(),
+        xxhash_rust::xxh3::xxh3_128(raw)
+    )
 }
 
 /// A JSON scalar that vendors send as string, number or bool; kept as text.
@@ -110,10 +114,16 @@ mod tests {
     #[test]
     fn maps_country_names_to_codes_and_keeps_unknown_values() {
         let mut ctx = Ctx::default();
-        assert_eq!(ctx.country(Some("United States".into())).as_deref(), Some("US"));
+        assert_eq!(
+            ctx.country(Some("United States".into())).as_deref(),
+            Some("US")
+        );
         assert_eq!(ctx.country(Some("FR".into())).as_deref(), Some("FR"));
         assert_eq!(ctx.country(Some("Germany".into())).as_deref(), Some("DE"));
-        assert_eq!(ctx.country(Some("Atlantis".into())).as_deref(), Some("Atlantis"));
+        assert_eq!(
+            ctx.country(Some("Atlantis".into())).as_deref(),
+            Some("Atlantis")
+        );
         assert_eq!(ctx.country(Some("".into())), None);
     }
 }

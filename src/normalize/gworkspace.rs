@@ -111,8 +111,15 @@ fn pick_factor(methods: &[&str]) -> Option<Factor> {
 pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     let _ = ctx;
     let r: Raw<'a> = parse(LogFormat::Gworkspace, raw)?;
-    if r.id.applicationName.as_deref().is_some_and(|a| a != "login") {
-        return ignored(LogFormat::Gworkspace, &format!("{}", r.id.applicationName.as_deref().unwrap_or_default()));
+    if r.id
+        .applicationName
+        .as_deref()
+        .is_some_and(|a| a != "login")
+    {
+        return ignored(
+            LogFormat::Gworkspace,
+            &format!("{}", r.id.applicationName.as_deref().unwrap_or_default()),
+        );
     }
     let ev = r
         .events
@@ -123,66 +130,133 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     let methods = ev.values("login_challenge_method");
     let factor = pick_factor(&methods);
     let second_factor = ev.param("is_second_factor").and_then(|p| p.boolValue);
-    let status = ev.values("login_challenge_status").first().map(|s| s.to_ascii_lowercase());
+    let status = ev
+        .values("login_challenge_status")
+        .first()
+        .map(|s| s.to_ascii_lowercase());
     let passed = status.as_deref().map(|s| s.contains("passed"));
-    let failure_type = ev.values("login_failure_type").first().map(|s| s.to_string());
+    let failure_type = ev
+        .values("login_failure_type")
+        .first()
+        .map(|s| s.to_string());
 
     use Action::*;
-    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<Cow<'a, str>>) = match name {
-        "login_success" => match factor {
-            Some(f) if !matches!(f, Factor::Password | Factor::None) => (MfaVerify, f, Outcome::Success, None),
-            _ => (PrimaryAuth, Factor::Password, Outcome::Success, None),
-        },
-        "login_failure" => {
-            let reason = failure_type.clone().map(|t| t.trim_start_matches("login_failure_").to_string());
-            match (failure_type.as_deref(), factor) {
-                (Some("login_failure_invalid_second_factor"), f) => {
-                    (MfaVerify, f.unwrap_or(Factor::Unknown), Outcome::Failure, Some("invalid_code".into()))
+    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<Cow<'a, str>>) =
+        match name {
+            "login_success" => match factor {
+                Some(f) if !matches!(f, Factor::Password | Factor::None) => {
+                    (MfaVerify, f, Outcome::Success, None)
                 }
-                (_, Some(f)) if !matches!(f, Factor::Password | Factor::None) => {
-                    (MfaVerify, f, Outcome::Failure, reason.map(Cow::Owned))
+                _ => (PrimaryAuth, Factor::Password, Outcome::Success, None),
+            },
+            "login_failure" => {
+                let reason = failure_type
+                    .clone()
+                    .map(|t| t.trim_start_matches("login_failure_").to_string());
+                match (failure_type.as_deref(), factor) {
+                    (Some("login_failure_invalid_second_factor"), f) => (
+                        MfaVerify,
+                        f.unwrap_or(Factor::Unknown),
+                        Outcome::Failure,
+                        Some("invalid_code".into()),
+                    ),
+                    (_, Some(f)) if !matches!(f, Factor::Password | Factor::None) => {
+                        (MfaVerify, f, Outcome::Failure, reason.map(Cow::Owned))
+                    }
+                    (Some("login_failure_invalid_password"), _) => (
+                        PrimaryAuth,
+                        Factor::Password,
+                        Outcome::Failure,
+                        Some("invalid_credentials".into()),
+                    ),
+                    _ => (
+                        PrimaryAuth,
+                        Factor::Password,
+                        Outcome::Failure,
+                        reason.map(Cow::Owned),
+                    ),
                 }
-                (Some("login_failure_invalid_password"), _) => {
-                    (PrimaryAuth, Factor::Password, Outcome::Failure, Some("invalid_credentials".into()))
-                }
-                _ => (PrimaryAuth, Factor::Password, Outcome::Failure, reason.map(Cow::Owned)),
             }
-        }
-        "login_challenge" | "login_verification" => {
-            let outcome = match passed {
-                Some(true) => Outcome::Success,
-                Some(false) => Outcome::Failure,
-                None => Outcome::Challenge,
-            };
-            let reason = (outcome == Outcome::Failure).then(|| Cow::Borrowed("challenge_failed"));
-            let action = if second_factor == Some(false) && name == "login_challenge" { MfaChallenge } else { MfaVerify };
-            let action = if outcome == Outcome::Challenge { MfaChallenge } else { action };
-            (action, factor.unwrap_or(Factor::Unknown), outcome, reason)
-        }
-        "2sv_enroll" => (EnrollComplete, Factor::Unknown, Outcome::Success, None),
-        "2sv_disable" => (PolicyChange, Factor::None, Outcome::Success, Some("mfa_disabled".into())),
-        "recovery_phone_edit" => (EnrollComplete, Factor::Sms, Outcome::Success, Some("recovery_phone_changed".into())),
-        "recovery_email_edit" => (EnrollComplete, Factor::Email, Outcome::Success, Some("recovery_email_changed".into())),
-        "passkey_enrolled" => (EnrollComplete, Factor::Webauthn, Outcome::Success, None),
-        "passkey_removed" => (FactorRemove, Factor::Webauthn, Outcome::Success, None),
-        "account_disabled_password_leak" | "account_disabled_hijacked" | "account_disabled_generic" | "account_disabled_spamming" | "account_disabled_spamming_through_relay" => {
-            (Lockout, Factor::None, Outcome::Failure, Some(Cow::Owned(name.trim_start_matches("account_").to_string())))
-        }
-        _ => {
-            let kind = ev.kind.as_deref().unwrap_or("login");
-            return ignored(LogFormat::Gworkspace, &format!("{kind}.{name}"));
-        }
-    };
+            "login_challenge" | "login_verification" => {
+                let outcome = match passed {
+                    Some(true) => Outcome::Success,
+                    Some(false) => Outcome::Failure,
+                    None => Outcome::Challenge,
+                };
+                let reason =
+                    (outcome == Outcome::Failure).then(|| Cow::Borrowed("challenge_failed"));
+                let action = if second_factor == Some(false) && name == "login_challenge" {
+                    MfaChallenge
+                } else {
+                    MfaVerify
+                };
+                let action = if outcome == Outcome::Challenge {
+                    MfaChallenge
+                } else {
+                    action
+                };
+                (action, factor.unwrap_or(Factor::Unknown), outcome, reason)
+            }
+            "2sv_enroll" => (EnrollComplete, Factor::Unknown, Outcome::Success, None),
+            "2sv_disable" => (
+                PolicyChange,
+                Factor::None,
+                Outcome::Success,
+                Some("mfa_disabled".into()),
+            ),
+            "recovery_phone_edit" => (
+                EnrollComplete,
+                Factor::Sms,
+                Outcome::Success,
+                Some("recovery_phone_changed".into()),
+            ),
+            "recovery_email_edit" => (
+                EnrollComplete,
+                Factor::Email,
+                Outcome::Success,
+                Some("recovery_email_changed".into()),
+            ),
+            "passkey_enrolled" => (EnrollComplete, Factor::Webauthn, Outcome::Success, None),
+            "passkey_removed" => (FactorRemove, Factor::Webauthn, Outcome::Success, None),
+            "account_disabled_password_leak"
+            | "account_disabled_hijacked"
+            | "account_disabled_generic"
+            | "account_disabled_spamming"
+            | "account_disabled_spamming_through_relay" => (
+                Lockout,
+                Factor::None,
+                Outcome::Failure,
+                Some(Cow::Owned(name.trim_start_matches("account_").to_string())),
+            ),
+            _ => {
+                let kind = ev.kind.as_deref().unwrap_or("login");
+                return ignored(LogFormat::Gworkspace, &format!("{kind}.{name}"));
+            }
+        };
     let time = parse_rfc3339(&r.id.time).map_err(|e| format!("gworkspace: id.time: {e}"))?;
-    let affected = ev.values("affected_email_address").first().map(|s| Cow::Owned(s.to_string()));
+    let affected = ev
+        .values("affected_email_address")
+        .first()
+        .map(|s| Cow::Owned(s.to_string()));
     let user = r
         .actor
         .and_then(|a| nonempty(a.email))
         .or(affected)
         .ok_or("gworkspace: actor.email: missing")?;
-    let qualifier = r.id.uniqueQualifier.as_ref().map(|q| q.0.as_ref()).unwrap_or("");
+    let qualifier =
+        r.id.uniqueQualifier
+            .as_ref()
+            .map(|q| q.0.as_ref())
+            .unwrap_or("");
     let id = format!("gworkspace:{}:{qualifier}:{name}", r.id.time);
-    let mut e = Event::new(Source::Gworkspace, id, time, user, Cow::Owned(format!("login.{name}")), (action, factor, outcome));
+    let mut e = Event::new(
+        Source::Gworkspace,
+        id,
+        time,
+        user,
+        Cow::Owned(format!("login.{name}")),
+        (action, factor, outcome),
+    );
     e.tenant = r.id.customerId.map(|c| c.0);
     e.reason = reason;
     e.src_ip = nonempty(r.ipAddress);
@@ -203,17 +277,34 @@ mod tests {
 
     #[test]
     fn security_key_verification_is_phishing_resistant() {
-        let e = ev(r#"{"kind":"admin#reports#activity","id":{"time":"2025-02-27T05:59:58.481Z","uniqueQualifier":"123","applicationName":"login","customerId":"C1"},"actor":{"email":"t@c.com"},"ipAddress":"81.2.69.144","events":[{"type":"login","name":"login_verification","parameters":[{"name":"login_challenge_method","multiValue":["security_key"]},{"name":"login_challenge_status","value":"passed"},{"name":"is_second_factor","boolValue":true}]}]}"#);
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Webauthn, Outcome::Success));
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2025-02-27T05:59:58.481Z","uniqueQualifier":"123","applicationName":"login","customerId":"C1"},"actor":{"email":"t@c.com"},"ipAddress":"81.2.69.144","events":[{"type":"login","name":"login_verification","parameters":[{"name":"login_challenge_method","multiValue":["security_key"]},{"name":"login_challenge_status","value":"passed"},{"name":"is_second_factor","boolValue":true}]}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Webauthn, Outcome::Success)
+        );
         assert!(e.phishing_resistant);
         assert_eq!(e.tenant.as_deref(), Some("C1"));
     }
 
     #[test]
     fn invalid_second_factor_and_2sv_disable() {
-        let e = ev(r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":1,"applicationName":"login"},"actor":{"email":"u@c.com"},"events":{"type":"login","name":"login_failure","parameters":[{"name":"login_challenge_method","value":"google_authenticator"},{"name":"login_failure_type","value":"login_failure_invalid_second_factor"}]}}"#);
-        assert_eq!((e.action, e.factor, e.outcome, e.reason.as_deref()), (Action::MfaVerify, Factor::Totp, Outcome::Failure, Some("invalid_code")));
-        let e = ev(r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"2sv_change","name":"2sv_disable"}]}"#);
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":1,"applicationName":"login"},"actor":{"email":"u@c.com"},"events":{"type":"login","name":"login_failure","parameters":[{"name":"login_challenge_method","value":"google_authenticator"},{"name":"login_failure_type","value":"login_failure_invalid_second_factor"}]}}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome, e.reason.as_deref()),
+            (
+                Action::MfaVerify,
+                Factor::Totp,
+                Outcome::Failure,
+                Some("invalid_code")
+            )
+        );
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"2sv_change","name":"2sv_disable"}]}"#,
+        );
         assert_eq!(e.action, Action::PolicyChange);
     }
 
@@ -221,7 +312,11 @@ mod tests {
     fn logout_is_ignored_and_missing_time_rejected() {
         let r = map(br#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"login","name":"logout"}]}"#, &mut Ctx::default());
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "gworkspace:login.logout"));
-        let err = map(br#"{"kind":"admin#reports#activity","id":{"applicationName":"login"},"events":[]}"#, &mut Ctx::default()).unwrap_err();
+        let err = map(
+            br#"{"kind":"admin#reports#activity","id":{"applicationName":"login"},"events":[]}"#,
+            &mut Ctx::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("id.time") || err.contains("time"), "{err}");
     }
 }

@@ -105,7 +105,8 @@ pub(super) fn map_line<'a>(line: &'a [u8], _ctx: &mut super::fields::Ctx) -> Map
             "keycloak: line has no date ({date:?}); log with a date pattern such as %d{{yyyy-MM-dd HH:mm:ss,SSS}}"
         ));
     }
-    let time = parse_log_datetime(&format!("{date} {clock}")).map_err(|e| format!("keycloak: timestamp: {e}"))?;
+    let time = parse_log_datetime(&format!("{date} {clock}"))
+        .map_err(|e| format!("keycloak: timestamp: {e}"))?;
     let body = text[logger_at + "[org.keycloak.events]".len()..].trim_start();
     // Skip the "(thread)" part.
     let body = match body.strip_prefix('(') {
@@ -117,7 +118,11 @@ pub(super) fn map_line<'a>(line: &'a [u8], _ctx: &mut super::fields::Ctx) -> Map
 
 fn fields_from_kv(time: i64, body: &str) -> Result<Fields<'_>, String> {
     let kv = parse_kv(body);
-    let get = |k: &str| kv.iter().find(|(key, _)| *key == k).map(|(_, v)| Cow::Borrowed(*v));
+    let get = |k: &str| {
+        kv.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| Cow::Borrowed(*v))
+    };
     let kind = get("type").ok_or("keycloak: type: missing in event line")?;
     Ok(Fields {
         time,
@@ -162,8 +167,12 @@ fn parse_kv(body: &str) -> Vec<(&str, &str)> {
 pub(super) fn map_json<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapResult<'a> {
     let j: JsonEvent<'a> = parse(LogFormat::Keycloak, raw)?;
     if j.loggerName.is_some() {
-        let message = j.message.ok_or("keycloak: message: missing in JSON log record")?;
-        let ts = j.timestamp.ok_or("keycloak: timestamp: missing in JSON log record")?;
+        let message = j
+            .message
+            .ok_or("keycloak: message: missing in JSON log record")?;
+        let ts = j
+            .timestamp
+            .ok_or("keycloak: timestamp: missing in JSON log record")?;
         let time = parse_log_datetime(&ts).map_err(|e| format!("keycloak: timestamp: {e}"))?;
         let fields = match &message {
             Cow::Borrowed(m) => fields_from_kv(time, m)?,
@@ -172,7 +181,8 @@ pub(super) fn map_json<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapR
         };
         return map_fields(fields, raw);
     }
-    let time = check_range(j.time.ok_or("keycloak: time: missing")?).map_err(|e| format!("keycloak: time: {e}"))?;
+    let time = check_range(j.time.ok_or("keycloak: time: missing")?)
+        .map_err(|e| format!("keycloak: time: {e}"))?;
     let details = j.details.unwrap_or_default();
     let detail = |k: &str| details.get(k).map(|s| s.0.clone());
     let f = Fields {
@@ -206,40 +216,93 @@ fn map_fields<'a>(f: Fields<'a>, raw: &'a [u8]) -> MapResult<'a> {
     let cred = credential_factor(f.credential_type.as_deref());
     let error = f.error.as_deref();
     use Action::*;
-    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<&'static str>) = match f.kind.as_ref() {
-        "LOGIN" => match cred {
-            Some(fac) if fac != Factor::Password => (MfaVerify, fac, Outcome::Success, None),
-            _ => (PrimaryAuth, Factor::Password, Outcome::Success, None),
-        },
-        "LOGIN_ERROR" => match (error, cred) {
-            (Some("user_temporarily_disabled" | "user_disabled"), _) => (Lockout, cred.unwrap_or(Factor::Password), Outcome::Failure, Some("locked_out")),
-            (_, Some(fac)) if fac != Factor::Password => (MfaVerify, fac, Outcome::Failure, Some("invalid_code")),
-            (Some("invalid_user_credentials"), _) => (PrimaryAuth, Factor::Password, Outcome::Failure, Some("invalid_credentials")),
-            (Some("user_not_found"), _) => (PrimaryAuth, Factor::Password, Outcome::Failure, Some("user_not_found")),
-            (Some("expired_code" | "invalid_code"), _) => (PrimaryAuth, Factor::None, Outcome::Failure, Some("expired_session")),
-            _ => (PrimaryAuth, Factor::Password, Outcome::Failure, None),
-        },
-        "UPDATE_TOTP" => (EnrollComplete, Factor::Totp, ok(error), None),
-        "REMOVE_TOTP" => (FactorRemove, Factor::Totp, ok(error), None),
-        "UPDATE_CREDENTIAL" | "UPDATE_CREDENTIAL_ERROR" => (EnrollComplete, cred.unwrap_or(Factor::Unknown), ok(error), None),
-        "REMOVE_CREDENTIAL" | "REMOVE_CREDENTIAL_ERROR" => (FactorRemove, cred.unwrap_or(Factor::Unknown), ok(error), None),
-        "UPDATE_TOTP_ERROR" => (EnrollComplete, Factor::Totp, Outcome::Failure, None),
-        "SEND_RESET_PASSWORD" | "SEND_RESET_PASSWORD_ERROR" => (RecoveryRequest, Factor::Email, ok(error), None),
-        "RESET_PASSWORD" | "RESET_PASSWORD_ERROR" => (RecoveryComplete, Factor::Password, ok(error), None),
-        "USER_DISABLED_BY_TEMPORARY_LOCKOUT" | "USER_DISABLED_BY_PERMANENT_LOCKOUT" => (Lockout, Factor::Password, Outcome::Failure, Some("locked_out")),
-        "LOGOUT" | "CODE_TO_TOKEN" | "REFRESH_TOKEN" | "INTROSPECT_TOKEN" | "CLIENT_LOGIN" | "USER_INFO_REQUEST" => {
-            return ignored(LogFormat::Keycloak, &f.kind);
-        }
-        "REVOKE_GRANT" => (SessionRevoke, Factor::None, ok(error), None),
-        other if other.ends_with("_ERROR") => (Other, Factor::None, Outcome::Failure, None),
-        other => return ignored(LogFormat::Keycloak, other),
-    };
-    let user = f.username.or(f.user_id).ok_or("keycloak: username/userId: missing; no subject")?;
+    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<&'static str>) =
+        match f.kind.as_ref() {
+            "LOGIN" => match cred {
+                Some(fac) if fac != Factor::Password => (MfaVerify, fac, Outcome::Success, None),
+                _ => (PrimaryAuth, Factor::Password, Outcome::Success, None),
+            },
+            "LOGIN_ERROR" => match (error, cred) {
+                (Some("user_temporarily_disabled" | "user_disabled"), _) => (
+                    Lockout,
+                    cred.unwrap_or(Factor::Password),
+                    Outcome::Failure,
+                    Some("locked_out"),
+                ),
+                (_, Some(fac)) if fac != Factor::Password => {
+                    (MfaVerify, fac, Outcome::Failure, Some("invalid_code"))
+                }
+                (Some("invalid_user_credentials"), _) => (
+                    PrimaryAuth,
+                    Factor::Password,
+                    Outcome::Failure,
+                    Some("invalid_credentials"),
+                ),
+                (Some("user_not_found"), _) => (
+                    PrimaryAuth,
+                    Factor::Password,
+                    Outcome::Failure,
+                    Some("user_not_found"),
+                ),
+                (Some("expired_code" | "invalid_code"), _) => (
+                    PrimaryAuth,
+                    Factor::None,
+                    Outcome::Failure,
+                    Some("expired_session"),
+                ),
+                _ => (PrimaryAuth, Factor::Password, Outcome::Failure, None),
+            },
+            "UPDATE_TOTP" => (EnrollComplete, Factor::Totp, ok(error), None),
+            "REMOVE_TOTP" => (FactorRemove, Factor::Totp, ok(error), None),
+            "UPDATE_CREDENTIAL" | "UPDATE_CREDENTIAL_ERROR" => (
+                EnrollComplete,
+                cred.unwrap_or(Factor::Unknown),
+                ok(error),
+                None,
+            ),
+            "REMOVE_CREDENTIAL" | "REMOVE_CREDENTIAL_ERROR" => (
+                FactorRemove,
+                cred.unwrap_or(Factor::Unknown),
+                ok(error),
+                None,
+            ),
+            "UPDATE_TOTP_ERROR" => (EnrollComplete, Factor::Totp, Outcome::Failure, None),
+            "SEND_RESET_PASSWORD" | "SEND_RESET_PASSWORD_ERROR" => {
+                (RecoveryRequest, Factor::Email, ok(error), None)
+            }
+            "RESET_PASSWORD" | "RESET_PASSWORD_ERROR" => {
+                (RecoveryComplete, Factor::Password, ok(error), None)
+            }
+            "USER_DISABLED_BY_TEMPORARY_LOCKOUT" | "USER_DISABLED_BY_PERMANENT_LOCKOUT" => (
+                Lockout,
+                Factor::Password,
+                Outcome::Failure,
+                Some("locked_out"),
+            ),
+            "LOGOUT" | "CODE_TO_TOKEN" | "REFRESH_TOKEN" | "INTROSPECT_TOKEN" | "CLIENT_LOGIN"
+            | "USER_INFO_REQUEST" => {
+                return ignored(LogFormat::Keycloak, &f.kind);
+            }
+            "REVOKE_GRANT" => (SessionRevoke, Factor::None, ok(error), None),
+            other if other.ends_with("_ERROR") => (Other, Factor::None, Outcome::Failure, None),
+            other => return ignored(LogFormat::Keycloak, other),
+        };
+    let user = f
+        .username
+        .or(f.user_id)
+        .ok_or("keycloak: username/userId: missing; no subject")?;
     let id = match f.id {
         Some(id) => id,
         None => Cow::Owned(hashed_id(Source::Keycloak, raw)),
     };
-    let mut e = Event::new(Source::Keycloak, id, f.time, user, f.kind, (action, factor, outcome));
+    let mut e = Event::new(
+        Source::Keycloak,
+        id,
+        f.time,
+        user,
+        f.kind,
+        (action, factor, outcome),
+    );
     e.tenant = f.realm;
     e.app = f.client;
     e.session_id = f.session;
@@ -249,7 +312,11 @@ fn map_fields<'a>(f: Fields<'a>, raw: &'a [u8]) -> MapResult<'a> {
 }
 
 fn ok(error: Option<&str>) -> Outcome {
-    if error.is_some() { Outcome::Failure } else { Outcome::Success }
+    if error.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    }
 }
 
 #[cfg(test)]
@@ -268,8 +335,14 @@ mod tests {
     fn quoted_quarkus_line_with_otp_error() {
         let line = br#"2024-03-19 10:01:42,525 WARN  [org.keycloak.events] (executor-thread-3) type="LOGIN_ERROR", realmId="4f2c", realmName="demo", clientId="account-console", userId="u-1", sessionId="null", ipAddress="127.0.0.1", error="invalid_user_credentials", auth_method="openid-connect", credential_type="otp", username="alice""#;
         let e = ev(map_line(line, &mut Default::default()));
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Totp, Outcome::Failure));
-        assert_eq!((e.user.as_ref(), e.tenant.as_deref(), e.session_id), ("alice", Some("demo"), None));
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Totp, Outcome::Failure)
+        );
+        assert_eq!(
+            (e.user.as_ref(), e.tenant.as_deref(), e.session_id),
+            ("alice", Some("demo"), None)
+        );
     }
 
     #[test]
@@ -277,7 +350,11 @@ mod tests {
         let line = b"2024-03-19 10:01:42,525 INFO  [org.keycloak.events] (default task-1) type=UPDATE_TOTP, realmId=master, clientId=account, userId=u-2, ipAddress=10.0.0.5, username=bob";
         let e = ev(map_line(line, &mut Default::default()));
         assert_eq!((e.action, e.factor), (Action::EnrollComplete, Factor::Totp));
-        let err = map_line(b"10:01:42,525 INFO  [org.keycloak.events] (t) type=LOGIN, userId=x", &mut Default::default()).unwrap_err();
+        let err = map_line(
+            b"10:01:42,525 INFO  [org.keycloak.events] (t) type=LOGIN, userId=x",
+            &mut Default::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("no date"), "{err}");
         let err = map_line(b"hello world", &mut Default::default()).unwrap_err();
         assert!(err.contains("neither JSON"), "{err}");
@@ -286,8 +363,14 @@ mod tests {
     #[test]
     fn json_event_and_lockout() {
         let e = ev(map_json(br#"{"id":"k1","time":1714557600000,"type":"USER_DISABLED_BY_TEMPORARY_LOCKOUT","realmId":"r","userId":"u-3","details":{"username":"carol"}}"#, &mut Default::default()));
-        assert_eq!((e.action, e.reason.as_deref(), e.user.as_ref()), (Action::Lockout, Some("locked_out"), "carol"));
-        let r = map_json(br#"{"time":1714557600000,"type":"LOGOUT","realmId":"r","userId":"u"}"#, &mut Default::default());
+        assert_eq!(
+            (e.action, e.reason.as_deref(), e.user.as_ref()),
+            (Action::Lockout, Some("locked_out"), "carol")
+        );
+        let r = map_json(
+            br#"{"time":1714557600000,"type":"LOGOUT","realmId":"r","userId":"u"}"#,
+            &mut Default::default(),
+        );
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "keycloak:LOGOUT"));
     }
 }

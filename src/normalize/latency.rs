@@ -33,21 +33,47 @@ impl Default for LatencyPairer {
 impl LatencyPairer {
     /// A pairer holding at most `capacity` open challenges.
     pub fn with_capacity(capacity: usize) -> Self {
-        LatencyPairer { open: HashMap::new(), order: VecDeque::new(), capacity, paired: 0, evicted: 0 }
+        LatencyPairer {
+            open: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+            paired: 0,
+            evicted: 0,
+        }
     }
 
     /// Fill missing `latency_ms` in `batch` (canonical schema) where a challenge pairs.
     pub fn apply(&mut self, batch: RecordBatch) -> RecordBatch {
         let schema = batch.schema();
         let idx = |name| schema.index_of(name).expect("canonical schema");
-        let action = batch.column(idx(col::ACTION)).as_dictionary::<Int8Type>().keys().clone();
-        let time = batch.column(idx(col::TIME)).as_primitive::<TimestampMillisecondType>().clone();
-        let source = batch.column(idx(col::SOURCE)).as_dictionary::<Int8Type>().keys().clone();
+        let action = batch
+            .column(idx(col::ACTION))
+            .as_dictionary::<Int8Type>()
+            .keys()
+            .clone();
+        let time = batch
+            .column(idx(col::TIME))
+            .as_primitive::<TimestampMillisecondType>()
+            .clone();
+        let source = batch
+            .column(idx(col::SOURCE))
+            .as_dictionary::<Int8Type>()
+            .keys()
+            .clone();
         let user = batch.column(idx(col::USER)).as_string::<i32>().clone();
-        let txn = batch.column(idx(col::TRANSACTION_ID)).as_string::<i32>().clone();
-        let session = batch.column(idx(col::SESSION_ID)).as_string::<i32>().clone();
+        let txn = batch
+            .column(idx(col::TRANSACTION_ID))
+            .as_string::<i32>()
+            .clone();
+        let session = batch
+            .column(idx(col::SESSION_ID))
+            .as_string::<i32>()
+            .clone();
         let lat_idx = idx(col::LATENCY_MS);
-        let latency = batch.column(lat_idx).as_primitive::<arrow::datatypes::UInt32Type>().clone();
+        let latency = batch
+            .column(lat_idx)
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .clone();
 
         let mut updated: Option<Vec<Option<u32>>> = None;
         for row in 0..batch.num_rows() {
@@ -111,7 +137,14 @@ mod tests {
     use crate::event::{Event, EventBatchBuilder, Factor, Outcome, Source};
 
     fn e(id: &str, t: i64, action: Action, txn: &str) -> Event<'static> {
-        let mut e = Event::new(Source::Okta, id.to_string(), t, "alice", "x", (action, Factor::Push, Outcome::Success));
+        let mut e = Event::new(
+            Source::Okta,
+            id.to_string(),
+            t,
+            "alice",
+            "x",
+            (action, Factor::Push, Outcome::Success),
+        );
         e.transaction_id = Some(txn.to_string().into());
         e
     }
@@ -128,8 +161,13 @@ mod tests {
         b.append(&e("4", 999_999, Action::MfaVerify, "U")); // beyond the 10 min gap
         b.append(&e("5", 4_000, Action::MfaVerify, "Z")); // no challenge
         let out = p.apply(b.finish());
-        let lat = out.column(13).as_primitive::<arrow::datatypes::UInt32Type>();
-        assert_eq!(lat.iter().collect::<Vec<_>>(), vec![Some(2_250), None, None]);
+        let lat = out
+            .column(13)
+            .as_primitive::<arrow::datatypes::UInt32Type>();
+        assert_eq!(
+            lat.iter().collect::<Vec<_>>(),
+            vec![Some(2_250), None, None]
+        );
         assert_eq!(p.paired, 1);
     }
 }

@@ -22,7 +22,9 @@ use serde_json::value::RawValue;
 use crate::event::Event;
 
 /// Input log formats (`--log-format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum, strum::IntoStaticStr)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum LogFormat {
@@ -101,32 +103,56 @@ impl Normalizer {
 
     /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
     pub fn record<'a>(&mut self, raw: &'a [u8], sink: &mut impl LeafSink<'a>) {
-        let trimmed_start = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+        let trimmed_start = raw
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(raw.len());
         let body = trim_ascii_end(&raw[trimmed_start..]);
         match body.first() {
             None => {}
             Some(b'[') => self.array(raw, trimmed_start, body, sink),
             Some(b'{') => match detect::envelope(body) {
                 Some(Ok(leaves)) => self.leaves(raw, leaves, sink),
-                Some(Err(reason)) => sink.dead(trimmed_start, body, Reject { format: None, reason }),
+                Some(Err(reason)) => sink.dead(
+                    trimmed_start,
+                    body,
+                    Reject {
+                        format: None,
+                        reason,
+                    },
+                ),
                 None => self.leaf(trimmed_start, body, sink),
             },
             Some(_) => self.text(trimmed_start, body, sink),
         }
     }
 
-    fn array<'a>(&mut self, raw: &'a [u8], start: usize, body: &'a [u8], sink: &mut impl LeafSink<'a>) {
+    fn array<'a>(
+        &mut self,
+        raw: &'a [u8],
+        start: usize,
+        body: &'a [u8],
+        sink: &mut impl LeafSink<'a>,
+    ) {
         match serde_json::from_slice::<Vec<&'a RawValue>>(body) {
             Ok(items) => self.leaves(raw, items, sink),
             Err(e) => sink.dead(
                 start,
                 body,
-                Reject { format: None, reason: format!("invalid JSON array: {e}") },
+                Reject {
+                    format: None,
+                    reason: format!("invalid JSON array: {e}"),
+                },
             ),
         }
     }
 
-    fn leaves<'a>(&mut self, raw: &'a [u8], leaves: Vec<&'a RawValue>, sink: &mut impl LeafSink<'a>) {
+    fn leaves<'a>(
+        &mut self,
+        raw: &'a [u8],
+        leaves: Vec<&'a RawValue>,
+        sink: &mut impl LeafSink<'a>,
+    ) {
         for leaf in leaves {
             let bytes = leaf.get().as_bytes();
             let offset = bytes.as_ptr() as usize - raw.as_ptr() as usize;
@@ -136,7 +162,10 @@ impl Normalizer {
                 sink.dead(
                     offset,
                     bytes,
-                    Reject { format: None, reason: "envelope element is not a JSON object".into() },
+                    Reject {
+                        format: None,
+                        reason: "envelope element is not a JSON object".into(),
+                    },
                 );
             }
         }
@@ -170,9 +199,19 @@ impl Normalizer {
             Ok(None) => sink.dead(
                 offset,
                 obj,
-                Reject { format: None, reason: detect::unrecognized_reason(obj) },
+                Reject {
+                    format: None,
+                    reason: detect::unrecognized_reason(obj),
+                },
             ),
-            Err(reason) => sink.dead(offset, obj, Reject { format: None, reason }),
+            Err(reason) => sink.dead(
+                offset,
+                obj,
+                Reject {
+                    format: None,
+                    reason,
+                },
+            ),
         }
     }
 }
@@ -205,7 +244,10 @@ fn map_json<'a>(format: LogFormat, raw: &'a [u8], ctx: &mut fields::Ctx) -> MapR
 }
 
 fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
     &b[..end]
 }
 
@@ -219,7 +261,10 @@ pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
         Ok(v) => Ok(v),
         Err(fast) => {
             if let Err(e) = std::str::from_utf8(raw) {
-                return Err(format!("invalid UTF-8 at byte {} of the record", e.valid_up_to()));
+                return Err(format!(
+                    "invalid UTF-8 at byte {} of the record",
+                    e.valid_up_to()
+                ));
             }
             let mut de = serde_json::Deserializer::from_slice(raw);
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -242,4 +287,3 @@ pub(crate) fn event(e: Event<'_>) -> MapResult<'_> {
 pub(crate) fn ignored<'a>(format: LogFormat, kind: &str) -> MapResult<'a> {
     Ok(Mapped::Ignored(format!("{}:{kind}", format.as_str())))
 }
-

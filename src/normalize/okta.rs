@@ -139,29 +139,42 @@ struct Device<'a> {
 fn action_for(event_type: &str) -> Option<Action> {
     use Action::*;
     Some(match event_type {
-        "user.session.start" | "user.authentication.auth_via_IDP"
-        | "user.authentication.auth_via_social" | "user.authentication.auth" => PrimaryAuth,
-        "user.authentication.auth_via_mfa" | "user.authentication.verify"
-        | "user.mfa.okta_verify.deny_push" | "user.mfa.okta_verify.deny_push_upgrade_needed" => {
-            MfaVerify
-        }
-        "system.push.send_factor_verify_push" | "system.sms.send_factor_verify_message"
-        | "system.voice.send_mfa_challenge_call" | "system.email.send_factor_verify_message"
-        | "system.voice.send_call" | "system.sms.send_sms" => MfaChallenge,
+        "user.session.start"
+        | "user.authentication.auth_via_IDP"
+        | "user.authentication.auth_via_social"
+        | "user.authentication.auth" => PrimaryAuth,
+        "user.authentication.auth_via_mfa"
+        | "user.authentication.verify"
+        | "user.mfa.okta_verify.deny_push"
+        | "user.mfa.okta_verify.deny_push_upgrade_needed" => MfaVerify,
+        "system.push.send_factor_verify_push"
+        | "system.sms.send_factor_verify_message"
+        | "system.voice.send_mfa_challenge_call"
+        | "system.email.send_factor_verify_message"
+        | "system.voice.send_call"
+        | "system.sms.send_sms" => MfaChallenge,
         "user.mfa.factor.activate" | "user.mfa.factor.update" => EnrollComplete,
-        "user.mfa.factor.deactivate" | "user.mfa.factor.reset_all" | "user.mfa.factor.suspend"
+        "user.mfa.factor.deactivate"
+        | "user.mfa.factor.reset_all"
+        | "user.mfa.factor.suspend"
         | "system.mfa.factor.deactivate" => FactorRemove,
         "user.mfa.attempt_bypass" => Bypass,
-        "system.email.password_reset.sent_message" | "system.sms.send_password_reset_message"
-        | "user.account.reset_password_request" | "user.account.unlock_token" => RecoveryRequest,
+        "system.email.password_reset.sent_message"
+        | "system.sms.send_password_reset_message"
+        | "user.account.reset_password_request"
+        | "user.account.unlock_token" => RecoveryRequest,
         "user.account.reset_password" | "user.account.unlock" => RecoveryComplete,
         "user.account.lock" | "user.account.lock.limit" => Lockout,
-        "system.org.rate_limit.violation" | "system.operation.rate_limit.violation"
-        | "system.client.rate_limit.violation" | "core.concurrency.org.limit.violation" => RateLimited,
+        "system.org.rate_limit.violation"
+        | "system.operation.rate_limit.violation"
+        | "system.client.rate_limit.violation"
+        | "core.concurrency.org.limit.violation" => RateLimited,
         "user.authentication.sso" => SessionStart,
         "user.session.clear" | "user.session.expire" => SessionRevoke,
         "device.enrollment.create" | "device.user.add" => DeviceRegister,
-        "device.lifecycle.deactivate" | "device.lifecycle.delete" | "device.lifecycle.suspend"
+        "device.lifecycle.deactivate"
+        | "device.lifecycle.delete"
+        | "device.lifecycle.suspend"
         | "device.user.remove" => DeviceRevoke,
         "policy.evaluate_sign_on" => Other,
         t if t.starts_with("policy.lifecycle.") || t.starts_with("policy.rule.") => PolicyChange,
@@ -175,8 +188,12 @@ fn factor_for(name: &str) -> Factor {
     let n = name.to_ascii_uppercase();
     match n.as_str() {
         "OKTA_VERIFY_PUSH" | "PUSH" | "OKTA_VERIFY" | "DUO" | "CUSTOM_APP_PUSH" => Factor::Push,
-        "GOOGLE_AUTHENTICATOR" | "OKTA_VERIFY_OTP" | "OKTA_SOFT_TOKEN" | "OTP"
-        | "TOKEN:SOFTWARE:TOTP" | "CUSTOM_OTP" => Factor::Totp,
+        "GOOGLE_AUTHENTICATOR"
+        | "OKTA_VERIFY_OTP"
+        | "OKTA_SOFT_TOKEN"
+        | "OTP"
+        | "TOKEN:SOFTWARE:TOTP"
+        | "CUSTOM_OTP" => Factor::Totp,
         "SMS_FACTOR" | "SMS" | "PHONE_NUMBER" => Factor::Sms,
         "CALL_FACTOR" | "CALL" | "VOICE" => Factor::Voice,
         "EMAIL_FACTOR" | "EMAIL" => Factor::Email,
@@ -202,27 +219,43 @@ fn challenge_factor(event_type: &str) -> Factor {
 }
 
 /// Outcome and normalized reason from `outcome.result` / `outcome.reason`.
-fn outcome_for(action: Action, result: &str, reason: Option<&str>) -> (Outcome, Option<&'static str>) {
+fn outcome_for(
+    action: Action,
+    result: &str,
+    reason: Option<&str>,
+) -> (Outcome, Option<&'static str>) {
     let reason_l = reason.map(str::to_ascii_lowercase).unwrap_or_default();
     let refined = if reason_l.contains("reject") || reason_l.contains("denied") {
         Some((Outcome::Denied, "user_denied"))
     } else if reason_l.contains("fraud") || reason_l.contains("suspicious") {
         Some((Outcome::Denied, "fraud_reported"))
-    } else if reason_l.contains("timeout") || reason_l.contains("timed out") || reason_l.contains("expired") {
+    } else if reason_l.contains("timeout")
+        || reason_l.contains("timed out")
+        || reason_l.contains("expired")
+    {
         Some((Outcome::Timeout, "no_response"))
     } else if reason_l.contains("locked") {
         Some((Outcome::Failure, "locked_out"))
     } else if reason_l.contains("rate limit") || reason_l.contains("too many") {
         Some((Outcome::Failure, "rate_limited"))
     } else if reason_l.contains("invalid") || reason_l.contains("verification_error") {
-        Some((Outcome::Failure, if action == Action::PrimaryAuth { "invalid_credentials" } else { "invalid_code" }))
+        Some((
+            Outcome::Failure,
+            if action == Action::PrimaryAuth {
+                "invalid_credentials"
+            } else {
+                "invalid_code"
+            },
+        ))
     } else {
         None
     };
     match result.to_ascii_uppercase().as_str() {
         "SUCCESS" | "ALLOW" => (Outcome::Success, None),
         "CHALLENGE" => (Outcome::Challenge, None),
-        "DENY" => refined.map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| (o, Some(r))),
+        "DENY" => refined.map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| {
+            (o, Some(r))
+        }),
         "FAILURE" => refined.map_or((Outcome::Failure, None), |(o, r)| (o, Some(r))),
         "SKIPPED" | "UNKNOWN" | "" => (Outcome::Unknown, None),
         _ => (Outcome::Unknown, None),
@@ -238,7 +271,10 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     };
     let time = parse_rfc3339(&r.published).map_err(|e| format!("okta: published: {e}"))?;
 
-    let actor = r.actor.as_ref().and_then(|a| nonempty(a.alternateId.clone()));
+    let actor = r
+        .actor
+        .as_ref()
+        .and_then(|a| nonempty(a.alternateId.clone()));
     let targets = r.target.as_deref().unwrap_or_default();
     let target_user = targets
         .iter()
@@ -248,18 +284,25 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
         (Some(t), Some(a)) if t != a => (t, Some(a)),
         (Some(t), None) => (t, None),
         (_, Some(a)) => (a, None),
-        (None, None) => return Err("okta: actor.alternateId: missing; no subject for the event".into()),
+        (None, None) => {
+            return Err("okta: actor.alternateId: missing; no subject for the event".into());
+        }
     };
 
     let debug = r.debugContext.as_ref().and_then(|d| d.debugData.as_ref());
-    let factor_name = debug
-        .and_then(|d| nonempty(d.factor.clone()))
-        .or_else(|| r.authenticationContext.as_ref().and_then(|a| nonempty(a.credentialType.clone())));
+    let factor_name = debug.and_then(|d| nonempty(d.factor.clone())).or_else(|| {
+        r.authenticationContext
+            .as_ref()
+            .and_then(|a| nonempty(a.credentialType.clone()))
+    });
     let mut factor = match (action, factor_name.as_deref()) {
         (Action::MfaChallenge, _) => challenge_factor(event_type),
         (_, _) if event_type.starts_with("user.mfa.okta_verify.deny_push") => Factor::Push,
         (Action::PrimaryAuth, None) => Factor::Password,
-        (Action::SessionStart | Action::SessionRevoke | Action::PolicyChange | Action::Other, None) => Factor::None,
+        (
+            Action::SessionStart | Action::SessionRevoke | Action::PolicyChange | Action::Other,
+            None,
+        ) => Factor::None,
         (_, Some(n)) => factor_for(n),
         (_, None) => Factor::Unknown,
     };
@@ -280,11 +323,17 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
         "user.mfa.factor.reset_all" => reason = Some("reset_all"),
         "user.mfa.factor.suspend" => reason = Some("suspended"),
         "user.mfa.factor.update" => reason = Some("factor_updated"),
-        _ if action == Action::MfaChallenge && outcome == Outcome::Success => outcome = Outcome::Challenge,
+        _ if action == Action::MfaChallenge && outcome == Outcome::Success => {
+            outcome = Outcome::Challenge
+        }
         _ => {}
     }
     // A failed "sign-on" because MFA is pending is Okta's way of issuing the challenge.
-    if action == Action::PrimaryAuth && vendor_reason.as_deref().is_some_and(|r| contains_ci(r, "mfa required")) {
+    if action == Action::PrimaryAuth
+        && vendor_reason
+            .as_deref()
+            .is_some_and(|r| contains_ci(r, "mfa required"))
+    {
         action = Action::MfaChallenge;
         outcome = Outcome::Challenge;
     }
@@ -292,22 +341,38 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     let client = r.client.as_ref();
     let geo = client.and_then(|c| c.geographicalContext.as_ref());
     let fastpass = matches!(factor, Factor::Biometric)
-        || debug.and_then(|d| d.behaviors.as_deref()).is_some_and(|b| contains_ci(b, "fastpass"));
+        || debug
+            .and_then(|d| d.behaviors.as_deref())
+            .is_some_and(|b| contains_ci(b, "fastpass"));
     let app = targets
         .iter()
         .find(|t| t.kind.as_deref() == Some("AppInstance"))
         .and_then(|t| nonempty(t.displayName.clone()));
 
-    let mut e = Event::new(Source::Okta, r.uuid, time, user, r.eventType.clone(), (action, factor, outcome));
+    let mut e = Event::new(
+        Source::Okta,
+        r.uuid,
+        time,
+        user,
+        r.eventType.clone(),
+        (action, factor, outcome),
+    );
     e.actor = actor;
     e.app = app;
     e.reason = reason.map(Cow::Borrowed).or_else(|| {
-        vendor_reason.filter(|_| outcome != Outcome::Success).map(|r| Cow::Owned(r.to_ascii_lowercase().replace(' ', "_")))
+        vendor_reason
+            .filter(|_| outcome != Outcome::Success)
+            .map(|r| Cow::Owned(r.to_ascii_lowercase().replace(' ', "_")))
     });
-    e.session_id = r.authenticationContext.as_ref().and_then(|a| nonempty(a.externalSessionId.clone()));
+    e.session_id = r
+        .authenticationContext
+        .as_ref()
+        .and_then(|a| nonempty(a.externalSessionId.clone()));
     e.transaction_id = r.transaction.as_ref().and_then(|t| nonempty(t.id.clone()));
     e.src_ip = client.and_then(|c| nonempty(c.ipAddress.clone()));
-    e.user_agent = client.and_then(|c| c.userAgent.as_ref()).and_then(|u| nonempty(u.rawUserAgent.clone()));
+    e.user_agent = client
+        .and_then(|c| c.userAgent.as_ref())
+        .and_then(|u| nonempty(u.rawUserAgent.clone()));
     e.country = ctx.country(geo.and_then(|g| g.country.clone()));
     e.region = geo.and_then(|g| nonempty(g.state.clone()));
     e.city = geo.and_then(|g| nonempty(g.city.clone()));
@@ -340,7 +405,10 @@ mod tests {
         let e = ev(&format!(
             r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"SUCCESS"}},"debugContext":{{"debugData":{{"factor":"OKTA_VERIFY_PUSH"}}}}}}"#
         ));
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Push, Outcome::Success));
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Push, Outcome::Success)
+        );
         assert_eq!(e.country.as_deref(), Some("US"));
         assert_eq!(e.transaction_id.as_deref(), Some("T1"));
         assert_eq!(e.session_id.as_deref(), Some("S1"));
@@ -349,21 +417,30 @@ mod tests {
 
     #[test]
     fn deny_push_is_denied_by_user() {
-        let e = ev(&format!(r#"{{{BASE},"eventType":"user.mfa.okta_verify.deny_push","outcome":{{"result":"FAILURE","reason":"User rejected Okta push verify"}}}}"#));
-        assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Push, Outcome::Denied));
+        let e = ev(&format!(
+            r#"{{{BASE},"eventType":"user.mfa.okta_verify.deny_push","outcome":{{"result":"FAILURE","reason":"User rejected Okta push verify"}}}}"#
+        ));
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Push, Outcome::Denied)
+        );
         assert_eq!(e.reason.as_deref(), Some("user_denied"));
     }
 
     #[test]
     fn otp_failure_has_invalid_code_reason() {
-        let e = ev(&format!(r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}},"debugContext":{{"debugData":{{"factor":"GOOGLE_AUTHENTICATOR"}}}}}}"#));
+        let e = ev(&format!(
+            r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}},"debugContext":{{"debugData":{{"factor":"GOOGLE_AUTHENTICATOR"}}}}}}"#
+        ));
         assert_eq!((e.factor, e.outcome), (Factor::Totp, Outcome::Failure));
         assert_eq!(e.reason.as_deref(), Some("invalid_code"));
     }
 
     #[test]
     fn admin_reset_names_target_as_user_and_admin_as_actor() {
-        let e = ev(&format!(r#"{{{BASE},"eventType":"user.mfa.factor.reset_all","outcome":{{"result":"SUCCESS"}},"target":[{{"alternateId":"bob@example.com","type":"User"}}]}}"#));
+        let e = ev(&format!(
+            r#"{{{BASE},"eventType":"user.mfa.factor.reset_all","outcome":{{"result":"SUCCESS"}},"target":[{{"alternateId":"bob@example.com","type":"User"}}]}}"#
+        ));
         assert_eq!(e.action, Action::FactorRemove);
         assert_eq!(e.user, "bob@example.com");
         assert_eq!(e.actor.as_deref(), Some("alice@example.com"));
@@ -371,10 +448,17 @@ mod tests {
 
     #[test]
     fn webauthn_is_phishing_resistant_and_push_challenge_is_a_challenge() {
-        let e = ev(&format!(r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"SUCCESS"}},"debugContext":{{"debugData":{{"factor":"FIDO_WEBAUTHN"}}}}}}"#));
+        let e = ev(&format!(
+            r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"SUCCESS"}},"debugContext":{{"debugData":{{"factor":"FIDO_WEBAUTHN"}}}}}}"#
+        ));
         assert!(e.phishing_resistant);
-        let c = ev(&format!(r#"{{{BASE},"eventType":"system.push.send_factor_verify_push","outcome":{{"result":"SUCCESS"}}}}"#));
-        assert_eq!((c.action, c.factor, c.outcome), (Action::MfaChallenge, Factor::Push, Outcome::Challenge));
+        let c = ev(&format!(
+            r#"{{{BASE},"eventType":"system.push.send_factor_verify_push","outcome":{{"result":"SUCCESS"}}}}"#
+        ));
+        assert_eq!(
+            (c.action, c.factor, c.outcome),
+            (Action::MfaChallenge, Factor::Push, Outcome::Challenge)
+        );
     }
 
     #[test]
@@ -382,7 +466,11 @@ mod tests {
         let raw = format!(r#"{{{BASE},"eventType":"group.user_membership.add"}}"#);
         let r = map(raw.as_bytes(), &mut Ctx::default());
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "okta:group.user_membership.add"));
-        let err = map(br#"{"uuid":"u","eventType":"user.session.start"}"#, &mut Ctx::default()).unwrap_err();
+        let err = map(
+            br#"{"uuid":"u","eventType":"user.session.start"}"#,
+            &mut Ctx::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("published"), "{err}");
         let err = map(br#"{"uuid":"u","eventType":"user.session.start","published":"1970-01-01T00:00:00Z","actor":{"alternateId":"a"}}"#, &mut Ctx::default()).unwrap_err();
         assert!(err.contains("outside the accepted range"), "{err}");

@@ -12,14 +12,51 @@ pub const REDACTED: &str = "[REDACTED]";
 /// True for keys that name a secret: password, passcode, otp, code, secret, token, pin,
 /// credential values, cookies and authorization headers (case, `_` and `-` ignored).
 pub fn is_secret_key(key: &str) -> bool {
-    let k: String = key.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let k: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
     const EXACT: &[&str] = &[
-        "pass", "passwd", "password", "passcode", "otp", "code", "pin", "secret", "token", "cookie",
-        "authorization", "apikey", "credential", "credentials", "seed", "totp", "hotp", "mfacode",
-        "verificationcode", "recoverycode", "backupcode", "otpauth", "sessiontoken", "statetoken",
-        "smscode", "authcode", "onetimecode", "securitycode", "bypasscode",
+        "pass",
+        "passwd",
+        "password",
+        "passcode",
+        "otp",
+        "code",
+        "pin",
+        "secret",
+        "token",
+        "cookie",
+        "authorization",
+        "apikey",
+        "credential",
+        "credentials",
+        "seed",
+        "totp",
+        "hotp",
+        "mfacode",
+        "verificationcode",
+        "recoverycode",
+        "backupcode",
+        "otpauth",
+        "sessiontoken",
+        "statetoken",
+        "smscode",
+        "authcode",
+        "onetimecode",
+        "securitycode",
+        "bypasscode",
     ];
-    const SUFFIX: &[&str] = &["password", "passcode", "secret", "token", "otp", "apikey", "privatekey"];
+    const SUFFIX: &[&str] = &[
+        "password",
+        "passcode",
+        "secret",
+        "token",
+        "otp",
+        "apikey",
+        "privatekey",
+    ];
     EXACT.contains(&k.as_str()) || SUFFIX.iter().any(|s| k.ends_with(s)) || k.starts_with("otp")
 }
 
@@ -42,7 +79,8 @@ pub fn redact_raw(raw: &[u8], max: usize) -> String {
             v.to_string()
         }
         Err(_) => {
-            let t = TEXT_SECRET.replace_all(&text, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]));
+            let t = TEXT_SECRET
+                .replace_all(&text, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]));
             OTPAUTH.replace_all(&t, REDACTED).into_owned()
         }
     };
@@ -54,7 +92,10 @@ pub fn redact_raw(raw: &[u8], max: usize) -> String {
 pub fn redact_value(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            let named_secret = map.get("name").and_then(Value::as_str).is_some_and(is_secret_key);
+            let named_secret = map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(is_secret_key);
             for (k, val) in map.iter_mut() {
                 if is_secret_key(k) || (named_secret && (k == "value" || k.ends_with("Value"))) {
                     *val = Value::String(REDACTED.into());
@@ -91,8 +132,14 @@ mod tests {
             assert!(!out.contains(secret), "{secret} leaked: {out}");
         }
         assert!(out.contains("\"user\":\"a\""));
-        let out = redact_raw(b"type=LOGIN, password=hunter2, code=991122, username=bob {broken", 4096);
-        assert!(!out.contains("hunter2") && !out.contains("991122") && out.contains("username=bob"), "{out}");
+        let out = redact_raw(
+            b"type=LOGIN, password=hunter2, code=991122, username=bob {broken",
+            4096,
+        );
+        assert!(
+            !out.contains("hunter2") && !out.contains("991122") && out.contains("username=bob"),
+            "{out}"
+        );
     }
 
     #[test]

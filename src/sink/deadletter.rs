@@ -28,7 +28,14 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// A dead letter for `raw` at a position.
-    pub fn new(file: &str, line: u64, offset: u64, format: Option<&str>, reason: String, raw: &[u8]) -> Self {
+    pub fn new(
+        file: &str,
+        line: u64,
+        offset: u64,
+        format: Option<&str>,
+        reason: String,
+        raw: &[u8],
+    ) -> Self {
         DeadLetter {
             file: file.to_string(),
             line,

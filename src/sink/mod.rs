@@ -48,7 +48,10 @@ pub enum SinkError {
 }
 
 /// Attach an operation and path to an I/O error.
-pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SinkError {
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> SinkError {
     let path = path.into();
     move |source| SinkError::Io { op, path, source }
 }

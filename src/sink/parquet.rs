@@ -22,11 +22,17 @@ pub const META_SCHEMA_VERSION: &str = "mfascope.schema_version";
 pub const META_POSITIONS: &str = "mfascope.positions";
 
 /// Sort `batches` by time and write them to `tmp` (fsynced). Returns rows and bytes written.
-pub fn write_partition(tmp: &Path, batches: &[RecordBatch], positions_json: &str) -> Result<(usize, u64), SinkError> {
+pub fn write_partition(
+    tmp: &Path,
+    batches: &[RecordBatch],
+    positions_json: &str,
+) -> Result<(usize, u64), SinkError> {
     let schema = event_schema();
     let all = concat_batches(&schema, batches).expect("batches share the canonical schema");
     let time_idx = schema.index_of(col::TIME).expect("time column");
-    let times = all.column(time_idx).as_primitive::<TimestampMillisecondType>();
+    let times = all
+        .column(time_idx)
+        .as_primitive::<TimestampMillisecondType>();
     let sorted_already = times.values().windows(2).all(|w| w[0] <= w[1]);
     let sorted = if sorted_already {
         all
@@ -36,7 +42,9 @@ pub fn write_partition(tmp: &Path, batches: &[RecordBatch], positions_json: &str
         take_record_batch(&all, &idx).expect("indices in range")
     };
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .set_dictionary_enabled(true)
         .set_sorting_columns(Some(vec![SortingColumn {
             column_idx: time_idx as i32,
@@ -50,7 +58,10 @@ pub fn write_partition(tmp: &Path, batches: &[RecordBatch], positions_json: &str
         .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")))
         .build();
     let file = File::create(tmp).map_err(io_err("creating", tmp))?;
-    let parquet_err = |source| SinkError::Parquet { path: tmp.to_path_buf(), source };
+    let parquet_err = |source| SinkError::Parquet {
+        path: tmp.to_path_buf(),
+        source,
+    };
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
     writer.write(&sorted).map_err(parquet_err)?;
     let file = writer.into_inner().map_err(parquet_err)?;

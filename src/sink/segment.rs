@@ -13,7 +13,9 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
 use super::state::{Pending, sync_parent};
-use super::{Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition};
+use super::{
+    Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition,
+};
 
 /// Where a segment's data came from in one input.
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +60,13 @@ pub struct SegmentStats {
 /// Relative directory of an hour partition.
 pub fn partition_dir(hour: i64) -> String {
     let t: DateTime<Utc> = DateTime::from_timestamp(hour * 3600, 0).expect("hour in range");
-    format!("dt={:04}-{:02}-{:02}/hour={:02}", t.year(), t.month(), t.day(), t.hour())
+    format!(
+        "dt={:04}-{:02}-{:02}/hour={:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour()
+    )
 }
 
 /// Write and commit `seg`, advancing the checkpoint of `out`.
@@ -93,9 +101,18 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
             let _ = fs::remove_file(tmp);
         }
         for hour in seg.partitions.keys() {
-            let _ = fs::remove_file(out.root.join("events").join(partition_dir(*hour)).join(format!(".tmp-{}.parquet", seg.id)));
+            let _ = fs::remove_file(
+                out.root
+                    .join("events")
+                    .join(partition_dir(*hour))
+                    .join(format!(".tmp-{}.parquet", seg.id)),
+            );
         }
-        let _ = fs::remove_file(out.root.join("deadletter").join(format!(".tmp-{}.ndjson", seg.id)));
+        let _ = fs::remove_file(
+            out.root
+                .join("deadletter")
+                .join(format!(".tmp-{}.ndjson", seg.id)),
+        );
         return Err(e);
     }
 
@@ -105,10 +122,17 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
     for p in &seg.positions {
         checkpoint.inputs.insert(
             p.fingerprint.clone(),
-            InputState { path: p.path.clone(), offset: p.end, line: p.end_line },
+            InputState {
+                path: p.path.clone(),
+                offset: p.end,
+                line: p.end_line,
+            },
         );
     }
-    out.write_pending(&Pending { renames: renames.clone(), checkpoint: checkpoint.clone() })?;
+    out.write_pending(&Pending {
+        renames: renames.clone(),
+        checkpoint: checkpoint.clone(),
+    })?;
     for (tmp, dst) in &renames {
         fs::rename(tmp, dst).map_err(io_err("renaming", tmp))?;
     }
@@ -130,6 +154,8 @@ fn write_dead_letters(tmp: &Path, letters: &[DeadLetter]) -> Result<(), SinkErro
         serde_json::to_writer(&mut w, dl).map_err(|e| io_err("writing", tmp)(e.into()))?;
         w.write_all(b"\n").map_err(io_err("writing", tmp))?;
     }
-    let file = w.into_inner().map_err(|e| io_err("writing", tmp)(e.into_error()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| io_err("writing", tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err("syncing", tmp))
 }

@@ -39,7 +39,12 @@ impl Checkpoint {
     pub fn resume(&self) -> crate::source::Resume {
         self.inputs
             .iter()
-            .filter_map(|(fp, s)| Some((Fingerprint(u64::from_str_radix(fp, 16).ok()?), (s.offset, s.line))))
+            .filter_map(|(fp, s)| {
+                Some((
+                    Fingerprint(u64::from_str_radix(fp, 16).ok()?),
+                    (s.offset, s.line),
+                ))
+            })
             .collect()
     }
 }
@@ -77,7 +82,11 @@ impl OutDir {
             Err(fs::TryLockError::WouldBlock) => return Err(SinkError::Locked(root.to_path_buf())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
         }
-        let mut dir = OutDir { root: root.to_path_buf(), _lock: lock, checkpoint: Checkpoint::default() };
+        let mut dir = OutDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+            checkpoint: Checkpoint::default(),
+        };
         dir.checkpoint = dir.read_checkpoint()?;
         dir.recover()?;
         Ok(dir)
@@ -90,9 +99,14 @@ impl OutDir {
     fn read_checkpoint(&self) -> Result<Checkpoint, SinkError> {
         let path = self.state_file("checkpoint.json");
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| SinkError::CorruptState { path, reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint { version: 1, ..Default::default() }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SinkError::CorruptState {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint {
+                version: 1,
+                ..Default::default()
+            }),
             Err(e) => Err(io_err("reading", path)(e)),
         }
     }
@@ -101,9 +115,15 @@ impl OutDir {
     fn recover(&mut self) -> Result<(), SinkError> {
         let pending_path = self.state_file("pending.json");
         if let Ok(bytes) = fs::read(&pending_path) {
-            let pending: Pending = serde_json::from_slice(&bytes)
-                .map_err(|e| SinkError::CorruptState { path: pending_path.clone(), reason: e.to_string() })?;
-            tracing::info!(files = pending.renames.len(), "finishing an interrupted commit");
+            let pending: Pending =
+                serde_json::from_slice(&bytes).map_err(|e| SinkError::CorruptState {
+                    path: pending_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            tracing::info!(
+                files = pending.renames.len(),
+                "finishing an interrupted commit"
+            );
             for (tmp, dst) in &pending.renames {
                 if tmp.exists() {
                     fs::rename(tmp, dst).map_err(io_err("renaming", tmp))?;
@@ -149,7 +169,10 @@ impl OutDir {
 
 /// Write `bytes` to `path` via a temp file, fsync, rename, fsync the directory.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
-    let tmp = path.with_file_name(format!(".tmp-{}", path.file_name().unwrap().to_string_lossy()));
+    let tmp = path.with_file_name(format!(
+        ".tmp-{}",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
     f.write_all(bytes).map_err(io_err("writing", &tmp))?;
     f.sync_all().map_err(io_err("syncing", &tmp))?;
@@ -163,5 +186,7 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), SinkError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SinkError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing directory", dir))
 }

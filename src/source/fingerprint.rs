@@ -39,6 +39,9 @@ mod tests {
         let a = fingerprint_of(line.as_bytes());
         let b = fingerprint_of(format!("{line}second line\n").as_bytes());
         assert_eq!(a, b);
-        assert_ne!(a, fingerprint_of(format!("{}\n", "y".repeat(300)).as_bytes()));
+        assert_ne!(
+            a,
+            fingerprint_of(format!("{}\n", "y".repeat(300)).as_bytes())
+        );
     }
 }

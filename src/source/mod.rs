@@ -70,11 +70,15 @@ pub fn discover(args: &[String]) -> Result<Discovery, SourceError> {
             d.inputs.push(Origin::File(path.to_path_buf()));
         } else if arg.contains(['*', '?', '[']) {
             let mut matched: Vec<PathBuf> = glob::glob(arg)
-                .map_err(|source| SourceError::Glob { pattern: arg.clone(), source })?
+                .map_err(|source| SourceError::Glob {
+                    pattern: arg.clone(),
+                    source,
+                })?
                 .filter_map(|r| match r {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        d.unreadable.push((e.path().display().to_string(), e.error().to_string()));
+                        d.unreadable
+                            .push((e.path().display().to_string(), e.error().to_string()));
                         None
                     }
                 })
@@ -100,19 +104,29 @@ pub fn discover(args: &[String]) -> Result<Discovery, SourceError> {
 }
 
 fn walk_dir(dir: &Path, d: &mut Discovery) {
-    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
-    for entry in walker.into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name())) {
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walker
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()))
+    {
         match entry {
             Ok(e) if e.file_type().is_file() => d.inputs.push(Origin::File(e.into_path())),
             Ok(_) => {}
             Err(e) => d.unreadable.push((
-                e.path().map(|p| p.display().to_string()).unwrap_or_else(|| dir.display().to_string()),
-                e.io_error().map(|io| io.to_string()).unwrap_or_else(|| e.to_string()),
+                e.path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| dir.display().to_string()),
+                e.io_error()
+                    .map(|io| io.to_string())
+                    .unwrap_or_else(|| e.to_string()),
             )),
         }
     }
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|n| n.starts_with('.') || n.ends_with(".labels.jsonl"))
+    name.to_str()
+        .is_some_and(|n| n.starts_with('.') || n.ends_with(".labels.jsonl"))
 }

@@ -133,7 +133,11 @@ pub struct FileReader {
 
 impl FileReader {
     /// Open `origin`, fingerprint it and position it at its checkpoint.
-    pub fn open(origin: &Origin, input: u32, resume: &Resume) -> io::Result<(FileReader, ReadItem)> {
+    pub fn open(
+        origin: &Origin,
+        input: u32,
+        resume: &Resume,
+    ) -> io::Result<(FileReader, ReadItem)> {
         let (raw, identity): (Box<dyn Read + Send>, Option<(u64, u64)>) = match origin {
             Origin::File(p) => {
                 let f = File::open(p)?;
@@ -148,7 +152,10 @@ impl FileReader {
         let mut buffered = BufReader::with_capacity(256 << 10, raw);
         let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         let mut reader: Box<dyn BufRead + Send> = if gzip {
-            Box::new(BufReader::with_capacity(256 << 10, flate2::bufread::MultiGzDecoder::new(buffered)))
+            Box::new(BufReader::with_capacity(
+                256 << 10,
+                flate2::bufread::MultiGzDecoder::new(buffered),
+            ))
         } else {
             Box::new(buffered)
         };
@@ -174,7 +181,13 @@ impl FileReader {
             Vec::new()
         };
         let path: Arc<str> = origin.display().into();
-        let opened = ReadItem::Opened { input, path: path.clone(), fingerprint, resumed_at: offset, resumed_line: line };
+        let opened = ReadItem::Opened {
+            input,
+            path: path.clone(),
+            fingerprint,
+            resumed_at: offset,
+            resumed_line: line,
+        };
         Ok((
             FileReader {
                 input,
@@ -258,7 +271,10 @@ impl FileReader {
                     offset: self.offset,
                     line: self.line,
                     len: 0,
-                    reason: format!("record longer than {} MiB; skipped to the next line", cfg.max_record >> 20),
+                    reason: format!(
+                        "record longer than {} MiB; skipped to the next line",
+                        cfg.max_record >> 20
+                    ),
                 };
                 self.skipping_long_line = true;
                 Some(item)
@@ -303,7 +319,10 @@ impl FileReader {
         }
         self.document_done = true;
         let limit = cfg.max_document as u64 + 1;
-        if let Err(e) = (&mut self.reader).take(limit).read_to_end(&mut self.pending) {
+        if let Err(e) = (&mut self.reader)
+            .take(limit)
+            .read_to_end(&mut self.pending)
+        {
             return Some(self.read_error(e));
         }
         if self.pending.len() as u64 >= limit {
@@ -373,15 +392,23 @@ impl FileReader {
 
 /// Pretty-printed JSON (first line opens but does not close a value) is read as a document.
 fn detect_kind(head: &[u8]) -> ChunkKind {
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
     let rest = &head[start..];
     if !matches!(rest.first(), Some(b'[' | b'{')) {
         return ChunkKind::Lines;
     }
     match memchr::memchr(b'\n', rest) {
         Some(nl) => {
+            // A pretty-printed value's first line opens it: `[`, `{`, `{"Records": [`, `[{`, `"k":`.
             let first = rest[..nl].trim_ascii_end();
-            if matches!(first.last(), Some(b'}' | b']')) { ChunkKind::Lines } else { ChunkKind::Document }
+            if matches!(first.last(), Some(b'[' | b'{' | b',' | b':')) {
+                ChunkKind::Document
+            } else {
+                ChunkKind::Lines
+            }
         }
         None if head.len() < HEAD_MAX => {
             // Whole input on one line (or a single value without newline).
@@ -424,13 +451,19 @@ impl Reader {
                     Default::default()
                 }
                 Err(e) => {
-                    send(ReadItem::Unreadable { path: self.args.join(" "), reason: e.to_string() });
+                    send(ReadItem::Unreadable {
+                        path: self.args.join(" "),
+                        reason: e.to_string(),
+                    });
                     return;
                 }
             };
             if next_input == 0 {
                 for (path, reason) in &discovery.unreadable {
-                    if !send(ReadItem::Unreadable { path: path.clone(), reason: reason.clone() }) {
+                    if !send(ReadItem::Unreadable {
+                        path: path.clone(),
+                        reason: reason.clone(),
+                    }) {
                         return;
                     }
                 }
@@ -449,11 +482,15 @@ impl Reader {
                 } else if next_input > 0 {
                     continue; // stdin is read once
                 }
-                let (mut reader, opened) = match FileReader::open(&origin, next_input, &self.resume) {
+                let (mut reader, opened) = match FileReader::open(&origin, next_input, &self.resume)
+                {
                     Ok(r) => r,
                     Err(e) => {
                         if !self.cfg.follow || next_input == 0 {
-                            send(ReadItem::Unreadable { path: origin.display(), reason: e.to_string() });
+                            send(ReadItem::Unreadable {
+                                path: origin.display(),
+                                reason: e.to_string(),
+                            });
                         }
                         continue;
                     }
@@ -461,11 +498,16 @@ impl Reader {
                 if let Origin::File(p) = &origin {
                     known_paths.insert(p.clone(), identity.unwrap_or_default());
                 }
-                let ReadItem::Opened { fingerprint, .. } = &opened else { unreachable!() };
+                let ReadItem::Opened { fingerprint, .. } = &opened else {
+                    unreachable!()
+                };
                 if let Some(&i) = seen.get(fingerprint) {
                     // Same content under another name (rename/rotation or a copy): already read.
                     if let Some(f) = followed.get_mut(i) {
-                        f.path = match &origin { Origin::File(p) => Some(p.clone()), _ => None };
+                        f.path = match &origin {
+                            Origin::File(p) => Some(p.clone()),
+                            _ => None,
+                        };
                     }
                     continue;
                 }
@@ -474,7 +516,9 @@ impl Reader {
                     return;
                 }
                 let fp = reader.fingerprint;
-                while let Some(item) = reader.next_item(&self.cfg, !self.cfg.follow || !reader.followable()) {
+                while let Some(item) =
+                    reader.next_item(&self.cfg, !self.cfg.follow || !reader.followable())
+                {
                     progressed = true;
                     if !send(item) {
                         return;
@@ -482,7 +526,10 @@ impl Reader {
                 }
                 if self.cfg.follow && reader.followable() {
                     seen.insert(fp, followed.len());
-                    let path = match &origin { Origin::File(p) => Some(p.clone()), _ => None };
+                    let path = match &origin {
+                        Origin::File(p) => Some(p.clone()),
+                        _ => None,
+                    };
                     followed.push(Followed { reader, path });
                 } else {
                     seen.insert(fp, usize::MAX);
@@ -501,7 +548,12 @@ impl Reader {
         }
     }
 
-    fn drain_followed(&self, followed: &mut [Followed], stop: &AtomicBool, send: &mut dyn FnMut(ReadItem) -> bool) -> bool {
+    fn drain_followed(
+        &self,
+        followed: &mut [Followed],
+        stop: &AtomicBool,
+        send: &mut dyn FnMut(ReadItem) -> bool,
+    ) -> bool {
         let mut progressed = false;
         for f in followed.iter_mut() {
             if stop.load(Ordering::Relaxed) {
@@ -509,7 +561,9 @@ impl Reader {
             }
             // A rotated-away file is drained and finalized (its writer has moved on).
             let rotated = f.path.as_ref().is_some_and(|p| {
-                std::fs::metadata(p).map(|m| Some((m.dev(), m.ino())) != f.reader.identity).unwrap_or(true)
+                std::fs::metadata(p)
+                    .map(|m| Some((m.dev(), m.ino())) != f.reader.identity)
+                    .unwrap_or(true)
             });
             while let Some(item) = f.reader.next_item(&self.cfg, rotated) {
                 progressed = true;
@@ -524,4 +578,3 @@ impl Reader {
         progressed
     }
 }
-

@@ -1,0 +1,324 @@
+//! End-to-end ingest tests against the real binary: accounting, idempotency, bad input, and an
+//! independent Parquet reader (pyarrow via `MFASCOPE_PYTHON`, set up by `scripts/test`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mfascope"))
+}
+
+fn json_summary(args: &[&str]) -> serde_json::Value {
+    let out = bin()
+        .args(args)
+        .args(["--format", "json", "--no-progress"])
+        .output()
+        .expect("run mfascope");
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "mfascope failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+fn assert_accounted(v: &serde_json::Value) {
+    assert_eq!(
+        n(v, "records"),
+        n(v, "events") + n(v, "deadletter") + n(v, "ignored"),
+        "{v}"
+    );
+}
+
+fn generate(dir: &Path, format: &str, events: usize, seed: u64) -> PathBuf {
+    let out = dir.join(format!("{format}.ndjson"));
+    let status = bin()
+        .args([
+            "generate",
+            "--log-format",
+            format,
+            "--events",
+            &events.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--attacks",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir.join("events"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .map(|e| e.into_path())
+        .collect()
+}
+
+#[test]
+fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for (i, f) in [
+        "okta",
+        "entra",
+        "duo",
+        "gworkspace",
+        "cloudtrail",
+        "keycloak",
+        "canonical",
+    ]
+    .iter()
+    .enumerate()
+    {
+        generate(&input, f, 3000, i as u64 + 1);
+    }
+    let out = tmp.path().join("out");
+    let first = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_accounted(&first);
+    assert_eq!(n(&first, "records"), 7 * 3000, "{first}");
+    assert_eq!(n(&first, "deadletter"), 0, "{first}");
+    for source in [
+        "okta",
+        "entra",
+        "duo",
+        "gworkspace",
+        "cloudtrail",
+        "keycloak",
+        "canonical",
+    ] {
+        assert!(
+            first["by_source"][source].as_u64().unwrap_or(0) > 1000,
+            "{source}: {first}"
+        );
+    }
+    let files = parquet_files(&out);
+    assert!(!files.is_empty());
+    assert!(
+        files
+            .iter()
+            .all(|f| f.to_str().unwrap().contains("/dt=2024-05-01/hour="))
+    );
+
+    // Same input again: nothing new is read or written.
+    let again = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(n(&again, "records"), 0, "{again}");
+    assert_eq!(n(&again, "files_written"), 0);
+    assert_eq!(parquet_files(&out).len(), files.len());
+
+    // Without state, a replay rewrites the same deterministic file names (no duplicates).
+    std::fs::remove_dir_all(out.join("_state")).unwrap();
+    let replay = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(n(&replay, "events"), n(&first, "events"));
+    assert_eq!(parquet_files(&out).len(), files.len());
+}
+
+#[test]
+fn independent_reader_sees_the_same_rows_and_values() {
+    let Some(python) = std::env::var_os("MFASCOPE_PYTHON") else {
+        eprintln!("MFASCOPE_PYTHON not set (scripts/test sets it); skipping the pyarrow check");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generate(tmp.path(), "okta", 5000, 42);
+    let out = tmp.path().join("out");
+    let s = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_accounted(&s);
+    let script = r#"
+import json, sys, pyarrow.dataset as ds, pyarrow.compute as pc
+t = ds.dataset(sys.argv[1] + "/events", format="parquet", partitioning="hive").to_table()
+src = [json.loads(l) for l in open(sys.argv[2])]
+ids = set(t.column("event_id").to_pylist())
+print(json.dumps({
+  "rows": t.num_rows,
+  "distinct_ids": len(ids),
+  "input_uuids_found": sum(1 for r in src if r["uuid"] in ids),
+  "deny_push": pc.sum(pc.equal(t.column("vendor_event_type"), "user.mfa.okta_verify.deny_push")).as_py(),
+  "deny_push_input": sum(1 for r in src if r["eventType"] == "user.mfa.okta_verify.deny_push"),
+  "denied_outcomes": pc.sum(pc.equal(pc.cast(t.column("outcome"), "string"), "denied")).as_py(),
+  "first_user": t.filter(pc.equal(t.column("event_id"), src[0]["uuid"])).column("user")[0].as_py(),
+  "first_user_input": src[0]["actor"]["alternateId"],
+  "schema_version": t.schema.metadata is not None,
+}))
+"#;
+    let out_py = Command::new(python)
+        .args(["-c", script])
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out_py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_py.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out_py.stdout).unwrap();
+    assert_eq!(n(&v, "rows"), n(&s, "events"), "{v}");
+    assert_eq!(
+        n(&v, "distinct_ids"),
+        n(&v, "rows"),
+        "event ids unique: {v}"
+    );
+    assert_eq!(n(&v, "input_uuids_found"), n(&s, "events"), "{v}");
+    assert_eq!(n(&v, "deny_push"), n(&v, "deny_push_input"), "{v}");
+    assert!(n(&v, "denied_outcomes") >= n(&v, "deny_push"), "{v}");
+    assert_eq!(v["first_user"], v["first_user_input"], "{v}");
+}
+
+#[test]
+fn bad_input_becomes_precise_dead_letters_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let mut f = std::fs::File::create(input.join("bad.ndjson")).unwrap();
+    writeln!(f, r#"{{"uuid":"a","published":"2024-05-01T10:00:00Z","eventType":"user.session.start","actor":{{"alternateId":"x"#).unwrap();
+    f.write_all(b"{\"uuid\":\"b\",\"published\":\"2024-05-01T10:00:00Z\",\"eventType\":\"user.session.start\",\"actor\":{\"alternateId\":\"\xff\xfe\"}}\n").unwrap();
+    writeln!(
+        f,
+        r#"{{"uuid":"c","eventType":"user.session.start","actor":{{"alternateId":"x"}}}}"#
+    )
+    .unwrap();
+    writeln!(f, r#"{{"uuid":"d","published":"9999-01-01T00:00:00Z","eventType":"user.session.start","actor":{{"alternateId":"x"}}}}"#).unwrap();
+    writeln!(f, r#"{{"uuid":"e","published":"2024-05-01T10:00:00Z","eventType":"user.session.start","actor":{{"alternateId":"x"}},"outcome":{{"result":[1]}}}}"#).unwrap();
+    // A 10 MB line and 10 000 levels of nesting.
+    writeln!(f, "{{\"eventType\":\"{}\"}}", "x".repeat(10 << 20)).unwrap();
+    writeln!(f, "{}{}", "[".repeat(10_000), "]".repeat(10_000)).unwrap();
+    writeln!(
+        f,
+        "{{\"published\":\"2024-05-01T10:00:00Z\",\"deep\":{}1{}}}",
+        "{\"a\":".repeat(10_000),
+        "}".repeat(10_000)
+    )
+    .unwrap();
+    drop(f);
+    std::fs::File::create(input.join("empty.ndjson")).unwrap();
+    // A truncated gzip with two complete records before the cut.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let okta = std::fs::read(generate(tmp.path(), "okta", 50, 3)).unwrap();
+    gz.write_all(&okta).unwrap();
+    let bytes = gz.finish().unwrap();
+    std::fs::write(input.join("cut.ndjson.gz"), &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = tmp.path().join("out");
+    let s = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_accounted(&s);
+    assert!(n(&s, "deadletter") >= 8, "{s}");
+    let letters: Vec<serde_json::Value> = std::fs::read_dir(out.join("deadletter"))
+        .unwrap()
+        .flat_map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let reason = |line: u64, file: &str| -> String {
+        letters
+            .iter()
+            .find(|d| d["line"] == line && d["file"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("no dead letter for {file}:{line}: {letters:?}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason(1, "bad.ndjson").contains("EOF while parsing"));
+    assert!(reason(2, "bad.ndjson").contains("UTF-8"));
+    assert!(reason(3, "bad.ndjson").contains("published"));
+    assert!(reason(4, "bad.ndjson").contains("outside the accepted range"));
+    assert!(reason(5, "bad.ndjson").contains("outcome.result"));
+    assert!(reason(6, "bad.ndjson").contains("eventType"));
+    assert!(!reason(7, "bad.ndjson").is_empty());
+    assert!(!reason(8, "bad.ndjson").is_empty());
+    assert!(
+        letters
+            .iter()
+            .any(|d| d["file"].as_str().unwrap().ends_with("cut.ndjson.gz")
+                && d["reason"].as_str().unwrap().contains("gzip")),
+        "{letters:?}"
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|d| d["raw"].as_str().unwrap().len() <= 4096)
+    );
+    // Records decoded before the gzip cut still became events.
+    assert!(s["by_source"]["okta"].as_u64().unwrap_or(0) > 0, "{s}");
+}
+
+#[test]
+fn strict_fails_on_dead_letters_and_stdin_and_arrays_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let page = format!(
+        "[{},{}]\n",
+        r#"{"uuid":"p1","published":"2024-05-01T10:00:00Z","eventType":"user.session.start","actor":{"alternateId":"a@x"},"outcome":{"result":"SUCCESS"}}"#,
+        r#"{"uuid":"p2","published":"2024-05-01T10:00:01Z","eventType":"user.session.start","actor":{"alternateId":"b@x"},"outcome":{"result":"FAILURE","reason":"INVALID_CREDENTIALS"}}"#,
+    );
+    let mut child = bin()
+        .args([
+            "ingest",
+            "-",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+            "--strict",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{page}garbage\n").as_bytes())
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "--strict exits 1 on dead letters"
+    );
+    let s: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!((n(&s, "events"), n(&s, "deadletter")), (2, 1), "{s}");
+}
