@@ -363,6 +363,15 @@ impl OrderedStage {
         self.touch();
     }
 
+    fn count_dead(&mut self, reason: &str) {
+        self.summary.deadletter += 1;
+        *self
+            .summary
+            .deadletter_by_reason
+            .entry(reason_class(reason))
+            .or_default() += 1;
+    }
+
     /// Apply one in-order item; false when the writer has gone away.
     fn apply(&mut self, work: Work) -> bool {
         match work {
@@ -387,12 +396,7 @@ impl OrderedStage {
                 reason,
             }) => {
                 self.summary.records += 1;
-                self.summary.deadletter += 1;
-                *self
-                    .summary
-                    .deadletter_by_reason
-                    .entry(reason_class(&reason))
-                    .or_default() += 1;
+                self.count_dead(&reason);
                 self.segment
                     .dead_letters
                     .push(DeadLetter::new(&path, line, offset, None, reason, b""));
@@ -406,14 +410,8 @@ impl OrderedStage {
             Work::Processed(p) => {
                 self.summary.bytes_in += p.bytes;
                 self.summary.records += p.counts.records;
-                let dead = p.dead.len() as u64;
-                self.summary.deadletter += dead;
                 for d in &p.dead {
-                    *self
-                        .summary
-                        .deadletter_by_reason
-                        .entry(reason_class(&d.reason))
-                        .or_default() += 1;
+                    self.count_dead(&d.reason);
                 }
                 let ignored: u64 = p.counts.ignored.values().sum();
                 self.summary.ignored += ignored;

@@ -24,6 +24,15 @@ fn json_summary(args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+fn ingest(input: &Path, out: &Path) -> serde_json::Value {
+    json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 fn n(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64()
         .unwrap_or_else(|| panic!("{k} missing in {v}"))
@@ -87,12 +96,7 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
         generate(&input, f, 3000, i as u64 + 1);
     }
     let out = tmp.path().join("out");
-    let first = json_summary(&[
-        "ingest",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let first = ingest(input.as_path(), &out);
     assert_accounted(&first);
     assert_eq!(n(&first, "records"), 7 * 3000, "{first}");
     assert_eq!(n(&first, "deadletter"), 0, "{first}");
@@ -119,24 +123,14 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
     );
 
     // Same input again: nothing new is read or written.
-    let again = json_summary(&[
-        "ingest",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let again = ingest(input.as_path(), &out);
     assert_eq!(n(&again, "records"), 0, "{again}");
     assert_eq!(n(&again, "files_written"), 0);
     assert_eq!(parquet_files(&out).len(), files.len());
 
     // Without state, a replay rewrites the same deterministic file names (no duplicates).
     std::fs::remove_dir_all(out.join("_state")).unwrap();
-    let replay = json_summary(&[
-        "ingest",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let replay = ingest(input.as_path(), &out);
     assert_eq!(n(&replay, "events"), n(&first, "events"));
     assert_eq!(parquet_files(&out).len(), files.len());
 }
@@ -150,12 +144,7 @@ fn independent_reader_sees_the_same_rows_and_values() {
     let tmp = tempfile::tempdir().unwrap();
     let input = generate(tmp.path(), "okta", 5000, 42);
     let out = tmp.path().join("out");
-    let s = json_summary(&[
-        "ingest",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let s = ingest(input.as_path(), &out);
     assert_accounted(&s);
     let script = r#"
 import json, sys, pyarrow.dataset as ds, pyarrow.compute as pc
@@ -233,12 +222,7 @@ fn bad_input_becomes_precise_dead_letters_never_a_panic() {
     std::fs::write(input.join("cut.ndjson.gz"), &bytes[..bytes.len() / 2]).unwrap();
 
     let out = tmp.path().join("out");
-    let s = json_summary(&[
-        "ingest",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let s = ingest(input.as_path(), &out);
     assert_accounted(&s);
     assert!(n(&s, "deadletter") >= 8, "{s}");
     let letters: Vec<serde_json::Value> = std::fs::read_dir(out.join("deadletter"))

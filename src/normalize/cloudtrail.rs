@@ -213,10 +213,7 @@ mod tests {
     use crate::normalize::Mapped;
 
     fn ev(json: &str) -> Event<'static> {
-        match map(json.as_bytes(), &mut Default::default()).unwrap() {
-            Mapped::Event(e) => e.into_owned(),
-            Mapped::Ignored(k) => panic!("ignored {k}"),
-        }
+        crate::normalize::expect_event(map(json.as_bytes(), &mut Default::default()))
     }
 
     #[test]

@@ -236,13 +236,9 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::Mapped;
 
     fn ev(json: &str) -> Event<'static> {
-        match map(json.as_bytes(), &mut Ctx::default()).unwrap() {
-            Mapped::Event(e) => e.into_owned(),
-            Mapped::Ignored(k) => panic!("ignored {k}"),
-        }
+        crate::normalize::expect_event(map(json.as_bytes(), &mut Ctx::default()))
     }
 
     const BASE: &str = r#""txid":"t1","isotimestamp":"2024-05-01T10:00:00+00:00","event_type":"authentication","user":{"name":"carol"},"access_device":{"ip":"192.0.2.7","browser":"Chrome","browser_version":"120.0","os":"Windows","location":{"country":"United States","state":"Michigan","city":"Ann Arbor"}}"#;

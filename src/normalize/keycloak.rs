@@ -322,14 +322,7 @@ fn ok(error: Option<&str>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::Mapped;
-
-    fn ev(m: MapResult<'_>) -> Event<'static> {
-        match m.unwrap() {
-            Mapped::Event(e) => e.into_owned(),
-            Mapped::Ignored(k) => panic!("ignored {k}"),
-        }
-    }
+    use crate::normalize::{Mapped, expect_event as ev};
 
     #[test]
     fn quoted_quarkus_line_with_otp_error() {

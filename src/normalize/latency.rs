@@ -49,31 +49,21 @@ impl LatencyPairer {
         let action = batch
             .column(idx(col::ACTION))
             .as_dictionary::<Int8Type>()
-            .keys()
-            .clone();
+            .keys();
         let time = batch
             .column(idx(col::TIME))
-            .as_primitive::<TimestampMillisecondType>()
-            .clone();
+            .as_primitive::<TimestampMillisecondType>();
         let source = batch
             .column(idx(col::SOURCE))
             .as_dictionary::<Int8Type>()
-            .keys()
-            .clone();
-        let user = batch.column(idx(col::USER)).as_string::<i32>().clone();
-        let txn = batch
-            .column(idx(col::TRANSACTION_ID))
-            .as_string::<i32>()
-            .clone();
-        let session = batch
-            .column(idx(col::SESSION_ID))
-            .as_string::<i32>()
-            .clone();
+            .keys();
+        let user = batch.column(idx(col::USER)).as_string::<i32>();
+        let txn = batch.column(idx(col::TRANSACTION_ID)).as_string::<i32>();
+        let session = batch.column(idx(col::SESSION_ID)).as_string::<i32>();
         let lat_idx = idx(col::LATENCY_MS);
         let latency = batch
             .column(lat_idx)
-            .as_primitive::<arrow::datatypes::UInt32Type>()
-            .clone();
+            .as_primitive::<arrow::datatypes::UInt32Type>();
 
         let mut updated: Option<Vec<Option<u32>>> = None;
         for row in 0..batch.num_rows() {

@@ -287,3 +287,13 @@ pub(crate) fn event(e: Event<'_>) -> MapResult<'_> {
 pub(crate) fn ignored<'a>(format: LogFormat, kind: &str) -> MapResult<'a> {
     Ok(Mapped::Ignored(format!("{}:{kind}", format.as_str())))
 }
+
+/// Test helper: the event a mapper produced (panics on ignored or rejected records).
+#[cfg(test)]
+pub(crate) fn expect_event(result: MapResult<'_>) -> Event<'static> {
+    match result {
+        Ok(Mapped::Event(e)) => e.into_owned(),
+        Ok(Mapped::Ignored(k)) => panic!("ignored {k}"),
+        Err(reason) => panic!("rejected: {reason}"),
+    }
+}

@@ -392,10 +392,7 @@ mod tests {
     use crate::normalize::Mapped;
 
     fn ev(json: &str) -> Event<'static> {
-        match map(json.as_bytes(), &mut Ctx::default()).unwrap() {
-            Mapped::Event(e) => e.into_owned(),
-            Mapped::Ignored(k) => panic!("ignored {k}"),
-        }
+        crate::normalize::expect_event(map(json.as_bytes(), &mut Ctx::default()))
     }
 
     const BASE: &str = r#""uuid":"u1","published":"2024-05-01T10:00:00.000Z","actor":{"alternateId":"alice@example.com","type":"User"},"client":{"ipAddress":"203.0.113.9","geographicalContext":{"country":"United States","state":"California","city":"Dublin"},"userAgent":{"rawUserAgent":"UA"}},"transaction":{"id":"T1"},"authenticationContext":{"externalSessionId":"S1"}"#;
