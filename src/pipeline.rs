@@ -186,6 +186,7 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
         let rx = item_rx.clone();
         let tx = done_tx.clone();
         let format = opts.format;
+        let pool = opts.reader.pool.clone();
         worker_handles.push(
             thread::Builder::new()
                 .name(format!("normalize-{i}"))
@@ -193,8 +194,10 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                     let mut normalizer = Normalizer::new(format);
                     for (seq, item) in rx {
                         let work = match item {
-                            ReadItem::Chunk(chunk) => {
-                                Work::Processed(process_chunk(&mut normalizer, chunk))
+                            ReadItem::Chunk(mut chunk) => {
+                                let processed = process_chunk(&mut normalizer, &chunk);
+                                pool.put(std::mem::take(&mut chunk.data));
+                                Work::Processed(processed)
                             }
                             other => Work::Passthrough(other),
                         };
@@ -524,8 +527,8 @@ struct ChunkSink<'c> {
     format_hint: Option<&'static str>,
 }
 
-impl<'a> LeafSink<'a> for ChunkSink<'_> {
-    fn event(&mut self, _offset: usize, e: Event<'a>) {
+impl LeafSink for ChunkSink<'_> {
+    fn event(&mut self, _offset: usize, e: Event<'_>) {
         self.counts.records += 1;
         self.counts.source[e.source.key() as usize] += 1;
         self.counts.action[e.action.key() as usize] += 1;
@@ -537,7 +540,7 @@ impl<'a> LeafSink<'a> for ChunkSink<'_> {
         self.counts.records += 1;
         *self.counts.ignored.entry(kind).or_default() += 1;
     }
-    fn dead(&mut self, offset: usize, raw: &'a [u8], reject: Reject) {
+    fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject) {
         self.counts.records += 1;
         let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
         self.dead.push(DeadLetter::new(
@@ -551,7 +554,7 @@ impl<'a> LeafSink<'a> for ChunkSink<'_> {
     }
 }
 
-fn process_chunk(normalizer: &mut Normalizer, chunk: Chunk) -> Processed {
+fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
     let data = &chunk.data;
     let mut sink = ChunkSink {
         builder: EventBatchBuilder::with_capacity(data.len() / 1024 + 16),
@@ -573,13 +576,12 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: Chunk) -> Processed {
                 pos = end + 1;
             }
         }
-        ChunkKind::Document => process_document(normalizer, &chunk, &mut sink),
+        ChunkKind::Document => process_document(normalizer, chunk, &mut sink),
     }
-    let lines = memchr::memchr_iter(b'\n', data).count() as u64;
     Processed {
         input: chunk.input,
         end: chunk.start + data.len() as u64,
-        end_line: chunk.first_line + lines,
+        end_line: chunk.first_line + chunk.lines,
         bytes: data.len() as u64,
         batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
         dead: sink.dead,

@@ -1,12 +1,15 @@
 //! mfascope canonical NDJSON: the event schema itself (written by the verifier, probes and the
 //! generator). Unknown fields are ignored, so extra fields — secrets included — are never stored.
 
+use super::fields::Ctx;
 use super::{LogFormat, MapResult, event, parse};
 use crate::event::Event;
 
+super::record_type!(CanonicalRecord => Event);
+
 /// Map one canonical record.
-pub(super) fn map(raw: &[u8]) -> MapResult<'_> {
-    let mut e: Event<'_> = parse(LogFormat::Canonical, raw)?;
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let mut e = parse::<CanonicalRecord>(LogFormat::Canonical, raw, &mut ctx.json)?;
     if e.event_id.trim().is_empty() {
         return Err("canonical: event_id: empty".into());
     }
@@ -26,7 +29,8 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_bad_enums() {
         let raw = br#"{"event_id":"v-1","time":"2024-05-01T10:00:00.250Z","source":"verifier","user":"alice","action":"mfa_verify","factor":"totp","outcome":"failure","reason":"replay","latency_ms":420,"vendor_event_type":"verify","otp":"123456"}"#;
-        let Mapped::Event(e) = map(raw).unwrap() else {
+        let mut ctx = Ctx::default();
+        let Mapped::Event(e) = map(raw, &mut ctx).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -34,7 +38,7 @@ mod tests {
             (Action::MfaVerify, Factor::Totp, Outcome::Failure)
         );
         assert_eq!(e.latency_ms, Some(420));
-        let err = map(br#"{"event_id":"v","time":1714557600000,"source":"verifier","user":"a","action":"fly","factor":"totp","outcome":"success","vendor_event_type":"x"}"#).unwrap_err();
+        let err = map(br#"{"event_id":"v","time":1714557600000,"source":"verifier","user":"a","action":"fly","factor":"totp","outcome":"success","vendor_event_type":"x"}"#, &mut Ctx::default()).unwrap_err();
         assert!(err.contains("action") && err.contains("fly"), "{err}");
     }
 }

@@ -10,6 +10,8 @@ use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::parse_rfc3339;
 
+super::record_type!(RawRecord => Raw);
+
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Raw<'a> {
@@ -91,8 +93,9 @@ fn mfa_factor(identifier: Option<&str>) -> Factor {
 }
 
 /// Map one CloudTrail record.
-pub(super) fn map<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapResult<'a> {
-    let r: Raw<'a> = parse(LogFormat::Cloudtrail, raw)?;
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut super::fields::Ctx) -> MapResult<'a> {
+    let super::fields::Ctx { json, .. } = ctx;
+    let r = parse::<RawRecord>(LogFormat::Cloudtrail, raw, json)?;
     let name = r.eventName.as_ref();
     let extra = r.additionalEventData.as_ref();
     let mfa_id = extra.and_then(|a| a.MFAIdentifier.as_deref());
@@ -244,7 +247,8 @@ mod tests {
             (e.action, e.factor, e.user.as_ref(), e.actor.as_deref()),
             (Action::FactorRemove, Factor::Totp, "bob", Some("admin"))
         );
-        let r = map(br#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#, &mut Default::default());
+        let mut ctx = crate::normalize::fields::Ctx::default();
+        let r = map(br#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#, &mut ctx);
         assert!(
             matches!(r, Ok(Mapped::Ignored(k)) if k == "cloudtrail:s3.amazonaws.com:GetObject")
         );

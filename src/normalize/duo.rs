@@ -12,6 +12,8 @@ use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::{from_epoch_seconds, parse_rfc3339};
 
+super::record_type!(RawRecord => Raw);
+
 #[derive(Deserialize)]
 struct Raw<'a> {
     #[serde(borrow)]
@@ -107,8 +109,9 @@ fn factor_for(f: &str) -> Factor {
 }
 
 /// Map one Duo authentication log entry.
-pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
-    let r: Raw<'a> = parse(LogFormat::Duo, raw)?;
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let super::fields::Ctx { json, geo } = ctx;
+    let r = parse::<RawRecord>(LogFormat::Duo, raw, json)?;
     let time = match (&r.isotimestamp, r.timestamp) {
         (Some(iso), _) => parse_rfc3339(iso).map_err(|e| format!("duo: isotimestamp: {e}"))?,
         (None, Some(ts)) => from_epoch_seconds(ts).map_err(|e| format!("duo: timestamp: {e}"))?,
@@ -222,7 +225,7 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
             .flatten()
     });
     e.src_ip = access.and_then(|a| nonempty(a.ip.clone()));
-    e.country = ctx.country(loc.and_then(|l| l.country.clone()));
+    e.country = geo.country(loc.and_then(|l| l.country.clone()));
     e.region = loc.and_then(|l| nonempty(l.state.clone()));
     e.city = loc.and_then(|l| nonempty(l.city.clone()));
     e.user_agent = ua;

@@ -11,28 +11,24 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::fields::{Ctx, Scalar, contains_ci, nonempty};
+use super::fields::{Countries, Ctx, Scalar, contains_ci, nonempty};
 use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::parse_rfc3339;
 
-#[derive(Deserialize)]
+super::record_type!(EntraRecord => Body);
+
+/// The union of the sign-in and audit fields we read (Graph names), plus the Azure Event Hubs
+/// envelope fields (`category`, `time`, `properties` holding the Graph object).
+#[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
-struct Record<'a> {
+struct Body<'a> {
     #[serde(borrow, default)]
     category: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tenantId: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     time: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     properties: Option<Box<Body<'a>>>,
-}
-
-/// The union of the sign-in and audit fields we read (Graph names).
-#[derive(Deserialize, Default)]
-#[allow(non_snake_case)]
-struct Body<'a> {
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -51,8 +47,9 @@ struct Body<'a> {
     userAgent: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     tenantId: Option<Cow<'a, str>>,
+    /// An object in Graph records; the envelope's `location` is a bare country code.
     #[serde(borrow, default)]
-    location: Option<Location<'a>>,
+    location: Option<LocationField<'a>>,
     #[serde(borrow, default)]
     deviceDetail: Option<DeviceDetail<'a>>,
     #[serde(borrow, default)]
@@ -80,6 +77,16 @@ struct Body<'a> {
     targetResources: Option<Vec<TargetResource<'a>>>,
     #[serde(borrow, default)]
     additionalDetails: Option<Vec<KeyValue<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LocationField<'a> {
+    #[serde(borrow)]
+    Object(Location<'a>),
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    Code(Cow<'a, str>),
 }
 
 #[derive(Deserialize, Default)]
@@ -204,18 +211,21 @@ fn is_mfa_step(method: &str) -> bool {
 }
 
 /// Map one Entra record.
-pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let Ctx { json, geo } = ctx;
     // Event Hubs records wrap the Graph object in `properties`; Graph records are the object.
-    let rec: Record<'a> = parse(LogFormat::Entra, raw)?;
-    let category = rec.category.clone();
-    let body = match rec.properties {
+    let mut rec = parse::<EntraRecord>(LogFormat::Entra, raw, json)?;
+    let category = rec.category.take();
+    let envelope_time = rec.time.take();
+    let envelope_tenant = rec.tenantId.take();
+    let body = match rec.properties.take() {
         Some(b) => *b,
-        None => parse::<Body<'a>>(LogFormat::Entra, raw)?,
+        None => rec,
     };
-    let tenant = nonempty(rec.tenantId.clone()).or_else(|| nonempty(body.tenantId.clone()));
+    let tenant = nonempty(envelope_tenant).or_else(|| nonempty(body.tenantId.clone()));
     let audit = category.as_deref() == Some("AuditLogs") || body.activityDisplayName.is_some();
     if audit {
-        return map_audit(body, tenant, rec.time, raw);
+        return map_audit(body, tenant, envelope_time, raw);
     }
     match category.as_deref() {
         Some(
@@ -227,7 +237,7 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
         }
         _ => {}
     }
-    map_signin(body, tenant, rec.time, category, ctx)
+    map_signin(body, tenant, envelope_time, category, geo)
 }
 
 fn map_signin<'a>(
@@ -235,7 +245,7 @@ fn map_signin<'a>(
     tenant: Option<Cow<'a, str>>,
     envelope_time: Option<Cow<'a, str>>,
     category: Option<Cow<'a, str>>,
-    ctx: &mut Ctx,
+    geo: &mut Countries,
 ) -> MapResult<'a> {
     let time_text = b
         .createdDateTime
@@ -375,7 +385,10 @@ fn map_signin<'a>(
         };
 
     let latency_ms = latency_from_steps(steps);
-    let loc = b.location.unwrap_or_default();
+    let loc = match b.location {
+        Some(LocationField::Object(l)) => l,
+        _ => Location::default(),
+    };
     let dev = b.deviceDetail.unwrap_or_default();
     let mut e = Event::new(
         Source::Entra,
@@ -396,7 +409,7 @@ fn map_signin<'a>(
     e.src_ip = nonempty(b.ipAddress);
     e.user_agent = nonempty(b.userAgent).or_else(|| nonempty(dev.browser.clone()));
     e.device_id = nonempty(dev.deviceId);
-    e.country = ctx.country(loc.countryOrRegion);
+    e.country = geo.country(loc.countryOrRegion);
     e.region = nonempty(loc.state);
     e.city = nonempty(loc.city);
     e.asn = b.autonomousSystemNumber.and_then(|a| a.0.parse().ok());
@@ -430,7 +443,7 @@ fn map_audit<'a>(
     b: Body<'a>,
     tenant: Option<Cow<'a, str>>,
     envelope_time: Option<Cow<'a, str>>,
-    raw: &'a [u8],
+    raw: &[u8],
 ) -> MapResult<'a> {
     let activity = b.activityDisplayName.clone().unwrap_or_default();
     let a = activity.to_ascii_lowercase();
@@ -633,9 +646,10 @@ mod tests {
 
     #[test]
     fn service_principal_sign_ins_are_ignored_and_missing_user_rejected() {
+        let mut ctx = crate::normalize::fields::Ctx::default();
         let r = map(
             br#"{"category":"ServicePrincipalSignInLogs","properties":{"id":"x"}}"#,
-            &mut Ctx::default(),
+            &mut ctx,
         );
         assert!(matches!(r, Ok(Mapped::Ignored(_))));
         let err = map(

@@ -9,13 +9,31 @@ use serde::Deserialize;
 
 use crate::event::Source;
 
-/// Per-worker lookup caches.
+/// Per-worker mapping context: the JSON parse buffers and lookup caches. Mappers split it
+/// (`let Ctx { json, geo } = ctx;`) so parsed records can borrow `json` while `geo` is used.
 #[derive(Default)]
 pub struct Ctx {
+    /// Reusable parse buffers.
+    pub json: JsonScratch,
+    /// Country lookups.
+    pub geo: Countries,
+}
+
+/// Reusable buffers for the SIMD JSON parser, which rewrites its input in place: the record is
+/// copied here first so the raw bytes stay intact for dead letters.
+#[derive(Default)]
+pub struct JsonScratch {
+    pub(super) bytes: Vec<u8>,
+    pub(super) buffers: simd_json::Buffers,
+}
+
+/// Cache of vendor country values → ISO codes.
+#[derive(Default)]
+pub struct Countries {
     countries: HashMap<String, Option<&'static str>>,
 }
 
-impl Ctx {
+impl Countries {
     /// ISO 3166-1 alpha-2 code for a vendor country value (code, name or alias); the vendor's
     /// value is kept when it cannot be mapped, so nothing is invented.
     pub fn country<'a>(&mut self, value: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
@@ -113,7 +131,7 @@ mod tests {
 
     #[test]
     fn maps_country_names_to_codes_and_keeps_unknown_values() {
-        let mut ctx = Ctx::default();
+        let mut ctx = Countries::default();
         assert_eq!(
             ctx.country(Some("United States".into())).as_deref(),
             Some("US")

@@ -11,6 +11,8 @@ use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::parse_rfc3339;
 
+super::record_type!(RawRecord => Raw);
+
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Raw<'a> {
@@ -108,9 +110,8 @@ fn pick_factor(methods: &[&str]) -> Option<Factor> {
 }
 
 /// Map one Google Workspace login activity.
-pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
-    let _ = ctx;
-    let r: Raw<'a> = parse(LogFormat::Gworkspace, raw)?;
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let r = parse::<RawRecord>(LogFormat::Gworkspace, raw, &mut ctx.json)?;
     if r.id
         .applicationName
         .as_deref()
@@ -307,7 +308,8 @@ mod tests {
 
     #[test]
     fn logout_is_ignored_and_missing_time_rejected() {
-        let r = map(br#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"login","name":"logout"}]}"#, &mut Ctx::default());
+        let mut ctx = crate::normalize::fields::Ctx::default();
+        let r = map(br#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"login","name":"logout"}]}"#, &mut ctx);
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "gworkspace:login.logout"));
         let err = map(
             br#"{"kind":"admin#reports#activity","id":{"applicationName":"login"},"events":[]}"#,

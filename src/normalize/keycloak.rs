@@ -15,6 +15,8 @@ use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::{check_range, parse_log_datetime};
 
+super::record_type!(JsonRecord => JsonEvent);
+
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct JsonEvent<'a> {
@@ -164,8 +166,8 @@ fn parse_kv(body: &str) -> Vec<(&str, &str)> {
 }
 
 /// Map a JSON event (or a JSON log record of the events logger).
-pub(super) fn map_json<'a>(raw: &'a [u8], _ctx: &mut super::fields::Ctx) -> MapResult<'a> {
-    let j: JsonEvent<'a> = parse(LogFormat::Keycloak, raw)?;
+pub(super) fn map_json<'a>(raw: &[u8], ctx: &'a mut super::fields::Ctx) -> MapResult<'a> {
+    let j = parse::<JsonRecord>(LogFormat::Keycloak, raw, &mut ctx.json)?;
     if j.loggerName.is_some() {
         let message = j
             .message
@@ -212,7 +214,7 @@ fn credential_factor(t: Option<&str>) -> Option<Factor> {
     })
 }
 
-fn map_fields<'a>(f: Fields<'a>, raw: &'a [u8]) -> MapResult<'a> {
+fn map_fields<'a>(f: Fields<'a>, raw: &[u8]) -> MapResult<'a> {
     let cred = credential_factor(f.credential_type.as_deref());
     let error = f.error.as_deref();
     use Action::*;
@@ -360,9 +362,10 @@ mod tests {
             (e.action, e.reason.as_deref(), e.user.as_ref()),
             (Action::Lockout, Some("locked_out"), "carol")
         );
+        let mut ctx = crate::normalize::fields::Ctx::default();
         let r = map_json(
             br#"{"time":1714557600000,"type":"LOGOUT","realmId":"r","userId":"u"}"#,
-            &mut Default::default(),
+            &mut ctx,
         );
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "keycloak:LOGOUT"));
     }

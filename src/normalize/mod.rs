@@ -72,13 +72,14 @@ pub struct Reject {
 }
 
 /// Receives the leaves of one raw record. `offset` is the leaf's byte offset within the record.
-pub trait LeafSink<'a> {
+/// Events borrow the parser's buffers, so a sink copies what it keeps before returning.
+pub trait LeafSink {
     /// A mapped event.
-    fn event(&mut self, offset: usize, event: Event<'a>);
+    fn event(&mut self, offset: usize, event: Event<'_>);
     /// A deliberately ignored record of the given kind.
     fn ignored(&mut self, offset: usize, kind: String);
     /// A record that failed; `raw` is the leaf's bytes.
-    fn dead(&mut self, offset: usize, raw: &'a [u8], reject: Reject);
+    fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject);
 }
 
 /// Result of a vendor mapper.
@@ -102,7 +103,7 @@ impl Normalizer {
     }
 
     /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
-    pub fn record<'a>(&mut self, raw: &'a [u8], sink: &mut impl LeafSink<'a>) {
+    pub fn record<'a>(&mut self, raw: &'a [u8], sink: &mut impl LeafSink) {
         let trimmed_start = raw
             .iter()
             .position(|b| !b.is_ascii_whitespace())
@@ -111,29 +112,12 @@ impl Normalizer {
         match body.first() {
             None => {}
             Some(b'[') => self.array(raw, trimmed_start, body, sink),
-            Some(b'{') => match detect::envelope(body) {
-                Some(Ok(leaves)) => self.leaves(raw, leaves, sink),
-                Some(Err(reason)) => sink.dead(
-                    trimmed_start,
-                    body,
-                    Reject {
-                        format: None,
-                        reason,
-                    },
-                ),
-                None => self.leaf(trimmed_start, body, sink),
-            },
+            Some(b'{') => self.object(raw, trimmed_start, body, sink),
             Some(_) => self.text(trimmed_start, body, sink),
         }
     }
 
-    fn array<'a>(
-        &mut self,
-        raw: &'a [u8],
-        start: usize,
-        body: &'a [u8],
-        sink: &mut impl LeafSink<'a>,
-    ) {
+    fn array<'a>(&mut self, raw: &'a [u8], start: usize, body: &'a [u8], sink: &mut impl LeafSink) {
         match serde_json::from_slice::<Vec<&'a RawValue>>(body) {
             Ok(items) => self.leaves(raw, items, sink),
             Err(e) => sink.dead(
@@ -147,12 +131,7 @@ impl Normalizer {
         }
     }
 
-    fn leaves<'a>(
-        &mut self,
-        raw: &'a [u8],
-        leaves: Vec<&'a RawValue>,
-        sink: &mut impl LeafSink<'a>,
-    ) {
+    fn leaves<'a>(&mut self, raw: &'a [u8], leaves: Vec<&'a RawValue>, sink: &mut impl LeafSink) {
         for leaf in leaves {
             let bytes = leaf.get().as_bytes();
             let offset = bytes.as_ptr() as usize - raw.as_ptr() as usize;
@@ -171,7 +150,7 @@ impl Normalizer {
         }
     }
 
-    fn text<'a>(&mut self, offset: usize, line: &'a [u8], sink: &mut impl LeafSink<'a>) {
+    fn text<'a>(&mut self, offset: usize, line: &'a [u8], sink: &mut impl LeafSink) {
         let result = match self.forced {
             Some(LogFormat::Keycloak) | None => keycloak::map_line(line, &mut self.ctx),
             Some(f) => Err(format!("{}: record is not JSON", f.as_str())),
@@ -180,7 +159,67 @@ impl Normalizer {
         emit(offset, line, format, result, sink);
     }
 
-    fn leaf<'a>(&mut self, offset: usize, obj: &'a [u8], sink: &mut impl LeafSink<'a>) {
+    /// A top-level object: the forced or last format first (the hot path), then — only when
+    /// that fails — envelope expansion, then detection.
+    fn object<'a>(
+        &mut self,
+        raw: &'a [u8],
+        offset: usize,
+        obj: &'a [u8],
+        sink: &mut impl LeafSink,
+    ) {
+        let Some(format) = self.forced.or(self.last) else {
+            if !self.envelope(raw, offset, obj, sink) {
+                self.detect_and_map(offset, obj, sink);
+            }
+            return;
+        };
+        let failure = match map_json(format, obj, &mut self.ctx) {
+            Ok(mapped) => return emit(offset, obj, Some(format), Ok(mapped), sink),
+            Err(reason) => reason,
+        };
+        if self.envelope(raw, offset, obj, sink) {
+            return;
+        }
+        if self.forced.is_some() {
+            sink.dead(
+                offset,
+                obj,
+                Reject {
+                    format: Some(format),
+                    reason: failure,
+                },
+            );
+        } else {
+            self.detect_and_map(offset, obj, sink);
+        }
+    }
+
+    /// Expand `obj` when it is a known envelope; false when it is not one.
+    fn envelope<'a>(
+        &mut self,
+        raw: &'a [u8],
+        offset: usize,
+        obj: &'a [u8],
+        sink: &mut impl LeafSink,
+    ) -> bool {
+        match detect::envelope(obj) {
+            Some(Ok(leaves)) => self.leaves(raw, leaves, sink),
+            Some(Err(reason)) => sink.dead(
+                offset,
+                obj,
+                Reject {
+                    format: None,
+                    reason,
+                },
+            ),
+            None => return false,
+        }
+        true
+    }
+
+    /// An envelope element: the forced or last format, else detection.
+    fn leaf(&mut self, offset: usize, obj: &[u8], sink: &mut impl LeafSink) {
         if let Some(format) = self.forced {
             let result = map_json(format, obj, &mut self.ctx);
             return emit(offset, obj, Some(format), result, sink);
@@ -190,6 +229,10 @@ impl Normalizer {
                 return emit(offset, obj, Some(last), Ok(mapped), sink);
             }
         }
+        self.detect_and_map(offset, obj, sink);
+    }
+
+    fn detect_and_map(&mut self, offset: usize, obj: &[u8], sink: &mut impl LeafSink) {
         match detect::format(obj) {
             Ok(Some(format)) => {
                 self.last = Some(format);
@@ -218,10 +261,10 @@ impl Normalizer {
 
 fn emit<'a>(
     offset: usize,
-    raw: &'a [u8],
+    raw: &[u8],
     format: Option<LogFormat>,
     result: MapResult<'a>,
-    sink: &mut impl LeafSink<'a>,
+    sink: &mut impl LeafSink,
 ) {
     match result {
         Ok(Mapped::Event(e)) => sink.event(offset, *e),
@@ -230,7 +273,7 @@ fn emit<'a>(
     }
 }
 
-fn map_json<'a>(format: LogFormat, raw: &'a [u8], ctx: &mut fields::Ctx) -> MapResult<'a> {
+fn map_json<'a>(format: LogFormat, raw: &[u8], ctx: &'a mut fields::Ctx) -> MapResult<'a> {
     match format {
         LogFormat::Okta => okta::map(raw, ctx),
         LogFormat::Entra => entra::map(raw, ctx),
@@ -238,7 +281,7 @@ fn map_json<'a>(format: LogFormat, raw: &'a [u8], ctx: &mut fields::Ctx) -> MapR
         LogFormat::Gworkspace => gworkspace::map(raw, ctx),
         LogFormat::Cloudtrail => cloudtrail::map(raw, ctx),
         LogFormat::Keycloak => keycloak::map_json(raw, ctx),
-        LogFormat::Canonical => canonical::map(raw),
+        LogFormat::Canonical => canonical::map(raw, ctx),
         LogFormat::Auto => unreachable!("auto is resolved before mapping"),
     }
 }
@@ -251,30 +294,48 @@ fn trim_ascii_end(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
-/// Parse `raw` into `T` with the fast parser; on failure, re-parse with a path-tracking parser so
-/// the reason names the field (`outcome.result: invalid type …`).
-pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(
-    format: LogFormat,
-    raw: &'a [u8],
-) -> Result<T, String> {
-    match sonic_rs::from_slice::<T>(raw) {
-        Ok(v) => Ok(v),
-        Err(fast) => {
-            if let Err(e) = std::str::from_utf8(raw) {
-                return Err(format!(
-                    "invalid UTF-8 at byte {} of the record",
-                    e.valid_up_to()
-                ));
-            }
-            let mut de = serde_json::Deserializer::from_slice(raw);
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) if e.path().to_string() == "." => {
-                    Err(format!("{}: {}", format.as_str(), e.inner()))
-                }
-                Err(e) => Err(format!("{}: {}: {}", format.as_str(), e.path(), e.inner())),
-                Ok(_) => Err(format!("{}: {fast}", format.as_str())),
-            }
+/// A vendor record type for any borrow lifetime, so a failed fast parse can be repeated on the
+/// original bytes by a path-tracking parser.
+pub(crate) trait RecordType {
+    /// The record borrowing for `'a`.
+    type Of<'a>: serde::Deserialize<'a>;
+}
+
+/// Declares `$marker` as the [`RecordType`] of `$ty<'a>`.
+macro_rules! record_type {
+    ($marker:ident => $ty:ident) => {
+        struct $marker;
+        impl $crate::normalize::RecordType for $marker {
+            type Of<'a> = $ty<'a>;
         }
+    };
+}
+pub(crate) use record_type;
+
+/// Parse `raw` with the SIMD parser (on a copy in `scratch`, so `raw` stays intact for dead
+/// letters); on failure, re-parse `raw` with a path-tracking parser so the reason names the field
+/// (`outcome.result: invalid type …`).
+pub(crate) fn parse<'a, R: RecordType>(
+    format: LogFormat,
+    raw: &[u8],
+    scratch: &'a mut fields::JsonScratch,
+) -> Result<R::Of<'a>, String> {
+    scratch.bytes.clear();
+    scratch.bytes.extend_from_slice(raw);
+    simd_json::serde::from_slice_with_buffers::<R::Of<'a>>(&mut scratch.bytes, &mut scratch.buffers)
+        .map_err(|fast| explain::<R>(format, raw, &fast.to_string()))
+}
+
+#[cold]
+fn explain<R: RecordType>(format: LogFormat, raw: &[u8], fast: &str) -> String {
+    if let Err(e) = std::str::from_utf8(raw) {
+        return format!("invalid UTF-8 at byte {} of the record", e.valid_up_to());
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    match serde_path_to_error::deserialize::<_, R::Of<'_>>(&mut de) {
+        Err(e) if e.path().to_string() == "." => format!("{}: {}", format.as_str(), e.inner()),
+        Err(e) => format!("{}: {}: {}", format.as_str(), e.path(), e.inner()),
+        Ok(_) => format!("{}: {fast}", format.as_str()),
     }
 }
 

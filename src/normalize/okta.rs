@@ -13,6 +13,8 @@ use super::{LogFormat, MapResult, event, ignored, parse};
 use crate::event::{Action, Event, Factor, Outcome, Source};
 use crate::time::parse_rfc3339;
 
+super::record_type!(RawRecord => Raw);
+
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Raw<'a> {
@@ -263,8 +265,12 @@ fn outcome_for(
 }
 
 /// Map one Okta System Log event.
-pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
-    let r: Raw<'a> = parse(LogFormat::Okta, raw)?;
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let super::fields::Ctx {
+        json,
+        geo: countries,
+    } = ctx;
+    let r = parse::<RawRecord>(LogFormat::Okta, raw, json)?;
     let event_type = r.eventType.as_ref();
     let Some(mut action) = action_for(event_type) else {
         return ignored(LogFormat::Okta, event_type);
@@ -373,7 +379,7 @@ pub(super) fn map<'a>(raw: &'a [u8], ctx: &mut Ctx) -> MapResult<'a> {
     e.user_agent = client
         .and_then(|c| c.userAgent.as_ref())
         .and_then(|u| nonempty(u.rawUserAgent.clone()));
-    e.country = ctx.country(geo.and_then(|g| g.country.clone()));
+    e.country = countries.country(geo.and_then(|g| g.country.clone()));
     e.region = geo.and_then(|g| nonempty(g.state.clone()));
     e.city = geo.and_then(|g| nonempty(g.city.clone()));
     e.asn = r.securityContext.as_ref().and_then(|s| s.asNumber);
@@ -461,7 +467,8 @@ mod tests {
     #[test]
     fn non_auth_events_are_ignored_and_broken_ones_rejected() {
         let raw = format!(r#"{{{BASE},"eventType":"group.user_membership.add"}}"#);
-        let r = map(raw.as_bytes(), &mut Ctx::default());
+        let mut ctx = crate::normalize::fields::Ctx::default();
+        let r = map(raw.as_bytes(), &mut ctx);
         assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "okta:group.user_membership.add"));
         let err = map(
             br#"{"uuid":"u","eventType":"user.session.start"}"#,

@@ -12,6 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::{SinkError, io_err};
 use crate::event::{SCHEMA_VERSION, col, event_schema};
@@ -21,29 +22,46 @@ pub const META_SCHEMA_VERSION: &str = "mfascope.schema_version";
 /// Metadata key holding the JSON list of source positions the file covers.
 pub const META_POSITIONS: &str = "mfascope.positions";
 
-/// Sort `batches` by time and write them to `tmp` (fsynced). Returns rows and bytes written.
+/// Columns whose values are (nearly) unique per row: dictionary encoding only costs there.
+const PLAIN_COLUMNS: &[&str] = &[col::EVENT_ID, col::TRANSACTION_ID, col::SESSION_ID];
+
+/// Write `batches` sorted by time to `tmp` (fsynced). Returns rows and bytes written. Batches
+/// that are already in time order (the common case: logs arrive in order) are written as they
+/// are; otherwise they are concatenated and sorted.
 pub fn write_partition(
     tmp: &Path,
     batches: &[RecordBatch],
     positions_json: &str,
 ) -> Result<(usize, u64), SinkError> {
     let schema = event_schema();
-    let all = concat_batches(&schema, batches).expect("batches share the canonical schema");
     let time_idx = schema.index_of(col::TIME).expect("time column");
-    let times = all
-        .column(time_idx)
-        .as_primitive::<TimestampMillisecondType>();
-    let sorted_already = times.values().windows(2).all(|w| w[0] <= w[1]);
-    let sorted = if sorted_already {
-        all
+    let times = |b: &RecordBatch| {
+        b.column(time_idx)
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .clone()
+    };
+    let mut in_order = true;
+    let mut last = i64::MIN;
+    for b in batches {
+        let t = times(b);
+        if t.first().is_some_and(|&first| first < last) || !t.windows(2).all(|w| w[0] <= w[1]) {
+            in_order = false;
+            break;
+        }
+        last = t.last().copied().unwrap_or(last);
+    }
+    let sorted: Vec<RecordBatch> = if in_order {
+        batches.to_vec()
     } else {
+        let all = concat_batches(&schema, batches).expect("batches share the canonical schema");
         let idx = sort_to_indices(all.column(time_idx), Some(SortOptions::default()), None)
             .expect("timestamps sort");
-        take_record_batch(&all, &idx).expect("indices in range")
+        vec![take_record_batch(&all, &idx).expect("indices in range")]
     };
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
+            ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_dictionary_enabled(true)
         .set_sorting_columns(Some(vec![SortingColumn {
@@ -55,17 +73,24 @@ pub fn write_partition(
             KeyValue::new(META_SCHEMA_VERSION.into(), SCHEMA_VERSION.to_string()),
             KeyValue::new(META_POSITIONS.into(), positions_json.to_string()),
         ]))
-        .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")))
-        .build();
+        .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")));
+    for name in PLAIN_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
     let file = File::create(tmp).map_err(io_err("creating", tmp))?;
     let parquet_err = |source| SinkError::Parquet {
         path: tmp.to_path_buf(),
         source,
     };
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
-    writer.write(&sorted).map_err(parquet_err)?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(props.build())).map_err(parquet_err)?;
+    let mut rows = 0;
+    for b in &sorted {
+        writer.write(b).map_err(parquet_err)?;
+        rows += b.num_rows();
+    }
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(io_err("syncing", tmp))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok((sorted.num_rows(), bytes))
+    Ok((rows, bytes))
 }

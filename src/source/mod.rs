@@ -8,7 +8,9 @@ mod reader;
 use std::path::{Path, PathBuf};
 
 pub use fingerprint::{Fingerprint, fingerprint_of};
-pub use reader::{Chunk, ChunkKind, FileReader, ReadItem, Reader, ReaderConfig, Resume};
+pub use reader::{
+    BufferPool, Chunk, ChunkKind, FileReader, ReadItem, Reader, ReaderConfig, Resume,
+};
 
 /// Errors found while discovering inputs.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,37 @@ pub struct ReaderConfig {
     pub follow: bool,
     /// Poll interval in follow mode.
     pub poll: Duration,
+    /// Chunk buffers handed back by consumers, reused to avoid page-faulting fresh memory.
+    pub pool: BufferPool,
+}
+
+/// A bounded pool of byte buffers: consumers `put` chunk buffers back, the reader `take`s them.
+#[derive(Clone, Debug)]
+pub struct BufferPool {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        BufferPool { tx, rx }
+    }
+}
+
+impl BufferPool {
+    /// An empty buffer with at least `capacity` bytes reserved.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut buf = self.rx.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.reserve(capacity);
+        buf
+    }
+
+    /// Return a buffer for reuse (dropped when the pool is full).
+    pub fn put(&self, buf: Vec<u8>) {
+        let _ = self.tx.try_send(buf);
+    }
 }
 
 impl Default for ReaderConfig {
@@ -37,6 +68,7 @@ impl Default for ReaderConfig {
             max_document: 1 << 30,
             follow: false,
             poll: Duration::from_millis(200),
+            pool: BufferPool::default(),
         }
     }
 }
@@ -61,6 +93,8 @@ pub struct Chunk {
     pub start: u64,
     /// 1-based line number of the first line.
     pub first_line: u64,
+    /// Newlines in `data`.
+    pub lines: u64,
     /// The bytes.
     pub data: Vec<u8>,
     /// How to split it.
@@ -260,7 +294,9 @@ impl FileReader {
         }
         match memchr::memrchr(b'\n', &self.pending) {
             Some(last) => {
-                let rest = self.pending.split_off(last + 1);
+                let mut rest = cfg.pool.take(cfg.chunk_bytes + (64 << 10));
+                rest.extend_from_slice(&self.pending[last + 1..]);
+                self.pending.truncate(last + 1);
                 let data = std::mem::replace(&mut self.pending, rest);
                 Some(self.chunk(data))
             }
@@ -305,6 +341,7 @@ impl FileReader {
             path: self.path.clone(),
             start: self.offset,
             first_line: self.line,
+            lines,
             kind: self.kind,
             data,
         };
@@ -349,22 +386,19 @@ impl FileReader {
     }
 
     fn fill(&mut self, want: usize) -> io::Result<usize> {
-        let before = self.pending.len();
         let target = want.max(64 << 10);
-        while self.pending.len() - before < target {
-            let buf = match self.reader.fill_buf() {
-                Ok(b) => b,
+        self.pending.reserve(target);
+        // Reads straight into the spare capacity (no intermediate copy).
+        loop {
+            match (&mut self.reader)
+                .take(target as u64)
+                .read_to_end(&mut self.pending)
+            {
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                break;
             }
-            let n = buf.len();
-            self.pending.extend_from_slice(buf);
-            self.reader.consume(n);
         }
-        Ok(self.pending.len() - before)
     }
 
     fn read_error(&mut self, e: io::Error) -> ReadItem {
