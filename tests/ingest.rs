@@ -306,3 +306,39 @@ fn strict_fails_on_dead_letters_and_stdin_and_arrays_work() {
     let s: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
     assert_eq!((n(&s, "events"), n(&s, "deadletter")), (2, 1), "{s}");
 }
+
+#[test]
+fn demo_reports_every_source_and_exactly_the_planted_bad_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["demo", "--format", "json", "--work"])
+        .arg(tmp.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_accounted(&s);
+    assert_eq!(
+        n(&s, "deadletter"),
+        6,
+        "the six records of bad-records.ndjson: {s}"
+    );
+    for source in [
+        "okta",
+        "entra",
+        "duo",
+        "gworkspace",
+        "cloudtrail",
+        "keycloak",
+        "canonical",
+    ] {
+        assert!(
+            s["by_source"][source].as_u64().unwrap_or(0) > 500,
+            "{source}: {s}"
+        );
+    }
+}

@@ -17,7 +17,13 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         std::fs::remove_dir_all(&a.work)
             .with_context(|| format!("clearing {}", a.work.display()))?;
     }
-    let mut opts = IngestOptions::new(vec![a.data.display().to_string()], a.work.join("out"));
+    // The log files only: the folder also holds its README and the attack labels.
+    let inputs = ["*.gz", "*.ndjson", "*.log"]
+        .iter()
+        .map(|pattern| a.data.join(pattern).display().to_string())
+        .filter(|pattern| glob::glob(pattern).is_ok_and(|mut m| m.next().is_some()))
+        .collect();
+    let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
     let summary = ingest(&opts, stop_on_signals()?).context("demo ingest")?;
     match a.format {

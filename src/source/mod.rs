@@ -56,8 +56,8 @@ pub struct Discovery {
     pub unreadable: Vec<(String, String)>,
 }
 
-/// Expand command-line inputs. Directories are walked recursively (hidden files and our own
-/// temporary files skipped); globs are expanded; `-` is stdin.
+/// Expand command-line inputs. Directories are walked recursively (dot-files skipped); globs
+/// are expanded; `-` is stdin.
 pub fn discover(args: &[String]) -> Result<Discovery, SourceError> {
     let mut d = Discovery::default();
     for arg in args {
