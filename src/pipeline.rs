@@ -41,6 +41,8 @@ pub struct IngestOptions {
     pub workers: usize,
     /// Rows after which a segment is committed.
     pub segment_rows: usize,
+    /// Arrow bytes after which a segment is committed (bounds memory with wide rows).
+    pub segment_bytes: usize,
     /// Longest time an event waits before its segment is committed (follow mode).
     pub max_latency: Duration,
     /// Reader tuning (chunk size, follow).
@@ -58,6 +60,7 @@ impl IngestOptions {
             format: LogFormat::Auto,
             workers: thread::available_parallelism().map_or(2, |n| n.get()),
             segment_rows: 200_000,
+            segment_bytes: 16 << 20,
             max_latency: Duration::from_secs(1),
             reader: ReaderConfig::default(),
             progress: true,
@@ -166,7 +169,8 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
 
     let (item_tx, item_rx) = bounded::<(u64, ReadItem)>(workers * 2);
     let (done_tx, done_rx) = bounded::<(u64, Work)>(workers * 2);
-    let (seg_tx, seg_rx) = bounded::<Segment>(1);
+    // Rendezvous: at most one segment being written while the next one fills.
+    let (seg_tx, seg_rx) = bounded::<Segment>(0);
 
     let mut reader = Reader::new(opts.inputs.clone(), opts.reader.clone(), resume);
     let reader_stop = stop.clone();
@@ -309,6 +313,9 @@ struct OrderedStage {
     seg_tx: Sender<Segment>,
     segment: Segment,
     segment_rows: usize,
+    segment_bytes: usize,
+    buffered_rows: usize,
+    buffered_bytes: usize,
     segment_started: Option<Instant>,
     inputs: HashMap<u32, (String, String)>,
     positions: Vec<Position>,
@@ -322,21 +329,15 @@ impl OrderedStage {
             seg_tx,
             segment: Segment::default(),
             segment_rows: opts.segment_rows.max(1),
+            segment_bytes: opts.segment_bytes.max(1),
+            buffered_rows: 0,
+            buffered_bytes: 0,
             segment_started: None,
             inputs: HashMap::new(),
             positions: Vec::new(),
             pairer: LatencyPairer::default(),
             summary: Summary::default(),
         }
-    }
-
-    fn rows(&self) -> usize {
-        self.segment
-            .partitions
-            .values()
-            .flatten()
-            .map(RecordBatch::num_rows)
-            .sum()
     }
 
     fn due(&self, max_latency: Duration) -> bool {
@@ -446,12 +447,16 @@ impl OrderedStage {
                     self.summary.events += batch.num_rows() as u64;
                     let batch = self.pairer.apply(batch);
                     for (hour, part) in split_by_hour(&batch) {
+                        self.buffered_rows += part.num_rows();
+                        self.buffered_bytes += part.get_array_memory_size();
                         self.segment.partitions.entry(hour).or_default().push(part);
                     }
                 }
                 let start = p.end - p.bytes;
                 self.advance(p.input, start, p.end, p.end_line);
-                if self.rows() >= self.segment_rows {
+                if self.buffered_rows >= self.segment_rows
+                    || self.buffered_bytes >= self.segment_bytes
+                {
                     return self.flush();
                 }
             }
@@ -472,6 +477,8 @@ impl OrderedStage {
             xxhash_rust::xxh3::xxh3_64(format!("{}@{}", first.fingerprint, first.start).as_bytes())
         );
         self.segment_started = None;
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
         self.seg_tx.send(seg).is_ok()
     }
 }
@@ -557,7 +564,7 @@ impl LeafSink for ChunkSink<'_> {
 fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
     let data = &chunk.data;
     let mut sink = ChunkSink {
-        builder: EventBatchBuilder::with_capacity(data.len() / 1024 + 16),
+        builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
         dead: Vec::new(),
         counts: Counts::default(),
         path: &chunk.path,

@@ -12,6 +12,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     opts.format = a.log_format;
     opts.reader.follow = a.follow;
     opts.segment_rows = a.segment_rows;
+    opts.segment_bytes = a.segment_mib << 20;
     opts.max_latency = a.max_latency;
     opts.progress = !a.no_progress;
     if let Some(w) = a.workers {

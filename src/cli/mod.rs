@@ -68,9 +68,12 @@ pub struct IngestArgs {
     /// Parser threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Rows per committed segment (bounds memory).
+    /// Rows per committed segment (bounds memory and file count).
     #[arg(long, default_value_t = 200_000)]
     pub segment_rows: usize,
+    /// Buffered MiB after which a segment is committed (bounds memory).
+    #[arg(long, default_value_t = 16)]
+    pub segment_mib: usize,
     /// Longest time an event waits before it is committed, in follow mode (e.g. `1s`, `500ms`).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub max_latency: Duration,

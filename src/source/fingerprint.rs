@@ -29,6 +29,14 @@ pub fn fingerprint_of(head: &[u8]) -> Fingerprint {
     Fingerprint(xxhash_rust::xxh3::xxh3_64(&head[..span]))
 }
 
+/// True when `head` already determines the fingerprint for good: it holds a newline at or after
+/// byte 256, or the full 4 KiB. A growing file is only opened in follow mode once it is stable,
+/// so its identity does not change between runs.
+pub fn is_stable(head: &[u8]) -> bool {
+    head.len() >= HEAD_MAX
+        || (head.len() >= MIN_SPAN && memchr::memchr(b'\n', &head[MIN_SPAN - 1..]).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,6 +145,9 @@ pub enum ReadItem {
     Idle,
 }
 
+/// How long a short file must stay unchanged before follow mode takes it as complete.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// Checkpointed position of an input, by fingerprint: (offset, next line number).
 pub type Resume = HashMap<Fingerprint, (u64, u64)>;
 
@@ -166,12 +169,14 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    /// Open `origin`, fingerprint it and position it at its checkpoint.
+    /// Open `origin`, fingerprint it and position it at its checkpoint. With `wait_for_identity`
+    /// (follow mode), a file too short to fingerprint for good yields `Ok(None)`: try again later.
     pub fn open(
         origin: &Origin,
         input: u32,
         resume: &Resume,
-    ) -> io::Result<(FileReader, ReadItem)> {
+        wait_for_identity: bool,
+    ) -> io::Result<Option<(FileReader, ReadItem)>> {
         let (raw, identity): (Box<dyn Read + Send>, Option<(u64, u64)>) = match origin {
             Origin::File(p) => {
                 let f = File::open(p)?;
@@ -195,6 +200,9 @@ impl FileReader {
         };
         let mut head = Vec::with_capacity(HEAD_MAX);
         (&mut reader).take(HEAD_MAX as u64).read_to_end(&mut head)?;
+        if wait_for_identity && !super::fingerprint::is_stable(&head) {
+            return Ok(None);
+        }
         let fingerprint = fingerprint_of(&head);
         let kind = detect_kind(&head);
         let (mut offset, mut line) = resume.get(&fingerprint).copied().unwrap_or((0, 1));
@@ -222,7 +230,7 @@ impl FileReader {
             resumed_at: offset,
             resumed_line: line,
         };
-        Ok((
+        Ok(Some((
             FileReader {
                 input,
                 path,
@@ -239,7 +247,7 @@ impl FileReader {
                 document_done,
             },
             opened,
-        ))
+        )))
     }
 
     /// Next item: a chunk, an error for unreadable bytes, or `None` at the current end.
@@ -516,19 +524,30 @@ impl Reader {
                 } else if next_input > 0 {
                     continue; // stdin is read once
                 }
-                let (mut reader, opened) = match FileReader::open(&origin, next_input, &self.resume)
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if !self.cfg.follow || next_input == 0 {
-                            send(ReadItem::Unreadable {
-                                path: origin.display(),
-                                reason: e.to_string(),
-                            });
+                // A short, still-growing file is opened once its identity is settled; one left
+                // alone for a while is taken as it is.
+                let wait = self.cfg.follow
+                    && match &origin {
+                        Origin::File(p) => std::fs::metadata(p)
+                            .and_then(|m| m.modified())
+                            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < SETTLE)),
+                        Origin::Stdin => false,
+                    };
+                let (mut reader, opened) =
+                    match FileReader::open(&origin, next_input, &self.resume, wait) {
+                        Ok(Some(r)) => r,
+                        // Too short to identify yet: look again next poll.
+                        Ok(None) => continue,
+                        Err(e) => {
+                            if !self.cfg.follow || next_input == 0 {
+                                send(ReadItem::Unreadable {
+                                    path: origin.display(),
+                                    reason: e.to_string(),
+                                });
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                };
+                    };
                 if let Origin::File(p) = &origin {
                     known_paths.insert(p.clone(), identity.unwrap_or_default());
                 }
