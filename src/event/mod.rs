@@ -2,6 +2,7 @@
 //! normalizers produce, its Arrow schema and the builder that turns rows into record batches.
 
 mod builder;
+pub mod cow;
 mod schema;
 
 use std::borrow::Cow;
@@ -86,22 +87,22 @@ pub struct Event<'a> {
     /// Emitting system.
     pub source: Source,
     /// Organisation, realm or account.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub tenant: Option<Cow<'a, str>>,
     /// Target application or client.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub app: Option<Cow<'a, str>>,
     /// Subject of the authentication.
     #[serde(borrow)]
     pub user: Cow<'a, str>,
     /// Who acted when not the user (admin, support, system).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub actor: Option<Cow<'a, str>>,
     /// Session correlation key.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub session_id: Option<Cow<'a, str>>,
     /// Transaction / login-flow correlation key.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub transaction_id: Option<Cow<'a, str>>,
     /// What happened.
     pub action: Action,
@@ -110,31 +111,31 @@ pub struct Event<'a> {
     /// How it ended.
     pub outcome: Outcome,
     /// Normalized reason (`invalid_code`, `user_denied`, …).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub reason: Option<Cow<'a, str>>,
     /// Challenge → verification time in milliseconds.
     #[serde(default)]
     pub latency_ms: Option<u32>,
     /// Client IP address.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub src_ip: Option<Cow<'a, str>>,
     /// ISO 3166-1 alpha-2 country code (vendor value kept when it cannot be mapped).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub country: Option<Cow<'a, str>>,
     /// Region / state.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub region: Option<Cow<'a, str>>,
     /// City.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub city: Option<Cow<'a, str>>,
     /// Autonomous system number.
     #[serde(default)]
     pub asn: Option<u32>,
     /// Client user agent.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub user_agent: Option<Cow<'a, str>>,
     /// Device identifier (authenticator or client device).
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     pub device_id: Option<Cow<'a, str>>,
     /// Factor is phishing resistant (WebAuthn/U2F or a vendor signal such as FastPass).
     #[serde(default)]

@@ -21,15 +21,15 @@ struct Raw<'a> {
     eventName: Cow<'a, str>,
     #[serde(borrow)]
     eventSource: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     eventID: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     sourceIPAddress: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userAgent: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     recipientAccountId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     errorMessage: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     userIdentity: Option<Identity<'a>>,
@@ -44,40 +44,45 @@ struct Raw<'a> {
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Identity<'a> {
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "crate::event::cow::opt"
+    )]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     arn: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     accountId: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Additional<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     MFAUsed: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     MFAIdentifier: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     LoginTo: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Response<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ConsoleLogin: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Request<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     serialNumber: Option<Cow<'a, str>>,
 }
 

@@ -18,17 +18,17 @@ super::record_type!(RawRecord => Raw);
 struct Raw<'a> {
     #[serde(borrow)]
     txid: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     isotimestamp: Option<Cow<'a, str>>,
     #[serde(default)]
     timestamp: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     event_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     factor: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     result: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     user: Option<User<'a>>,
@@ -42,7 +42,7 @@ struct Raw<'a> {
 
 #[derive(Deserialize)]
 struct User<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     groups: Option<Vec<Cow<'a, str>>>,
@@ -50,19 +50,19 @@ struct User<'a> {
 
 #[derive(Deserialize)]
 struct Named<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct AccessDevice<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     browser: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     browser_version: Option<Scalar<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     os: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     location: Option<DuoLocation<'a>>,
@@ -70,19 +70,19 @@ struct AccessDevice<'a> {
 
 #[derive(Deserialize)]
 struct AuthDevice<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     key: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct DuoLocation<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     city: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     state: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     country: Option<Cow<'a, str>>,
 }
 

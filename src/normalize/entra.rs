@@ -23,29 +23,29 @@ super::record_type!(EntraRecord => Body);
 #[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
 struct Body<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     category: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     time: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     properties: Option<Box<Body<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     createdDateTime: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userPrincipalName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     appDisplayName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     correlationId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     sessionId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ipAddress: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userAgent: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     tenantId: Option<Cow<'a, str>>,
     /// An object in Graph records; the envelope's `location` is a bare country code.
     #[serde(borrow, default)]
@@ -54,7 +54,7 @@ struct Body<'a> {
     deviceDetail: Option<DeviceDetail<'a>>,
     #[serde(borrow, default)]
     status: Option<Status<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     authenticationRequirement: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     authenticationDetails: Option<Vec<AuthDetail<'a>>>,
@@ -63,13 +63,13 @@ struct Body<'a> {
     #[serde(borrow, default)]
     autonomousSystemNumber: Option<Scalar<'a>>,
     // audit
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     activityDisplayName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     activityDateTime: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     result: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     resultReason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     initiatedBy: Option<InitiatedBy<'a>>,
@@ -92,20 +92,20 @@ enum LocationField<'a> {
 #[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
 struct Location<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     city: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     state: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     countryOrRegion: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
 struct DeviceDetail<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     deviceId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     browser: Option<Cow<'a, str>>,
 }
 
@@ -114,22 +114,22 @@ struct DeviceDetail<'a> {
 struct Status<'a> {
     #[serde(default)]
     errorCode: Option<i64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     failureReason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     additionalDetails: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct AuthDetail<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     authenticationStepDateTime: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     authenticationMethod: Option<Cow<'a, str>>,
     #[serde(default)]
     succeeded: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     authenticationStepResultDetail: Option<Cow<'a, str>>,
 }
 
@@ -144,30 +144,35 @@ struct InitiatedBy<'a> {
 #[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
 struct Principal<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userPrincipalName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     displayName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ipAddress: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct TargetResource<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userPrincipalName: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "crate::event::cow::opt"
+    )]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     displayName: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct KeyValue<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     value: Option<Cow<'a, str>>,
 }
 

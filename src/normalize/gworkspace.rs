@@ -20,7 +20,7 @@ struct Raw<'a> {
     id: Id<'a>,
     #[serde(borrow, default)]
     actor: Option<Actor<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ipAddress: Option<Cow<'a, str>>,
     #[serde(borrow)]
     events: OneOrMany<GEvent<'a>>,
@@ -33,7 +33,7 @@ struct Id<'a> {
     time: Cow<'a, str>,
     #[serde(borrow, default)]
     uniqueQualifier: Option<Scalar<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     applicationName: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     customerId: Option<Scalar<'a>>,
@@ -41,13 +41,18 @@ struct Id<'a> {
 
 #[derive(Deserialize)]
 struct Actor<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     email: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct GEvent<'a> {
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "crate::event::cow::opt"
+    )]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     name: Cow<'a, str>,
@@ -60,7 +65,7 @@ struct GEvent<'a> {
 struct Param<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     value: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     multiValue: Option<Vec<Cow<'a, str>>>,

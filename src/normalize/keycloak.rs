@@ -20,34 +20,39 @@ super::record_type!(JsonRecord => JsonEvent);
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct JsonEvent<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     id: Option<Cow<'a, str>>,
     #[serde(default)]
     time: Option<i64>,
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "crate::event::cow::opt"
+    )]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     realmId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     realmName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     clientId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     userId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     sessionId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ipAddress: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     error: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     details: Option<HashMap<Cow<'a, str>, Scalar<'a>>>,
     // Quarkus JSON logging
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     loggerName: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     message: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     timestamp: Option<Cow<'a, str>>,
 }
 

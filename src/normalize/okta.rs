@@ -47,18 +47,23 @@ struct Raw<'a> {
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Party<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     alternateId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     displayName: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type")]
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "crate::event::cow::opt"
+    )]
     kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct Client<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     ipAddress: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     userAgent: Option<UserAgent<'a>>,
@@ -69,34 +74,34 @@ struct Client<'a> {
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct UserAgent<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     rawUserAgent: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Geo<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     city: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     state: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     country: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct RawOutcome<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     result: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct AuthContext<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     externalSessionId: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     credentialType: Option<Cow<'a, str>>,
 }
 
@@ -110,17 +115,17 @@ struct DebugContext<'a> {
 #[derive(Deserialize)]
 #[allow(non_snake_case)]
 struct DebugData<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     factor: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     deviceFingerprint: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     behaviors: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Transaction<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     id: Option<Cow<'a, str>>,
 }
 
@@ -133,7 +138,7 @@ struct SecurityContext {
 
 #[derive(Deserialize)]
 struct Device<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
     id: Option<Cow<'a, str>>,
 }
 
