@@ -156,7 +156,7 @@ struct Processed {
 }
 
 enum Work {
-    Processed(Processed),
+    Processed(Box<Processed>),
     Passthrough(ReadItem),
 }
 
@@ -201,7 +201,7 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                             ReadItem::Chunk(mut chunk) => {
                                 let processed = process_chunk(&mut normalizer, &chunk);
                                 pool.put(std::mem::take(&mut chunk.data));
-                                Work::Processed(processed)
+                                Work::Processed(Box::new(processed))
                             }
                             other => Work::Passthrough(other),
                         };

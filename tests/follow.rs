@@ -102,7 +102,7 @@ fn follows_appends_and_rotation_then_resumes_exactly() {
     let live = logs.join("okta.log");
     let out = tmp.path().join("out");
     append(&live, &lines[..200]);
-    let mut child = bin()
+    let child = bin()
         .args([
             "ingest",
             "--follow",

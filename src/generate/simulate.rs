@@ -215,8 +215,7 @@ impl Sim {
         u: usize,
         ip: Option<String>,
         ids: Vec<String>,
-        start: i64,
-        end: i64,
+        (start, end): (i64, i64),
     ) {
         self.labels.push(Label {
             scenario,
@@ -301,7 +300,7 @@ impl Sim {
             ok.latency_ms = Some(7_000);
             self.at(&mut ok, &ip, place);
             ids.push(self.push(ok));
-            self.label("push_fatigue", "T1621", u, Some(ip.clone()), ids, t0, t);
+            self.label("push_fatigue", "T1621", u, Some(ip.clone()), ids, (t0, t));
 
             // OTP brute force: many wrong codes.
             let u = self.rng.random_range(0..self.users.len());
@@ -326,8 +325,7 @@ impl Sim {
                 u,
                 Some(ip),
                 ids,
-                t0,
-                t0 + 13 * 20_000,
+                (t0, t0 + 13 * 20_000),
             );
 
             // Recovery abuse and rogue device: recovery from a new country, factor swap, device.
@@ -353,8 +351,7 @@ impl Sim {
                 u,
                 Some(ip.clone()),
                 ids[..4].to_vec(),
-                t0,
-                t0 + 900_000,
+                (t0, t0 + 900_000),
             );
             self.label(
                 "rogue_device_registration",
@@ -362,8 +359,7 @@ impl Sim {
                 u,
                 Some(ip),
                 ids[4..].to_vec(),
-                t0 + 1_200_000,
-                t0 + 1_200_000,
+                (t0 + 1_200_000, t0 + 1_200_000),
             );
 
             // SIM swap: SMS factor re-enrolled, then SMS login from a new device.
@@ -395,8 +391,7 @@ impl Sim {
                 u,
                 Some(ip),
                 vec![id1, id2],
-                t0,
-                t0 + 3_600_000,
+                (t0, t0 + 3_600_000),
             );
 
             // MFA disabled by an admin for a privileged user.
@@ -419,8 +414,7 @@ impl Sim {
                 u,
                 None,
                 vec![id],
-                t0,
-                t0,
+                (t0, t0),
             );
 
             // Impossible travel: two successful MFA logins continents apart, 20 minutes apart.
@@ -448,8 +442,7 @@ impl Sim {
                 u,
                 Some(ip),
                 vec![id1, id2],
-                t0,
-                t0 + 1_200_000,
+                (t0, t0 + 1_200_000),
             );
         }
     }

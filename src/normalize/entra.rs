@@ -232,15 +232,13 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
     if audit {
         return map_audit(body, tenant, envelope_time, raw);
     }
-    match category.as_deref() {
-        Some(
-            "ServicePrincipalSignInLogs"
-            | "ManagedIdentitySignInLogs"
-            | "MicrosoftServicePrincipalSignInLogs",
-        ) => {
-            return ignored(LogFormat::Entra, category.as_deref().unwrap_or_default());
-        }
-        _ => {}
+    if let Some(
+        kind @ ("ServicePrincipalSignInLogs"
+        | "ManagedIdentitySignInLogs"
+        | "MicrosoftServicePrincipalSignInLogs"),
+    ) = category.as_deref()
+    {
+        return ignored(LogFormat::Entra, kind);
     }
     map_signin(body, tenant, envelope_time, category, geo)
 }

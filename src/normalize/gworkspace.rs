@@ -124,7 +124,7 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
     {
         return ignored(
             LogFormat::Gworkspace,
-            &format!("{}", r.id.applicationName.as_deref().unwrap_or_default()),
+            r.id.applicationName.as_deref().unwrap_or_default(),
         );
     }
     let ev = r
@@ -190,7 +190,7 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
                     None => Outcome::Challenge,
                 };
                 let reason =
-                    (outcome == Outcome::Failure).then(|| Cow::Borrowed("challenge_failed"));
+                    (outcome == Outcome::Failure).then_some(Cow::Borrowed("challenge_failed"));
                 let action = if second_factor == Some(false) && name == "login_challenge" {
                     MfaChallenge
                 } else {

@@ -88,21 +88,21 @@ impl LatencyPairer {
             if a == Action::MfaChallenge.key() {
                 if self.open.insert(key, t).is_none() {
                     self.order.push_back(key);
-                    if self.order.len() > self.capacity {
-                        if let Some(old) = self.order.pop_front() {
-                            self.open.remove(&old);
-                            self.evicted += 1;
-                        }
+                    if self.order.len() > self.capacity
+                        && let Some(old) = self.order.pop_front()
+                    {
+                        self.open.remove(&old);
+                        self.evicted += 1;
                     }
                 }
-            } else if latency.is_null(row) {
-                if let Some(start) = self.open.remove(&key) {
-                    let gap = t - start;
-                    if (0..=MAX_GAP_MS).contains(&gap) {
-                        let v = updated.get_or_insert_with(|| latency.iter().collect());
-                        v[row] = Some(gap as u32);
-                        self.paired += 1;
-                    }
+            } else if latency.is_null(row)
+                && let Some(start) = self.open.remove(&key)
+            {
+                let gap = t - start;
+                if (0..=MAX_GAP_MS).contains(&gap) {
+                    let v = updated.get_or_insert_with(|| latency.iter().collect());
+                    v[row] = Some(gap as u32);
+                    self.paired += 1;
                 }
             }
         }

@@ -103,7 +103,7 @@ impl Normalizer {
     }
 
     /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
-    pub fn record<'a>(&mut self, raw: &'a [u8], sink: &mut impl LeafSink) {
+    pub fn record(&mut self, raw: &[u8], sink: &mut impl LeafSink) {
         let trimmed_start = raw
             .iter()
             .position(|b| !b.is_ascii_whitespace())
@@ -150,7 +150,7 @@ impl Normalizer {
         }
     }
 
-    fn text<'a>(&mut self, offset: usize, line: &'a [u8], sink: &mut impl LeafSink) {
+    fn text(&mut self, offset: usize, line: &[u8], sink: &mut impl LeafSink) {
         let result = match self.forced {
             Some(LogFormat::Keycloak) | None => keycloak::map_line(line, &mut self.ctx),
             Some(f) => Err(format!("{}: record is not JSON", f.as_str())),
@@ -224,10 +224,10 @@ impl Normalizer {
             let result = map_json(format, obj, &mut self.ctx);
             return emit(offset, obj, Some(format), result, sink);
         }
-        if let Some(last) = self.last {
-            if let Ok(mapped) = map_json(last, obj, &mut self.ctx) {
-                return emit(offset, obj, Some(last), Ok(mapped), sink);
-            }
+        if let Some(last) = self.last
+            && let Ok(mapped) = map_json(last, obj, &mut self.ctx)
+        {
+            return emit(offset, obj, Some(last), Ok(mapped), sink);
         }
         self.detect_and_map(offset, obj, sink);
     }
