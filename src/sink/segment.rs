@@ -74,12 +74,16 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
     let mut stats = SegmentStats::default();
     let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
     let positions_json = serde_json::to_string(&seg.positions).expect("serializable");
+    // Stage under `_state/staging/` so readers globbing `events/**` never see partial files;
+    // a rename into place is atomic on the same file system.
+    let staging = out.staging_dir();
     let result = (|| {
+        fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
         for (hour, batches) in &seg.partitions {
             let dir = out.root.join("events").join(partition_dir(*hour));
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
             let dst = dir.join(format!("{}.parquet", seg.id));
-            let tmp = dir.join(format!(".tmp-{}.parquet", seg.id));
+            let tmp = staging.join(format!("{}.{hour}.parquet", seg.id));
             let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
             renames.push((tmp, dst));
             stats.rows += rows as u64;
@@ -89,30 +93,15 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
             let dir = out.root.join("deadletter");
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
             let dst = dir.join(format!("{}.ndjson", seg.id));
-            let tmp = dir.join(format!(".tmp-{}.ndjson", seg.id));
+            let tmp = staging.join(format!("{}.deadletter.ndjson", seg.id));
             write_dead_letters(&tmp, &seg.dead_letters)?;
             renames.push((tmp, dst));
         }
         Ok::<_, SinkError>(())
     })();
     if let Err(e) = result {
-        // Leave nothing partial behind: temp files are never visible, remove them now.
-        for (tmp, _) in &renames {
-            let _ = fs::remove_file(tmp);
-        }
-        for hour in seg.partitions.keys() {
-            let _ = fs::remove_file(
-                out.root
-                    .join("events")
-                    .join(partition_dir(*hour))
-                    .join(format!(".tmp-{}.parquet", seg.id)),
-            );
-        }
-        let _ = fs::remove_file(
-            out.root
-                .join("deadletter")
-                .join(format!(".tmp-{}.ndjson", seg.id)),
-        );
+        // Nothing was made visible; drop what was staged.
+        out.clear_staging()?;
         return Err(e);
     }
 
@@ -129,8 +118,12 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
             },
         );
     }
+    let relative = |p: &PathBuf| p.strip_prefix(&out.root).unwrap_or(p).to_path_buf();
     out.write_pending(&Pending {
-        renames: renames.clone(),
+        renames: renames
+            .iter()
+            .map(|(tmp, dst)| (relative(tmp), relative(dst)))
+            .collect(),
         checkpoint: checkpoint.clone(),
     })?;
     for (tmp, dst) in &renames {

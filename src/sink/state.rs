@@ -52,6 +52,7 @@ impl Checkpoint {
 /// Intent written before a segment's files are renamed into place.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Pending {
+    /// (staged, final) paths relative to the output root.
     pub renames: Vec<(PathBuf, PathBuf)>,
     pub checkpoint: Checkpoint,
 }
@@ -111,7 +112,7 @@ impl OutDir {
         }
     }
 
-    /// Roll an interrupted commit forward, then delete temp files no intent refers to.
+    /// Roll an interrupted commit forward, then delete staged files no intent refers to.
     fn recover(&mut self) -> Result<(), SinkError> {
         let pending_path = self.state_file("pending.json");
         if let Ok(bytes) = fs::read(&pending_path) {
@@ -125,24 +126,36 @@ impl OutDir {
                 "finishing an interrupted commit"
             );
             for (tmp, dst) in &pending.renames {
+                let (tmp, dst) = (self.root.join(tmp), self.root.join(dst));
                 if tmp.exists() {
-                    fs::rename(tmp, dst).map_err(io_err("renaming", tmp))?;
-                    sync_parent(dst)?;
+                    fs::rename(&tmp, &dst).map_err(io_err("renaming", &tmp))?;
+                    sync_parent(&dst)?;
                 }
             }
             self.write_checkpoint(&pending.checkpoint)?;
             fs::remove_file(&pending_path).map_err(io_err("removing", &pending_path))?;
         }
-        for sub in ["events", "deadletter"] {
-            let dir = self.root.join(sub);
-            for entry in walkdir::WalkDir::new(&dir).into_iter().flatten() {
-                let name = entry.file_name().to_string_lossy();
-                if entry.file_type().is_file() && name.starts_with(".tmp-") {
+        self.clear_staging()
+    }
+
+    /// Where a segment's files are written before they are renamed into place.
+    pub(crate) fn staging_dir(&self) -> PathBuf {
+        self.root.join("_state").join("staging")
+    }
+
+    /// Delete staged files no intent refers to (after a failed or interrupted write).
+    pub(crate) fn clear_staging(&self) -> Result<(), SinkError> {
+        let dir = self.staging_dir();
+        match fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
                     fs::remove_file(entry.path()).map_err(io_err("removing", entry.path()))?;
                 }
+                Ok(())
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("reading", dir)(e)),
         }
-        Ok(())
     }
 
     /// Record the intent to rename `renames` and move to `checkpoint`.
