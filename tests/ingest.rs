@@ -342,3 +342,43 @@ fn demo_reports_every_source_and_exactly_the_planted_bad_records() {
         );
     }
 }
+
+#[test]
+fn real_third_party_samples_map_without_dead_letters() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/logs");
+    if !fixtures.is_dir() {
+        eprintln!(
+            "{} not present; skipping the third-party sample check",
+            fixtures.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let s = ingest(&fixtures, &out);
+    assert_accounted(&s);
+    assert_eq!(n(&s, "deadletter"), 0, "{s}");
+    assert_eq!(s["by_source"]["duo"].as_u64(), Some(19), "{s}");
+    assert_eq!(s["by_source"]["okta"].as_u64(), Some(2), "{s}");
+    // Service-principal and managed-identity sign-ins are not user 2FA: ignored, counted.
+    assert_eq!(
+        s["ignored_by_type"]["entra:ServicePrincipalSignInLogs"].as_u64(),
+        Some(1),
+        "{s}"
+    );
+    assert_eq!(
+        s["ignored_by_type"]["okta:user.session.end"].as_u64(),
+        Some(1),
+        "{s}"
+    );
+    // Duo: one push marked as fraud, nine denied by mistake; the rest approved.
+    let duo = fixtures.join("duo-auth.log");
+    let raw = std::fs::read_to_string(&duo).unwrap();
+    let fraud = raw.matches("\"user_marked_fraud\"").count() as u64;
+    let mistakes = raw.matches("\"user_mistake\"").count() as u64;
+    assert!(n(&s["by_outcome"], "denied") >= fraud + mistakes, "{s}");
+    assert!(
+        s["by_factor"]["webauthn"].as_u64().unwrap_or(0) >= 1,
+        "Workspace security_key: {s}"
+    );
+}
