@@ -11,7 +11,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{SinkError, io_err};
@@ -64,6 +64,7 @@ pub fn write_partition(
             ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_sorting_columns(Some(vec![SortingColumn {
             column_idx: time_idx as i32,
             descending: false,
@@ -76,6 +77,10 @@ pub fn write_partition(
         .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")));
     for name in PLAIN_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    // Page-level statistics where queries filter: time (range scans) and the enums.
+    for name in [col::TIME, col::SOURCE, col::ACTION, col::OUTCOME] {
+        props = props.set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::Page);
     }
     let file = File::create(tmp).map_err(io_err("creating", tmp))?;
     let parquet_err = |source| SinkError::Parquet {
