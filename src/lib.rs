@@ -10,5 +10,6 @@ pub mod normalize;
 pub mod pipeline;
 pub mod report;
 pub mod sink;
+pub mod sli;
 pub mod source;
 pub mod time;

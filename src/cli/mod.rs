@@ -4,6 +4,7 @@
 mod demo;
 mod generate;
 mod ingest;
+mod sli;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +43,61 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Ingest the bundled sample data into a work directory and print the report.
     Demo(DemoArgs),
+    /// Compute the SLIs in `queries/*.sql` over ingested data, per time bucket.
+    Sli(SliArgs),
+    /// Run ad-hoc SQL against the `events` table.
+    Query(QueryArgs),
+}
+
+/// `mfascope sli`.
+#[derive(clap::Args, Debug)]
+pub struct SliArgs {
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Start of the range (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range (RFC 3339, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Group by these columns (comma-separated): app, factor, source, country, tenant, …
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Bucket width.
+    #[arg(long, value_enum, default_value = "1h")]
+    pub bucket: crate::sli::Bucket,
+    /// Folder of `.sql` files.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))]
+    pub queries: PathBuf,
+    /// Run only these queries (by name).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// `mfascope query`.
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// SQL text.
+    #[arg(long, conflicts_with = "file")]
+    pub sql: Option<String>,
+    /// File holding the SQL.
+    pub file: Option<PathBuf>,
+    /// Start of the range (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range (RFC 3339, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Result format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
 }
 
 /// `mfascope ingest`.
@@ -150,5 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Sli(a) => sli::run_sli(a),
+        Command::Query(a) => sli::run_query(a),
     }
 }

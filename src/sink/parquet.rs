@@ -80,7 +80,8 @@ pub fn write_partition(
     }
     // Page-level statistics where queries filter: time (range scans) and the enums.
     for name in [col::TIME, col::SOURCE, col::ACTION, col::OUTCOME] {
-        props = props.set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::Page);
+        props =
+            props.set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::Page);
     }
     let file = File::create(tmp).map_err(io_err("creating", tmp))?;
     let parquet_err = |source| SinkError::Parquet {

@@ -1,0 +1,115 @@
+//! `mfascope sli` and `mfascope query`: SQL over the canonical table.
+
+use anyhow::Context;
+use arrow::array::RecordBatch;
+
+use super::{OutputFormat, QueryArgs, SliArgs};
+use crate::sli::{Engine, Params, load_queries};
+use crate::time::parse_rfc3339;
+
+fn range(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let parse = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                parse_rfc3339(s)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| flag.to_string())
+            })
+            .transpose()
+    };
+    Ok((parse("--from", from)?, parse("--to", to)?))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")
+}
+
+/// Rows of `batches` as JSON objects.
+pub fn rows_json(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    let bytes = writer.into_inner();
+    Ok(if bytes.is_empty() {
+        serde_json::Value::Array(vec![])
+    } else {
+        serde_json::from_slice(&bytes)?
+    })
+}
+
+/// Run every SLI query and print the results.
+pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
+    let (from, to) = range(&a.from, &a.to)?;
+    let by: Vec<String> =
+        a.by.iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    let params = Params::new(from, to, a.bucket, by)?;
+    let mut queries = load_queries(&a.queries)?;
+    if !a.only.is_empty() {
+        queries.retain(|q| a.only.contains(&q.name));
+        anyhow::ensure!(
+            !queries.is_empty(),
+            "--only {}: no such query in {}",
+            a.only.join(","),
+            a.queries.display()
+        );
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let engine = Engine::open(&a.data, &params).await?;
+        let mut report = Vec::new();
+        for q in &queries {
+            let batches = engine.run(&q.name, &params.render(q)).await?;
+            match a.format {
+                OutputFormat::Table => {
+                    println!("{} ({})", q.title, q.name);
+                    println!("{}\n", arrow::util::pretty::pretty_format_batches(&batches)?);
+                }
+                OutputFormat::Json => {
+                    let mut v = serde_json::to_value(q)?;
+                    v["rows"] = rows_json(&batches)?;
+                    report.push(v);
+                }
+            }
+        }
+        if a.format == OutputFormat::Json {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))?);
+        }
+        Ok(0)
+    })
+}
+
+/// Run ad-hoc SQL (or a file) against `events`.
+pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
+    let (from, to) = range(&a.from, &a.to)?;
+    let sql = match (&a.sql, &a.file) {
+        (Some(sql), None) => sql.clone(),
+        (None, Some(file)) => {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        }
+        _ => anyhow::bail!("give exactly one of --sql 'SELECT …' or a FILE"),
+    };
+    let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let engine = Engine::open(&a.data, &params).await?;
+        let batches = engine.run("ad-hoc", &sql).await?;
+        match a.format {
+            OutputFormat::Table => {
+                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?)
+            }
+            OutputFormat::Json => {
+                println!("{}", serde_json::to_string_pretty(&rows_json(&batches)?)?)
+            }
+        }
+        Ok(0)
+    })
+}

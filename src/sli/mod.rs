@@ -1,0 +1,103 @@
+//! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
+//! metadata + placeholders), registering `events` for a time range, and running SQL.
+
+mod query;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries};
+
+/// SLI failures; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SliError {
+    /// No Parquet under the data directory.
+    #[error("no events under {0}: run `mfascope ingest … --out` into it first")]
+    NoData(PathBuf),
+    /// A query file is unreadable or malformed.
+    #[error("query file {path}: {reason}")]
+    BadQuery {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A parameter is invalid.
+    #[error("{0}")]
+    BadParam(String),
+    /// DataFusion rejected or failed a query.
+    #[error("query {name}: {source}")]
+    Sql {
+        /// Query name (or `ad-hoc`).
+        name: String,
+        /// Why.
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// A DataFusion session with the `events` table (restricted to the requested time range).
+pub struct Engine {
+    ctx: SessionContext,
+}
+
+impl Engine {
+    /// Register `DATA/events/` (hive-partitioned Parquet) as `events_all` and `events` as the
+    /// view of it restricted to `[from, to)`.
+    pub async fn open(data: &Path, params: &Params) -> Result<Engine, SliError> {
+        let events = data.join("events");
+        let has_files = walkdir::WalkDir::new(&events)
+            .into_iter()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
+        if !has_files {
+            return Err(SliError::NoData(data.to_path_buf()));
+        }
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let ctx = SessionContext::new_with_config(config);
+        let sql_err = |source| SliError::Sql {
+            name: "events".into(),
+            source,
+        };
+        let url = ListingTableUrl::parse(format!(
+            "{}/",
+            events.canonicalize().unwrap_or(events.clone()).display()
+        ))
+        .map_err(sql_err)?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![
+                ("dt".into(), arrow::datatypes::DataType::Utf8),
+                ("hour".into(), arrow::datatypes::DataType::Utf8),
+            ]);
+        let table_config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(crate::event::event_schema());
+        let table = ListingTable::try_new(table_config).map_err(sql_err)?;
+        ctx.register_table("events_all", Arc::new(table))
+            .map_err(sql_err)?;
+        let view = format!(
+            "CREATE VIEW events AS SELECT * FROM events_all{}",
+            params.time_filter()
+        );
+        ctx.sql(&view).await.map_err(sql_err)?;
+        Ok(Engine { ctx })
+    }
+
+    /// Run one SQL statement and collect its result.
+    pub async fn run(&self, name: &str, sql: &str) -> Result<Vec<RecordBatch>, SliError> {
+        let err = |source| SliError::Sql {
+            name: name.to_string(),
+            source,
+        };
+        let df = self.ctx.sql(sql).await.map_err(err)?;
+        df.collect().await.map_err(err)
+    }
+}

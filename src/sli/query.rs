@@ -1,0 +1,229 @@
+//! Query files: `-- key: value` header, SQL with `${bucket}` / `${group_cols}` placeholders.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::SliError;
+use crate::time::format_rfc3339;
+
+/// Canonical columns allowed in `--by` (low cardinality; never per-user).
+pub const GROUP_COLUMNS: &[&str] = &[
+    "app", "factor", "source", "country", "tenant", "region", "reason", "action", "outcome",
+];
+
+/// One SLI query file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Query {
+    /// Id (`name:` header, else the file stem).
+    pub name: String,
+    /// One-line title.
+    pub title: String,
+    /// What the number means.
+    pub definition: String,
+    /// Numerator.
+    pub numerator: String,
+    /// Denominator.
+    pub denominator: String,
+    /// Pitfalls.
+    pub gotchas: String,
+    /// File it came from.
+    pub path: PathBuf,
+    /// SQL with placeholders.
+    #[serde(skip)]
+    pub template: String,
+}
+
+/// Load every `*.sql` in `dir`, sorted by file name.
+pub fn load_queries(dir: &Path) -> Result<Vec<Query>, SliError> {
+    let bad = |path: &Path, reason: String| SliError::BadQuery {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| bad(dir, e.to_string()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(bad(dir, "no .sql files".into()));
+    }
+    paths
+        .iter()
+        .map(|p| {
+            parse_query(
+                p,
+                &std::fs::read_to_string(p).map_err(|e| bad(p, e.to_string()))?,
+            )
+        })
+        .collect()
+}
+
+fn parse_query(path: &Path, text: &str) -> Result<Query, SliError> {
+    let mut q = Query {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        title: String::new(),
+        definition: String::new(),
+        numerator: String::new(),
+        denominator: String::new(),
+        gotchas: String::new(),
+        path: path.to_path_buf(),
+        template: text.to_string(),
+    };
+    for line in text.lines().map_while(|l| l.strip_prefix("--")) {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match key.trim() {
+            "name" => q.name = value,
+            "title" => q.title = value,
+            "definition" => q.definition = value,
+            "numerator" => q.numerator = value,
+            "denominator" => q.denominator = value,
+            "gotchas" => q.gotchas = value,
+            _ => {}
+        }
+    }
+    if q.title.is_empty() {
+        return Err(SliError::BadQuery {
+            path: path.to_path_buf(),
+            reason: "missing `-- title:` header".into(),
+        });
+    }
+    Ok(q)
+}
+
+/// Bucket width (`--bucket`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Bucket {
+    /// One minute.
+    #[value(name = "1m")]
+    Minute,
+    /// One hour.
+    #[value(name = "1h")]
+    Hour,
+    /// One day.
+    #[value(name = "1d")]
+    Day,
+}
+
+impl Bucket {
+    /// Interval literal for `date_bin`.
+    pub fn interval(self) -> &'static str {
+        match self {
+            Bucket::Minute => "1 minute",
+            Bucket::Hour => "1 hour",
+            Bucket::Day => "1 day",
+        }
+    }
+}
+
+/// Parameters shared by every query of a run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Inclusive start (epoch ms).
+    pub from: Option<i64>,
+    /// Exclusive end (epoch ms).
+    pub to: Option<i64>,
+    /// Bucket width.
+    pub bucket: Bucket,
+    /// Group-by columns (validated against [`GROUP_COLUMNS`]).
+    pub by: Vec<String>,
+}
+
+impl Params {
+    /// Validated parameters.
+    pub fn new(
+        from: Option<i64>,
+        to: Option<i64>,
+        bucket: Bucket,
+        by: Vec<String>,
+    ) -> Result<Params, SliError> {
+        for col in &by {
+            if !GROUP_COLUMNS.contains(&col.as_str()) {
+                return Err(SliError::BadParam(format!(
+                    "--by {col}: not a groupable column; use any of {}",
+                    GROUP_COLUMNS.join(", ")
+                )));
+            }
+        }
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            return Err(SliError::BadParam("--from must be before --to".into()));
+        }
+        Ok(Params {
+            from,
+            to,
+            bucket,
+            by,
+        })
+    }
+
+    /// `WHERE` clause restricting `events_all` to the range (empty without one).
+    pub(super) fn time_filter(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(f) = self.from {
+            parts.push(format!("time >= TIMESTAMP '{}'", format_rfc3339(f)));
+        }
+        if let Some(t) = self.to {
+            parts.push(format!("time < TIMESTAMP '{}'", format_rfc3339(t)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", parts.join(" AND "))
+        }
+    }
+
+    /// The query's SQL with placeholders filled in.
+    pub fn render(&self, q: &Query) -> String {
+        let mut group = String::new();
+        let mut group_s = String::new();
+        let mut join = String::new();
+        for col in &self.by {
+            let _ = write!(group, ", {col}");
+            let _ = write!(group_s, ", s.{col}");
+            let _ = write!(join, " AND s.{col} IS NOT DISTINCT FROM c.{col}");
+        }
+        q.template
+            .replace("${bucket}", self.bucket.interval())
+            .replace("${group_cols_s}", &group_s)
+            .replace("${group_cols}", &group)
+            .replace("${join_cols}", &join)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_placeholders() {
+        let q = parse_query(Path::new("m.sql"), "-- name: m\n-- title: T\nSELECT date_bin(INTERVAL '${bucket}', time) AS bucket ${group_cols} FROM events GROUP BY 1 ${group_cols}").unwrap();
+        assert_eq!((q.name.as_str(), q.title.as_str()), ("m", "T"));
+        let p = Params::new(
+            None,
+            None,
+            Bucket::Hour,
+            vec!["app".into(), "factor".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            p.render(&q),
+            "-- name: m\n-- title: T\nSELECT date_bin(INTERVAL '1 hour', time) AS bucket , app, factor FROM events GROUP BY 1 , app, factor"
+        );
+        assert!(
+            Params::new(None, None, Bucket::Hour, vec!["user".into()]).is_err(),
+            "no per-user grouping"
+        );
+        assert!(parse_query(Path::new("x.sql"), "SELECT 1").is_err());
+    }
+}
