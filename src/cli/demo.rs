@@ -2,9 +2,11 @@
 
 use anyhow::Context;
 
+use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
 use crate::pipeline::{IngestOptions, ingest, stop_on_signals};
 use crate::report::ingest_table;
+use crate::sli::{Bucket, Params, load_queries};
 
 /// Ingest `sample-data/` into a fresh work directory and print the report.
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
@@ -26,8 +28,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
     let summary = ingest(&opts, stop_on_signals()?).context("demo ingest")?;
+    let queries = load_queries(&a.queries)?;
+    let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        OutputFormat::Json => {
+            let mut v = serde_json::to_value(&summary)?;
+            v["sli"] = report_slis(&opts.out, &params, &queries, a.format)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
         OutputFormat::Table => {
             println!(
                 "mfascope demo: ingested {} into {}\n",
@@ -35,8 +43,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 opts.out.display()
             );
             print!("{}", ingest_table(&summary));
+            println!("\nSLIs per day (queries in {}):\n", a.queries.display());
+            report_slis(&opts.out, &params, &queries, a.format)?;
             println!(
-                "\nParquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
+                "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
                 opts.out.display(),
                 opts.out.display()
             );

@@ -4,7 +4,7 @@
 mod demo;
 mod generate;
 mod ingest;
-mod sli;
+pub mod sli;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -173,6 +173,9 @@ pub struct DemoArgs {
     /// Work directory (recreated on each run).
     #[arg(long, default_value = "target/mfascope-demo")]
     pub work: PathBuf,
+    /// Folder of SLI `.sql` files to report.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))]
+    pub queries: PathBuf,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

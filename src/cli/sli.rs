@@ -62,16 +62,33 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             a.queries.display()
         );
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let engine = Engine::open(&a.data, &params).await?;
+    let report = report_slis(&a.data, &params, &queries, a.format)?;
+    if a.format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(0)
+}
+
+/// Run `queries` over `data`; tables are printed as they come, JSON is returned as
+/// `{"bucket", "by", "queries": [{name, title, …, rows}]}`.
+pub fn report_slis(
+    data: &std::path::Path,
+    params: &Params,
+    queries: &[crate::sli::Query],
+    format: OutputFormat,
+) -> anyhow::Result<serde_json::Value> {
+    runtime()?.block_on(async {
+        let engine = Engine::open(data, params).await?;
         let mut report = Vec::new();
-        for q in &queries {
+        for q in queries {
             let batches = engine.run(&q.name, &params.render(q)).await?;
-            match a.format {
+            match format {
                 OutputFormat::Table => {
                     println!("{} ({})", q.title, q.name);
-                    println!("{}\n", arrow::util::pretty::pretty_format_batches(&batches)?);
+                    println!(
+                        "{}\n",
+                        arrow::util::pretty::pretty_format_batches(&batches)?
+                    );
                 }
                 OutputFormat::Json => {
                     let mut v = serde_json::to_value(q)?;
@@ -80,10 +97,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
                 }
             }
         }
-        if a.format == OutputFormat::Json {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))?);
-        }
-        Ok(0)
+        Ok(serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))
     })
 }
 
