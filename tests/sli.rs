@@ -116,6 +116,32 @@ fn sli_numbers_match_an_independent_engine() {
         assert_eq!(v[0][0].as_i64().unwrap(), rejected);
     }
 
+    // M7: distinct adopters per day, exactly as DuckDB counts them.
+    let m7 = run_json(&[
+        "sli",
+        "--data",
+        &out,
+        "--bucket",
+        "1d",
+        "--only",
+        "phishing_resistant_adoption",
+    ]);
+    let m7 = rows(&m7, "phishing_resistant_adoption");
+    let adopters: i64 = m7.iter().map(|r| r["pr_users"].as_i64().unwrap()).sum();
+    assert!(
+        adopters > 0 && m7.iter().all(|r| r["adoption"].as_f64().unwrap() < 1.0),
+        "{m7:?}"
+    );
+    if let Some(v) = duckdb(
+        &out,
+        "SELECT count(DISTINCT \"user\") FILTER (WHERE phishing_resistant), count(DISTINCT \"user\") FROM events WHERE action = 'mfa_verify' AND outcome = 'success' GROUP BY date_trunc('day', time) ORDER BY date_trunc('day', time)",
+    ) {
+        for (ours, theirs) in m7.iter().zip(v.as_array().unwrap()) {
+            assert_eq!(ours["pr_users"].as_i64(), theirs[0].as_i64());
+            assert_eq!(ours["active_users"].as_i64(), theirs[1].as_i64());
+        }
+    }
+
     // Latency: exact counts, approximate p95 close to DuckDB's exact quantile.
     let m2 = run_json(&[
         "sli",

@@ -6,7 +6,7 @@ use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
 use crate::pipeline::{IngestOptions, ingest, stop_on_signals};
 use crate::report::ingest_table;
-use crate::sli::{Bucket, Params, load_queries};
+use crate::sli::{Bucket, Params, resolve_queries};
 
 /// Ingest `sample-data/` into a fresh work directory and print the report.
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
@@ -28,7 +28,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
     let summary = ingest(&opts, stop_on_signals()?).context("demo ingest")?;
-    let queries = load_queries(&a.queries)?;
+    let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {
         OutputFormat::Json => {
@@ -43,7 +43,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 opts.out.display()
             );
             print!("{}", ingest_table(&summary));
-            println!("\nSLIs per day (queries in {}):\n", a.queries.display());
+            println!("\nSLIs per day:\n");
             report_slis(&opts.out, &params, &queries, a.format)?;
             println!(
                 "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",

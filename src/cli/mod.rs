@@ -67,9 +67,9 @@ pub struct SliArgs {
     /// Bucket width.
     #[arg(long, value_enum, default_value = "1h")]
     pub bucket: crate::sli::Bucket,
-    /// Folder of `.sql` files.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))]
-    pub queries: PathBuf,
+    /// Folder of `.sql` files (default: `./queries` if present, else the shipped queries).
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
     /// Run only these queries (by name).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -173,9 +173,9 @@ pub struct DemoArgs {
     /// Work directory (recreated on each run).
     #[arg(long, default_value = "target/mfascope-demo")]
     pub work: PathBuf,
-    /// Folder of SLI `.sql` files to report.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))]
-    pub queries: PathBuf,
+    /// Folder of SLI `.sql` files (default: `./queries` if present, else the shipped queries).
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

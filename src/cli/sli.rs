@@ -4,7 +4,7 @@ use anyhow::Context;
 use arrow::array::RecordBatch;
 
 use super::{OutputFormat, QueryArgs, SliArgs};
-use crate::sli::{Engine, Params, load_queries};
+use crate::sli::{Engine, Params, resolve_queries};
 use crate::time::parse_rfc3339;
 
 fn range(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Option<i64>, Option<i64>)> {
@@ -52,14 +52,13 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             .filter(|s| !s.is_empty())
             .collect();
     let params = Params::new(from, to, a.bucket, by)?;
-    let mut queries = load_queries(&a.queries)?;
+    let mut queries = resolve_queries(a.queries.as_deref())?;
     if !a.only.is_empty() {
         queries.retain(|q| a.only.contains(&q.name));
         anyhow::ensure!(
             !queries.is_empty(),
-            "--only {}: no such query in {}",
-            a.only.join(","),
-            a.queries.display()
+            "--only {}: no such query",
+            a.only.join(",")
         );
     }
     let report = report_slis(&a.data, &params, &queries, a.format)?;

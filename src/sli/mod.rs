@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries};
+pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries, resolve_queries};
 
 /// SLI failures; each names what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,47 @@ pub struct Query {
     pub template: String,
 }
 
+/// The shipped queries, compiled in so the binary works from any directory.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "m01_mfa_success_rate.sql",
+        include_str!("../../queries/m01_mfa_success_rate.sql"),
+    ),
+    (
+        "m02_mfa_latency.sql",
+        include_str!("../../queries/m02_mfa_latency.sql"),
+    ),
+    (
+        "m03_enrollment_completion.sql",
+        include_str!("../../queries/m03_enrollment_completion.sql"),
+    ),
+    (
+        "m07_phishing_resistant_adoption.sql",
+        include_str!("../../queries/m07_phishing_resistant_adoption.sql"),
+    ),
+    (
+        "m08_blocked_attempts.sql",
+        include_str!("../../queries/m08_blocked_attempts.sql"),
+    ),
+    (
+        "m10_rate_limit_rejections.sql",
+        include_str!("../../queries/m10_rate_limit_rejections.sql"),
+    ),
+];
+
+/// Queries to run: `dir` when given, else `./queries` when it exists (so files added there show
+/// up), else the shipped set.
+pub fn resolve_queries(dir: Option<&Path>) -> Result<Vec<Query>, SliError> {
+    match dir {
+        Some(d) => load_queries(d),
+        None if Path::new("queries").is_dir() => load_queries(Path::new("queries")),
+        None => BUILTIN
+            .iter()
+            .map(|(name, text)| parse_query(Path::new(name), text))
+            .collect(),
+    }
+}
+
 /// Load every `*.sql` in `dir`, sorted by file name.
 pub fn load_queries(dir: &Path) -> Result<Vec<Query>, SliError> {
     let bad = |path: &Path, reason: String| SliError::BadQuery {
