@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod sli;
+pub mod slo;
 pub mod source;
 pub mod time;

@@ -28,6 +28,31 @@ use crate::sink::segment::Position;
 use crate::sink::{DeadLetter, OutDir, Segment, SinkError, commit_segment};
 use crate::source::{Chunk, ChunkKind, ReadItem, Reader, ReaderConfig};
 
+/// A consumer of every batch of canonical events, in input order, after latency pairing —
+/// the live SLI aggregator and the rule engine. Called on the ordering thread: keep it cheap.
+pub trait BatchObserver: Send + Sync {
+    /// Look at one batch.
+    fn observe(&self, batch: &RecordBatch);
+}
+
+impl BatchObserver for std::sync::Mutex<crate::sli::live::Aggregator> {
+    fn observe(&self, batch: &RecordBatch) {
+        self.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .observe(batch);
+    }
+}
+
+/// Batch observers of one ingest run.
+#[derive(Clone, Default)]
+pub struct Observers(pub Vec<Arc<dyn BatchObserver>>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Observers({})", self.0.len())
+    }
+}
+
 /// Ingest options.
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
@@ -49,6 +74,8 @@ pub struct IngestOptions {
     pub reader: ReaderConfig,
     /// Show a progress bar (only honoured on a terminal).
     pub progress: bool,
+    /// Consumers fed every batch (live SLIs, rules).
+    pub observers: Observers,
 }
 
 impl IngestOptions {
@@ -64,6 +91,7 @@ impl IngestOptions {
             max_latency: Duration::from_secs(1),
             reader: ReaderConfig::default(),
             progress: true,
+            observers: Observers::default(),
         }
     }
 }
@@ -321,6 +349,7 @@ struct OrderedStage {
     positions: Vec<Position>,
     pairer: LatencyPairer,
     summary: Summary,
+    observers: Observers,
 }
 
 impl OrderedStage {
@@ -337,6 +366,7 @@ impl OrderedStage {
             positions: Vec::new(),
             pairer: LatencyPairer::default(),
             summary: Summary::default(),
+            observers: opts.observers.clone(),
         }
     }
 
@@ -446,6 +476,9 @@ impl OrderedStage {
                 if let Some(batch) = p.batch {
                     self.summary.events += batch.num_rows() as u64;
                     let batch = self.pairer.apply(batch);
+                    for o in &self.observers.0 {
+                        o.observe(&batch);
+                    }
                     for (hour, part) in split_by_hour(&batch) {
                         self.buffered_rows += part.num_rows();
                         self.buffered_bytes += part.get_array_memory_size();

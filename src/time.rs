@@ -56,6 +56,24 @@ pub fn format_rfc3339(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A span such as `90s`, `20m`, `6h`, `2d`, `1w` (also `ms`) in milliseconds; `None` when
+/// malformed or out of range.
+pub fn parse_span_ms(s: &str) -> Option<i64> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

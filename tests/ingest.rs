@@ -98,7 +98,15 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
     let out = tmp.path().join("out");
     let first = ingest(input.as_path(), &out);
     assert_accounted(&first);
-    assert_eq!(n(&first, "records"), 7 * 3000, "{first}");
+    // Duo and Keycloak log no challenge records, so their files hold fewer than 3000 lines.
+    let lines: u64 = std::fs::read_dir(&input)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.path().to_string_lossy().ends_with(".labels.jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count() as u64)
+        .sum();
+    assert!(lines > 6 * 3000 && lines < 7 * 3000, "{lines}");
+    assert_eq!(n(&first, "records"), lines, "{first}");
     assert_eq!(n(&first, "deadletter"), 0, "{first}");
     for source in [
         "okta",

@@ -2,11 +2,13 @@
 
 use anyhow::Context;
 
+use super::ingest::ingest_live;
 use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
-use crate::pipeline::{IngestOptions, ingest, stop_on_signals};
+use crate::pipeline::IngestOptions;
 use crate::report::ingest_table;
 use crate::sli::{Bucket, Params, resolve_queries};
+use crate::slo::resolve_slos;
 
 /// Ingest `sample-data/` into a fresh work directory and print the report.
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
@@ -27,28 +29,32 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         .collect();
     let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
-    let summary = ingest(&opts, stop_on_signals()?).context("demo ingest")?;
+    let slos = resolve_slos(a.slos.as_deref())?;
+    let out = opts.out.clone();
+    let (summary, live, live_table) = ingest_live(opts, &slos).context("demo ingest")?;
     let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&summary)?;
-            v["sli"] = report_slis(&opts.out, &params, &queries, a.format)?;
+            v["sli"] = report_slis(&out, &params, &queries, a.format)?;
+            v["live"] = live;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
             println!(
                 "mfascope demo: ingested {} into {}\n",
                 a.data.display(),
-                opts.out.display()
+                out.display()
             );
             print!("{}", ingest_table(&summary));
             println!("\nSLIs per day:\n");
-            report_slis(&opts.out, &params, &queries, a.format)?;
+            report_slis(&out, &params, &queries, a.format)?;
+            println!("{live_table}");
             println!(
                 "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
-                opts.out.display(),
-                opts.out.display()
+                out.display(),
+                out.display()
             );
         }
     }

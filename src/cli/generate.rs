@@ -19,7 +19,13 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
             .map_err(anyhow::Error::msg)
             .context("--start")?,
         days: a.days,
+        incidents: a.incident,
+        probes: a.probes,
     };
+    anyhow::ensure!(
+        !a.probes || a.log_format == crate::normalize::LogFormat::Canonical,
+        "--probes needs --log-format canonical (probe events are mfascope's own)"
+    );
     let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut out: Box<dyn Write> = if a.out.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::write::GzEncoder::new(

@@ -1,10 +1,37 @@
 //! `mfascope ingest`.
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context;
 
+use super::slo::{alerts_table, status_table};
 use super::{IngestArgs, OutputFormat};
-use crate::pipeline::{IngestOptions, ingest, stop_on_signals};
+use crate::pipeline::{IngestOptions, Summary, ingest, stop_on_signals};
 use crate::report::ingest_table;
+use crate::sli::live::Aggregator;
+use crate::slo::{Slo, evaluate, live_config, resolve_slos};
+
+/// Ingest with a live aggregator attached; returns the summary and the live SLO state as JSON
+/// (`{"counters", "slo"}`) plus its table rendering.
+pub fn ingest_live(
+    mut opts: IngestOptions,
+    slos: &[Slo],
+) -> anyhow::Result<(Summary, serde_json::Value, String)> {
+    let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
+    opts.observers.0.push(agg.clone());
+    let stop = stop_on_signals().context("installing signal handlers")?;
+    let summary =
+        ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
+    let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
+    let report = evaluate(slos, &agg, None);
+    let table = format!(
+        "\nLive SLO state (events of this run)\n{}\n{}",
+        status_table(&report),
+        alerts_table(&report, Some(12))
+    );
+    let json = serde_json::json!({ "counters": agg.counters(), "slo": report });
+    Ok((summary, json, table))
+}
 
 /// Run an ingest and print its summary.
 pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
@@ -18,12 +45,15 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     if let Some(w) = a.workers {
         opts.workers = w;
     }
-    let stop = stop_on_signals().context("installing signal handlers")?;
-    let summary =
-        ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
+    let slos = resolve_slos(a.slos.as_deref())?;
+    let (summary, live, live_table) = ingest_live(opts, &slos)?;
     match a.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
-        OutputFormat::Table => print!("{}", ingest_table(&summary)),
+        OutputFormat::Json => {
+            let mut v = serde_json::to_value(&summary)?;
+            v["live"] = live;
+            println!("{}", serde_json::to_string_pretty(&v)?)
+        }
+        OutputFormat::Table => print!("{}{live_table}", ingest_table(&summary)),
     }
     let failed_inputs = !summary.unreadable.is_empty();
     Ok(if (a.strict && summary.deadletter > 0) || failed_inputs {

@@ -5,6 +5,7 @@ mod demo;
 mod generate;
 mod ingest;
 pub mod sli;
+pub mod slo;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +48,75 @@ pub enum Command {
     Sli(SliArgs),
     /// Run ad-hoc SQL against the `events` table.
     Query(QueryArgs),
+    /// SLO status: SLI over the window, error budget left, burn rates; `slo check` exits 3
+    /// when an objective is violated.
+    Slo(SloArgs),
+    /// Alert timeline of the multi-window multi-burn-rate policies (table, JSON or an
+    /// Alertmanager webhook payload).
+    Alerts(AlertsArgs),
+}
+
+/// `slo` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SloMode {
+    /// Print the status (default).
+    Status,
+    /// Print the status and exit 3 when any objective is violated (CI gate).
+    Check,
+}
+
+/// `mfascope slo`.
+#[derive(clap::Args, Debug)]
+pub struct SloArgs {
+    /// `status` (default) or `check`.
+    #[arg(value_enum)]
+    pub mode: Option<SloMode>,
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long)]
+    pub slos: Option<PathBuf>,
+    /// Replay events from here (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Evaluate at this instant (RFC 3339, exclusive; default: the end of the data).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// Alert report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AlertFormat {
+    /// Aligned text.
+    Table,
+    /// Episodes and every state transition.
+    Json,
+    /// Alertmanager webhook payload (version 4).
+    Alertmanager,
+}
+
+/// `mfascope alerts`.
+#[derive(clap::Args, Debug)]
+pub struct AlertsArgs {
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long)]
+    pub slos: Option<PathBuf>,
+    /// Replay events from here (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Stop at this instant (RFC 3339, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: AlertFormat,
 }
 
 /// `mfascope sli`.
@@ -136,6 +206,10 @@ pub struct IngestArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// SLO spec file or folder for the live SLO state (default: `./slos` if present, else the
+    /// shipped SLOs).
+    #[arg(long)]
+    pub slos: Option<PathBuf>,
 }
 
 /// `mfascope generate`.
@@ -156,6 +230,13 @@ pub struct GenerateArgs {
     /// Days of traffic.
     #[arg(long, default_value_t = 1.0)]
     pub days: f64,
+    /// Inject an incident, `KIND@START/DURATION[/RATE]` (repeatable): `push-outage` (every push
+    /// times out) or `degradation` (RATE of verifications fail, default 0.05).
+    #[arg(long)]
+    pub incident: Vec<crate::generate::Incident>,
+    /// Add one synthetic probe check per minute (source `probe`, canonical format only).
+    #[arg(long)]
+    pub probes: bool,
     /// First event time (RFC 3339).
     #[arg(long, default_value = "2024-05-01T00:00:00Z")]
     pub start: String,
@@ -176,6 +257,9 @@ pub struct DemoArgs {
     /// Folder of SLI `.sql` files (default: `./queries` if present, else the shipped queries).
     #[arg(long)]
     pub queries: Option<PathBuf>,
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long)]
+    pub slos: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
@@ -211,5 +295,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(a) => demo::run(a),
         Command::Sli(a) => sli::run_sli(a),
         Command::Query(a) => sli::run_query(a),
+        Command::Slo(a) => slo::run_slo(a),
+        Command::Alerts(a) => slo::run_alerts(a),
     }
 }

@@ -7,7 +7,11 @@ use super::{OutputFormat, QueryArgs, SliArgs};
 use crate::sli::{Engine, Params, resolve_queries};
 use crate::time::parse_rfc3339;
 
-fn range(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+/// Parse `--from`/`--to`.
+pub fn range(
+    from: &Option<String>,
+    to: &Option<String>,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
     let parse = |flag: &str, v: &Option<String>| {
         v.as_deref()
             .map(|s| {
@@ -20,7 +24,8 @@ fn range(from: &Option<String>, to: &Option<String>) -> anyhow::Result<(Option<i
     Ok((parse("--from", from)?, parse("--to", to)?))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A multi-threaded runtime for DataFusion.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //! recoveries, revocations and rate limiting — plus labelled attack scenarios. Events are
 //! simulated canonically ([`simulate`]) and rendered in any vendor format ([`render`]).
 
+mod incident;
 mod render;
 mod simulate;
 
@@ -10,6 +11,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+pub use incident::{Incident, IncidentKind};
 pub use render::render;
 pub use simulate::{Simulation, simulate};
 
@@ -29,6 +31,10 @@ pub struct GenerateOptions {
     pub start_ms: i64,
     /// Span covered, in days.
     pub days: f64,
+    /// Operational incidents to inject.
+    pub incidents: Vec<Incident>,
+    /// Add one synthetic probe check per minute (source `probe`; canonical format only).
+    pub probes: bool,
 }
 
 impl Default for GenerateOptions {
@@ -39,6 +45,8 @@ impl Default for GenerateOptions {
             attacks: false,
             start_ms: 1_714_521_600_000, // 2024-05-01T00:00:00Z
             days: 1.0,
+            incidents: Vec::new(),
+            probes: false,
         }
     }
 }
@@ -62,7 +70,8 @@ pub struct Label {
     pub event_ids: Vec<String>,
 }
 
-/// Write `opts.events` records in `format` to `out` and the labels to `labels`.
+/// Simulate `opts.events` events, write those the vendor logs in `format` to `out` (one record
+/// each) and the labels to `labels`; returns the records written.
 pub fn generate(
     format: GenFormat,
     opts: &GenerateOptions,
@@ -71,15 +80,19 @@ pub fn generate(
 ) -> std::io::Result<usize> {
     let sim = simulate(opts);
     let mut line = String::with_capacity(4096);
+    let mut written = 0;
     for e in &sim.events {
         line.clear();
-        render(format, e, &mut line);
+        if !render(format, e, &mut line) {
+            continue;
+        }
         line.push('\n');
         out.write_all(line.as_bytes())?;
+        written += 1;
     }
     for l in &sim.labels {
         serde_json::to_writer(&mut *labels, l)?;
         labels.write_all(b"\n")?;
     }
-    Ok(sim.events.len())
+    Ok(written)
 }

@@ -7,23 +7,34 @@ use crate::event::{Action, Event, Factor, Outcome};
 use crate::normalize::LogFormat;
 use crate::time::format_rfc3339;
 
-/// Append `e` rendered as one `format` record (no trailing newline) to `out`.
-pub fn render(format: LogFormat, e: &Event<'_>, out: &mut String) {
+/// Append `e` rendered as one `format` record (no trailing newline) to `out`; false (and
+/// nothing appended) when the vendor does not log such a step — Duo and Keycloak write one
+/// record per completed authentication, never one for the challenge.
+pub fn render(format: LogFormat, e: &Event<'_>, out: &mut String) -> bool {
+    if e.action == Action::MfaChallenge && matches!(format, LogFormat::Duo | LogFormat::Keycloak) {
+        return false;
+    }
     let v = match format {
         LogFormat::Okta => okta(e),
         LogFormat::Entra => entra(e),
         LogFormat::Duo => duo(e),
         LogFormat::Gworkspace => gworkspace(e),
         LogFormat::Cloudtrail => cloudtrail(e),
-        LogFormat::Keycloak => return keycloak_line(e, out),
+        LogFormat::Keycloak => {
+            keycloak_line(e, out);
+            return true;
+        }
         LogFormat::Canonical | LogFormat::Auto => {
             let mut c = e.clone();
-            c.source = crate::event::Source::Canonical;
-            c.vendor_event_type = c.action.as_str().into();
+            if c.source != crate::event::Source::Probe {
+                c.source = crate::event::Source::Canonical;
+                c.vendor_event_type = c.action.as_str().into();
+            }
             serde_json::to_value(&c).expect("serializable")
         }
     };
     out.push_str(&v.to_string());
+    true
 }
 
 fn s(o: &Option<std::borrow::Cow<'_, str>>) -> Value {

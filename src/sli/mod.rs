@@ -1,7 +1,9 @@
 //! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
 //! metadata + placeholders), registering `events` for a time range, and running SQL.
 
+pub mod live;
 mod query;
+pub mod slice;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +64,7 @@ impl Engine {
         let config = SessionConfig::new()
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(slice::udf());
         let sql_err = |source| SliError::Sql {
             name: "events".into(),
             source,
@@ -89,6 +92,34 @@ impl Engine {
         );
         ctx.sql(&view).await.map_err(sql_err)?;
         Ok(Engine { ctx })
+    }
+
+    /// Feed every event of the range to `agg`, in time order (the history path of the live
+    /// aggregator: SLO evaluation over history uses exactly the live code). Returns the rows
+    /// replayed.
+    pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
+        use futures::StreamExt;
+        let err = |source| SliError::Sql {
+            name: "replay".into(),
+            source,
+        };
+        let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+        let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
+        let mut stream = self
+            .ctx
+            .sql(&sql)
+            .await
+            .map_err(err)?
+            .execute_stream()
+            .await
+            .map_err(err)?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(err)?;
+            rows += batch.num_rows() as u64;
+            agg.observe(&batch);
+        }
+        Ok(rows)
     }
 
     /// Run one SQL statement and collect its result.

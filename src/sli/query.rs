@@ -226,19 +226,43 @@ impl Params {
 
     /// The query's SQL with placeholders filled in.
     pub fn render(&self, q: &Query) -> String {
-        let mut group = String::new();
-        let mut group_s = String::new();
-        let mut join = String::new();
-        for col in &self.by {
-            let _ = write!(group, ", {col}");
-            let _ = write!(group_s, ", s.{col}");
-            let _ = write!(join, " AND s.{col} IS NOT DISTINCT FROM c.{col}");
-        }
-        q.template
+        let group = |alias: &str| {
+            self.by.iter().fold(String::new(), |mut acc, col| {
+                let _ = write!(acc, ", {alias}{col}");
+                acc
+            })
+        };
+        let join = |alias: &str| {
+            self.by.iter().fold(String::new(), |mut acc, col| {
+                let _ = write!(acc, " AND s.{col} IS NOT DISTINCT FROM {alias}.{col}");
+                acc
+            })
+        };
+        let mut sql = q
+            .template
             .replace("${bucket}", self.bucket.interval())
-            .replace("${group_cols_s}", &group_s)
-            .replace("${group_cols}", &group)
-            .replace("${join_cols}", &join)
+            .replace("${group_cols}", &group(""))
+            .replace("${join_cols}", &join("c"));
+        // `${group_cols_X}` / `${join_cols_X}`: the same against table alias X.
+        for (prefix, expand) in [
+            ("${group_cols_", &group as &dyn Fn(&str) -> String),
+            ("${join_cols_", &join),
+        ] {
+            while let Some(start) = sql.find(prefix) {
+                let alias_start = start + prefix.len();
+                let Some(len) = sql[alias_start..].find('}') else {
+                    break;
+                };
+                let alias = sql[alias_start..alias_start + len].to_string();
+                let qualified = if prefix.starts_with("${group") {
+                    expand(&format!("{alias}."))
+                } else {
+                    expand(&alias)
+                };
+                sql.replace_range(start..alias_start + len + 1, &qualified);
+            }
+        }
+        sql
     }
 }
 
