@@ -14,18 +14,6 @@ use mfascope::sli::live::{Aggregator, Counter, HOUR_MS, LiveConfig, Measure, Thr
 use mfascope::sli::slice::significantly_below;
 use mfascope::sli::{Bucket, Engine, Params, resolve_queries};
 
-/// Revocations with known exposure (session and device), appended to generated traffic.
-const REVOKES: &str = r#"{"event_id":"r1","time":"2024-05-01T10:00:00Z","source":"canonical","user":"u1","action":"session_revoke","factor":"none","outcome":"success","session_id":"S1","vendor_event_type":"t"}
-{"event_id":"u1","time":"2024-05-01T10:02:00Z","source":"canonical","user":"u1","action":"session_start","factor":"none","outcome":"success","session_id":"S1","vendor_event_type":"t"}
-{"event_id":"r2","time":"2024-05-01T11:00:00Z","source":"canonical","user":"u2","action":"device_revoke","factor":"none","outcome":"success","device_id":"D2","vendor_event_type":"t"}
-{"event_id":"u2a","time":"2024-05-01T11:03:00Z","source":"canonical","user":"u2","action":"mfa_verify","factor":"push","outcome":"success","device_id":"D2","vendor_event_type":"t"}
-{"event_id":"u2b","time":"2024-05-01T11:09:00Z","source":"canonical","user":"u2","action":"mfa_verify","factor":"push","outcome":"success","device_id":"D2","vendor_event_type":"t"}
-{"event_id":"r3","time":"2024-05-01T12:00:00Z","source":"canonical","user":"u3","action":"session_revoke","factor":"none","outcome":"success","session_id":"S3","vendor_event_type":"t"}
-{"event_id":"u3","time":"2024-05-01T12:10:00Z","source":"canonical","user":"u3","action":"mfa_verify","factor":"totp","outcome":"failure","session_id":"S3","vendor_event_type":"t"}
-{"event_id":"r4","time":"2024-05-01T13:00:00Z","source":"canonical","user":"u4","action":"device_revoke","factor":"none","outcome":"success","device_id":"D4","vendor_event_type":"t"}
-{"event_id":"u4","time":"2024-05-01T13:06:00Z","source":"canonical","user":"u4","action":"primary_auth","factor":"password","outcome":"success","device_id":"D4","vendor_event_type":"t"}
-"#;
-
 fn i64_at(batch: &arrow::array::RecordBatch, name: &str, row: usize) -> i64 {
     let c = batch.column_by_name(name).unwrap();
     c.as_primitive_opt::<Int64Type>()
@@ -57,7 +45,7 @@ fn live_aggregator_and_sql_agree() {
         ],
     );
     let revokes = tmp.path().join("zz-revokes.ndjson");
-    std::fs::write(&revokes, REVOKES).unwrap();
+    std::fs::write(&revokes, common::REVOKES).unwrap();
     let mut thresholds = Thresholds::default();
     thresholds.add(Measure::RevokeExposureMs, 300_000);
     let agg = Arc::new(Mutex::new(Aggregator::new(LiveConfig {

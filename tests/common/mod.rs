@@ -4,6 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Revocations with known exposure (session and device), appended to generated traffic.
+pub const REVOKES: &str = r#"{"event_id":"r1","time":"2024-05-01T10:00:00Z","source":"canonical","user":"u1","action":"session_revoke","factor":"none","outcome":"success","session_id":"S1","vendor_event_type":"t"}
+{"event_id":"u1","time":"2024-05-01T10:02:00Z","source":"canonical","user":"u1","action":"session_start","factor":"none","outcome":"success","session_id":"S1","vendor_event_type":"t"}
+{"event_id":"r2","time":"2024-05-01T11:00:00Z","source":"canonical","user":"u2","action":"device_revoke","factor":"none","outcome":"success","device_id":"D2","vendor_event_type":"t"}
+{"event_id":"u2a","time":"2024-05-01T11:03:00Z","source":"canonical","user":"u2","action":"mfa_verify","factor":"push","outcome":"success","device_id":"D2","vendor_event_type":"t"}
+{"event_id":"u2b","time":"2024-05-01T11:09:00Z","source":"canonical","user":"u2","action":"mfa_verify","factor":"push","outcome":"success","device_id":"D2","vendor_event_type":"t"}
+{"event_id":"r3","time":"2024-05-01T12:00:00Z","source":"canonical","user":"u3","action":"session_revoke","factor":"none","outcome":"success","session_id":"S3","vendor_event_type":"t"}
+{"event_id":"u3","time":"2024-05-01T12:10:00Z","source":"canonical","user":"u3","action":"mfa_verify","factor":"totp","outcome":"failure","session_id":"S3","vendor_event_type":"t"}
+{"event_id":"r4","time":"2024-05-01T13:00:00Z","source":"canonical","user":"u4","action":"device_revoke","factor":"none","outcome":"success","device_id":"D4","vendor_event_type":"t"}
+{"event_id":"u4","time":"2024-05-01T13:06:00Z","source":"canonical","user":"u4","action":"primary_auth","factor":"password","outcome":"success","device_id":"D4","vendor_event_type":"t"}
+"#;
+
 /// The `mfascope` binary under test.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfascope"))
