@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod event;
 pub mod generate;
+pub mod metrics;
 pub mod normalize;
 pub mod pipeline;
 pub mod report;

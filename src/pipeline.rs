@@ -76,6 +76,8 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Consumers fed every batch (live SLIs, rules).
     pub observers: Observers,
+    /// Running counters, readable while the pipeline runs (metrics endpoint).
+    pub progress_counters: Arc<crate::metrics::PipelineProgress>,
 }
 
 impl IngestOptions {
@@ -92,6 +94,7 @@ impl IngestOptions {
             reader: ReaderConfig::default(),
             progress: true,
             observers: Observers::default(),
+            progress_counters: Arc::default(),
         }
     }
 }
@@ -284,6 +287,12 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                     if !stage.apply(work) {
                         send_failed = true;
                     }
+                    let (p, s) = (&opts.progress_counters, &stage.summary);
+                    p.records.store(s.records, Ordering::Relaxed);
+                    p.events.store(s.events, Ordering::Relaxed);
+                    p.deadletter.store(s.deadletter, Ordering::Relaxed);
+                    p.ignored.store(s.ignored, Ordering::Relaxed);
+                    p.bytes_in.store(s.bytes_in, Ordering::Relaxed);
                     if let Some(pb) = &progress {
                         pb.set_position(stage.summary.bytes_in);
                         pb.set_message(format!(

@@ -31,7 +31,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     opts.progress = false;
     let slos = resolve_slos(a.slos.as_deref())?;
     let out = opts.out.clone();
-    let (summary, live, live_table) = ingest_live(opts, &slos).context("demo ingest")?;
+    let (summary, live, live_table) = ingest_live(opts, &slos, None).context("demo ingest")?;
     let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {

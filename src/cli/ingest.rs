@@ -16,9 +16,20 @@ use crate::slo::{Slo, evaluate, live_config, resolve_slos};
 pub fn ingest_live(
     mut opts: IngestOptions,
     slos: &[Slo],
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<(Summary, serde_json::Value, String)> {
     let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
     opts.observers.0.push(agg.clone());
+    if let Some(addr) = metrics_listen {
+        let (agg, slos, progress) = (agg.clone(), slos.to_vec(), opts.progress_counters.clone());
+        let scrape = Arc::new(move || {
+            let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
+            crate::metrics::render(&progress, &agg, &evaluate(&slos, &agg, None))
+        });
+        let bound = crate::metrics::serve(addr, scrape)
+            .with_context(|| format!("--metrics-listen {addr}"))?;
+        eprintln!("metrics: http://{bound}/metrics");
+    }
     let stop = stop_on_signals().context("installing signal handlers")?;
     let summary =
         ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
@@ -46,7 +57,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         opts.workers = w;
     }
     let slos = resolve_slos(a.slos.as_deref())?;
-    let (summary, live, live_table) = ingest_live(opts, &slos)?;
+    let (summary, live, live_table) = ingest_live(opts, &slos, a.metrics_listen)?;
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&summary)?;

@@ -210,6 +210,10 @@ pub struct IngestArgs {
     /// shipped SLOs).
     #[arg(long)]
     pub slos: Option<PathBuf>,
+    /// Serve Prometheus metrics (SLIs, budgets, burn rates, pipeline counters) on this address,
+    /// e.g. `127.0.0.1:9464` (`:0` picks a free port, printed on stderr).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `mfascope generate`.

@@ -231,6 +231,7 @@ pub struct Aggregator {
     devices: HashMap<String, Revocation>,
     revoke_order: VecDeque<(i64, bool, String)>,
     counters: LiveCounters,
+    cumulative: [u64; Counter::COUNT],
 }
 
 /// Column accessors of one batch, tolerant of dictionary key types and string layouts (batches
@@ -328,6 +329,7 @@ impl Aggregator {
             devices: HashMap::new(),
             revoke_order: VecDeque::new(),
             counters: LiveCounters::default(),
+            cumulative: [0; Counter::COUNT],
         }
     }
 
@@ -339,6 +341,12 @@ impl Aggregator {
     /// Pipeline counters.
     pub fn counters(&self) -> &LiveCounters {
         &self.counters
+    }
+
+    /// Events counted by `c` since the aggregator started (monotonic, unlike the retained
+    /// minutes).
+    pub fn cumulative(&self, c: Counter) -> u64 {
+        self.cumulative[c as usize]
     }
 
     /// Aggregate one batch of canonical events (pipeline batches or Parquet rows projected to
@@ -368,6 +376,7 @@ impl Aggregator {
                 below: vec![0; thresholds.0.len()],
                 ..MinuteStats::default()
             });
+            let before = stats.counters;
             let path = matches!(source, Source::Verifier | Source::Probe);
             let reason = (!c.reason.is_null(row)).then(|| c.reason.value(row));
             match action {
@@ -424,6 +433,9 @@ impl Aggregator {
             if path && outcome == Outcome::Error {
                 stats.add(Counter::PathErrors);
             }
+            for ((total, now), was) in self.cumulative.iter_mut().zip(stats.counters).zip(before) {
+                *total += now - was;
+            }
             let session = (!c.session.is_null(row)).then(|| c.session.value(row));
             let device = (!c.device.is_null(row)).then(|| c.device.value(row));
             match (action, outcome) {
@@ -431,6 +443,7 @@ impl Aggregator {
                     let is_session = action == Action::SessionRevoke;
                     if let Some(id) = if is_session { session } else { device } {
                         stats.add(Counter::Revocations);
+                        self.cumulative[Counter::Revocations as usize] += 1;
                         for (n, (measure, _)) in stats.below.iter_mut().zip(&thresholds.0) {
                             *n += u64::from(*measure == Measure::RevokeExposureMs);
                         }

@@ -1,0 +1,274 @@
+//! Prometheus exposition (`--metrics-listen ADDR`): pipeline counters, the live aggregator's
+//! cumulative counters, and every SLO's SLI, objective, remaining budget, burn rates and firing
+//! alerts, rendered from a snapshot at scrape time (OpenMetrics text via `prometheus-client`).
+//! Names follow Prometheus conventions: `mfascope_` prefix, base units, `_total` counters,
+//! ratios 0–1, no per-user labels.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use strum::IntoEnumIterator;
+
+use crate::sli::live::{Aggregator, Counter, HOUR_MS};
+use crate::slo::SloReport;
+
+/// Ingest counters shared with the metrics endpoint while the pipeline runs.
+#[derive(Debug, Default)]
+pub struct PipelineProgress {
+    /// Records read.
+    pub records: AtomicU64,
+    /// Canonical events produced.
+    pub events: AtomicU64,
+    /// Dead letters.
+    pub deadletter: AtomicU64,
+    /// Records ignored on purpose (non-authentication events).
+    pub ignored: AtomicU64,
+    /// Input bytes consumed.
+    pub bytes_in: AtomicU64,
+}
+
+type Labels = Vec<(String, String)>;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: PromCounter = PromCounter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge_family(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+) -> Family<Labels, Gauge<f64, AtomicU64>> {
+    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    match unit {
+        Some(u) => registry.register_with_unit(name, help, u, family.clone()),
+        None => registry.register(name, help, family.clone()),
+    }
+    family
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Render the exposition for the current state.
+pub fn render(progress: &PipelineProgress, agg: &Aggregator, report: &SloReport) -> String {
+    let mut r = Registry::default();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        &mut r,
+        "mfascope_ingest_records",
+        "Input records read.",
+        load(&progress.records),
+    );
+    counter(
+        &mut r,
+        "mfascope_ingest_events",
+        "Canonical events produced.",
+        load(&progress.events),
+    );
+    counter(
+        &mut r,
+        "mfascope_ingest_deadletters",
+        "Records written to the dead-letter output.",
+        load(&progress.deadletter),
+    );
+    counter(
+        &mut r,
+        "mfascope_ingest_ignored",
+        "Non-authentication records ignored on purpose.",
+        load(&progress.ignored),
+    );
+    let bytes: PromCounter = PromCounter::default();
+    bytes.inc_by(load(&progress.bytes_in));
+    r.register_with_unit(
+        "mfascope_ingest_input",
+        "Input bytes consumed.",
+        Unit::Bytes,
+        bytes,
+    );
+
+    let live = agg.counters();
+    counter(
+        &mut r,
+        "mfascope_live_events",
+        "Events aggregated by the live SLI state.",
+        live.events,
+    );
+    counter(
+        &mut r,
+        "mfascope_live_too_old_events",
+        "Events older than the live retention when they arrived.",
+        live.too_old,
+    );
+    counter(
+        &mut r,
+        "mfascope_live_revocations_evicted",
+        "Open revocations dropped because the table was full.",
+        live.revocations_evicted,
+    );
+    let events_by = Family::<Labels, PromCounter>::default();
+    r.register(
+        "mfascope_sli_events",
+        "Events counted per SLI counter since start.",
+        events_by.clone(),
+    );
+    for c in Counter::iter() {
+        let name: &'static str = c.into();
+        events_by
+            .get_or_create(&labels(&[("counter", name)]))
+            .inc_by(agg.cumulative(c));
+    }
+    let watermark = gauge_family(
+        &mut r,
+        "mfascope_live_watermark",
+        "Latest event time seen (Unix time).",
+        Some(Unit::Seconds),
+    );
+    if let Some(w) = live.watermark_ms {
+        watermark.get_or_create(&vec![]).set(w as f64 / 1000.0);
+    }
+
+    let latency = gauge_family(
+        &mut r,
+        "mfascope_mfa_latency",
+        "Challenge-to-verification latency over the last full hour of event time.",
+        Some(Unit::Seconds),
+    );
+    if let Some(w) = live.watermark_ms {
+        let to = w.div_euclid(HOUR_MS) * HOUR_MS;
+        let from = to - HOUR_MS;
+        for factor in agg.latency_factors(from, to) {
+            if let Some(s) = agg.latency(from, to, Some(factor)) {
+                for (q, v) in [("0.5", s.p50_ms), ("0.95", s.p95_ms), ("0.99", s.p99_ms)] {
+                    latency
+                        .get_or_create(&labels(&[("factor", factor.as_str()), ("quantile", q)]))
+                        .set(v as f64 / 1000.0);
+                }
+            }
+        }
+    }
+
+    let sli = gauge_family(
+        &mut r,
+        "mfascope_slo_sli",
+        "SLI over the SLO window (0-1).",
+        Some(Unit::Other("ratio".into())),
+    );
+    let objective = gauge_family(
+        &mut r,
+        "mfascope_slo_objective",
+        "SLO target (0-1).",
+        Some(Unit::Other("ratio".into())),
+    );
+    let budget = gauge_family(
+        &mut r,
+        "mfascope_slo_error_budget_remaining",
+        "Share of the error budget left (negative when overspent).",
+        Some(Unit::Other("ratio".into())),
+    );
+    let burn = gauge_family(
+        &mut r,
+        "mfascope_slo_burn_rate",
+        "Error rate over the window divided by the error budget rate.",
+        None,
+    );
+    let firing = gauge_family(
+        &mut r,
+        "mfascope_slo_alert_firing",
+        "1 while a burn-rate or budget alert fires.",
+        None,
+    );
+    for s in &report.slos {
+        let l = labels(&[("slo", &s.name)]);
+        objective.get_or_create(&l).set(s.target);
+        if let Some(v) = s.sli {
+            sli.get_or_create(&l).set(v);
+        }
+        if let Some(v) = s.budget_remaining {
+            budget.get_or_create(&l).set(v);
+        }
+        for b in &s.burn_rates {
+            if let Some(v) = b.rate {
+                burn.get_or_create(&labels(&[("slo", &s.name), ("window", b.window)]))
+                    .set(v);
+            }
+        }
+    }
+    for e in report.episodes.iter().filter(|e| e.resolved_ms.is_none()) {
+        firing
+            .get_or_create(&labels(&[
+                ("slo", &e.slo),
+                ("alert", &e.alert),
+                ("severity", &e.severity),
+            ]))
+            .set(1.0);
+    }
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}
+
+/// Serve `GET /metrics` (and `/healthz`) on `addr` from a background thread; `scrape` renders
+/// the body. Returns the bound address (useful with port 0).
+pub fn serve(
+    addr: SocketAddr,
+    scrape: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "metrics endpoint cannot start");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let app = axum::Router::new()
+                    .route(
+                        "/metrics",
+                        axum::routing::get(move || {
+                            let scrape = scrape.clone();
+                            async move {
+                                (
+                                    [(
+                                        axum::http::header::CONTENT_TYPE,
+                                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                    )],
+                                    scrape(),
+                                )
+                            }
+                        }),
+                    )
+                    .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            tracing::error!(error = %e, "metrics endpoint stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "metrics endpoint cannot listen"),
+                }
+            });
+        })?;
+    Ok(bound)
+}
