@@ -3,39 +3,27 @@
 -- definition: share of factor enrollments that complete
 -- numerator: enroll_complete events with outcome success
 -- denominator: enroll_start events plus successful enroll_complete events that have no enroll_start for the same user and factor in the 24 hours before (vendors such as Okta only log the completion)
--- gotchas: a start near the end of a bucket may complete in the next one, so short buckets can exceed 1 transiently; failed completions count as started, not completed
-WITH starts AS (
-  SELECT time, "user" AS enrollee, factor AS enrolled_factor ${group_cols} FROM events WHERE action = 'enroll_start'
+-- gotchas: a start near the end of a bucket may complete in the next one, so short buckets can exceed 1 transiently; failed completions are not counted (their start already is); starts and completions are matched per user and factor with a running maximum, not a join
+WITH enroll AS (
+  -- one scan: the latest start of the same user and factor up to each row (starts sort before
+  -- completions at the same instant)
+  SELECT time, action, outcome ${group_cols},
+    MAX(CASE WHEN action = 'enroll_start' THEN time END) OVER (
+      PARTITION BY "user", factor ORDER BY time, action DESC
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS last_start
+  FROM events
+  WHERE action = 'enroll_start' OR (action = 'enroll_complete' AND outcome = 'success')
 ),
-completes AS (
-  SELECT time, "user" AS enrollee, factor AS enrolled_factor ${group_cols} FROM events WHERE action = 'enroll_complete' AND outcome = 'success'
-),
-unannounced AS (
-  SELECT c.* FROM completes c
-  WHERE NOT EXISTS (
-    SELECT 1 FROM starts s
-    WHERE s.enrollee = c.enrollee AND s.enrolled_factor = c.enrolled_factor
-      AND s.time <= c.time AND s.time > c.time - INTERVAL '24 hours'
-  )
-),
-started AS (
-  SELECT time ${group_cols} FROM starts
-  UNION ALL
-  SELECT time ${group_cols} FROM unannounced
-),
-per_bucket_started AS (
-  SELECT date_bin(INTERVAL '${bucket}', time) AS bucket ${group_cols}, COUNT(*) AS started
-  FROM started GROUP BY 1 ${group_cols}
-),
-per_bucket_completed AS (
-  SELECT date_bin(INTERVAL '${bucket}', time) AS bucket ${group_cols}, COUNT(*) AS completed
-  FROM completes GROUP BY 1 ${group_cols}
+per_bucket AS (
+  SELECT date_bin(INTERVAL '${bucket}', time) AS bucket ${group_cols},
+    COUNT(*) FILTER (WHERE action = 'enroll_complete') AS completed,
+    COUNT(*) FILTER (WHERE action = 'enroll_start'
+      OR last_start IS NULL OR last_start <= time - INTERVAL '24 hours') AS started
+  FROM enroll
+  GROUP BY 1 ${group_cols}
 )
-SELECT
-  s.bucket ${group_cols_s},
-  COALESCE(c.completed, 0) AS completed,
-  s.started,
-  CAST(COALESCE(c.completed, 0) AS DOUBLE) / s.started AS completion_rate
-FROM per_bucket_started s
-LEFT JOIN per_bucket_completed c ON s.bucket = c.bucket ${join_cols}
+SELECT bucket ${group_cols}, completed, started,
+  CAST(completed AS DOUBLE) / started AS completion_rate
+FROM per_bucket
+WHERE started > 0
 ORDER BY 1 ${group_cols}

@@ -122,13 +122,27 @@ impl Engine {
         Ok(rows)
     }
 
-    /// Run one SQL statement and collect its result.
+    /// Run SQL and collect the result of its last statement. Earlier statements may create
+    /// in-memory tables (`CREATE OR REPLACE TABLE name AS …`) that later ones read: DataFusion
+    /// recomputes a CTE at every reference, so a query that reuses an expensive intermediate
+    /// result materializes it this way.
     pub async fn run(&self, name: &str, sql: &str) -> Result<Vec<RecordBatch>, SliError> {
         let err = |source| SliError::Sql {
             name: name.to_string(),
             source,
         };
-        let df = self.ctx.sql(sql).await.map_err(err)?;
-        df.collect().await.map_err(err)
+        let statements = datafusion::sql::parser::DFParser::parse_sql(sql).map_err(err)?;
+        let mut last = Vec::new();
+        for statement in statements {
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .map_err(err)?;
+            let df = self.ctx.execute_logical_plan(plan).await.map_err(err)?;
+            last = df.collect().await.map_err(err)?;
+        }
+        Ok(last)
     }
 }
