@@ -9,36 +9,45 @@ use std::process::Command;
 use common::{bin, generate, run_json};
 
 fn ingest_sample(dir: &Path) -> String {
-    for (format, n, seed) in [("okta", "20000", "3"), ("duo", "6000", "4")] {
-        let status = bin()
-            .args([
-                "generate",
-                "--log-format",
-                format,
-                "--events",
-                n,
-                "--seed",
-                seed,
-                "--attacks",
-                "--days",
-                "2",
-                "--out",
-            ])
-            .arg(dir.join(format!("{format}.ndjson")))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let out = dir.join("out").display().to_string();
-    let status = bin()
-        .args(["ingest", "--no-progress", "--format", "json", "--out", &out])
-        .arg(dir.join("okta.ndjson"))
-        .arg(dir.join("duo.ndjson"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
+    let okta = generate(
+        dir,
+        "okta",
+        &[
+            "--log-format",
+            "okta",
+            "--events",
+            "20000",
+            "--seed",
+            "3",
+            "--attacks",
+            "--days",
+            "2",
+        ],
+    );
+    let duo = generate(
+        dir,
+        "duo",
+        &[
+            "--log-format",
+            "duo",
+            "--events",
+            "6000",
+            "--seed",
+            "4",
+            "--attacks",
+            "--days",
+            "2",
+        ],
+    );
+    let out = dir.join("out");
+    common::ingest_json(&[&okta, &duo], &out);
+    out.display().to_string()
+}
+
+/// Rows of one query (`--only NAME`) per day.
+fn daily(out: &str, name: &str) -> Vec<serde_json::Value> {
+    let report = run_json(&["sli", "--data", out, "--bucket", "1d", "--only", name]);
+    rows(&report, name).clone()
 }
 
 fn duckdb(out: &str, sql: &str) -> Option<serde_json::Value> {
@@ -108,16 +117,7 @@ fn sli_numbers_match_an_independent_engine() {
     }
 
     // M7: distinct adopters per day, exactly as DuckDB counts them.
-    let m7 = run_json(&[
-        "sli",
-        "--data",
-        &out,
-        "--bucket",
-        "1d",
-        "--only",
-        "phishing_resistant_adoption",
-    ]);
-    let m7 = rows(&m7, "phishing_resistant_adoption");
+    let m7 = daily(&out, "phishing_resistant_adoption");
     let adopters: i64 = m7.iter().map(|r| r["pr_users"].as_i64().unwrap()).sum();
     assert!(
         adopters > 0 && m7.iter().all(|r| r["adoption"].as_f64().unwrap() < 1.0),
@@ -134,16 +134,7 @@ fn sli_numbers_match_an_independent_engine() {
     }
 
     // Latency: exact counts, approximate p95 close to DuckDB's exact quantile.
-    let m2 = run_json(&[
-        "sli",
-        "--data",
-        &out,
-        "--bucket",
-        "1d",
-        "--only",
-        "mfa_latency",
-    ]);
-    let m2 = rows(&m2, "mfa_latency");
+    let m2 = daily(&out, "mfa_latency");
     let with_latency: i64 = m2.iter().map(|r| r["with_latency"].as_i64().unwrap()).sum();
     if let Some(v) = duckdb(
         &out,

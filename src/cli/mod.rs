@@ -65,12 +65,9 @@ pub enum SloMode {
     Check,
 }
 
-/// `mfascope slo`.
+/// Stored history to evaluate SLOs over (shared by `slo` and `alerts`).
 #[derive(clap::Args, Debug)]
-pub struct SloArgs {
-    /// `status` (default) or `check`.
-    #[arg(value_enum)]
-    pub mode: Option<SloMode>,
+pub struct SloHistoryArgs {
     /// Output directory of `mfascope ingest`.
     #[arg(long)]
     pub data: PathBuf,
@@ -83,6 +80,17 @@ pub struct SloArgs {
     /// Evaluate at this instant (RFC 3339, exclusive; default: the end of the data).
     #[arg(long)]
     pub to: Option<String>,
+}
+
+/// `mfascope slo`.
+#[derive(clap::Args, Debug)]
+pub struct SloArgs {
+    /// `status` (default) or `check`.
+    #[arg(value_enum)]
+    pub mode: Option<SloMode>,
+    /// Data, specs and range.
+    #[command(flatten)]
+    pub history: SloHistoryArgs,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
@@ -102,18 +110,9 @@ pub enum AlertFormat {
 /// `mfascope alerts`.
 #[derive(clap::Args, Debug)]
 pub struct AlertsArgs {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
-    #[arg(long)]
-    pub slos: Option<PathBuf>,
-    /// Replay events from here (RFC 3339, inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Stop at this instant (RFC 3339, exclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Data, specs and range.
+    #[command(flatten)]
+    pub history: SloHistoryArgs,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: AlertFormat,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::sli::{range, runtime};
-use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloMode};
+use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
 use crate::sli::live::Aggregator;
 use crate::sli::{Engine, Params};
 use crate::slo::{Slo, SloReport, alertmanager_payload, evaluate, live_config, resolve_slos};
@@ -27,6 +27,13 @@ pub fn evaluate_history(
         engine.replay(&mut agg).await
     })?;
     Ok(evaluate(slos, &agg, to))
+}
+
+/// The report for `slo` / `alerts` arguments.
+fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
+    let (from, to) = range(&h.from, &h.to)?;
+    let slos = resolve_slos(h.slos.as_deref())?;
+    evaluate_history(&h.data, &slos, from, to)
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -122,9 +129,7 @@ pub fn alerts_table(r: &SloReport, last: Option<usize>) -> String {
 
 /// `mfascope slo [check]`.
 pub fn run_slo(a: SloArgs) -> anyhow::Result<i32> {
-    let (from, to) = range(&a.from, &a.to)?;
-    let slos = resolve_slos(a.slos.as_deref())?;
-    let report = evaluate_history(&a.data, &slos, from, to)?;
+    let report = report(&a.history)?;
     match a.format {
         OutputFormat::Table => print!("{}", status_table(&report)),
         OutputFormat::Json => {
@@ -150,9 +155,7 @@ pub fn run_slo(a: SloArgs) -> anyhow::Result<i32> {
 
 /// `mfascope alerts`.
 pub fn run_alerts(a: AlertsArgs) -> anyhow::Result<i32> {
-    let (from, to) = range(&a.from, &a.to)?;
-    let slos = resolve_slos(a.slos.as_deref())?;
-    let report = evaluate_history(&a.data, &slos, from, to)?;
+    let report = report(&a.history)?;
     match a.format {
         AlertFormat::Table => print!("{}", alerts_table(&report, None)),
         AlertFormat::Json => println!(

@@ -1,5 +1,5 @@
 //! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
-//! metadata + placeholders), registering `events` for a time range, and running SQL.
+//! metadata + `${…}` parameters), registering `events` for a time range, and running SQL.
 
 pub mod live;
 mod query;

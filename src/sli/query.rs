@@ -1,4 +1,4 @@
-//! Query files: `-- key: value` header, SQL with `${bucket}` / `${group_cols}` placeholders.
+//! Query files: `-- key: value` header, SQL with `${bucket}` / `${group_cols}` parameters.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub struct Query {
     pub gotchas: String,
     /// File it came from.
     pub path: PathBuf,
-    /// SQL with placeholders.
+    /// SQL with `${…}` parameters.
     #[serde(skip)]
     pub template: String,
 }
@@ -224,7 +224,7 @@ impl Params {
         }
     }
 
-    /// The query's SQL with placeholders filled in.
+    /// The query's SQL with its `${…}` parameters filled in.
     pub fn render(&self, q: &Query) -> String {
         let group = |alias: &str| {
             self.by.iter().fold(String::new(), |mut acc, col| {
@@ -271,7 +271,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_and_placeholders() {
+    fn header_and_parameters() {
         let q = parse_query(Path::new("m.sql"), "-- name: m\n-- title: T\nSELECT date_bin(INTERVAL '${bucket}', time) AS bucket ${group_cols} FROM events GROUP BY 1 ${group_cols}").unwrap();
         assert_eq!((q.name.as_str(), q.title.as_str()), ("m", "T"));
         let p = Params::new(
