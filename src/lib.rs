@@ -2,8 +2,11 @@
 //!
 //! Data flows one way: [`source`] → [`normalize`] → batches ([`event`]) → sinks ([`sink`]) →
 //! views ([`report`], CLI). [`pipeline`] wires them; [`generate`] makes realistic traffic.
+//! Batch consumers beside the Parquet sink: live SLIs ([`sli`], [`slo`]) and the rule engine
+//! ([`detect`]).
 
 pub mod cli;
+pub mod detect;
 pub mod event;
 pub mod generate;
 pub mod metrics;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use super::ingest::ingest_live;
 use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
+use crate::detect::{DetectConfig, RuleSet};
 use crate::pipeline::IngestOptions;
 use crate::report::ingest_table;
 use crate::sli::{Bucket, Params, resolve_queries};
@@ -31,7 +32,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     opts.progress = false;
     let slos = resolve_slos(a.slos.as_deref())?;
     let out = opts.out.clone();
-    let (summary, live, live_table) = ingest_live(opts, &slos, None).context("demo ingest")?;
+    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    // The sample files (one per vendor) each cover the same two days and are read one after
+    // the other: let the streaming rule engine wait for the whole sample, so it sees events in
+    // time order (bounded: the sample is small).
+    let detect = DetectConfig {
+        allowance_ms: 7 * 86_400_000,
+        ..DetectConfig::default()
+    };
+    let (summary, live, live_table) =
+        ingest_live(opts, &slos, (&rules, detect), None).context("demo ingest")?;
     let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {

@@ -4,22 +4,34 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use super::detect::findings_text;
 use super::slo::{alerts_table, status_table};
 use super::{IngestArgs, OutputFormat};
+use crate::detect::stream::LiveDetector;
+use crate::detect::{DetectConfig, Detector, RuleSet};
 use crate::pipeline::{IngestOptions, Summary, ingest, stop_on_signals};
 use crate::report::ingest_table;
 use crate::sli::live::Aggregator;
 use crate::slo::{Slo, evaluate, live_config, resolve_slos};
 
-/// Ingest with a live aggregator attached; returns the summary and the live SLO state as JSON
-/// (`{"counters", "slo"}`) plus its table rendering.
+/// Ingest with the live aggregator and the streaming rule engine attached. Findings are stored
+/// under `OUT/findings/`. Returns the summary and the live state as JSON (`{"counters", "slo",
+/// "detect": {"counters", "findings"}}`) plus its table rendering.
 pub fn ingest_live(
     mut opts: IngestOptions,
     slos: &[Slo],
+    detection: (&RuleSet, DetectConfig),
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<(Summary, serde_json::Value, String)> {
     let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
     opts.observers.0.push(agg.clone());
+    let detector = Arc::new(LiveDetector::new(
+        Detector::new(detection.0, detection.1, false)?,
+        opts.out.join("findings"),
+        opts.max_latency.max(std::time::Duration::from_secs(1)),
+        opts.reader.follow,
+    ));
+    opts.observers.0.push(detector.clone());
     if let Some(addr) = metrics_listen {
         let (agg, slos, progress) = (agg.clone(), slos.to_vec(), opts.progress_counters.clone());
         let scrape = Arc::new(move || {
@@ -35,12 +47,18 @@ pub fn ingest_live(
         ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
     let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
     let report = evaluate(slos, &agg, None);
+    let (findings, counters, _files) = detector.finish().map_err(anyhow::Error::msg)?;
     let table = format!(
-        "\nLive SLO state (events of this run)\n{}\n{}",
+        "\nLive SLO state (events of this run)\n{}\n{}\nFindings (streaming rule engine)\n{}",
         status_table(&report),
-        alerts_table(&report, Some(12))
+        alerts_table(&report, Some(12)),
+        findings_text(&findings, &counters),
     );
-    let json = serde_json::json!({ "counters": agg.counters(), "slo": report });
+    let json = serde_json::json!({
+        "counters": agg.counters(),
+        "slo": report,
+        "detect": { "counters": counters, "findings": findings },
+    });
     Ok((summary, json, table))
 }
 
@@ -57,7 +75,12 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         opts.workers = w;
     }
     let slos = resolve_slos(a.slos.as_deref())?;
-    let (summary, live, live_table) = ingest_live(opts, &slos, a.metrics_listen)?;
+    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let detect = DetectConfig {
+        allowance_ms: a.detect_allowance.as_millis() as i64,
+        ..DetectConfig::default()
+    };
+    let (summary, live, live_table) = ingest_live(opts, &slos, (&rules, detect), a.metrics_listen)?;
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&summary)?;

@@ -2,6 +2,7 @@
 //! the library. Exit codes: 0 ok, 1 runtime failure (or dead letters with `--strict`), 2 usage.
 
 mod demo;
+pub mod detect;
 mod generate;
 mod ingest;
 pub mod sli;
@@ -54,6 +55,70 @@ pub enum Command {
     /// Alert timeline of the multi-window multi-burn-rate policies (table, JSON or an
     /// Alertmanager webhook payload).
     Alerts(AlertsArgs),
+    /// Run the detection rules (Sigma) over stored events and print the findings.
+    Detect(DetectArgs),
+    /// Check rule files (`lint`) or run their test cases (`test`).
+    Rules(RulesArgs),
+}
+
+/// Finding report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FindingFormat {
+    /// Aligned text.
+    Table,
+    /// Counters and findings.
+    Json,
+    /// Alertmanager v2 alerts (`POST /api/v2/alerts` body).
+    Alertmanager,
+}
+
+/// `mfascope detect`.
+#[derive(clap::Args, Debug)]
+pub struct DetectArgs {
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Start of the range (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range (RFC 3339, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Also store the findings as Parquet under `OUT/findings/`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FindingFormat,
+}
+
+/// `rules` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesMode {
+    /// Report schema problems with file:line (exit 1 on errors).
+    Lint,
+    /// Run every rule's `rsigma.exemplars` test cases (exit 1 on a failure).
+    Test,
+}
+
+/// `mfascope rules`.
+#[derive(clap::Args, Debug)]
+pub struct RulesArgs {
+    /// `lint` or `test`.
+    #[arg(value_enum)]
+    pub mode: RulesMode,
+    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// `test`: also fail when a rule lacks a match or a no-match case.
+    #[arg(long)]
+    pub strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
 }
 
 /// `slo` modes.
@@ -213,6 +278,13 @@ pub struct IngestArgs {
     /// e.g. `127.0.0.1:9464` (`:0` picks a free port, printed on stderr).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Sigma rule file or folder for streaming detection (default: `./rules` if present, else
+    /// the built-in rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// How long (in event time) streaming detection waits for out-of-order events.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub detect_allowance: Duration,
 }
 
 /// `mfascope generate`.
@@ -263,6 +335,9 @@ pub struct DemoArgs {
     /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
     #[arg(long)]
     pub slos: Option<PathBuf>,
+    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
@@ -300,5 +375,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Query(a) => sli::run_query(a),
         Command::Slo(a) => slo::run_slo(a),
         Command::Alerts(a) => slo::run_alerts(a),
+        Command::Detect(a) => detect::run_detect(a),
+        Command::Rules(a) => detect::run_rules(a),
     }
 }

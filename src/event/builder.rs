@@ -37,6 +37,7 @@ pub struct EventBatchBuilder {
     phishing_resistant: BooleanBuilder,
     privileged: BooleanBuilder,
     vendor_event_type: StringBuilder,
+    raw: StringBuilder,
     rows: usize,
 }
 
@@ -75,6 +76,7 @@ impl EventBatchBuilder {
             phishing_resistant: BooleanBuilder::with_capacity(rows),
             privileged: BooleanBuilder::with_capacity(rows),
             vendor_event_type: s(32),
+            raw: s(0),
             rows: 0,
         }
     }
@@ -116,6 +118,7 @@ impl EventBatchBuilder {
         self.phishing_resistant.append_value(e.phishing_resistant);
         self.privileged.append_option(e.privileged);
         self.vendor_event_type.append_value(&e.vendor_event_type);
+        self.raw.append_option(e.raw.as_deref());
         self.rows += 1;
     }
 
@@ -153,6 +156,7 @@ impl EventBatchBuilder {
             Arc::new(self.phishing_resistant.finish()),
             Arc::new(self.privileged.finish()),
             Arc::new(self.vendor_event_type.finish()),
+            Arc::new(self.raw.finish()),
         ];
         self.rows = 0;
         RecordBatch::try_new(event_schema(), columns).expect("builder matches the schema")

@@ -2,6 +2,7 @@
 //! normalizers produce, its Arrow schema and the builder that turns rows into record batches.
 
 mod builder;
+pub mod columns;
 pub mod cow;
 mod schema;
 
@@ -146,6 +147,10 @@ pub struct Event<'a> {
     /// The vendor's own event type, for traceability.
     #[serde(borrow)]
     pub vendor_event_type: Cow<'a, str>,
+    /// The vendor record this event came from, redacted (vendor formats only; never read from
+    /// canonical input).
+    #[serde(skip)]
+    pub raw: Option<Cow<'a, str>>,
 }
 
 impl<'a> Event<'a> {
@@ -183,6 +188,7 @@ impl<'a> Event<'a> {
             phishing_resistant: factor.is_phishing_resistant(),
             privileged: None,
             vendor_event_type: vendor_event_type.into(),
+            raw: None,
         }
     }
 
@@ -216,13 +222,14 @@ impl<'a> Event<'a> {
             phishing_resistant: self.phishing_resistant,
             privileged: self.privileged,
             vendor_event_type: Cow::Owned(self.vendor_event_type.into_owned()),
+            raw: o(self.raw),
         }
     }
 }
 
 /// Canonical NDJSON carries `time` as RFC 3339 (written) and accepts RFC 3339 or epoch
 /// milliseconds (read).
-mod time_serde {
+pub(crate) mod time_serde {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {

@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the canonical schema, written into every Parquet file's metadata.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 /// Column names, in schema order.
 pub mod col {
@@ -33,6 +33,7 @@ pub mod col {
     pub const PHISHING_RESISTANT: &str = "phishing_resistant";
     pub const PRIVILEGED: &str = "privileged";
     pub const VENDOR_EVENT_TYPE: &str = "vendor_event_type";
+    pub const RAW: &str = "raw";
 }
 
 fn dict() -> DataType {
@@ -71,6 +72,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(PHISHING_RESISTANT, DataType::Boolean, false),
         Field::new(PRIVILEGED, DataType::Boolean, true),
         utf8(VENDOR_EVENT_TYPE, false),
+        utf8(RAW, true),
     ]))
 });
 

@@ -26,6 +26,9 @@ struct User {
     ua: &'static str,
 }
 
+/// Events one round of attack scenarios adds.
+const ATTACK_EVENTS_PER_ROUND: usize = 68;
+
 const PLACES: &[(&str, &str, &str, &str)] = &[
     ("US", "California", "San Francisco", "United States"),
     ("US", "New York", "New York", "United States"),
@@ -315,11 +318,40 @@ impl Sim {
         self.push(e);
     }
 
-    /// Inject every scenario `rounds` times (41 events per round).
-    fn attacks(&mut self, start: i64, span: i64, rounds: usize) {
-        for _ in 0..rounds {
-            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+    /// A victim for an attack at `t0`: a user who authenticated successfully at least an hour
+    /// earlier, so "new for the user" is meaningful (falls back to anyone).
+    fn victim(&mut self, first_success: &[i64], t0: i64) -> usize {
+        for _ in 0..10_000 {
             let u = self.rng.random_range(0..self.users.len());
+            if first_success[u] < t0 - 3_600_000 {
+                return u;
+            }
+        }
+        self.rng.random_range(0..self.users.len())
+    }
+
+    /// Inject every scenario `rounds` times ([`ATTACK_EVENTS_PER_ROUND`] events per round).
+    fn attacks(&mut self, start: i64, span: i64, rounds: usize) {
+        let index: std::collections::HashMap<&str, usize> = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.as_str(), i))
+            .collect();
+        let mut first_success = vec![i64::MAX; self.users.len()];
+        for e in &self.events {
+            if e.outcome == Outcome::Success
+                && matches!(e.action, Action::MfaVerify | Action::PrimaryAuth)
+                && let Some(&u) = index.get(e.user.as_ref())
+            {
+                first_success[u] = first_success[u].min(e.time);
+            }
+        }
+        drop(index);
+        for _ in 0..rounds {
+            let before = self.events.len();
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
             let (ip, place) = self.attacker_ip();
             // Push fatigue: a burst of pushes the user denies or ignores, then an approval.
             let txn = self.id();
@@ -359,9 +391,9 @@ impl Sim {
             self.label("push_fatigue", "T1621", u, Some(ip.clone()), ids, (t0, t));
 
             // OTP brute force: many wrong codes.
-            let u = self.rng.random_range(0..self.users.len());
-            let (ip, place) = self.attacker_ip();
             let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
             let mut ids = vec![];
             for i in 0..14 {
                 let txn = self.id();
@@ -385,9 +417,9 @@ impl Sim {
             );
 
             // Recovery abuse and rogue device: recovery from a new country, factor swap, device.
-            let u = self.rng.random_range(0..self.users.len());
-            let (ip, place) = self.attacker_ip();
             let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
             let txn = self.id();
             let mut ids = vec![];
             for (dt, action, factor) in [
@@ -419,9 +451,9 @@ impl Sim {
             );
 
             // SIM swap: SMS factor re-enrolled, then SMS login from a new device.
-            let u = self.rng.random_range(0..self.users.len());
-            let (ip, place) = self.attacker_ip();
             let t0 = start + self.rng.random_range(span / 10..span * 8 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
             let txn = self.id();
             let mut enroll = self.base(
                 u,
@@ -451,8 +483,8 @@ impl Sim {
             );
 
             // MFA disabled by an admin for a privileged user.
-            let u = self.rng.random_range(0..self.users.len());
             let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
             let txn = self.id();
             let mut e = self.base(
                 u,
@@ -474,9 +506,9 @@ impl Sim {
             );
 
             // Impossible travel: two successful MFA logins continents apart, 20 minutes apart.
-            let u = self.rng.random_range(0..self.users.len());
-            let (ip, place) = self.attacker_ip();
             let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
             let factor = self.users[u].factor;
             let txn = self.id();
             let mut a = self.base(u, t0, (Action::MfaVerify, factor, Outcome::Success), &txn);
@@ -500,6 +532,121 @@ impl Sim {
                 vec![id1, id2],
                 (t0, t0 + 1_200_000),
             );
+
+            // Push bombing the user never gives in to: six pushes denied or ignored.
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
+            let txn = self.id();
+            let mut ids = vec![];
+            for i in 0..6 {
+                let t = t0 + i * 60_000;
+                let mut c = self.base(
+                    u,
+                    t,
+                    (Action::MfaChallenge, Factor::Push, Outcome::Challenge),
+                    &txn,
+                );
+                self.at(&mut c, &ip, place);
+                ids.push(self.push(c));
+                let (o, r) = if i % 3 == 0 {
+                    (Outcome::Denied, "user_denied")
+                } else {
+                    (Outcome::Timeout, "no_response")
+                };
+                let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), &txn);
+                v.reason = Some(r.into());
+                v.latency_ms = Some(30_000);
+                self.at(&mut v, &ip, place);
+                ids.push(self.push(v));
+            }
+            self.label(
+                "push_bombing",
+                "T1621",
+                u,
+                Some(ip),
+                ids,
+                (t0, t0 + 330_000),
+            );
+
+            // MFA spray: one IP fails the second factor for twelve users in 20 minutes.
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let (ip, place) = self.attacker_ip();
+            let mut ids = vec![];
+            let mut first = None;
+            let mut victims = std::collections::BTreeSet::new();
+            while victims.len() < 12.min(self.users.len()) {
+                victims.insert(self.rng.random_range(0..self.users.len()));
+            }
+            for (i, u) in victims.into_iter().enumerate() {
+                let i = i as i64;
+                first.get_or_insert(u);
+                let txn = self.id();
+                let factor = self.users[u].factor;
+                let mut v = self.base(
+                    u,
+                    t0 + i * 100_000,
+                    (Action::MfaVerify, factor, Outcome::Failure),
+                    &txn,
+                );
+                v.reason = Some("mfa_failed".into());
+                self.at(&mut v, &ip, place);
+                ids.push(self.push(v));
+            }
+            self.label(
+                "mfa_spray",
+                "T1110.003",
+                first.unwrap_or(0),
+                Some(ip),
+                ids,
+                (t0, t0 + 1_100_000),
+            );
+
+            // A bypass code lets someone in without the second factor.
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let txn = self.id();
+            let e = self.base(
+                u,
+                t0,
+                (Action::MfaVerify, Factor::BypassCode, Outcome::Success),
+                &txn,
+            );
+            let id = self.push(e);
+            self.label("bypass_used", "T1556.006", u, None, vec![id], (t0, t0));
+
+            // Replayed OTP: a phished code is submitted again from the attacker's IP.
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
+            let txn = self.id();
+            let mut ok = self.base(
+                u,
+                t0,
+                (Action::MfaVerify, Factor::Totp, Outcome::Success),
+                &txn,
+            );
+            ok.latency_ms = Some(8_000);
+            let id1 = self.push(ok);
+            let txn = self.id();
+            let mut replay = self.base(
+                u,
+                t0 + 20_000,
+                (Action::MfaVerify, Factor::Totp, Outcome::Failure),
+                &txn,
+            );
+            replay.reason = Some("replay".into());
+            self.at(&mut replay, &ip, place);
+            let id2 = self.push(replay);
+            self.label(
+                "otp_replay",
+                "T1111",
+                u,
+                Some(ip),
+                vec![id1, id2],
+                (t0, t0 + 20_000),
+            );
+            debug_assert_eq!(self.events.len() - before, ATTACK_EVENTS_PER_ROUND);
         }
     }
 }
@@ -527,10 +674,16 @@ fn diurnal(ms: i64) -> f64 {
 
 /// Run the simulation.
 pub fn simulate(opts: &GenerateOptions) -> Simulation {
-    let mut rng = Pcg64Mcg::seed_from_u64(opts.seed);
+    let rng = Pcg64Mcg::seed_from_u64(opts.seed);
     let n_users = (opts.events / 40).clamp(20, 200_000);
+    // One organisation seen through every IdP: user i has the same home, IP, device and factor
+    // whatever the seed, format or volume, so files generated separately (one per vendor) agree
+    // about who is where.
     let users = (0..n_users)
         .map(|i| {
+            let mut rng = Pcg64Mcg::seed_from_u64(xxhash_rust::xxh3::xxh3_64(
+                format!("acme.example user {i}").as_bytes(),
+            ));
             let roll: f64 = rng.random();
             let factor = match roll {
                 r if r < 0.55 => Factor::Push,
@@ -568,7 +721,7 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
     let span = (opts.days * 86_400_000.0) as i64;
     // Flows at diurnally weighted random times (rejection sampling), then time-ordered.
     let attack_events = if opts.attacks {
-        (opts.events / 20_000).max(1) * 41
+        (opts.events / 20_000).max(1) * ATTACK_EVENTS_PER_ROUND
     } else {
         0
     };

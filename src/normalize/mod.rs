@@ -267,7 +267,12 @@ fn emit<'a>(
     sink: &mut impl LeafSink,
 ) {
     match result {
-        Ok(Mapped::Event(e)) => sink.event(offset, *e),
+        Ok(Mapped::Event(mut e)) => {
+            if format.is_some_and(|f| f != LogFormat::Canonical) {
+                e.raw = Some(redact::redact_record(raw).into());
+            }
+            sink.event(offset, *e)
+        }
         Ok(Mapped::Ignored(kind)) => sink.ignored(offset, kind),
         Err(reason) => sink.dead(offset, raw, Reject { format, reason }),
     }

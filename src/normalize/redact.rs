@@ -70,6 +70,39 @@ static TEXT_SECRET: LazyLock<Regex> = LazyLock::new(|| {
 static OTPAUTH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"otpauth://[^\s\x22]+").expect("valid regex"));
 
+/// Longest raw record kept in the `raw` column.
+pub const MAX_RAW: usize = 256 << 10;
+
+/// Substrings (any case) that every secret-named key or `key=value` secret contains; a record
+/// without any of them has nothing to redact.
+static HINTS: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
+            "pass",
+            "otp",
+            "code",
+            "pin",
+            "secret",
+            "token",
+            "cookie",
+            "author",
+            "key",
+            "credential",
+            "seed",
+        ])
+        .expect("valid patterns")
+});
+
+/// The raw record as stored beside its event (the `raw` column): redacted like a dead letter,
+/// but only parsed and rewritten when it could hold a secret at all.
+pub fn redact_record(raw: &[u8]) -> String {
+    if raw.len() <= MAX_RAW && !HINTS.is_match(raw) {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    redact_raw(raw, MAX_RAW)
+}
+
 /// Redact a raw record and cut it to at most `max` bytes (at a character boundary).
 pub fn redact_raw(raw: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(raw);

@@ -23,7 +23,12 @@ pub const META_SCHEMA_VERSION: &str = "mfascope.schema_version";
 pub const META_POSITIONS: &str = "mfascope.positions";
 
 /// Columns whose values are (nearly) unique per row: dictionary encoding only costs there.
-const PLAIN_COLUMNS: &[&str] = &[col::EVENT_ID, col::TRANSACTION_ID, col::SESSION_ID];
+const PLAIN_COLUMNS: &[&str] = &[
+    col::EVENT_ID,
+    col::TRANSACTION_ID,
+    col::SESSION_ID,
+    col::RAW,
+];
 
 /// Write `batches` sorted by time to `tmp` (fsynced). Returns rows and bytes written. Batches
 /// that are already in time order (the common case: logs arrive in order) are written as they

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use strum::{EnumCount, IntoEnumIterator};
 
+use crate::event::columns::{decode_enum, utf8};
 use crate::event::{Action, Factor, Outcome, Source, col};
 
 /// Milliseconds per minute.
@@ -246,36 +247,6 @@ struct Columns {
     latency: arrow::array::PrimitiveArray<UInt32Type>,
     session: StringArray,
     device: StringArray,
-}
-
-fn decode_enum<T: std::str::FromStr + Copy>(array: &dyn Array) -> Vec<Option<T>> {
-    let dict = array
-        .as_any_dictionary_opt()
-        .expect("enum columns are dictionaries");
-    let values = arrow::compute::cast(dict.values(), &arrow::datatypes::DataType::Utf8)
-        .expect("dictionary values are strings");
-    let values = values.as_string::<i32>();
-    let lookup: Vec<Option<T>> = (0..values.len())
-        .map(|i| values.value(i).parse().ok())
-        .collect();
-    let keys = dict.normalized_keys();
-    (0..array.len())
-        .map(|i| {
-            if array.is_null(i) {
-                None
-            } else {
-                lookup.get(keys[i]).copied().flatten()
-            }
-        })
-        .collect()
-}
-
-fn utf8(batch: &RecordBatch, name: &str) -> StringArray {
-    let column = batch.column_by_name(name).expect("canonical schema");
-    arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
-        .expect("string column")
-        .as_string::<i32>()
-        .clone()
 }
 
 impl Columns {

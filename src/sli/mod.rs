@@ -98,16 +98,28 @@ impl Engine {
     /// aggregator: SLO evaluation over history uses exactly the live code). Returns the rows
     /// replayed.
     pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
-        use futures::StreamExt;
-        let err = |source| SliError::Sql {
-            name: "replay".into(),
-            source,
-        };
         let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
         let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
+        self.for_each_batch("replay", &sql, |b| agg.observe(b))
+            .await
+    }
+
+    /// Stream the result of `sql` batch by batch into `f` (memory stays bounded by DataFusion's
+    /// batch size and, for sorted queries, its sort spill). Returns the rows seen.
+    pub async fn for_each_batch(
+        &self,
+        name: &str,
+        sql: &str,
+        mut f: impl FnMut(&RecordBatch),
+    ) -> Result<u64, SliError> {
+        use futures::StreamExt;
+        let err = |source| SliError::Sql {
+            name: name.to_string(),
+            source,
+        };
         let mut stream = self
             .ctx
-            .sql(&sql)
+            .sql(sql)
             .await
             .map_err(err)?
             .execute_stream()
@@ -117,7 +129,7 @@ impl Engine {
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(err)?;
             rows += batch.num_rows() as u64;
-            agg.observe(&batch);
+            f(&batch);
         }
         Ok(rows)
     }

@@ -1,0 +1,134 @@
+//! `mfascope detect` (rules over stored history) and `mfascope rules lint|test`.
+
+use anyhow::Context;
+
+use super::sli::{range, runtime};
+use super::{DetectArgs, FindingFormat, OutputFormat, RulesArgs, RulesMode};
+use crate::detect::finding::{alertmanager, table, write_parquet};
+use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
+use crate::sli::{Bucket, Engine, Params};
+
+/// Run `rules` over the events of `data` in `[from, to)`, in `(time, event_id)` order.
+pub fn detect_history(
+    data: &std::path::Path,
+    from: Option<i64>,
+    to: Option<i64>,
+    rules: &RuleSet,
+    config: DetectConfig,
+) -> anyhow::Result<(Vec<Finding>, DetectCounters)> {
+    let params = Params::new(from, to, Bucket::Hour, vec![])?;
+    let mut detector = Detector::new(rules, config, false)?;
+    runtime()?.block_on(async {
+        let engine = Engine::open(data, &params).await?;
+        engine
+            .for_each_batch(
+                "detect",
+                "SELECT * FROM events ORDER BY time, event_id",
+                |b| detector.process_sorted(b),
+            )
+            .await
+    })?;
+    let counters = detector.counters();
+    Ok((detector.take_findings(), counters))
+}
+
+/// Findings and counters as text.
+pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String {
+    format!(
+        "{}\n{} findings from {} rules over {} events ({} late; {} users in history, {} evicted)\n",
+        table(findings),
+        findings.len(),
+        counters.rules,
+        counters.events,
+        counters.late_events,
+        counters.history.users,
+        counters.history.evicted_capacity + counters.history.expired,
+    )
+}
+
+/// `mfascope detect`.
+pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
+    let (from, to) = range(&a.from, &a.to)?;
+    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let (findings, counters) = detect_history(&a.data, from, to, &rules, DetectConfig::default())?;
+    if let Some(out) = &a.out {
+        let dir = out.join("findings");
+        if let Some(path) = write_parquet(&dir, &findings)
+            .with_context(|| format!("writing findings under {}", dir.display()))?
+        {
+            eprintln!("findings: {}", path.display());
+        }
+    }
+    match a.format {
+        FindingFormat::Table => print!("{}", findings_text(&findings, &counters)),
+        FindingFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "counters": counters, "findings": findings })
+            )?
+        ),
+        FindingFormat::Alertmanager => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&alertmanager(&findings))?
+            )
+        }
+    }
+    Ok(0)
+}
+
+/// `mfascope rules lint|test`; exit 1 on lint errors or failed tests.
+pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
+    let dir = a.rules.clone().or_else(|| {
+        let local = std::path::PathBuf::from("rules");
+        local.is_dir().then_some(local)
+    });
+    match a.mode {
+        RulesMode::Lint => {
+            let issues = crate::detect::lint::lint(dir.as_deref())?;
+            let errors = issues.iter().filter(|i| i.severity == "error").count();
+            match a.format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&issues)?),
+                OutputFormat::Table => {
+                    for i in &issues {
+                        println!("{i}");
+                    }
+                    println!("{errors} errors, {} warnings", issues.len() - errors);
+                }
+            }
+            Ok(i32::from(errors > 0))
+        }
+        RulesMode::Test => {
+            let rules = RuleSet::resolve(dir.as_deref())?;
+            let report = crate::detect::selftest::run(&rules)?;
+            let failed = report.failed();
+            match a.format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Table => {
+                    for c in &report.cases {
+                        let mark = if c.passed { "ok  " } else { "FAIL" };
+                        println!(
+                            "{mark} {} :: {} :: {} ({})",
+                            c.file, c.rule, c.case, c.expect
+                        );
+                        if !c.passed {
+                            println!("     {}", c.detail);
+                        }
+                    }
+                    for r in &report.incomplete {
+                        println!("incomplete {r}");
+                    }
+                    println!(
+                        "{} cases, {} passed, {failed} failed; {} rules without both a match and a no-match case",
+                        report.cases.len(),
+                        report.cases.len() - failed,
+                        report.incomplete.len()
+                    );
+                }
+            }
+            Ok(i32::from(
+                failed > 0 || (a.strict && !report.incomplete.is_empty()),
+            ))
+        }
+    }
+}

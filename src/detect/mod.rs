@@ -1,0 +1,311 @@
+//! Detection rules: Sigma detection and correlation rules (parsed and evaluated by the
+//! `rsigma-parser` / `rsigma-eval` crates) over canonical events, streaming inside `ingest` and
+//! over history in `mfascope detect`. This module owns the [`Detector`]: event-time ordering
+//! ([`order`]), per-user history facts ([`enrich`]), the rsigma correlation engine and the
+//! conversion of its results into [`Finding`]s. Both paths feed rows in `(time, event_id)`
+//! order through the same code, so they produce identical findings.
+
+pub mod enrich;
+pub mod finding;
+pub mod lint;
+pub mod order;
+pub mod row;
+pub mod rules;
+pub mod selftest;
+pub mod stream;
+pub mod vendor;
+
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, CorrelationEventMode, EvaluationResult, TimestampFallback,
+};
+use serde::Serialize;
+
+use arrow::array::RecordBatch;
+
+pub use enrich::{HistoryConfig, HistoryCounters};
+pub use finding::Finding;
+pub use rules::{RuleError, RuleSet};
+
+use enrich::Enricher;
+use order::Reorder;
+use row::{BatchView, Derived, Row};
+
+/// Rule-engine failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// Loading rules failed.
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    /// rsigma could not compile a rule.
+    #[error("compiling rules: {0} (run `mfascope rules lint` for details)")]
+    Compile(String),
+}
+
+/// Rule-engine settings.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectConfig {
+    /// How long (event time) streaming waits for out-of-order events before evaluating.
+    pub allowance_ms: i64,
+    /// Event ids kept as evidence per finding.
+    pub max_evidence: usize,
+    /// Correlation state entries (correlation × group key) kept at most.
+    pub max_state_entries: usize,
+    /// Window entries kept per group (bounds a single hot key).
+    pub max_group_entries: usize,
+    /// After a correlation fires for a group, identical firings are suppressed this long.
+    pub suppress_secs: u64,
+    /// Per-user history bounds.
+    pub history: HistoryConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            allowance_ms: 5 * 60_000,
+            max_evidence: 20,
+            max_state_entries: 1_000_000,
+            max_group_entries: 10_000,
+            suppress_secs: 3_600,
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+/// Counters of a detection run.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DetectCounters {
+    /// Events evaluated.
+    pub events: u64,
+    /// Events that arrived later than the out-of-order allowance (evaluated anyway).
+    pub late_events: u64,
+    /// Findings produced.
+    pub findings: u64,
+    /// Detection and correlation rules loaded.
+    pub rules: usize,
+    /// Vendor-space rules among `rules` (run on raw vendor records).
+    pub vendor_rules: usize,
+    /// Raw vendor records that were not JSON and so skipped vendor rules.
+    pub raw_unparsed: u64,
+    /// Live correlation state entries at the end.
+    pub correlation_state: usize,
+    /// Per-user history state.
+    pub history: HistoryCounters,
+}
+
+/// The rule engine with its state.
+pub struct Detector {
+    engine: CorrelationEngine,
+    vendor: Option<vendor::VendorEngines>,
+    enricher: Enricher,
+    reorder: Reorder,
+    config: DetectConfig,
+    findings: Vec<Finding>,
+    found: u64,
+    events: u64,
+    rules: usize,
+    last_evict_s: i64,
+    /// Rule id (or title) → Sigma `name`, for findings.
+    names: std::collections::HashMap<String, String>,
+    /// Detection rules (id or title) that only feed correlations (`generate: false`): their
+    /// matches are not findings. rsigma's own filter compares rule ids with references by name,
+    /// so mfascope resolves both.
+    correlation_only: std::collections::HashSet<String>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Detector({:?})", self.counters())
+    }
+}
+
+impl Detector {
+    /// Compile the canonical-field rules of `rules`. With `emit_all_detections` every matching
+    /// detection rule is reported, including those only referenced by correlations (rule
+    /// tests use this); otherwise they only feed their correlations.
+    pub fn new(
+        rules: &RuleSet,
+        config: DetectConfig,
+        emit_all_detections: bool,
+    ) -> Result<Detector, DetectError> {
+        let engine_config = CorrelationConfig {
+            timestamp_fallback: TimestampFallback::Skip,
+            max_state_entries: config.max_state_entries,
+            max_group_entries: Some(config.max_group_entries),
+            suppress: Some(config.suppress_secs),
+            emit_detections: emit_all_detections,
+            correlation_event_mode: CorrelationEventMode::Refs,
+            max_correlation_events: config.max_evidence,
+            ..CorrelationConfig::default()
+        };
+        let vendor = vendor::VendorEngines::new(rules, &engine_config)?;
+        let mut engine = CorrelationEngine::new(engine_config);
+        let collection = rules.collection(true);
+        engine
+            .add_collection(&collection)
+            .map_err(|e| DetectError::Compile(e.to_string()))?;
+        let key = |id: &Option<String>, title: &str| id.clone().unwrap_or_else(|| title.into());
+        let names = collection
+            .rules
+            .iter()
+            .filter_map(|r| Some((key(&r.id, &r.title), r.name.clone()?)))
+            .chain(
+                collection
+                    .correlations
+                    .iter()
+                    .filter_map(|c| Some((key(&c.id, &c.title), c.name.clone()?))),
+            )
+            .collect();
+        let vendor_names: Vec<(String, String)> = rules
+            .collection(false)
+            .rules
+            .iter()
+            .filter_map(|r| Some((key(&r.id, &r.title), r.name.clone()?)))
+            .collect();
+        let mut names: std::collections::HashMap<String, String> = names;
+        names.extend(vendor_names);
+        let mut correlation_only = std::collections::HashSet::new();
+        for (_, rule) in rules.rules() {
+            let referenced = rules.correlations().any(|(_, c)| {
+                !c.generate
+                    && c.rules
+                        .iter()
+                        .any(|r| rule.id.as_ref() == Some(r) || rule.name.as_ref() == Some(r))
+            });
+            if referenced {
+                correlation_only.insert(key(&rule.id, &rule.title));
+            }
+        }
+        Ok(Detector {
+            rules: collection.rules.len()
+                + collection.correlations.len()
+                + vendor.as_ref().map_or(0, vendor::VendorEngines::rules),
+            engine,
+            vendor,
+            enricher: Enricher::new(config.history),
+            reorder: Reorder::new(config.allowance_ms),
+            config,
+            findings: Vec::new(),
+            found: 0,
+            events: 0,
+            last_evict_s: i64::MIN,
+            names,
+            correlation_only,
+        })
+    }
+
+    /// Streaming entry: buffer `batch` for event-time ordering and evaluate what the
+    /// watermark released.
+    pub fn observe(&mut self, batch: &RecordBatch) {
+        if let Some(ready) = self.reorder.push(batch) {
+            self.process_sorted(&ready);
+        }
+    }
+
+    /// End of the stream: evaluate everything still buffered.
+    pub fn finish(&mut self) {
+        if let Some(rest) = self.reorder.flush() {
+            self.process_sorted(&rest);
+        }
+    }
+
+    /// History entry: evaluate a batch already in `(time, event_id)` order.
+    pub fn process_sorted(&mut self, batch: &RecordBatch) {
+        let max_evidence = self.config.max_evidence;
+        let correlation_only = std::mem::take(&mut self.correlation_only);
+        let mut found = Vec::new();
+        self.evaluate(
+            batch,
+            |_, _| {},
+            |row, results| {
+                found.extend(
+                    results
+                        .iter()
+                        .filter(|r| {
+                            let h = &r.header;
+                            let key = h.rule_id.as_ref().unwrap_or(&h.rule_title);
+                            !(r.is_detection() && correlation_only.contains(key))
+                        })
+                        .map(|r| Finding::from_result(r, row, max_evidence)),
+                );
+            },
+        );
+        self.correlation_only = correlation_only;
+        for f in &mut found {
+            f.rule_name = self.names.get(&f.rule_id).cloned();
+        }
+        self.found += found.len() as u64;
+        self.findings.extend(found);
+    }
+
+    /// Evaluate `batch` row by row: derive history facts (then let `pin` adjust them), run
+    /// the engine at the row's event time and hand the results to `sink`.
+    pub fn evaluate(
+        &mut self,
+        batch: &RecordBatch,
+        mut pin: impl FnMut(usize, &mut Derived),
+        mut sink: impl FnMut(&Row<'_>, &[EvaluationResult]),
+    ) {
+        let view = BatchView::of(batch);
+        for i in 0..view.len() {
+            let mut derived = self.enricher.observe(&view, i);
+            pin(i, &mut derived);
+            let row = Row {
+                view: &view,
+                i,
+                derived: &derived,
+            };
+            let secs = row.time_ms().div_euclid(1000);
+            if secs >= self.last_evict_s.saturating_add(60) {
+                self.engine.evict_expired(secs);
+                if let Some(v) = &mut self.vendor {
+                    v.evict_expired(secs);
+                }
+                self.last_evict_s = secs;
+            }
+            let mut results = self.engine.process_event_at(&row, secs);
+            if let Some(v) = &mut self.vendor
+                && let Some(raw) = row::opt_str(&view.raw, i)
+                && let Some(space) = view.source[i]
+                    .and_then(|s| vendor::space_of(s, view.vendor_event_type.value(i)))
+                && v.covers(space)
+            {
+                results.extend(v.evaluate(space, raw, secs));
+            }
+            self.events += 1;
+            if !results.is_empty() {
+                sink(&row, &results);
+            }
+        }
+    }
+
+    /// Findings so far, in the order they fired.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// Take the findings produced so far.
+    pub fn take_findings(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.findings)
+    }
+
+    /// Current counters.
+    pub fn counters(&self) -> DetectCounters {
+        DetectCounters {
+            events: self.events,
+            late_events: self.reorder.late(),
+            findings: self.found,
+            rules: self.rules,
+            vendor_rules: self.vendor.as_ref().map_or(0, vendor::VendorEngines::rules),
+            raw_unparsed: self
+                .vendor
+                .as_ref()
+                .map_or(0, vendor::VendorEngines::unparsed),
+            correlation_state: self.engine.state_count()
+                + self
+                    .vendor
+                    .as_ref()
+                    .map_or(0, vendor::VendorEngines::state_count),
+            history: self.enricher.counters(),
+        }
+    }
+}
