@@ -8,32 +8,20 @@
 
 use std::time::Instant;
 
+// The allocator of the `mfascope` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use mfascope::detect::{DetectConfig, Detector, RuleSet};
-use mfascope::event::EventBatchBuilder;
-use mfascope::generate::{GenerateOptions, simulate};
+
+mod common;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let (events, runs) = common::args(2_000_000, 5);
+    let batches: Vec<_> = common::batches(events, false)
+        .iter()
+        .map(mfascope::detect::order::sort_by_time)
         .collect();
-    let events = args.first().copied().unwrap_or(2_000_000);
-    let runs = args.get(1).copied().unwrap_or(5);
-    let sim = simulate(&GenerateOptions {
-        events,
-        days: 7.0,
-        attacks: true,
-        ..GenerateOptions::default()
-    });
-    let mut batches = Vec::new();
-    for chunk in sim.events.chunks(8192) {
-        let mut b = EventBatchBuilder::with_capacity(chunk.len());
-        for e in chunk {
-            b.append(e);
-        }
-        batches.push(mfascope::detect::order::sort_by_time(&b.finish()));
-    }
-    drop(sim);
     let rules = RuleSet::builtin();
     let mut rates = Vec::new();
     let mut last = None;
@@ -48,8 +36,7 @@ fn main() {
         rates.push(events as f64 / secs);
         last = Some(d.counters());
     }
-    rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
+    let median = common::median(rates);
     let c = last.expect("at least one run");
     println!(
         "{{\"bench\": \"detect\", \"events\": {events}, \"runs\": {runs}, \"rules\": {}, \"median_events_per_s\": {median:.0}, \"threads\": 1, \"findings\": {}, \"correlation_state\": {}, \"history_users\": {}}}",

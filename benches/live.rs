@@ -5,34 +5,14 @@
 
 use std::time::Instant;
 
-use mfascope::event::EventBatchBuilder;
-use mfascope::generate::{GenerateOptions, simulate};
 use mfascope::sli::live::Aggregator;
 use mfascope::slo::{live_config, resolve_slos};
 
+mod common;
+
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let events = args.first().copied().unwrap_or(2_000_000);
-    let runs = args.get(1).copied().unwrap_or(5);
-    let sim = simulate(&GenerateOptions {
-        events,
-        days: 7.0,
-        attacks: true,
-        probes: true,
-        ..GenerateOptions::default()
-    });
-    let mut batches = Vec::new();
-    for chunk in sim.events.chunks(8192) {
-        let mut b = EventBatchBuilder::with_capacity(chunk.len());
-        for e in chunk {
-            b.append(e);
-        }
-        batches.push(b.finish());
-    }
-    drop(sim);
+    let (events, runs) = common::args(2_000_000, 5);
+    let batches = common::batches(events, true);
     let slos = resolve_slos(None).expect("shipped SLOs");
     let mut rates = Vec::new();
     for _ in 0..runs {
@@ -45,8 +25,7 @@ fn main() {
         assert_eq!(agg.counters().events as usize, events);
         rates.push(events as f64 / secs);
     }
-    rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
+    let median = common::median(rates);
     println!(
         "{{\"bench\": \"live_aggregator\", \"events\": {events}, \"runs\": {runs}, \"median_events_per_s\": {median:.0}, \"threads\": 1}}"
     );

@@ -87,6 +87,26 @@ fn lint_and_test_name_the_file_and_line_of_a_broken_rule() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yml:"));
 }
 
+/// Generated canonical traffic with labelled attacks (`DIR/attacks.ndjson` + labels).
+fn attacks(dir: &Path, events: u32, days: u32, seed: u32) -> std::path::PathBuf {
+    let (events, days, seed) = (events.to_string(), days.to_string(), seed.to_string());
+    generate(
+        dir,
+        "attacks",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            &events,
+            "--days",
+            &days,
+            "--seed",
+            &seed,
+            "--attacks",
+        ],
+    )
+}
+
 /// Finding ids of a report.
 fn ids(findings: &serde_json::Value) -> BTreeSet<String> {
     findings
@@ -110,21 +130,7 @@ fn labels(input: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn every_labelled_attack_is_found_and_streaming_equals_history() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = generate(
-        tmp.path(),
-        "attacks",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "100000",
-            "--days",
-            "3",
-            "--seed",
-            "11",
-            "--attacks",
-        ],
-    );
+    let input = attacks(tmp.path(), 100000, 3, 11);
     let out = tmp.path().join("out");
     let summary = ingest_json(&[&input], &out);
     let streaming = &summary["live"]["detect"]["findings"];
@@ -227,21 +233,7 @@ fn secrets_in_input_never_reach_findings() {
 #[test]
 fn out_of_order_input_within_the_allowance_gives_the_same_findings() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = generate(
-        tmp.path(),
-        "attacks",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "40000",
-            "--days",
-            "2",
-            "--seed",
-            "5",
-            "--attacks",
-        ],
-    );
+    let input = attacks(tmp.path(), 40000, 2, 5);
     // Reorder the lines by their time plus a pseudo-random delay of up to 2 minutes: input
     // out of order by less than the 5 min allowance.
     let text = std::fs::read_to_string(&input).unwrap();
@@ -279,19 +271,7 @@ fn findings_parquet_reads_back_with_pyarrow() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let input = generate(
-        tmp.path(),
-        "attacks",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "30000",
-            "--seed",
-            "3",
-            "--attacks",
-        ],
-    );
+    let input = attacks(tmp.path(), 30000, 1, 3);
     let out = tmp.path().join("out");
     let summary = ingest_json(&[&input], &out);
     let findings = summary["live"]["detect"]["findings"].as_array().unwrap();

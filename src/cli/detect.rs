@@ -48,9 +48,10 @@ pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String 
 
 /// `mfascope detect`.
 pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
-    let (from, to) = range(&a.from, &a.to)?;
+    let (from, to) = range(&a.range.from, &a.range.to)?;
     let rules = RuleSet::resolve(a.rules.as_deref())?;
-    let (findings, counters) = detect_history(&a.data, from, to, &rules, DetectConfig::default())?;
+    let (findings, counters) =
+        detect_history(&a.range.data, from, to, &rules, DetectConfig::default())?;
     if let Some(out) = &a.out {
         let dir = out.join("findings");
         if let Some(path) = write_parquet(&dir, &findings)

@@ -75,15 +75,9 @@ pub enum FindingFormat {
 /// `mfascope detect`.
 #[derive(clap::Args, Debug)]
 pub struct DetectArgs {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Start of the range (RFC 3339, inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of the range (RFC 3339, exclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Data and time range.
+    #[command(flatten)]
+    pub range: DataRange,
     /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
     #[arg(long)]
     pub rules: Option<PathBuf>,
@@ -147,6 +141,20 @@ pub struct SloHistoryArgs {
     pub to: Option<String>,
 }
 
+/// Stored events and a time range (shared by `sli`, `query` and `detect`).
+#[derive(clap::Args, Debug)]
+pub struct DataRange {
+    /// Output directory of `mfascope ingest`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Start of the range (RFC 3339, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range (RFC 3339, exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
 /// `mfascope slo`.
 #[derive(clap::Args, Debug)]
 pub struct SloArgs {
@@ -186,15 +194,9 @@ pub struct AlertsArgs {
 /// `mfascope sli`.
 #[derive(clap::Args, Debug)]
 pub struct SliArgs {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Start of the range (RFC 3339, inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of the range (RFC 3339, exclusive).
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Data and time range.
+    #[command(flatten)]
+    pub range: DataRange,
     /// Group by these columns (comma-separated): app, factor, source, country, tenant, …
     #[arg(long, value_delimiter = ',')]
     pub by: Vec<String>,
@@ -215,20 +217,14 @@ pub struct SliArgs {
 /// `mfascope query`.
 #[derive(clap::Args, Debug)]
 pub struct QueryArgs {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Data and time range.
+    #[command(flatten)]
+    pub range: DataRange,
     /// SQL text.
     #[arg(long, conflicts_with = "file")]
     pub sql: Option<String>,
     /// File holding the SQL.
     pub file: Option<PathBuf>,
-    /// Start of the range (RFC 3339, inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End of the range (RFC 3339, exclusive).
-    #[arg(long)]
-    pub to: Option<String>,
     /// Result format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

@@ -49,7 +49,7 @@ pub fn rows_json(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
 
 /// Run every SLI query and print the results.
 pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
-    let (from, to) = range(&a.from, &a.to)?;
+    let (from, to) = range(&a.range.from, &a.range.to)?;
     let by: Vec<String> =
         a.by.iter()
             .flat_map(|s| s.split(','))
@@ -66,7 +66,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             a.only.join(",")
         );
     }
-    let report = report_slis(&a.data, &params, &queries, a.format)?;
+    let report = report_slis(&a.range.data, &params, &queries, a.format)?;
     if a.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -107,7 +107,7 @@ pub fn report_slis(
 
 /// Run ad-hoc SQL (or a file) against `events`.
 pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
-    let (from, to) = range(&a.from, &a.to)?;
+    let (from, to) = range(&a.range.from, &a.range.to)?;
     let sql = match (&a.sql, &a.file) {
         (Some(sql), None) => sql.clone(),
         (None, Some(file)) => {
@@ -118,7 +118,7 @@ pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
     let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?;
     let rt = runtime()?;
     rt.block_on(async {
-        let engine = Engine::open(&a.data, &params).await?;
+        let engine = Engine::open(&a.range.data, &params).await?;
         let batches = engine.run("ad-hoc", &sql).await?;
         match a.format {
             OutputFormat::Table => {

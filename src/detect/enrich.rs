@@ -6,11 +6,9 @@
 //! speed between successive successful MFA logins uses country centroids from `keshvar`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
 
 use serde::Serialize;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
 
 use super::row::{BatchView, Derived, opt_str};
 use crate::event::{Action, Outcome};
@@ -121,9 +119,9 @@ fn code2(s: &str) -> Option<[u8; 2]> {
 #[derive(Debug)]
 pub struct Enricher {
     config: HistoryConfig,
-    /// Keyed by user hash; a fixed-key hasher keeps iteration (and so eviction) order
+    /// Keyed by user hash; a fixed-seed hasher keeps iteration (and so eviction) order
     /// deterministic, so streaming and history runs evict the same users.
-    users: HashMap<u64, UserHistory, BuildHasherDefault<DefaultHasher>>,
+    users: HashMap<u64, UserHistory, Xxh3Builder>,
     counters: HistoryCounters,
     last_sweep: i64,
     centroids: HashMap<[u8; 2], Option<(f64, f64)>>,
@@ -146,7 +144,7 @@ impl Enricher {
                 max_users: config.max_users.max(1),
                 ..config
             },
-            users: HashMap::default(),
+            users: HashMap::with_hasher(Xxh3Builder::new()),
             counters: HistoryCounters::default(),
             last_sweep: i64::MIN,
             centroids: HashMap::new(),

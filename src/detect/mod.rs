@@ -30,6 +30,10 @@ use enrich::Enricher;
 use order::Reorder;
 use row::{BatchView, Derived, Row};
 
+/// How often (event-time seconds) expired correlation state is dropped; the state is also
+/// capped by `max_state_entries` at all times.
+const EVICT_EVERY_S: i64 = 600;
+
 /// Rule-engine failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -139,7 +143,11 @@ impl Detector {
         };
         let vendor = vendor::VendorEngines::new(rules, &engine_config)?;
         let mut engine = CorrelationEngine::new(engine_config);
-        let collection = rules.collection(true);
+        let mut collection = rules.collection(true);
+        collection
+            .rules
+            .iter_mut()
+            .for_each(rules::fold_lower_case_fields);
         engine
             .add_collection(&collection)
             .map_err(|e| DetectError::Compile(e.to_string()))?;
@@ -255,7 +263,7 @@ impl Detector {
                 derived: &derived,
             };
             let secs = row.time_ms().div_euclid(1000);
-            if secs >= self.last_evict_s.saturating_add(60) {
+            if secs >= self.last_evict_s.saturating_add(EVICT_EVERY_S) {
                 self.engine.evict_expired(secs);
                 if let Some(v) = &mut self.vendor {
                     v.evict_expired(secs);

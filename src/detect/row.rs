@@ -310,18 +310,16 @@ impl SigmaEvent for Row<'_> {
         }
     }
 
+    /// The event id only: rsigma calls this for every event a correlation counts, to keep a
+    /// reference to it (`Refs` mode). mfascope never asks rsigma for whole events — findings
+    /// name event ids and the events themselves are in Parquet — so building the full object
+    /// (30 fields) would only cost time.
     fn to_json(&self) -> Value {
         let mut m = Map::new();
-        for name in crate::event::event_schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .chain(DERIVED_FIELDS.iter().copied())
-        {
-            if let Some(v) = self.field(name) {
-                m.insert(name.to_string(), v.to_json());
-            }
-        }
+        m.insert(
+            "event_id".to_string(),
+            Value::String(self.view.event_id.value(self.i).to_string()),
+        );
         Value::Object(m)
     }
 }

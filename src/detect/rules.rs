@@ -280,3 +280,48 @@ impl RuleSet {
         self.len() == 0
     }
 }
+
+/// Canonical fields whose values are always lower-case words (`docs/schema.md`).
+const LOWER_CASE_FIELDS: &[&str] = &["action", "factor", "outcome", "source", "reason"];
+
+/// Compile plain equality on the lower-case canonical fields as case-sensitive equality on the
+/// lower-cased pattern. The result is the same as Sigma's case-insensitive default (the event
+/// side is already lower case) without lower-casing every event value on every comparison.
+pub fn fold_lower_case_fields(rule: &mut SigmaRule) {
+    use rsigma_parser::{Detection, Modifier, SigmaValue, StringPart};
+    fn walk(d: &mut Detection) {
+        match d {
+            Detection::AllOf(items) => {
+                for item in items {
+                    let plain = item.field.modifiers.is_empty()
+                        && item
+                            .field
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| LOWER_CASE_FIELDS.contains(&n))
+                        && item.values.iter().all(|v| {
+                            matches!(v, SigmaValue::String(s)
+                                if s.parts.iter().all(|p| matches!(p, StringPart::Plain(_))))
+                        });
+                    if !plain {
+                        continue;
+                    }
+                    for v in &mut item.values {
+                        if let SigmaValue::String(s) = v {
+                            s.original = s.original.to_lowercase();
+                            for p in &mut s.parts {
+                                if let StringPart::Plain(text) = p {
+                                    *text = text.to_lowercase();
+                                }
+                            }
+                        }
+                    }
+                    item.field.modifiers.push(Modifier::Cased);
+                }
+            }
+            Detection::AnyOf(subs) => subs.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    rule.detection.named.values_mut().for_each(walk);
+}

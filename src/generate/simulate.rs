@@ -19,7 +19,7 @@ pub struct Simulation {
 struct User {
     name: String,
     factor: Factor,
-    country: &'static (&'static str, &'static str, &'static str, &'static str),
+    country: &'static Place,
     ip: String,
     device: String,
     privileged: bool,
@@ -29,7 +29,10 @@ struct User {
 /// Events one round of attack scenarios adds.
 const ATTACK_EVENTS_PER_ROUND: usize = 68;
 
-const PLACES: &[(&str, &str, &str, &str)] = &[
+/// Country code, region, city, country name.
+type Place = (&'static str, &'static str, &'static str, &'static str);
+
+const PLACES: &[Place] = &[
     ("US", "California", "San Francisco", "United States"),
     ("US", "New York", "New York", "United States"),
     ("DE", "Berlin", "Berlin", "Germany"),
@@ -39,7 +42,7 @@ const PLACES: &[(&str, &str, &str, &str)] = &[
     ("BR", "Sao Paulo", "Sao Paulo", "Brazil"),
     ("JP", "Tokyo", "Tokyo", "Japan"),
 ];
-const FOREIGN: &[(&str, &str, &str, &str)] = &[
+const FOREIGN: &[Place] = &[
     ("RU", "Moscow", "Moscow", "Russia"),
     ("NG", "Lagos", "Lagos", "Nigeria"),
     ("VN", "Hanoi", "Hanoi", "Vietnam"),
@@ -246,12 +249,7 @@ impl Sim {
         });
     }
 
-    fn attacker_ip(
-        &mut self,
-    ) -> (
-        String,
-        &'static (&'static str, &'static str, &'static str, &'static str),
-    ) {
+    fn attacker_ip(&mut self) -> (String, &'static Place) {
         let place = &FOREIGN[self.rng.random_range(0..FOREIGN.len())];
         (
             format!(
@@ -264,12 +262,7 @@ impl Sim {
         )
     }
 
-    fn at(
-        &self,
-        e: &mut Event<'static>,
-        ip: &str,
-        place: &(&'static str, &'static str, &'static str, &'static str),
-    ) {
+    fn at(&self, e: &mut Event<'static>, ip: &str, place: &Place) {
         e.src_ip = Some(ip.to_string().into());
         e.country = Some(place.0.into());
         e.region = Some(place.1.into());
@@ -318,6 +311,36 @@ impl Sim {
         self.push(e);
     }
 
+    /// An attacker's push prompt at `t` from `ip` that the user denies (or ignores) 30 s later;
+    /// returns the ids of the challenge and the verification.
+    fn unwanted_push(
+        &mut self,
+        u: usize,
+        t: i64,
+        txn: &str,
+        (ip, place): (&str, &'static Place),
+        denied: bool,
+    ) -> [String; 2] {
+        let mut c = self.base(
+            u,
+            t,
+            (Action::MfaChallenge, Factor::Push, Outcome::Challenge),
+            txn,
+        );
+        self.at(&mut c, ip, place);
+        let challenge = self.push(c);
+        let (o, r) = if denied {
+            (Outcome::Denied, "user_denied")
+        } else {
+            (Outcome::Timeout, "no_response")
+        };
+        let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), txn);
+        v.reason = Some(r.into());
+        v.latency_ms = Some(30_000);
+        self.at(&mut v, ip, place);
+        [challenge, self.push(v)]
+    }
+
     /// A victim for an attack at `t0`: a user who authenticated successfully at least an hour
     /// earlier, so "new for the user" is meaningful (falls back to anyone).
     fn victim(&mut self, first_success: &[i64], t0: i64) -> usize {
@@ -358,25 +381,7 @@ impl Sim {
             let mut ids = vec![];
             let mut t = t0;
             for i in 0..8 {
-                let mut c = self.base(
-                    u,
-                    t,
-                    (Action::MfaChallenge, Factor::Push, Outcome::Challenge),
-                    &txn,
-                );
-                self.at(&mut c, &ip, place);
-                ids.push(self.push(c));
-                let denied = i % 2 == 0;
-                let (o, r) = if denied {
-                    (Outcome::Denied, "user_denied")
-                } else {
-                    (Outcome::Timeout, "no_response")
-                };
-                let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), &txn);
-                v.reason = Some(r.into());
-                v.latency_ms = Some(30_000);
-                self.at(&mut v, &ip, place);
-                ids.push(self.push(v));
+                ids.extend(self.unwanted_push(u, t, &txn, (&ip, place), i % 2 == 0));
                 t += 45_000;
             }
             let mut ok = self.base(
@@ -541,24 +546,7 @@ impl Sim {
             let mut ids = vec![];
             for i in 0..6 {
                 let t = t0 + i * 60_000;
-                let mut c = self.base(
-                    u,
-                    t,
-                    (Action::MfaChallenge, Factor::Push, Outcome::Challenge),
-                    &txn,
-                );
-                self.at(&mut c, &ip, place);
-                ids.push(self.push(c));
-                let (o, r) = if i % 3 == 0 {
-                    (Outcome::Denied, "user_denied")
-                } else {
-                    (Outcome::Timeout, "no_response")
-                };
-                let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), &txn);
-                v.reason = Some(r.into());
-                v.latency_ms = Some(30_000);
-                self.at(&mut v, &ip, place);
-                ids.push(self.push(v));
+                ids.extend(self.unwanted_push(u, t, &txn, (&ip, place), i % 3 == 0));
             }
             self.label(
                 "push_bombing",
