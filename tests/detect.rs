@@ -8,23 +8,17 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use common::{bin, generate, ingest_json, run_json, run_json_code};
+use common::{bin, generate, ingest_json, output_json, run_json, run_json_code};
 
 #[test]
 fn builtin_rules_pass_their_tests_and_lint_clean() {
     let tmp = tempfile::tempdir().unwrap();
     // Run outside the checkout so the built-in (compiled-in) rules are used.
-    let out = bin()
-        .current_dir(tmp.path())
-        .args(["rules", "test", "--strict", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let report = output_json(
+        bin()
+            .current_dir(tmp.path())
+            .args(["rules", "test", "--strict", "--format", "json"]),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cases = report["cases"].as_array().unwrap();
     assert!(cases.len() >= 40, "{} cases", cases.len());
     assert!(cases.iter().all(|c| c["passed"] == true));
@@ -285,16 +279,11 @@ print(json.dumps({"files": len(files), "rows": t.num_rows, "ids": sorted(t.colum
   "attack": sorted({a for l in t.column("attack").to_pylist() for a in l}),
   "first_le_last": all(a <= b for a, b in zip(t.column("first_time").to_pylist(), t.column("last_time").to_pylist()))}))
 "#;
-    let out = std::process::Command::new(python)
-        .args(["-c", script, &out.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = output_json(std::process::Command::new(python).args([
+        "-c",
+        script,
+        &out.display().to_string(),
+    ]));
     assert!(v["files"].as_u64().unwrap() >= 1);
     assert_eq!(v["rows"], findings.len());
     let want: Vec<String> = ids(&summary["live"]["detect"]["findings"])

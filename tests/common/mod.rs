@@ -68,3 +68,17 @@ pub fn ingest_json(inputs: &[&Path], out: &Path) -> serde_json::Value {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_json(&args)
 }
+
+/// Run `cmd`, assert it succeeded (showing its stderr and stdout otherwise) and parse its stdout
+/// as JSON.
+pub fn output_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
