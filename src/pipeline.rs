@@ -62,6 +62,8 @@ pub struct IngestOptions {
     pub out: PathBuf,
     /// Input format (`Auto` detects per record).
     pub format: LogFormat,
+    /// Keep each vendor record, redacted, in the `raw` column (vendor-field rules need it).
+    pub keep_raw: bool,
     /// Parser threads.
     pub workers: usize,
     /// Rows after which a segment is committed.
@@ -87,6 +89,7 @@ impl IngestOptions {
             inputs,
             out,
             format: LogFormat::Auto,
+            keep_raw: false,
             workers: thread::available_parallelism().map_or(2, |n| n.get()),
             segment_rows: 200_000,
             segment_bytes: 16 << 20,
@@ -221,12 +224,13 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
         let rx = item_rx.clone();
         let tx = done_tx.clone();
         let format = opts.format;
+        let keep_raw = opts.keep_raw;
         let pool = opts.reader.pool.clone();
         worker_handles.push(
             thread::Builder::new()
                 .name(format!("normalize-{i}"))
                 .spawn(move || {
-                    let mut normalizer = Normalizer::new(format);
+                    let mut normalizer = Normalizer::new(format).keep_raw(keep_raw);
                     for (seq, item) in rx {
                         let work = match item {
                             ReadItem::Chunk(mut chunk) => {

@@ -76,6 +76,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     }
     let slos = resolve_slos(a.slos.as_deref())?;
     let rules = RuleSet::resolve(a.rules.as_deref())?;
+    // Vendor-field rules read the raw record; storing it also serves later hunts.
+    opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
     let detect = DetectConfig {
         allowance_ms: a.detect_allowance.as_millis() as i64,
         ..DetectConfig::default()

@@ -278,6 +278,10 @@ pub struct IngestArgs {
     /// the built-in rules).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Store each vendor record, redacted, in the `raw` column (for vendor-field Sigma rules
+    /// over history). On by default when the rules include vendor rules; costs ingest speed.
+    #[arg(long)]
+    pub keep_raw: bool,
     /// How long (in event time) streaming detection waits for out-of-order events.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub detect_allowance: Duration,

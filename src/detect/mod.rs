@@ -96,6 +96,16 @@ pub struct DetectCounters {
     pub history: HistoryCounters,
 }
 
+/// `batch` with its `raw` column replaced by nulls (same schema).
+fn without_raw(batch: &RecordBatch) -> RecordBatch {
+    let Ok(idx) = batch.schema().index_of(crate::event::col::RAW) else {
+        return batch.clone();
+    };
+    let mut columns = batch.columns().to_vec();
+    columns[idx] = arrow::array::new_null_array(columns[idx].data_type(), batch.num_rows());
+    RecordBatch::try_new(batch.schema(), columns).expect("same schema, nullable column")
+}
+
 /// The rule engine with its state.
 pub struct Detector {
     engine: CorrelationEngine,
@@ -204,6 +214,14 @@ impl Detector {
     /// Streaming entry: buffer `batch` for event-time ordering and evaluate what the
     /// watermark released.
     pub fn observe(&mut self, batch: &RecordBatch) {
+        // Without vendor rules nothing reads `raw`, the widest column: do not buffer it.
+        let slim;
+        let batch = if self.vendor.is_none() {
+            slim = without_raw(batch);
+            &slim
+        } else {
+            batch
+        };
         if let Some(ready) = self.reorder.push(batch) {
             self.process_sorted(&ready);
         }

@@ -39,11 +39,17 @@ pub fn sort_by_time(batch: &RecordBatch) -> RecordBatch {
     arrow::compute::take_record_batch(batch, &idx).expect("indices in range")
 }
 
+/// Rows released together at least (unless flushing): evaluating in larger sorted runs keeps
+/// the concatenation cost per row small.
+const MIN_RELEASE: usize = 8192;
+
 /// Holds rows until the watermark passes them.
 #[derive(Debug)]
 pub struct Reorder {
     allowance_ms: i64,
-    pending: Option<RecordBatch>,
+    min_release: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     max_time: i64,
     released_to: i64,
     late: u64,
@@ -61,7 +67,9 @@ impl Reorder {
     pub fn new(allowance_ms: i64) -> Reorder {
         Reorder {
             allowance_ms: allowance_ms.max(0),
-            pending: None,
+            min_release: MIN_RELEASE,
+            pending: Vec::new(),
+            pending_rows: 0,
             max_time: i64::MIN,
             released_to: i64::MIN,
             late: 0,
@@ -75,10 +83,11 @@ impl Reorder {
 
     /// Rows waiting for the watermark.
     pub fn pending_rows(&self) -> usize {
-        self.pending.as_ref().map_or(0, RecordBatch::num_rows)
+        self.pending_rows
     }
 
-    /// Add a batch; returns the rows now behind the watermark, sorted (possibly empty).
+    /// Add a batch; returns the rows now behind the watermark, sorted (`None` when none are, or
+    /// when fewer than [`MIN_RELEASE`] are and the buffer is large).
     pub fn push(&mut self, batch: &RecordBatch) -> Option<RecordBatch> {
         if batch.num_rows() == 0 {
             return None;
@@ -88,11 +97,28 @@ impl Reorder {
         self.max_time = self
             .max_time
             .max(t.values().iter().copied().max().unwrap_or(i64::MIN));
-        let all = match self.pending.take() {
-            Some(p) => concat_batches(&batch.schema(), [&p, batch]).expect("same schema"),
-            None => batch.clone(),
-        };
+        self.pending.push(batch.clone());
+        self.pending_rows += batch.num_rows();
         let watermark = self.max_time.saturating_sub(self.allowance_ms);
+        let ready: usize = self
+            .pending
+            .iter()
+            .map(|b| {
+                times(b)
+                    .values()
+                    .iter()
+                    .filter(|&&x| x <= watermark)
+                    .count()
+            })
+            .sum();
+        // Release whatever is ready while the buffer is small (cheap to re-concatenate, and a
+        // quiet live stream must not wait for a full run); a large buffer waits for a run.
+        let cheap = self.pending_rows <= 4 * self.min_release;
+        if ready == 0 || (ready < self.min_release && !cheap) {
+            return None;
+        }
+        let all = concat_batches(&batch.schema(), &self.pending).expect("same schema");
+        self.pending.clear();
         let scalar = arrow::array::Scalar::new(
             arrow::array::TimestampMillisecondArray::from(vec![watermark])
                 .with_data_type(times(&all).data_type().clone()),
@@ -100,14 +126,20 @@ impl Reorder {
         let ready: BooleanArray = lt_eq(times(&all), &scalar).expect("timestamps compare");
         let waiting: BooleanArray = gt(times(&all), &scalar).expect("timestamps compare");
         let keep = filter_record_batch(&all, &waiting).expect("mask matches");
-        self.pending = (keep.num_rows() > 0).then_some(keep);
+        self.pending_rows = keep.num_rows();
+        if keep.num_rows() > 0 {
+            self.pending.push(keep);
+        }
         let out = filter_record_batch(&all, &ready).expect("mask matches");
         self.release(out)
     }
 
     /// Everything still waiting, sorted (end of input).
     pub fn flush(&mut self) -> Option<RecordBatch> {
-        let rest = self.pending.take()?;
+        let first = self.pending.first()?;
+        let rest = concat_batches(&first.schema(), &self.pending).expect("same schema");
+        self.pending.clear();
+        self.pending_rows = 0;
         self.release(rest)
     }
 
@@ -148,7 +180,10 @@ mod tests {
 
     #[test]
     fn rows_wait_for_the_watermark_and_leave_sorted() {
-        let mut r = Reorder::new(10);
+        let mut r = Reorder {
+            min_release: 1,
+            ..Reorder::new(10)
+        };
         assert_eq!(released(r.push(&batch(&[5, 1, 3]))), Vec::<i64>::new());
         assert_eq!(released(r.push(&batch(&[14, 2]))), vec![1, 2, 3]);
         assert_eq!(r.pending_rows(), 2);

@@ -88,6 +88,7 @@ pub(crate) type MapResult<'a> = Result<Mapped<'a>, String>;
 /// Per-worker normalizer state: the forced or last detected format and lookup caches.
 pub struct Normalizer {
     forced: Option<LogFormat>,
+    keep_raw: bool,
     last: Option<LogFormat>,
     ctx: fields::Ctx,
 }
@@ -97,9 +98,17 @@ impl Normalizer {
     pub fn new(format: LogFormat) -> Self {
         Normalizer {
             forced: (format != LogFormat::Auto).then_some(format),
+            keep_raw: false,
             last: None,
             ctx: fields::Ctx::default(),
         }
+    }
+
+    /// Also keep each vendor record, redacted, in the event's `raw` field (for vendor-field
+    /// rules). Costs a JSON parse and re-serialization per record that could hold a secret.
+    pub fn keep_raw(mut self, keep: bool) -> Self {
+        self.keep_raw = keep;
+        self
     }
 
     /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
@@ -156,7 +165,7 @@ impl Normalizer {
             Some(f) => Err(format!("{}: record is not JSON", f.as_str())),
         };
         let format = Some(LogFormat::Keycloak).filter(|_| keycloak::is_event_line(line));
-        emit(offset, line, format, result, sink);
+        emit(offset, line, format, result, sink, self.keep_raw);
     }
 
     /// A top-level object: the forced or last format first (the hot path), then — only when
@@ -175,7 +184,7 @@ impl Normalizer {
             return;
         };
         let failure = match map_json(format, obj, &mut self.ctx) {
-            Ok(mapped) => return emit(offset, obj, Some(format), Ok(mapped), sink),
+            Ok(mapped) => return emit(offset, obj, Some(format), Ok(mapped), sink, self.keep_raw),
             Err(reason) => reason,
         };
         if self.envelope(raw, offset, obj, sink) {
@@ -222,12 +231,12 @@ impl Normalizer {
     fn leaf(&mut self, offset: usize, obj: &[u8], sink: &mut impl LeafSink) {
         if let Some(format) = self.forced {
             let result = map_json(format, obj, &mut self.ctx);
-            return emit(offset, obj, Some(format), result, sink);
+            return emit(offset, obj, Some(format), result, sink, self.keep_raw);
         }
         if let Some(last) = self.last
             && let Ok(mapped) = map_json(last, obj, &mut self.ctx)
         {
-            return emit(offset, obj, Some(last), Ok(mapped), sink);
+            return emit(offset, obj, Some(last), Ok(mapped), sink, self.keep_raw);
         }
         self.detect_and_map(offset, obj, sink);
     }
@@ -237,7 +246,7 @@ impl Normalizer {
             Ok(Some(format)) => {
                 self.last = Some(format);
                 let result = map_json(format, obj, &mut self.ctx);
-                emit(offset, obj, Some(format), result, sink)
+                emit(offset, obj, Some(format), result, sink, self.keep_raw)
             }
             Ok(None) => sink.dead(
                 offset,
@@ -265,10 +274,11 @@ fn emit<'a>(
     format: Option<LogFormat>,
     result: MapResult<'a>,
     sink: &mut impl LeafSink,
+    keep_raw: bool,
 ) {
     match result {
         Ok(Mapped::Event(mut e)) => {
-            if format.is_some_and(|f| f != LogFormat::Canonical) {
+            if keep_raw && format.is_some_and(|f| f != LogFormat::Canonical) {
                 e.raw = Some(redact::redact_record(raw).into());
             }
             sink.event(offset, *e)
