@@ -48,42 +48,13 @@ fn line_of(text: &str, field: &str) -> usize {
 
 /// Files of `dir` (or the built-in set) as (display path, text).
 fn sources(dir: Option<&Path>) -> Result<Vec<(String, String)>, RuleError> {
-    let Some(dir) = dir else {
-        return Ok(super::rules::BUILTIN
+    match dir {
+        Some(dir) => super::rules::read_sources(dir),
+        None => Ok(super::rules::BUILTIN
             .iter()
             .map(|(n, t)| (format!("builtin:{n}"), t.to_string()))
-            .collect());
-    };
-    let mut paths: Vec<_> = if dir.is_file() {
-        vec![dir.to_path_buf()]
-    } else {
-        walkdir::WalkDir::new(dir)
-            .into_iter()
-            .flatten()
-            .map(|e| e.into_path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            .collect()
-    };
-    paths.sort();
-    if paths.is_empty() {
-        return Err(RuleError::Empty(dir.to_path_buf()));
+            .collect()),
     }
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|source| RuleError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let shown = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
-            let shown = if shown.is_empty() {
-                p.display().to_string()
-            } else {
-                shown
-            };
-            Ok((shown, text))
-        })
-        .collect()
 }
 
 /// Lint the rules under `dir` (the built-in rules when `None`).

@@ -89,6 +89,41 @@ pub struct RuleSet {
     pub files: Vec<RuleFile>,
 }
 
+/// The rule files of `dir` (a folder, walked recursively, or one file) as (display path
+/// relative to `dir`, text), sorted by path.
+pub fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, RuleError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RuleError::Io { path, source }
+    };
+    if dir.is_file() {
+        let text = std::fs::read_to_string(dir).map_err(io(dir))?;
+        return Ok(vec![(dir.display().to_string(), text)]);
+    }
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RuleError::Io {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?
+        .into_iter()
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(RuleError::Empty(dir.to_path_buf()));
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(io(p))?;
+            Ok((p.strip_prefix(dir).unwrap_or(p).display().to_string(), text))
+        })
+        .collect()
+}
+
 /// True for rules written against canonical fields (logsource product `mfascope`).
 pub fn is_canonical(rule: &SigmaRule) -> bool {
     rule.logsource
@@ -161,38 +196,9 @@ impl RuleSet {
 
     /// Every `*.yml` / `*.yaml` under `dir` (recursively, sorted by path).
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RuleError::Io { path, source }
-        };
-        if dir.is_file() {
-            let text = std::fs::read_to_string(dir).map_err(io(dir))?;
-            return Ok(RuleSet {
-                files: vec![parse_file(&dir.display().to_string(), &text)?],
-            });
-        }
-        let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| RuleError::Io {
-                path: dir.to_path_buf(),
-                source: e.into(),
-            })?
-            .into_iter()
-            .map(|e| e.into_path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            .collect();
-        paths.sort();
-        if paths.is_empty() {
-            return Err(RuleError::Empty(dir.to_path_buf()));
-        }
-        let files = paths
+        let files = read_sources(dir)?
             .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).map_err(io(p))?;
-                let shown = p.strip_prefix(dir).unwrap_or(p).display().to_string();
-                parse_file(&shown, &text)
-            })
+            .map(|(path, text)| parse_file(path, text))
             .collect::<Result<_, _>>()?;
         Ok(RuleSet { files })
     }

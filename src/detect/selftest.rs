@@ -204,12 +204,7 @@ pub fn run(rules: &RuleSet) -> Result<TestReport, DetectError> {
             }
         };
     for (file, rule) in rules.rules() {
-        let canonical = rule
-            .logsource
-            .product
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case(super::rules::CANONICAL_PRODUCT));
-        if !canonical {
+        if !super::rules::is_canonical(rule) {
             continue;
         }
         check(
