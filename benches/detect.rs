@@ -39,7 +39,7 @@ fn main() {
     let median = common::median(rates);
     let c = last.expect("at least one run");
     println!(
-        "{{\"bench\": \"detect\", \"events\": {events}, \"runs\": {runs}, \"rules\": {}, \"median_events_per_s\": {median:.0}, \"threads\": 1, \"findings\": {}, \"correlation_state\": {}, \"history_users\": {}}}",
-        c.rules, c.findings, c.correlation_state, c.history.users
+        "{{\"bench\": \"detect\", \"events\": {events}, \"runs\": {runs}, \"rules\": {}, \"median_events_per_s\": {median:.0}, \"threads\": 1, \"gated_in\": {}, \"findings\": {}, \"correlation_state\": {}, \"history_users\": {}}}",
+        c.rules, c.gated_in, c.findings, c.correlation_state, c.history.users
     );
 }

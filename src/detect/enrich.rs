@@ -90,7 +90,8 @@ struct LastMfa {
     time: i64,
     country: [u8; 2],
     centroid: (f64, f64),
-    event_id: Box<str>,
+    /// Reused across logins (ids are mostly the same length): no allocation per login.
+    event_id: String,
 }
 
 /// Centroid (latitude, longitude) of an ISO 3166-1 alpha-2 country.
@@ -151,15 +152,21 @@ impl Enricher {
         }
     }
 
-    /// Facts about row `i` against the history so far, then learn from the row when it is a
-    /// successful authentication. Rows must come in event-time order.
-    pub fn observe(&mut self, v: &BatchView, i: usize) -> Derived {
+    /// Facts about row `i` against the history so far (only when `derive`: rows no rule can
+    /// match skip them), then learn from the row when it is a successful authentication. Rows
+    /// must come in event-time order.
+    pub fn observe(&mut self, v: &BatchView, i: usize, derive: bool) -> Derived {
         let t = v.time.value(i);
         self.sweep(t);
+        let success = v.outcome[i] == Some(Outcome::Success);
+        let learn = success && learns(v.action[i]);
+        if !derive && !learn {
+            return Derived::default();
+        }
         let key = xxh3_64(v.user.value(i).as_bytes());
         let hash = |a| opt_str(a, i).map(|s| xxh3_64(s.as_bytes()));
         let (ip, country, device) = (hash(&v.src_ip), hash(&v.country), hash(&v.device_id));
-        let known = self.users.get(&key);
+        let known = if derive { self.users.get(&key) } else { None };
         let novelty = |value: Option<u64>, pick: fn(&UserHistory) -> &Recent| {
             let known = known.map(pick).filter(|r| !r.0.is_empty())?;
             Some(!known.contains(value?))
@@ -173,7 +180,6 @@ impl Enricher {
             travel_kmh: None,
             travel_from: None,
         };
-        let success = v.outcome[i] == Some(Outcome::Success);
         let mfa_here = if success && v.action[i] == Some(Action::MfaVerify) {
             opt_str(&v.country, i).and_then(code2).and_then(|code| {
                 let c = *self
@@ -193,9 +199,9 @@ impl Enricher {
             let hours = ((t - last.time).max(60_000)) as f64 / 3_600_000.0;
             derived.travel_km = Some(km.round());
             derived.travel_kmh = Some((km / hours).round());
-            derived.travel_from = Some(last.event_id.clone());
+            derived.travel_from = Some(last.event_id.as_str().into());
         }
-        if success && learns(v.action[i]) {
+        if learn {
             let cap = self.config.per_user;
             let h = self.users.entry(key).or_default();
             h.last_seen = h.last_seen.max(t);
@@ -210,12 +216,22 @@ impl Enricher {
                 }
             }
             if let Some((code, c)) = mfa_here {
-                h.last_mfa = Some(LastMfa {
-                    time: t,
-                    country: code,
-                    centroid: c,
-                    event_id: v.event_id.value(i).into(),
-                });
+                let id = v.event_id.value(i);
+                match &mut h.last_mfa {
+                    Some(last) => {
+                        (last.time, last.country, last.centroid) = (t, code, c);
+                        last.event_id.clear();
+                        last.event_id.push_str(id);
+                    }
+                    None => {
+                        h.last_mfa = Some(LastMfa {
+                            time: t,
+                            country: code,
+                            centroid: c,
+                            event_id: id.to_owned(),
+                        })
+                    }
+                }
             }
             self.counters.displaced_values += displaced;
             if self.users.len() > self.config.max_users {
@@ -341,7 +357,7 @@ mod tests {
             ),
         ]);
         let mut e = Enricher::new(HistoryConfig::default());
-        let d: Vec<Derived> = (0..v.len()).map(|i| e.observe(&v, i)).collect();
+        let d: Vec<Derived> = (0..v.len()).map(|i| e.observe(&v, i, true)).collect();
         // No history yet: unknown, not new.
         assert_eq!((d[0].user_seen_before, d[0].src_ip_new), (false, None));
         // A failed attempt and an account change do not teach the history.
@@ -380,7 +396,7 @@ mod tests {
             ..HistoryConfig::default()
         });
         for i in 0..v.len() {
-            e.observe(&v, i);
+            e.observe(&v, i, true);
         }
         let c = e.counters();
         assert!(c.users <= 100, "{c:?}");

@@ -7,6 +7,7 @@
 
 pub mod enrich;
 pub mod finding;
+pub mod gate;
 pub mod lint;
 pub mod order;
 pub mod row;
@@ -27,6 +28,7 @@ pub use finding::Finding;
 pub use rules::{RuleError, RuleSet};
 
 use enrich::Enricher;
+use gate::Gate;
 use order::Reorder;
 use row::{BatchView, Derived, Row};
 
@@ -80,6 +82,8 @@ impl Default for DetectConfig {
 pub struct DetectCounters {
     /// Events evaluated.
     pub events: u64,
+    /// Events the row gate let through to the canonical rules (the rest cannot match any).
+    pub gated_in: u64,
     /// Events that arrived later than the out-of-order allowance (evaluated anyway).
     pub late_events: u64,
     /// Findings produced.
@@ -109,6 +113,8 @@ fn without_raw(batch: &RecordBatch) -> RecordBatch {
 /// The rule engine with its state.
 pub struct Detector {
     engine: CorrelationEngine,
+    /// Rows no canonical rule can match skip `engine`.
+    gate: Gate,
     vendor: Option<vendor::VendorEngines>,
     enricher: Enricher,
     reorder: Reorder,
@@ -116,6 +122,7 @@ pub struct Detector {
     findings: Vec<Finding>,
     found: u64,
     events: u64,
+    gated_in: u64,
     rules: usize,
     last_evict_s: i64,
     /// Rule id (or title) → Sigma `name`, for findings.
@@ -154,6 +161,7 @@ impl Detector {
         let vendor = vendor::VendorEngines::new(rules, &engine_config)?;
         let mut engine = CorrelationEngine::new(engine_config);
         let mut collection = rules.collection(true);
+        let gate = Gate::of(&collection.rules);
         collection
             .rules
             .iter_mut()
@@ -198,6 +206,7 @@ impl Detector {
                 + collection.correlations.len()
                 + vendor.as_ref().map_or(0, vendor::VendorEngines::rules),
             engine,
+            gate,
             vendor,
             enricher: Enricher::new(config.history),
             reorder: Reorder::new(config.allowance_ms),
@@ -205,6 +214,7 @@ impl Detector {
             findings: Vec::new(),
             found: 0,
             events: 0,
+            gated_in: 0,
             last_evict_s: i64::MIN,
             names,
             correlation_only,
@@ -273,7 +283,8 @@ impl Detector {
     ) {
         let view = BatchView::of(batch);
         for i in 0..view.len() {
-            let mut derived = self.enricher.observe(&view, i);
+            let maybe = self.gate.may_admit(&view, i);
+            let mut derived = self.enricher.observe(&view, i, maybe);
             pin(i, &mut derived);
             let row = Row {
                 view: &view,
@@ -288,7 +299,12 @@ impl Detector {
                 }
                 self.last_evict_s = secs;
             }
-            let mut results = self.engine.process_event_at(&row, secs);
+            let mut results = if maybe && self.gate.admits(&view, i, &derived) {
+                self.gated_in += 1;
+                self.engine.process_event_at(&row, secs)
+            } else {
+                Vec::new()
+            };
             if let Some(v) = &mut self.vendor
                 && let Some(raw) = row::opt_str(&view.raw, i)
                 && let Some(space) = view.source[i]
@@ -318,6 +334,7 @@ impl Detector {
     pub fn counters(&self) -> DetectCounters {
         DetectCounters {
             events: self.events,
+            gated_in: self.gated_in,
             late_events: self.reorder.late(),
             findings: self.found,
             rules: self.rules,

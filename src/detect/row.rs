@@ -114,7 +114,8 @@ pub struct BatchView {
     pub factor: Vec<Option<Factor>>,
     /// `outcome`.
     pub outcome: Vec<Option<Outcome>>,
-    reason: StringArray,
+    /// `reason`.
+    pub reason: StringArray,
     latency_ms: PrimitiveArray<UInt32Type>,
     /// `src_ip`.
     pub src_ip: StringArray,

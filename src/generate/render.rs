@@ -99,6 +99,9 @@ fn okta(e: &Event<'_>) -> Value {
             "user.mfa.okta_verify.deny_push",
             "User rejected Okta push verify",
         ),
+        (MfaVerify, _) if e.factor == Factor::BypassCode => {
+            ("user.mfa.attempt_bypass", "Attempt bypass of factor")
+        }
         (MfaVerify, _) => (
             "user.authentication.auth_via_mfa",
             "Authentication of user via MFA",
@@ -126,6 +129,9 @@ fn okta(e: &Event<'_>) -> Value {
         (DeviceRegister, _) => ("device.enrollment.create", "Device enrolled"),
         (DeviceRevoke, _) => ("device.lifecycle.deactivate", "Device deactivated"),
         (Bypass, _) => ("user.mfa.attempt_bypass", "Attempt bypass of factor"),
+        (PolicyChange, _) if e.reason.as_deref() == Some("mfa_disabled") => {
+            ("policy.lifecycle.deactivate", "Deactivate policy")
+        }
         (PolicyChange, _) => ("policy.lifecycle.update", "Update policy"),
         (Other, _) => ("policy.evaluate_sign_on", "Evaluation of sign-on policy"),
     };
@@ -139,6 +145,11 @@ fn okta(e: &Event<'_>) -> Value {
             ("FAILURE", json!("INVALID_CREDENTIALS"))
         }
         (_, Some("rate_limited")) => ("DENY", json!("Rate limit exceeded")),
+        // Okta's E0000082 for a TOTP code submitted twice.
+        (_, Some("replay")) => (
+            "FAILURE",
+            json!("Each code can only be used once. Please wait for a new code and try again."),
+        ),
         (_, _) => ("FAILURE", json!("VERIFICATION_ERROR")),
     };
     let geo = json!({
@@ -148,6 +159,9 @@ fn okta(e: &Event<'_>) -> Value {
     let mut target = vec![
         json!({"alternateId": "unknown", "detailEntry": null, "displayName": s(&e.app), "id": "0oa1abcd2EFGH3ijk4x6", "type": "AppInstance"}),
     ];
+    if e.action == PolicyChange {
+        target.push(json!({"alternateId": "unknown", "detailEntry": {"policyType": "MFA_ENROLL"}, "displayName": "Authenticator enrollment policy", "id": "00p1abcd2EFGH3ijk4x6", "type": "PolicyEntity"}));
+    }
     let actor_id = e.actor.as_deref().unwrap_or(&e.user);
     if e.actor.is_some() {
         target.push(json!({"alternateId": e.user, "detailEntry": null, "displayName": e.user, "id": "00u1abvz4pYqdM8ms4x6", "type": "User"}));

@@ -58,6 +58,16 @@ struct Party<'a> {
         deserialize_with = "crate::event::cow::opt"
     )]
     kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    detailEntry: Option<DetailEntry<'a>>,
+}
+
+/// `target[].detailEntry`: for a `PolicyEntity`, which kind of policy it is.
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct DetailEntry<'a> {
+    #[serde(borrow, default, deserialize_with = "crate::event::cow::opt")]
+    policyType: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +200,17 @@ fn action_for(event_type: &str) -> Option<Action> {
     })
 }
 
+/// Whether a target is the authenticator (MFA) enrollment policy: deactivating or deleting it
+/// (or one of its rules) stops requiring MFA.
+fn is_mfa_enroll_policy(target: &Party<'_>) -> bool {
+    target.kind.as_deref() == Some("PolicyEntity")
+        && target
+            .detailEntry
+            .as_ref()
+            .and_then(|d| d.policyType.as_deref())
+            .is_some_and(|t| t.eq_ignore_ascii_case("MFA_ENROLL"))
+}
+
 /// Factor from Okta's factor names (`debugData.factor`, `credentialType`, push/sms event types).
 fn factor_for(name: &str) -> Factor {
     let n = name.to_ascii_uppercase();
@@ -241,6 +262,9 @@ fn outcome_for(
         || reason_l.contains("expired")
     {
         Some((Outcome::Timeout, "no_response"))
+    } else if reason_l.contains("only be used once") || reason_l.contains("already been used") {
+        // E0000082: the TOTP code of this time step was already accepted.
+        Some((Outcome::Failure, "replay"))
     } else if reason_l.contains("locked") {
         Some((Outcome::Failure, "locked_out"))
     } else if reason_l.contains("rate limit") || reason_l.contains("too many") {
@@ -334,6 +358,14 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
         "user.mfa.factor.reset_all" => reason = Some("reset_all"),
         "user.mfa.factor.suspend" => reason = Some("suspended"),
         "user.mfa.factor.update" => reason = Some("factor_updated"),
+        "policy.lifecycle.deactivate"
+        | "policy.lifecycle.delete"
+        | "policy.rule.deactivate"
+        | "policy.rule.delete"
+            if targets.iter().any(is_mfa_enroll_policy) =>
+        {
+            reason = Some("mfa_disabled")
+        }
         _ if action == Action::MfaChallenge && outcome == Outcome::Success => {
             outcome = Outcome::Challenge
         }
@@ -485,5 +517,27 @@ mod tests {
         assert!(err.contains("outside the accepted range"), "{err}");
         let err = map(br#"{"uuid":"u","eventType":"user.session.start","published":"2024-05-01T10:00:00Z","outcome":{"result":5}}"#, &mut Ctx::default()).unwrap_err();
         assert!(err.contains("outcome.result"), "{err}");
+    }
+
+    #[test]
+    fn reused_code_is_a_replay_and_mfa_policy_deactivation_disables_mfa() {
+        let e = ev(&format!(
+            r#"{{{BASE},"eventType":"user.authentication.auth_via_mfa","outcome":{{"result":"FAILURE","reason":"Each code can only be used once. Please wait for a new code and try again."}},"debugContext":{{"debugData":{{"factor":"GOOGLE_AUTHENTICATOR"}}}}}}"#
+        ));
+        assert_eq!(
+            (e.action, e.outcome, e.reason.as_deref()),
+            (Action::MfaVerify, Outcome::Failure, Some("replay"))
+        );
+        let policy = |kind: &str| {
+            ev(&format!(
+                r#"{{{BASE},"eventType":"policy.lifecycle.deactivate","outcome":{{"result":"SUCCESS"}},"target":[{{"type":"PolicyEntity","displayName":"p","detailEntry":{{"policyType":"{kind}"}}}}]}}"#
+            ))
+        };
+        let off = policy("MFA_ENROLL");
+        assert_eq!(
+            (off.action, off.reason.as_deref()),
+            (Action::PolicyChange, Some("mfa_disabled"))
+        );
+        assert_eq!(policy("OktaSignOn").reason, None);
     }
 }
