@@ -9,7 +9,8 @@
 //! combination. `and` intersects, `or` and selectors (`1 of …`, `all of them`: taken over
 //! every named detection) unite, `not` allows everything. The result over-approximates each
 //! rule, so a row outside it is provably matched by no rule; correlations only consume
-//! detection matches, so they never miss a row the gate skipped.
+//! detection matches, so they never miss a row the gate skipped. A second set, over the rules
+//! that are not sequel-only ([`super::sequel`]), tells rows only such rules can match.
 
 use std::str::FromStr;
 
@@ -247,10 +248,29 @@ fn condition(rule: &SigmaRule, e: &ConditionExpr) -> Combos {
     }
 }
 
+/// What the gate says about a row.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Admit {
+    /// No rule can match the row.
+    No,
+    /// Some rule that reports or counts on its own may match.
+    Firm,
+    /// Only rules that are later steps of ordered correlations may match (see
+    /// [`super::sequel`]): the row matters only while such a correlation's first step is live.
+    Sequel,
+}
+
+/// A row's enum-column slots and `reason` flag, computed once per row; the derived flags are
+/// added by [`Gate::admit`].
+#[derive(Clone, Copy, Debug)]
+pub struct RowKey(usize);
+
 /// Which rows may match at least one of a set of canonical detection rules.
 #[derive(Clone)]
 pub struct Gate {
     allowed: Combos,
+    /// Rows some rule other than a sequel-only rule may match.
+    firm: Combos,
 }
 
 impl std::fmt::Debug for Gate {
@@ -259,49 +279,85 @@ impl std::fmt::Debug for Gate {
     }
 }
 
+/// Combinations one rule may match.
+fn rule_combos(rule: &SigmaRule) -> Combos {
+    if rule.detection.conditions.is_empty() {
+        return Combos::all();
+    }
+    rule.detection
+        .conditions
+        .iter()
+        .fold(Combos::none(), |acc, e| acc.or(&condition(rule, e)))
+}
+
 impl Gate {
-    /// The gate of `rules` (an empty set lets nothing through).
+    /// The gate of `rules` (an empty set lets nothing through); every rule is firm.
     pub fn of<'a>(rules: impl IntoIterator<Item = &'a SigmaRule>) -> Gate {
-        let allowed = rules.into_iter().fold(Combos::none(), |acc, rule| {
-            let c = if rule.detection.conditions.is_empty() {
-                Combos::all()
-            } else {
-                rule.detection
-                    .conditions
-                    .iter()
-                    .fold(Combos::none(), |acc, e| acc.or(&condition(rule, e)))
-            };
-            acc.or(&c)
-        });
-        Gate { allowed }
+        Gate::with_sequels(rules, |_| false)
     }
 
-    /// Whether row `i` of `view`, with its derived facts, may match a rule.
+    /// The gate of `rules`, where `sequel_only` tells the rules whose matches only ever serve
+    /// as later steps of ordered correlations.
+    pub fn with_sequels<'a>(
+        rules: impl IntoIterator<Item = &'a SigmaRule>,
+        sequel_only: impl Fn(&SigmaRule) -> bool,
+    ) -> Gate {
+        let (mut allowed, mut firm) = (Combos::none(), Combos::none());
+        for rule in rules {
+            let c = rule_combos(rule);
+            if !sequel_only(rule) {
+                firm = firm.or(&c);
+            }
+            allowed = allowed.or(&c);
+        }
+        Gate { allowed, firm }
+    }
+
+    /// The slots of row `i` that do not depend on derived facts.
     #[inline]
-    pub fn admits(&self, view: &BatchView, i: usize, derived: &Derived) -> bool {
-        let travel = derived.travel_kmh.is_some() || derived.travel_km.is_some();
-        self.admits_with(view, i, travel, derived.device_new == Some(true))
+    pub fn key(&self, view: &BatchView, i: usize) -> RowKey {
+        let k = |key: Option<i8>| key.map_or(0, |k| k as usize + 1);
+        let base = (k(view.action[i].map(Action::key)) * F + k(view.factor[i].map(Factor::key)))
+            * O
+            + k(view.outcome[i].map(Outcome::key));
+        RowKey(base * 2 + usize::from(super::row::opt_str(&view.reason, i).is_some()))
     }
 
-    /// Whether row `i` may match a rule with some derived facts: when not, the derived facts
+    /// Whether a row may match a rule with some derived facts: when not, the derived facts
     /// need not be computed. (Items only ever require a derived flag to be set, so the gate
     /// is monotone in the flags and "both set" is the most permissive case.)
     #[inline]
-    pub fn may_admit(&self, view: &BatchView, i: usize) -> bool {
-        self.admits_with(view, i, true, true)
+    pub fn may_admit(&self, key: RowKey) -> bool {
+        self.allowed.0[Self::index(key, true, true)]
     }
 
-    fn admits_with(&self, view: &BatchView, i: usize, travel: bool, device_new: bool) -> bool {
-        let k = |key: Option<i8>| key.map_or(0, |k| k as usize + 1);
-        let key = Key {
-            action: k(view.action[i].map(Action::key)),
-            factor: k(view.factor[i].map(Factor::key)),
-            outcome: k(view.outcome[i].map(Outcome::key)),
-            reason: super::row::opt_str(&view.reason, i).is_some(),
-            travel,
-            device_new,
-        };
-        self.allowed.0[key.index()]
+    /// Whether a row may match a firm rule with some derived facts.
+    #[inline]
+    pub fn may_be_firm(&self, key: RowKey) -> bool {
+        self.firm.0[Self::index(key, true, true)]
+    }
+
+    /// What the gate says about a row with its derived facts.
+    #[inline]
+    pub fn admit(&self, key: RowKey, derived: &Derived) -> Admit {
+        let travel = derived.travel_kmh.is_some() || derived.travel_km.is_some();
+        let index = Self::index(key, travel, derived.device_new == Some(true));
+        if self.firm.0[index] {
+            Admit::Firm
+        } else if self.allowed.0[index] {
+            Admit::Sequel
+        } else {
+            Admit::No
+        }
+    }
+
+    /// Whether row `i` of `view`, with its derived facts, may match a rule.
+    pub fn admits(&self, view: &BatchView, i: usize, derived: &Derived) -> bool {
+        self.admit(self.key(view, i), derived) != Admit::No
+    }
+
+    fn index(RowKey(k): RowKey, travel: bool, device_new: bool) -> usize {
+        (k * 2 + usize::from(travel)) * 2 + usize::from(device_new)
     }
 
     /// Combinations let through (for diagnostics and tests).

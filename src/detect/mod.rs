@@ -1,8 +1,8 @@
 //! Detection rules: Sigma detection and correlation rules (parsed and evaluated by the
 //! `rsigma-parser` / `rsigma-eval` crates) over canonical events, streaming inside `ingest` and
 //! over history in `mfascope detect`. This module owns the [`Detector`]: event-time ordering
-//! ([`order`]), per-user history facts ([`enrich`]), the rsigma correlation engine and the
-//! conversion of its results into [`Finding`]s. Both paths feed rows in `(time, event_id)`
+//! ([`order`]), per-user history facts ([`enrich`]), which rows reach the rsigma correlation
+//! engine ([`gate`], [`sequel`]) and the conversion of its results into [`Finding`]s. Both paths feed rows in `(time, event_id)`
 //! order through the same code, so they produce identical findings.
 
 pub mod enrich;
@@ -13,6 +13,7 @@ pub mod order;
 pub mod row;
 pub mod rules;
 pub mod selftest;
+pub mod sequel;
 pub mod stream;
 pub mod vendor;
 
@@ -28,9 +29,10 @@ pub use finding::Finding;
 pub use rules::{RuleError, RuleSet};
 
 use enrich::Enricher;
-use gate::Gate;
+use gate::{Admit, Gate};
 use order::Reorder;
 use row::{BatchView, Derived, Row};
+use sequel::{Sequels, result_key};
 
 /// How often (event-time seconds) expired correlation state is dropped; the state is also
 /// capped by `max_state_entries` at all times.
@@ -62,6 +64,9 @@ pub struct DetectConfig {
     pub suppress_secs: u64,
     /// Per-user history bounds.
     pub history: HistoryConfig,
+    /// Skip rows that can only be a later step of an ordered correlation whose first step is
+    /// not live for their group ([`sequel`]); findings are the same either way.
+    pub skip_sequels: bool,
 }
 
 impl Default for DetectConfig {
@@ -73,6 +78,7 @@ impl Default for DetectConfig {
             max_group_entries: 10_000,
             suppress_secs: 3_600,
             history: HistoryConfig::default(),
+            skip_sequels: true,
         }
     }
 }
@@ -84,6 +90,9 @@ pub struct DetectCounters {
     pub events: u64,
     /// Events the row gate let through to the canonical rules (the rest cannot match any).
     pub gated_in: u64,
+    /// Events that could only be a later step of an ordered correlation whose first step was
+    /// not live for their group, so were not evaluated (see [`sequel`]).
+    pub sequels_skipped: u64,
     /// Events that arrived later than the out-of-order allowance (evaluated anyway).
     pub late_events: u64,
     /// Findings produced.
@@ -110,11 +119,59 @@ fn without_raw(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).expect("same schema, nullable column")
 }
 
+/// Detection rules (result keys) that only feed correlations (`generate: false`): their
+/// matches are not findings. rsigma's own filter compares rule ids with references by name, so
+/// mfascope resolves both.
+pub(crate) fn correlation_only(rules: &RuleSet) -> std::collections::HashSet<String> {
+    rules
+        .rules()
+        .filter(|(_, rule)| {
+            rules.correlations().any(|(_, c)| {
+                !c.generate
+                    && c.rules
+                        .iter()
+                        .any(|r| rule.id.as_ref() == Some(r) || rule.name.as_ref() == Some(r))
+            })
+        })
+        .map(|(_, rule)| result_key(&rule.id, &rule.title))
+        .collect()
+}
+
+/// Whether a row after `row` in the same event-time second may make a first step fire for
+/// its group (or the batch ends inside that second, so a later batch might): that firing
+/// still orders before `row`, as rsigma compares whole seconds.
+fn same_second_follows(gate: &Gate, sequels: &Sequels, row: &Row<'_>, secs: i64) -> bool {
+    let view = row.view;
+    let no_facts = Derived::default();
+    for j in row.i + 1..view.len() {
+        if view.time.value(j).div_euclid(1000) != secs {
+            return false;
+        }
+        let key = gate.key(view, j);
+        let may_trigger = if sequels.firm_triggers() {
+            gate.may_be_firm(key)
+        } else {
+            gate.may_admit(key)
+        };
+        let later = Row {
+            view,
+            i: j,
+            derived: &no_facts,
+        };
+        if may_trigger && sequels.may_fire_for(row, &later) {
+            return true;
+        }
+    }
+    true
+}
+
 /// The rule engine with its state.
 pub struct Detector {
     engine: CorrelationEngine,
     /// Rows no canonical rule can match skip `engine`.
     gate: Gate,
+    /// Live first steps of ordered correlations, for rows the gate marks as sequels.
+    sequels: Sequels,
     vendor: Option<vendor::VendorEngines>,
     enricher: Enricher,
     reorder: Reorder,
@@ -127,9 +184,7 @@ pub struct Detector {
     last_evict_s: i64,
     /// Rule id (or title) → Sigma `name`, for findings.
     names: std::collections::HashMap<String, String>,
-    /// Detection rules (id or title) that only feed correlations (`generate: false`): their
-    /// matches are not findings. rsigma's own filter compares rule ids with references by name,
-    /// so mfascope resolves both.
+    /// Detection rules (id or title) that only feed correlations: see [`correlation_only()`].
     correlation_only: std::collections::HashSet<String>,
 }
 
@@ -160,8 +215,14 @@ impl Detector {
         };
         let vendor = vendor::VendorEngines::new(rules, &engine_config)?;
         let mut engine = CorrelationEngine::new(engine_config);
+        let correlation_only = correlation_only(rules);
         let mut collection = rules.collection(true);
-        let gate = Gate::of(&collection.rules);
+        let (sequels, sequel_only) = Sequels::of(&collection, |key| {
+            !config.skip_sequels || emit_all_detections || !correlation_only.contains(key)
+        });
+        let gate = Gate::with_sequels(&collection.rules, |r| {
+            sequel_only.contains(&result_key(&r.id, &r.title))
+        });
         collection
             .rules
             .iter_mut()
@@ -169,44 +230,31 @@ impl Detector {
         engine
             .add_collection(&collection)
             .map_err(|e| DetectError::Compile(e.to_string()))?;
-        let key = |id: &Option<String>, title: &str| id.clone().unwrap_or_else(|| title.into());
         let names = collection
             .rules
             .iter()
-            .filter_map(|r| Some((key(&r.id, &r.title), r.name.clone()?)))
+            .filter_map(|r| Some((result_key(&r.id, &r.title), r.name.clone()?)))
             .chain(
                 collection
                     .correlations
                     .iter()
-                    .filter_map(|c| Some((key(&c.id, &c.title), c.name.clone()?))),
+                    .filter_map(|c| Some((result_key(&c.id, &c.title), c.name.clone()?))),
+            )
+            .chain(
+                rules
+                    .collection(false)
+                    .rules
+                    .iter()
+                    .filter_map(|r| Some((result_key(&r.id, &r.title), r.name.clone()?))),
             )
             .collect();
-        let vendor_names: Vec<(String, String)> = rules
-            .collection(false)
-            .rules
-            .iter()
-            .filter_map(|r| Some((key(&r.id, &r.title), r.name.clone()?)))
-            .collect();
-        let mut names: std::collections::HashMap<String, String> = names;
-        names.extend(vendor_names);
-        let mut correlation_only = std::collections::HashSet::new();
-        for (_, rule) in rules.rules() {
-            let referenced = rules.correlations().any(|(_, c)| {
-                !c.generate
-                    && c.rules
-                        .iter()
-                        .any(|r| rule.id.as_ref() == Some(r) || rule.name.as_ref() == Some(r))
-            });
-            if referenced {
-                correlation_only.insert(key(&rule.id, &rule.title));
-            }
-        }
         Ok(Detector {
             rules: collection.rules.len()
                 + collection.correlations.len()
                 + vendor.as_ref().map_or(0, vendor::VendorEngines::rules),
             engine,
             gate,
+            sequels,
             vendor,
             enricher: Enricher::new(config.history),
             reorder: Reorder::new(config.allowance_ms),
@@ -283,7 +331,8 @@ impl Detector {
     ) {
         let view = BatchView::of(batch);
         for i in 0..view.len() {
-            let maybe = self.gate.may_admit(&view, i);
+            let key = self.gate.key(&view, i);
+            let maybe = self.gate.may_admit(key);
             let mut derived = self.enricher.observe(&view, i, maybe);
             pin(i, &mut derived);
             let row = Row {
@@ -294,14 +343,34 @@ impl Detector {
             let secs = row.time_ms().div_euclid(1000);
             if secs >= self.last_evict_s.saturating_add(EVICT_EVERY_S) {
                 self.engine.evict_expired(secs);
+                self.sequels.evict_expired(secs);
                 if let Some(v) = &mut self.vendor {
                     v.evict_expired(secs);
                 }
                 self.last_evict_s = secs;
             }
-            let mut results = if maybe && self.gate.admits(&view, i, &derived) {
+            let admit = if maybe {
+                self.gate.admit(key, &derived)
+            } else {
+                Admit::No
+            };
+            let run = match admit {
+                Admit::No => false,
+                Admit::Firm => true,
+                Admit::Sequel => {
+                    let live = self.sequels.live_for(&row, secs)
+                        || same_second_follows(&self.gate, &self.sequels, &row, secs);
+                    if !live {
+                        self.sequels.skip();
+                    }
+                    live
+                }
+            };
+            let mut results = if run {
                 self.gated_in += 1;
-                self.engine.process_event_at(&row, secs)
+                let results = self.engine.process_event_at(&row, secs);
+                self.sequels.observe(&results, secs);
+                results
             } else {
                 Vec::new()
             };
@@ -335,6 +404,7 @@ impl Detector {
         DetectCounters {
             events: self.events,
             gated_in: self.gated_in,
+            sequels_skipped: self.sequels.skipped(),
             late_events: self.reorder.late(),
             findings: self.found,
             rules: self.rules,
@@ -344,6 +414,7 @@ impl Detector {
                 .as_ref()
                 .map_or(0, vendor::VendorEngines::unparsed),
             correlation_state: self.engine.state_count()
+                + self.sequels.live_entries()
                 + self
                     .vendor
                     .as_ref()
