@@ -353,7 +353,12 @@ fn gworkspace(e: &Event<'_>) -> Value {
             ("recovery_phone_edit", json!([]))
         }
         (Action::EnrollComplete | Action::EnrollStart, _) => ("2sv_enroll", json!([])),
-        (Action::PolicyChange | Action::FactorRemove, _) => ("2sv_disable", json!([])),
+        // Google logs no per-factor removal but a passkey's; only turning 2SV off is 2sv_disable.
+        (Action::FactorRemove, _) => ("passkey_removed", json!([])),
+        (Action::PolicyChange, _) if e.reason.as_deref() == Some("mfa_disabled") => {
+            ("2sv_disable", json!([]))
+        }
+        (Action::PolicyChange, _) => ("2sv_enroll", json!([])),
         (Action::Lockout, _) => ("account_disabled_generic", json!([])),
         _ => (
             "logout",
