@@ -72,3 +72,30 @@ fn section(out: &mut String, title: &str, counts: &BTreeMap<String, u64>) {
         );
     }
 }
+
+/// The Kafka part of an ingest summary: per partition messages, committed offset and lag.
+pub fn kafka_table(k: &crate::pipeline::kafka::KafkaSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kafka          {:>12} assignments, {} revocations, {} offset commits, {} redelivered, {} consumer errors",
+        k.assignments, k.revocations, k.offset_commits, k.redelivered, k.consumer_errors
+    );
+    let _ = writeln!(
+        out,
+        "  {:<30} {:>10} {:>16} {:>10}",
+        "partition", "messages", "committed offset", "lag"
+    );
+    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    for (name, p) in &k.partitions {
+        let _ = writeln!(
+            out,
+            "  {:<30} {:>10} {:>16} {:>10}",
+            name,
+            p.messages,
+            opt(p.committed_offset),
+            opt(p.lag)
+        );
+    }
+    out
+}

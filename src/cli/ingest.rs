@@ -9,6 +9,7 @@ use super::slo::{alerts_table, status_table};
 use super::{IngestArgs, OutputFormat};
 use crate::detect::stream::LiveDetector;
 use crate::detect::{DetectConfig, Detector, RuleSet};
+use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, Summary, ingest, stop_on_signals};
 use crate::report::ingest_table;
 use crate::sli::live::Aggregator;
@@ -18,18 +19,31 @@ use crate::slo::{Slo, evaluate, live_config, resolve_slos};
 /// under `OUT/findings/`. Returns the summary and the live state as JSON (`{"counters", "slo",
 /// "detect": {"counters", "findings"}}`) plus its table rendering.
 pub fn ingest_live(
-    mut opts: IngestOptions,
+    opts: IngestOptions,
     slos: &[Slo],
     detection: (&RuleSet, DetectConfig),
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<(Summary, serde_json::Value, String)> {
+    let (summary, _, live, table) = ingest_live_from(opts, None, slos, detection, metrics_listen)?;
+    Ok((summary, live, table))
+}
+
+/// [`ingest_live`] from files, or from Kafka when `kafka` is given (its summary is returned
+/// too).
+pub fn ingest_live_from(
+    mut opts: IngestOptions,
+    kafka: Option<&KafkaOptions>,
+    slos: &[Slo],
+    detection: (&RuleSet, DetectConfig),
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(Summary, Option<KafkaSummary>, serde_json::Value, String)> {
     let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
     opts.observers.0.push(agg.clone());
     let detector = Arc::new(LiveDetector::new(
         Detector::new(detection.0, detection.1, false)?,
         opts.out.join("findings"),
         opts.max_latency.max(std::time::Duration::from_secs(1)),
-        opts.reader.follow,
+        opts.reader.follow || kafka.is_some(),
     ));
     opts.observers.0.push(detector.clone());
     if let Some(addr) = metrics_listen {
@@ -43,8 +57,21 @@ pub fn ingest_live(
         eprintln!("metrics: http://{bound}/metrics");
     }
     let stop = stop_on_signals().context("installing signal handlers")?;
-    let summary =
-        ingest(&opts, stop).with_context(|| format!("ingest into {}", opts.out.display()))?;
+    let context = || format!("ingest into {}", opts.out.display());
+    let (summary, kafka_summary) = match kafka {
+        Some(k) => {
+            let (s, ks) = crate::pipeline::kafka::ingest(&opts, k, stop).with_context(|| {
+                format!(
+                    "{} from Kafka {} ({})",
+                    context(),
+                    k.brokers,
+                    k.topics.join(",")
+                )
+            })?;
+            (s, Some(ks))
+        }
+        None => (ingest(&opts, stop).with_context(context)?, None),
+    };
     let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
     let report = evaluate(slos, &agg, None);
     let (findings, counters, _files) = detector.finish().map_err(anyhow::Error::msg)?;
@@ -59,7 +86,7 @@ pub fn ingest_live(
         "slo": report,
         "detect": { "counters": counters, "findings": findings },
     });
-    Ok((summary, json, table))
+    Ok((summary, kafka_summary, json, table))
 }
 
 /// Run an ingest and print its summary.
@@ -82,14 +109,36 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         allowance_ms: a.detect_allowance.as_millis() as i64,
         ..DetectConfig::default()
     };
-    let (summary, live, live_table) = ingest_live(opts, &slos, (&rules, detect), a.metrics_listen)?;
+    let kafka = a.kafka.map(|brokers| KafkaOptions {
+        brokers,
+        topics: a.topic,
+        group: a.group.unwrap_or_default(),
+        properties: a.property,
+        exit_at_end: a.exit_at_end,
+    });
+    let (summary, kafka_summary, live, live_table) = ingest_live_from(
+        opts,
+        kafka.as_ref(),
+        &slos,
+        (&rules, detect),
+        a.metrics_listen,
+    )?;
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&summary)?;
+            if let Some(k) = &kafka_summary {
+                v["kafka"] = serde_json::to_value(k)?;
+            }
             v["live"] = live;
             println!("{}", serde_json::to_string_pretty(&v)?)
         }
-        OutputFormat::Table => print!("{}{live_table}", ingest_table(&summary)),
+        OutputFormat::Table => {
+            let kafka = kafka_summary
+                .as_ref()
+                .map(crate::report::kafka_table)
+                .unwrap_or_default();
+            print!("{}{kafka}{live_table}", ingest_table(&summary))
+        }
     }
     let failed_inputs = !summary.unreadable.is_empty();
     Ok(if (a.strict && summary.deadletter > 0) || failed_inputs {

@@ -234,8 +234,25 @@ pub struct QueryArgs {
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
     /// Input files, globs or directories; `-` reads standard input.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "kafka", conflicts_with = "kafka")]
     pub paths: Vec<String>,
+    /// Consume from Kafka instead of files: bootstrap servers, `HOST:PORT[,HOST:PORT…]`.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["topic", "group"])]
+    pub kafka: Option<String>,
+    /// Kafka topics (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub topic: Vec<String>,
+    /// Kafka consumer group: instances in one group share the partitions (and may share --out).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// librdkafka property passed through, `key=value` (repeatable; SASL/SSL settings).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub property: Vec<(String, String)>,
+    /// With --kafka: stop once every partition of the topics is committed to its end (by this
+    /// instance, or by others of the group sharing --out) instead of running until interrupted
+    /// (backfills, benchmarks).
+    #[arg(long, requires = "kafka")]
+    pub exit_at_end: bool,
     /// Output directory (events/, deadletter/, _state/).
     #[arg(long)]
     pub out: PathBuf,
@@ -285,6 +302,14 @@ pub struct IngestArgs {
     /// How long (in event time) streaming detection waits for out-of-order events.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub detect_allowance: Duration,
+}
+
+/// `key=value`.
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    Ok((k.trim().to_string(), v.to_string()))
 }
 
 /// `mfascope generate`.

@@ -42,7 +42,7 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
-    /// Another process holds the output directory.
+    /// Another process holds the output directory (or a Kafka partition's state in it).
     #[error("{0} is locked by another mfascope ingest; wait for it or choose another --out")]
     Locked(PathBuf),
 }

@@ -1,6 +1,8 @@
-//! The output directory's `_state/`: an exclusive lock, the checkpoint (per input fingerprint:
+//! The output directory's state: an exclusive lock, the checkpoint (per input fingerprint:
 //! committed offset and line), and the intent log of a segment being committed, which is rolled
-//! forward on the next start.
+//! forward on the next start. File ingest keeps one state in `_state/`; Kafka ingest keeps one
+//! per topic partition (`_state/kafka/TOPIC/PARTITION/`), so instances of a consumer group can
+//! share an output directory, each owning the partitions it is assigned.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -61,6 +63,8 @@ pub(crate) struct Pending {
 pub struct OutDir {
     /// Root (`--out`).
     pub root: PathBuf,
+    /// State directory (`_state` or a partition's).
+    state: PathBuf,
     _lock: File,
     /// Current checkpoint.
     pub checkpoint: Checkpoint,
@@ -69,7 +73,13 @@ pub struct OutDir {
 impl OutDir {
     /// Create/open `root`, take the lock, finish an interrupted commit and clear stray temp files.
     pub fn open(root: &Path) -> Result<OutDir, SinkError> {
-        let state = root.join("_state");
+        OutDir::open_scoped(root, Path::new("_state"))
+    }
+
+    /// As [`OutDir::open`], with the state (lock, checkpoint, intent log, staging) in `state`,
+    /// relative to `root`.
+    pub fn open_scoped(root: &Path, state: &Path) -> Result<OutDir, SinkError> {
+        let state = root.join(state);
         fs::create_dir_all(&state).map_err(io_err("creating", &state))?;
         let lock_path = state.join("lock");
         let lock = File::options()
@@ -80,11 +90,12 @@ impl OutDir {
             .map_err(io_err("opening", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(SinkError::Locked(root.to_path_buf())),
+            Err(fs::TryLockError::WouldBlock) => return Err(SinkError::Locked(state)),
             Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
         }
         let mut dir = OutDir {
             root: root.to_path_buf(),
+            state,
             _lock: lock,
             checkpoint: Checkpoint::default(),
         };
@@ -94,7 +105,7 @@ impl OutDir {
     }
 
     fn state_file(&self, name: &str) -> PathBuf {
-        self.root.join("_state").join(name)
+        self.state.join(name)
     }
 
     fn read_checkpoint(&self) -> Result<Checkpoint, SinkError> {
@@ -140,7 +151,7 @@ impl OutDir {
 
     /// Where a segment's files are written before they are renamed into place.
     pub(crate) fn staging_dir(&self) -> PathBuf {
-        self.root.join("_state").join("staging")
+        self.state.join("staging")
     }
 
     /// Delete staged files no intent refers to (after a failed or interrupted write).
@@ -169,7 +180,7 @@ impl OutDir {
         self.write_checkpoint(&checkpoint)?;
         let pending = self.state_file("pending.json");
         fs::remove_file(&pending).map_err(io_err("removing", &pending))?;
-        sync_dir(&self.root.join("_state"))?;
+        sync_dir(&self.state)?;
         self.checkpoint = checkpoint;
         Ok(())
     }

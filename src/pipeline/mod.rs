@@ -1,4 +1,4 @@
-//! Wires source → normalize → batch → sinks for file ingest. A reader thread cuts inputs into
+//! Wires source → normalize → batch → sinks for file ingest ([`kafka`] does it for Kafka). A reader thread cuts inputs into
 //! line-aligned chunks; worker threads normalize chunks into Arrow batches in parallel; this
 //! thread restores input order, derives latencies, splits by hour and groups segments; a writer
 //! thread commits each segment (Parquet + dead letters + checkpoint). Channels are bounded, so
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::TimestampMillisecondType;
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::bounded;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use strum::VariantNames;
@@ -27,6 +27,8 @@ use crate::normalize::{LeafSink, LogFormat, Normalizer, Reject};
 use crate::sink::segment::Position;
 use crate::sink::{DeadLetter, OutDir, Segment, SinkError, commit_segment};
 use crate::source::{Chunk, ChunkKind, ReadItem, Reader, ReaderConfig};
+
+pub mod kafka;
 
 /// A consumer of every batch of canonical events, in input order, after latency pairing —
 /// the live SLI aggregator and the rule engine. Called on the ordering thread: keep it cheap.
@@ -181,6 +183,9 @@ struct Counts {
 /// A normalized chunk.
 struct Processed {
     input: u32,
+    /// Position of the first record (a byte offset, or a Kafka offset).
+    start: u64,
+    /// Position after the last record.
     end: u64,
     end_line: u64,
     bytes: u64,
@@ -277,7 +282,7 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
         pb
     });
 
-    let mut stage = OrderedStage::new(opts, seg_tx);
+    let mut stage = OrderedStage::new(opts, Box::new(move |seg| seg_tx.send(seg).is_ok()));
     let mut reorder: BTreeMap<u64, Work> = BTreeMap::new();
     let mut next = 1u64;
     let mut send_failed = false;
@@ -349,9 +354,12 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
     Ok(summary)
 }
 
+/// Where a finished segment goes (the writer); false when it has gone away.
+type SegmentSink = Box<dyn FnMut(Segment) -> bool + Send>;
+
 /// Restores order, derives latencies, splits by hour, groups segments.
 struct OrderedStage {
-    seg_tx: Sender<Segment>,
+    sink: SegmentSink,
     segment: Segment,
     segment_rows: usize,
     segment_bytes: usize,
@@ -366,9 +374,9 @@ struct OrderedStage {
 }
 
 impl OrderedStage {
-    fn new(opts: &IngestOptions, seg_tx: Sender<Segment>) -> Self {
+    fn new(opts: &IngestOptions, sink: SegmentSink) -> Self {
         OrderedStage {
-            seg_tx,
+            sink,
             segment: Segment::default(),
             segment_rows: opts.segment_rows.max(1),
             segment_bytes: opts.segment_bytes.max(1),
@@ -386,6 +394,11 @@ impl OrderedStage {
     fn due(&self, max_latency: Duration) -> bool {
         self.segment_started
             .is_some_and(|t| t.elapsed() >= max_latency)
+    }
+
+    /// Name an input for positions and dead letters.
+    fn register(&mut self, input: u32, fingerprint: String, path: String) {
+        self.inputs.insert(input, (fingerprint, path));
     }
 
     fn touch(&mut self) {
@@ -429,8 +442,7 @@ impl OrderedStage {
                 resumed_at,
                 ..
             }) => {
-                self.inputs
-                    .insert(input, (fingerprint.to_string(), path.to_string()));
+                self.register(input, fingerprint.to_string(), path.to_string());
                 self.summary.inputs += 1;
                 self.summary.bytes_already_ingested += resumed_at;
             }
@@ -498,8 +510,7 @@ impl OrderedStage {
                         self.segment.partitions.entry(hour).or_default().push(part);
                     }
                 }
-                let start = p.end - p.bytes;
-                self.advance(p.input, start, p.end, p.end_line);
+                self.advance(p.input, p.start, p.end, p.end_line);
                 if self.buffered_rows >= self.segment_rows
                     || self.buffered_bytes >= self.segment_bytes
                 {
@@ -525,7 +536,7 @@ impl OrderedStage {
         self.segment_started = None;
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
-        self.seg_tx.send(seg).is_ok()
+        (self.sink)(seg)
     }
 }
 
@@ -569,18 +580,18 @@ fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
         .collect()
 }
 
-/// Collects one chunk's leaves.
-struct ChunkSink<'c> {
+/// Collects the leaves of one chunk (or of a Kafka partition's messages until a flush).
+struct ChunkSink {
     builder: EventBatchBuilder,
     dead: Vec<DeadLetter>,
     counts: Counts,
-    path: &'c str,
+    path: String,
     line: u64,
     record_offset: u64,
     format_hint: Option<&'static str>,
 }
 
-impl LeafSink for ChunkSink<'_> {
+impl LeafSink for ChunkSink {
     fn event(&mut self, _offset: usize, e: Event<'_>) {
         self.counts.records += 1;
         self.counts.source[e.source.key() as usize] += 1;
@@ -597,7 +608,7 @@ impl LeafSink for ChunkSink<'_> {
         self.counts.records += 1;
         let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
         self.dead.push(DeadLetter::new(
-            self.path,
+            &self.path,
             self.line,
             self.record_offset + offset as u64,
             format,
@@ -613,7 +624,7 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
         builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
         dead: Vec::new(),
         counts: Counts::default(),
-        path: &chunk.path,
+        path: chunk.path.to_string(),
         line: chunk.first_line,
         record_offset: chunk.start,
         format_hint: None,
@@ -633,6 +644,7 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
     }
     Processed {
         input: chunk.input,
+        start: chunk.start,
         end: chunk.start + data.len() as u64,
         end_line: chunk.first_line + chunk.lines,
         bytes: data.len() as u64,
@@ -643,7 +655,7 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
 }
 
 /// Split a multi-line document into top-level JSON values and normalize each.
-fn process_document<'a>(normalizer: &mut Normalizer, chunk: &'a Chunk, sink: &mut ChunkSink<'a>) {
+fn process_document(normalizer: &mut Normalizer, chunk: &Chunk, sink: &mut ChunkSink) {
     let data = &chunk.data;
     let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<&RawValue>();
     let mut counted_to = 0usize;
