@@ -374,7 +374,12 @@ fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>,
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000");
+        .set("heartbeat.interval.ms", "1000")
+        // Larger fetches: a broker answering each fetch with one small batch per partition
+        // (Tansu) is then fetched from several times faster; a short wait keeps latency low.
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("fetch.max.bytes", "67108864")
+        .set("fetch.wait.max.ms", "100");
     for (key, value) in &k.properties {
         config.set(key, value);
     }
