@@ -33,6 +33,18 @@ pub struct PipelineProgress {
     pub bytes_in: AtomicU64,
 }
 
+impl PipelineProgress {
+    /// Publish the counters of `s`.
+    pub fn publish(&self, s: &crate::pipeline::Summary) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.records.store(s.records, Relaxed);
+        self.events.store(s.events, Relaxed);
+        self.deadletter.store(s.deadletter, Relaxed);
+        self.ignored.store(s.ignored, Relaxed);
+        self.bytes_in.store(s.bytes_in, Relaxed);
+    }
+}
+
 type Labels = Vec<(String, String)>;
 
 fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {

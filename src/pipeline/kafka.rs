@@ -32,11 +32,14 @@ use rdkafka::types::RDKafkaRespErr;
 use serde::Serialize;
 
 use super::{
-    ChunkSink, Counts, IngestError, IngestOptions, OrderedStage, Processed, Summary, Work,
+    ChunkSink, Counts, IngestError, IngestOptions, OrderedStage, Processed, Summary, Work, Written,
 };
 use crate::event::EventBatchBuilder;
 use crate::normalize::{LeafSink, Normalizer};
 use crate::sink::{OutDir, Segment, SinkError, commit_segment};
+
+/// How often the running counters are published for `--metrics-listen` (not per message).
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// How long an assignment waits for the previous owner of a partition to release its state.
 const OWNER_WAIT: Duration = Duration::from_secs(120);
@@ -437,21 +440,18 @@ fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) 
 fn writer(
     rx: Receiver<ToCommit>,
     committed: Sender<(PartitionKey, i64)>,
-) -> Result<(u64, u64, u64), SinkError> {
-    let (mut files, mut bytes, mut segments) = (0, 0, 0);
+) -> Result<Written, SinkError> {
+    let mut written = Written::default();
     for c in rx {
         let end = c.segment.positions.last().map(|p| p.end as i64);
         let mut out = c.out.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = commit_segment(&mut out, c.segment)?;
+        written.add(commit_segment(&mut out, c.segment)?);
         drop(out);
-        files += stats.files;
-        bytes += stats.bytes;
-        segments += 1;
         if let Some(end) = end {
             let _ = committed.send((c.key, end));
         }
     }
-    Ok((files, bytes, segments))
+    Ok(written)
 }
 
 /// Consume until stopped (or, with `exit_at_end`, until caught up), committing as it goes.
@@ -485,6 +485,7 @@ pub fn ingest(
     let poll_every = (opts.max_latency / 4).max(Duration::from_millis(10));
     let mut failure = None;
     let mut last_end_check = Instant::now();
+    let mut last_publish = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(poll_every);
         let idle = polled.is_none();
@@ -533,7 +534,10 @@ pub fn ingest(
                 failure = Some(IngestError::Internal("the writer stopped".into()));
                 break;
             }
-            publish_progress(opts, &shared);
+            if last_publish.elapsed() >= PUBLISH_EVERY {
+                last_publish = Instant::now();
+                publish_progress(opts, &shared);
+            }
         }
         commit_offsets(&consumer, &committed_rx);
         if k.exit_at_end && idle && last_end_check.elapsed() >= Duration::from_millis(500) {
@@ -564,20 +568,13 @@ pub fn ingest(
         .map_err(|_| IngestError::Internal("writer thread panicked".into()))?;
     commit_offsets(&consumer, &committed_rx);
     let kafka = std::mem::take(&mut consumer.context().lock().kafka);
-    let (files, bytes, segments) = written?;
+    let written = written?;
     if let Some(e) = failure {
         return Err(e);
     }
-    let mut summary = merge(summaries);
-    summary.files_written = files;
-    summary.bytes_written = bytes;
-    summary.segments = segments;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.events_per_s = if summary.elapsed_s > 0.0 {
-        summary.events as f64 / summary.elapsed_s
-    } else {
-        0.0
-    };
+    let mut summary = Summary::default();
+    summaries.iter().for_each(|s| summary.add(s));
+    summary.close(written, started);
     Ok((summary, kafka))
 }
 
@@ -609,46 +606,13 @@ fn commit_offsets(consumer: &BaseConsumer<Context>, committed: &Receiver<(Partit
     }
 }
 
-/// Running counters for `--metrics-listen`.
+/// Running counters for `--metrics-listen`: the stages' summaries so far, added up.
 fn publish_progress(opts: &IngestOptions, shared: &Shared) {
-    let sum = |f: fn(&Summary) -> u64| {
-        shared.done.iter().map(f).sum::<u64>()
-            + shared
-                .assigned
-                .values()
-                .map(|a| f(&a.stage.summary))
-                .sum::<u64>()
-    };
-    let p = &opts.progress_counters;
-    p.records.store(sum(|s| s.records), Ordering::Relaxed);
-    p.events.store(sum(|s| s.events), Ordering::Relaxed);
-    p.deadletter.store(sum(|s| s.deadletter), Ordering::Relaxed);
-    p.ignored.store(sum(|s| s.ignored), Ordering::Relaxed);
-    p.bytes_in.store(sum(|s| s.bytes_in), Ordering::Relaxed);
-}
-
-/// Sum the summaries of the partitions' stages.
-fn merge(parts: Vec<Summary>) -> Summary {
     let mut total = Summary::default();
-    let add = |into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>| {
-        for (k, v) in from {
-            *into.entry(k).or_default() += v;
-        }
-    };
-    for s in parts {
-        total.records += s.records;
-        total.events += s.events;
-        total.deadletter += s.deadletter;
-        total.ignored += s.ignored;
-        total.bytes_in += s.bytes_in;
-        total.latency_derived += s.latency_derived;
-        total.inputs += s.inputs;
-        add(&mut total.ignored_by_type, s.ignored_by_type);
-        add(&mut total.deadletter_by_reason, s.deadletter_by_reason);
-        add(&mut total.by_source, s.by_source);
-        add(&mut total.by_action, s.by_action);
-        add(&mut total.by_factor, s.by_factor);
-        add(&mut total.by_outcome, s.by_outcome);
-    }
-    total
+    shared.done.iter().for_each(|s| total.add(s));
+    shared
+        .assigned
+        .values()
+        .for_each(|a| total.add(&a.stage.summary));
+    opts.progress_counters.publish(&total);
 }

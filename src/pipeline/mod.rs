@@ -158,6 +158,59 @@ pub struct Summary {
     pub events_per_s: f64,
 }
 
+impl Summary {
+    /// Add the counts of another part of the same run (a Kafka partition's stage).
+    pub fn add(&mut self, other: &Summary) {
+        let add = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
+            for (k, v) in from {
+                *into.entry(k.clone()).or_default() += v;
+            }
+        };
+        self.records += other.records;
+        self.events += other.events;
+        self.deadletter += other.deadletter;
+        self.ignored += other.ignored;
+        self.bytes_in += other.bytes_in;
+        self.latency_derived += other.latency_derived;
+        self.inputs += other.inputs;
+        add(&mut self.ignored_by_type, &other.ignored_by_type);
+        add(&mut self.deadletter_by_reason, &other.deadletter_by_reason);
+        add(&mut self.by_source, &other.by_source);
+        add(&mut self.by_action, &other.by_action);
+        add(&mut self.by_factor, &other.by_factor);
+        add(&mut self.by_outcome, &other.by_outcome);
+    }
+
+    /// Record what the writer committed and the run's wall time and rate.
+    fn close(&mut self, written: Written, started: Instant) {
+        self.files_written = written.files;
+        self.bytes_written = written.bytes;
+        self.segments = written.segments;
+        self.elapsed_s = started.elapsed().as_secs_f64();
+        self.events_per_s = if self.elapsed_s > 0.0 {
+            self.events as f64 / self.elapsed_s
+        } else {
+            0.0
+        };
+    }
+}
+
+/// What a writer thread committed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    files: u64,
+    bytes: u64,
+    segments: u64,
+}
+
+impl Written {
+    fn add(&mut self, stats: crate::sink::SegmentStats) {
+        self.files += stats.files;
+        self.bytes += stats.bytes;
+        self.segments += 1;
+    }
+}
+
 /// Ingest failures.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -258,15 +311,12 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
 
     let writer_handle = thread::Builder::new()
         .name("writer".into())
-        .spawn(move || -> Result<(OutDir, u64, u64, u64), SinkError> {
-            let (mut files, mut bytes, mut segments) = (0, 0, 0);
+        .spawn(move || -> Result<Written, SinkError> {
+            let mut written = Written::default();
             for seg in seg_rx {
-                let stats = commit_segment(&mut out, seg)?;
-                files += stats.files;
-                bytes += stats.bytes;
-                segments += 1;
+                written.add(commit_segment(&mut out, seg)?);
             }
-            Ok((out, files, bytes, segments))
+            Ok(written)
         })
         .map_err(|e| IngestError::Internal(e.to_string()))?;
 
@@ -296,12 +346,7 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                     if !stage.apply(work) {
                         send_failed = true;
                     }
-                    let (p, s) = (&opts.progress_counters, &stage.summary);
-                    p.records.store(s.records, Ordering::Relaxed);
-                    p.events.store(s.events, Ordering::Relaxed);
-                    p.deadletter.store(s.deadletter, Ordering::Relaxed);
-                    p.ignored.store(s.ignored, Ordering::Relaxed);
-                    p.bytes_in.store(s.bytes_in, Ordering::Relaxed);
+                    opts.progress_counters.publish(&stage.summary);
                     if let Some(pb) = &progress {
                         pb.set_position(stage.summary.bytes_in);
                         pb.set_message(format!(
@@ -341,16 +386,7 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
     for h in worker_handles {
         let _ = h.join();
     }
-    let (_out, files, bytes, segments) = writer?;
-    summary.files_written = files;
-    summary.bytes_written = bytes;
-    summary.segments = segments;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.events_per_s = if summary.elapsed_s > 0.0 {
-        summary.events as f64 / summary.elapsed_s
-    } else {
-        0.0
-    };
+    summary.close(writer?, started);
     Ok(summary)
 }
 
