@@ -167,3 +167,80 @@ fn follows_appends_and_rotation_then_resumes_exactly() {
     assert_eq!(ids.len(), unique.len(), "no duplicates");
     assert_eq!(unique, expected, "exactly the produced events");
 }
+
+/// A live stream that goes quiet right after a push-bombing burst still reports the finding
+/// while it runs (the rule engine evaluates what waited for stragglers once the input is idle),
+/// not only at shutdown.
+#[test]
+fn a_burst_followed_by_silence_is_reported_while_following() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("live.ndjson");
+    let out = tmp.path().join("out");
+    let line = |id: String, user: &str, factor: &str, outcome: &str| {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        format!(
+            r#"{{"event_id":"{id}","time":"{now}","source":"canonical","user":"{user}","action":"mfa_verify","factor":"{factor}","outcome":"{outcome}","vendor_event_type":"t"}}"#
+        )
+    };
+    append(
+        &input,
+        &(0..50)
+            .map(|i| line(format!("b{i}"), &format!("u{i}"), "totp", "success"))
+            .collect::<Vec<_>>(),
+    );
+    let mut child = bin()
+        .args([
+            "ingest",
+            "--follow",
+            "--no-progress",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    assert!(wait_for(&out, 50), "the first events were not committed");
+    append(
+        &input,
+        &(0..5)
+            .map(|i| line(format!("p{i}"), "mallory", "push", "denied"))
+            .collect::<Vec<_>>(),
+    );
+    // Nothing more is written: the finding must come from the idle release.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut announced = None;
+    while announced.is_none() && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            if l.starts_with("finding:") && l.contains("mallory") {
+                announced = Some(l);
+            }
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "ingest exited early");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let line = announced.expect("no finding announced for the burst while following");
+    assert!(
+        line.contains("T1621"),
+        "push bombing is tagged T1621: {line}"
+    );
+    assert!(status.success());
+}

@@ -70,7 +70,9 @@ fn live_aggregator_and_sql_agree() {
     ))))
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = rt.block_on(Engine::open(&out, &params)).unwrap();
+    let engine = rt
+        .block_on(Engine::open(&out.as_path().into(), &params))
+        .unwrap();
     let run = |name: &str| {
         let q = queries.iter().find(|q| q.name == name).unwrap();
         rt.block_on(engine.run(name, &params.render(q))).unwrap()

@@ -32,6 +32,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     opts.progress = false;
     let slos = resolve_slos(a.slos.as_deref())?;
     let out = opts.out.clone();
+    let dir = a.work.join("out");
     let rules = RuleSet::resolve(a.rules.as_deref())?;
     // The sample files (one per vendor) each cover the same two days and are read one after
     // the other: let the streaming rule engine wait for the whole sample, so it sees events in
@@ -55,7 +56,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             println!(
                 "mfascope demo: ingested {} into {}\n",
                 a.data.display(),
-                out.display()
+                dir.display()
             );
             print!("{}", ingest_table(&summary));
             println!("\nSLIs per day:\n");
@@ -63,8 +64,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             println!("{live_table}");
             println!(
                 "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
-                out.display(),
-                out.display()
+                dir.display(),
+                dir.display()
             );
         }
     }

@@ -10,7 +10,7 @@ use crate::sli::{Bucket, Engine, Params};
 
 /// Run `rules` over the events of `data` in `[from, to)`, in `(time, event_id)` order.
 pub fn detect_history(
-    data: &std::path::Path,
+    data: &crate::sink::Location,
     from: Option<i64>,
     to: Option<i64>,
     rules: &RuleSet,

@@ -15,6 +15,13 @@ use crate::report::ingest_table;
 use crate::sli::live::Aggregator;
 use crate::slo::{Slo, evaluate, live_config, resolve_slos};
 
+/// Default out-of-order allowance of streaming detection over files: logs collected from
+/// several sources interleave by minutes.
+const FILE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(300);
+/// … and over live sources (`--follow`, `--kafka`), whose events arrive about in time order: a
+/// finding is reported within about this long of its last event.
+const LIVE_ALLOWANCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Ingest with the live aggregator and the streaming rule engine attached. Findings are stored
 /// under `OUT/findings/`. Returns the summary and the live state as JSON (`{"counters", "slo",
 /// "detect": {"counters", "findings"}}`) plus its table rendering.
@@ -39,12 +46,19 @@ pub fn ingest_live_from(
 ) -> anyhow::Result<(Summary, Option<KafkaSummary>, serde_json::Value, String)> {
     let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
     opts.observers.0.push(agg.clone());
-    let detector = Arc::new(LiveDetector::new(
+    let live = opts.reader.follow || kafka.is_some();
+    let mut detector = LiveDetector::new(
         Detector::new(detection.0, detection.1, false)?,
-        opts.out.join("findings"),
+        &opts.out,
         opts.max_latency.max(std::time::Duration::from_secs(1)),
-        opts.reader.follow || kafka.is_some(),
-    ));
+        live,
+    )
+    .context("creating a staging directory for findings")?;
+    if live {
+        let allowance = std::time::Duration::from_millis(detection.1.allowance_ms.max(0) as u64);
+        detector = detector.release_when_idle(allowance.max(std::time::Duration::from_millis(200)));
+    }
+    let detector = Arc::new(detector);
     opts.observers.0.push(detector.clone());
     if let Some(addr) = metrics_listen {
         let (agg, slos, progress) = (agg.clone(), slos.to_vec(), opts.progress_counters.clone());
@@ -57,7 +71,7 @@ pub fn ingest_live_from(
         eprintln!("metrics: http://{bound}/metrics");
     }
     let stop = stop_on_signals().context("installing signal handlers")?;
-    let context = || format!("ingest into {}", opts.out.display());
+    let context = || format!("ingest into {}", opts.out);
     let (summary, kafka_summary) = match kafka {
         Some(k) => {
             let (s, ks) = crate::pipeline::kafka::ingest(&opts, k, stop).with_context(|| {
@@ -105,8 +119,12 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let rules = RuleSet::resolve(a.rules.as_deref())?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
+    let live = a.follow || a.kafka.is_some();
+    let allowance =
+        a.detect_allowance
+            .unwrap_or(if live { LIVE_ALLOWANCE } else { FILE_ALLOWANCE });
     let detect = DetectConfig {
-        allowance_ms: a.detect_allowance.as_millis() as i64,
+        allowance_ms: allowance.as_millis() as i64,
         ..DetectConfig::default()
     };
     let kafka = a.kafka.map(|brokers| KafkaOptions {

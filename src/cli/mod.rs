@@ -9,6 +9,8 @@ pub mod sli;
 pub mod slo;
 
 use std::path::PathBuf;
+
+use crate::sink::Location;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -127,9 +129,9 @@ pub enum SloMode {
 /// Stored history to evaluate SLOs over (shared by `slo` and `alerts`).
 #[derive(clap::Args, Debug)]
 pub struct SloHistoryArgs {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Output of `mfascope ingest`: a directory or an object store URL (`s3://bucket/prefix`).
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
     /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
     #[arg(long)]
     pub slos: Option<PathBuf>,
@@ -144,9 +146,9 @@ pub struct SloHistoryArgs {
 /// Stored events and a time range (shared by `sli`, `query` and `detect`).
 #[derive(clap::Args, Debug)]
 pub struct DataRange {
-    /// Output directory of `mfascope ingest`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Output of `mfascope ingest`: a directory or an object store URL (`s3://bucket/prefix`).
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
     /// Start of the range (RFC 3339, inclusive).
     #[arg(long)]
     pub from: Option<String>,
@@ -253,9 +255,11 @@ pub struct IngestArgs {
     /// (backfills, benchmarks).
     #[arg(long, requires = "kafka")]
     pub exit_at_end: bool,
-    /// Output directory (events/, deadletter/, _state/).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output (events/, deadletter/, findings/, _state/): a directory, or an object store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`; credentials and endpoint from the usual
+    /// `AWS_*` / `GOOGLE_*` / `AZURE_*` environment variables).
+    #[arg(long, value_parser = Location::parse)]
+    pub out: Location,
     /// Input format; `auto` detects it per record.
     #[arg(long, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
@@ -299,9 +303,11 @@ pub struct IngestArgs {
     /// over history). On by default when the rules include vendor rules; costs ingest speed.
     #[arg(long)]
     pub keep_raw: bool,
-    /// How long (in event time) streaming detection waits for out-of-order events.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub detect_allowance: Duration,
+    /// How long (in event time) streaming detection waits for out-of-order events before
+    /// evaluating them [default: 5m for files, 500ms with --follow or --kafka, where a quiet input
+    /// also releases what waits after that long].
+    #[arg(long, value_parser = parse_duration)]
+    pub detect_allowance: Option<Duration>,
 }
 
 /// `key=value`.

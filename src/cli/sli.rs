@@ -76,7 +76,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
 /// Run `queries` over `data`; tables are printed as they come, JSON is returned as
 /// `{"bucket", "by", "queries": [{name, title, …, rows}]}`.
 pub fn report_slis(
-    data: &std::path::Path,
+    data: &crate::sink::Location,
     params: &Params,
     queries: &[crate::sli::Query],
     format: OutputFormat,

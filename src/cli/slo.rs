@@ -2,7 +2,6 @@
 //! events are replayed through the live aggregator, then the SLO math runs on its counters.
 
 use std::fmt::Write;
-use std::path::Path;
 
 use super::sli::{range, runtime};
 use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
@@ -15,7 +14,7 @@ pub const EXIT_VIOLATED: i32 = 3;
 
 /// Replay `data` in `[from, to)` through a live aggregator sized for `slos` and evaluate.
 pub fn evaluate_history(
-    data: &Path,
+    data: &crate::sink::Location,
     slos: &[Slo],
     from: Option<i64>,
     to: Option<i64>,

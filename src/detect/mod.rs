@@ -286,6 +286,13 @@ impl Detector {
     }
 
     /// End of the stream: evaluate everything still buffered.
+    /// Rows waiting for the watermark.
+    pub fn pending_rows(&self) -> usize {
+        self.reorder.pending_rows()
+    }
+
+    /// End of input, or a live stream gone quiet: evaluate every row still waiting for the
+    /// watermark (rows older than these that arrive later count as late, and are evaluated).
     pub fn finish(&mut self) {
         if let Some(rest) = self.reorder.flush() {
             self.process_sorted(&rest);

@@ -12,6 +12,7 @@ use arrow::array::RecordBatch;
 use super::finding::{Finding, write_parquet};
 use super::{DetectCounters, Detector};
 use crate::pipeline::BatchObserver;
+use crate::sink::Location;
 
 /// Findings kept for the end-of-run report (the count is exact; the list is capped).
 const REPORT_CAP: usize = 10_000;
@@ -20,35 +21,89 @@ struct State {
     detector: Detector,
     pending: Vec<Finding>,
     reported: Vec<Finding>,
-    written: Vec<PathBuf>,
+    written: Vec<String>,
     last_flush: Instant,
+    /// When the last batch arrived (wall clock).
+    last_batch: Instant,
     error: Option<String>,
 }
 
 /// A [`Detector`] fed by the pipeline that stores its findings as it goes.
 pub struct LiveDetector {
     state: Mutex<State>,
+    out: Location,
+    /// Where findings files are written: `OUT/findings`, or a local temp directory they are
+    /// uploaded from when `OUT` is on object storage.
     dir: PathBuf,
+    _upload_from: Option<tempfile::TempDir>,
     flush_every: Duration,
     announce: bool,
+    /// Live sources: once no batch arrived for this long, evaluate what waits for the
+    /// watermark (a burst followed by silence is reported without waiting for more traffic).
+    idle_release: Option<Duration>,
 }
 
 impl LiveDetector {
-    /// Store findings under `dir` at least every `flush_every`; with `announce`, print one
-    /// line per finding on stderr as it fires.
-    pub fn new(detector: Detector, dir: PathBuf, flush_every: Duration, announce: bool) -> Self {
-        LiveDetector {
+    /// Store findings under `OUT/findings/` at least every `flush_every`; with `announce`,
+    /// print one line per finding on stderr as it fires.
+    pub fn new(
+        detector: Detector,
+        out: &Location,
+        flush_every: Duration,
+        announce: bool,
+    ) -> std::io::Result<Self> {
+        let (dir, upload_from) = match out {
+            Location::Local(root) => (root.join("findings"), None),
+            Location::Remote(_) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("mfascope-findings-")
+                    .tempdir()?;
+                (tmp.path().to_path_buf(), Some(tmp))
+            }
+        };
+        Ok(LiveDetector {
             state: Mutex::new(State {
                 detector,
                 pending: Vec::new(),
                 reported: Vec::new(),
                 written: Vec::new(),
                 last_flush: Instant::now(),
+                last_batch: Instant::now(),
                 error: None,
             }),
+            out: out.clone(),
             dir,
+            _upload_from: upload_from,
             flush_every,
             announce,
+            idle_release: None,
+        })
+    }
+
+    /// Evaluate rows waiting for the watermark once the input has been idle for `after`
+    /// (wall clock; live sources).
+    pub fn release_when_idle(mut self, after: Duration) -> Self {
+        self.idle_release = Some(after);
+        self
+    }
+
+    /// Write `findings` under `OUT/findings/`; returns where, if anything was written.
+    fn store(&self, findings: &[Finding]) -> Result<Option<String>, String> {
+        let written = write_parquet(&self.dir, findings).map_err(|e| e.to_string())?;
+        let Some(path) = written else {
+            return Ok(None);
+        };
+        match &self.out {
+            Location::Local(_) => Ok(Some(path.display().to_string())),
+            Location::Remote(remote) => {
+                let rel = format!(
+                    "findings/{}",
+                    path.file_name().unwrap_or_default().display()
+                );
+                remote.put_file(&path, &rel).map_err(|e| e.to_string())?;
+                let _ = std::fs::remove_file(&path);
+                Ok(Some(remote.describe(&rel)))
+            }
         }
     }
 
@@ -73,7 +128,7 @@ impl LiveDetector {
         if s.pending.is_empty() || !(force || s.last_flush.elapsed() >= self.flush_every) {
             return;
         }
-        match write_parquet(&self.dir, &s.pending) {
+        match self.store(&s.pending) {
             Ok(path) => {
                 s.written.extend(path);
                 let room = REPORT_CAP.saturating_sub(s.reported.len());
@@ -83,7 +138,7 @@ impl LiveDetector {
             Err(e) => {
                 s.error = Some(format!(
                     "writing findings under {}: {e}",
-                    self.dir.display()
+                    self.out.describe("findings")
                 ));
             }
         }
@@ -93,7 +148,7 @@ impl LiveDetector {
     /// End of input: evaluate what is still buffered and store every finding. Returns the
     /// findings of the run (capped at 10,000; the counters hold the exact count), the
     /// counters and the files written, or the storage error.
-    pub fn finish(&self) -> Result<(Vec<Finding>, DetectCounters, Vec<PathBuf>), String> {
+    pub fn finish(&self) -> Result<(Vec<Finding>, DetectCounters, Vec<String>), String> {
         let mut s = self.lock();
         s.detector.finish();
         self.collect(&mut s, true);
@@ -111,7 +166,19 @@ impl LiveDetector {
 impl BatchObserver for LiveDetector {
     fn observe(&self, batch: &RecordBatch) {
         let mut s = self.lock();
+        s.last_batch = Instant::now();
         s.detector.observe(batch);
         self.collect(&mut s, false);
+    }
+
+    fn tick(&self) {
+        let Some(after) = self.idle_release else {
+            return;
+        };
+        let mut s = self.lock();
+        if s.detector.pending_rows() > 0 && s.last_batch.elapsed() >= after {
+            s.detector.finish();
+            self.collect(&mut s, false);
+        }
     }
 }

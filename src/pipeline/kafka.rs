@@ -14,7 +14,6 @@
 //! the message offset.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -36,10 +35,16 @@ use super::{
 };
 use crate::event::EventBatchBuilder;
 use crate::normalize::{LeafSink, Normalizer};
-use crate::sink::{OutDir, Segment, SinkError, commit_segment};
+use crate::sink::{Location, OutDir, Segment, SinkError, commit_segment};
 
 /// How often the running counters are published for `--metrics-listen` (not per message).
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Rows normalized before a partition's messages are handed to its stage — and so to the live
+/// SLIs and the rule engine — whatever the segment size …
+const CHUNK_ROWS: usize = 4096;
+/// … or after this long: live views lag the stream by at most this, not by `--max-latency`.
+const CHUNK_WAIT: Duration = Duration::from_millis(50);
 
 /// How long an assignment waits for the previous owner of a partition to release its state.
 const OWNER_WAIT: Duration = Duration::from_secs(120);
@@ -96,11 +101,8 @@ fn key_text((topic, partition): &PartitionKey) -> String {
 }
 
 /// State of one topic partition (scoped under `_state/kafka/`).
-fn state_dir((topic, partition): &PartitionKey) -> PathBuf {
-    Path::new("_state")
-        .join("kafka")
-        .join(topic)
-        .join(partition.to_string())
+fn state_dir((topic, partition): &PartitionKey) -> String {
+    format!("_state/kafka/{topic}/{partition}")
 }
 
 /// Checkpoint input key of a partition.
@@ -315,6 +317,12 @@ fn new_sink(path: String) -> ChunkSink {
 /// Hand a partition's buffered messages to its stage and the stage's segment to the writer;
 /// false when the writer has gone away.
 fn flush(a: &mut Assigned) -> bool {
+    hand_over(a) && a.stage.flush()
+}
+
+/// Hand a partition's normalized messages to its stage (live observers see them now; the
+/// stage commits its segment on size, or when [`flush`]ed); false when the writer has gone.
+fn hand_over(a: &mut Assigned) -> bool {
     let Some(first) = a.first.take() else {
         return true;
     };
@@ -331,7 +339,7 @@ fn flush(a: &mut Assigned) -> bool {
         counts: sink.counts,
     };
     a.started = None;
-    a.stage.apply(Work::Processed(Box::new(processed))) && a.stage.flush()
+    a.stage.apply(Work::Processed(Box::new(processed)))
 }
 
 /// Normalize one message into its partition's buffer.
@@ -398,9 +406,8 @@ fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>,
 
 /// The next offset in a partition's checkpoint under `root` (read-only; for partitions another
 /// instance owns).
-fn checkpointed(root: &Path, key: &PartitionKey) -> Option<i64> {
-    let bytes = std::fs::read(root.join(state_dir(key)).join("checkpoint.json")).ok()?;
-    let cp: crate::sink::Checkpoint = serde_json::from_slice(&bytes).ok()?;
+fn checkpointed(root: &Location, key: &PartitionKey) -> Option<i64> {
+    let cp = crate::sink::state::read_checkpoint(root, &state_dir(key)).ok()?;
     cp.inputs.get(&fingerprint(key)).map(|s| s.offset as i64)
 }
 
@@ -409,7 +416,11 @@ fn checkpointed(root: &Path, key: &PartitionKey) -> Option<i64> {
 /// (its checkpoint in the shared output).
 fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) -> bool {
     let timeout = Duration::from_secs(5);
-    if shared.assigned.values().any(|a| a.first.is_some()) {
+    if shared
+        .assigned
+        .values()
+        .any(|a| a.first.is_some() || a.stage.has_pending())
+    {
         return false;
     }
     topics.iter().all(|topic| {
@@ -461,7 +472,9 @@ pub fn ingest(
     stop: Arc<AtomicBool>,
 ) -> Result<(Summary, KafkaSummary), IngestError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&opts.out).map_err(crate::sink::io_err("creating", &opts.out))?;
+    if let Some(dir) = opts.out.local() {
+        std::fs::create_dir_all(dir).map_err(crate::sink::io_err("creating", dir))?;
+    }
     // At most a few segments queued: bounded memory whatever the lag.
     let (to_writer, writer_rx) = bounded::<ToCommit>(4);
     let (committed_tx, committed_rx) = unbounded::<(PartitionKey, i64)>();
@@ -482,7 +495,9 @@ pub fn ingest(
     };
     let consumer = consumer(k, context)?;
     let mut normalizer = Normalizer::new(opts.format).keep_raw(opts.keep_raw);
-    let poll_every = (opts.max_latency / 4).max(Duration::from_millis(10));
+    let poll_every = (opts.max_latency / 4)
+        .min(CHUNK_WAIT)
+        .max(Duration::from_millis(10));
     let mut failure = None;
     let mut last_end_check = Instant::now();
     let mut last_publish = Instant::now();
@@ -513,10 +528,7 @@ pub fn ingest(
                             take_message(&mut normalizer, a, m.offset(), payload);
                             let entry = shared.kafka.partitions.entry(key_text(&key)).or_default();
                             entry.messages += 1;
-                            let rows = a.sink.builder.len();
-                            if (rows >= opts.segment_rows || a.bytes as usize >= opts.segment_bytes)
-                                && !flush(a)
-                            {
+                            if a.sink.builder.len() >= CHUNK_ROWS && !hand_over(a) {
                                 failure = Some(IngestError::Internal("the writer stopped".into()));
                                 break;
                             }
@@ -525,8 +537,12 @@ pub fn ingest(
                 }
             }
             let mut writer_gone = false;
+            let chunk_wait = CHUNK_WAIT.min(opts.max_latency);
             for a in shared.assigned.values_mut() {
-                if a.started.is_some_and(|t| t.elapsed() >= opts.max_latency) && !flush(a) {
+                if a.started.is_some_and(|t| t.elapsed() >= chunk_wait) && !hand_over(a) {
+                    writer_gone = true;
+                }
+                if a.stage.due(opts.max_latency) && !flush(a) {
                     writer_gone = true;
                 }
             }
@@ -538,6 +554,9 @@ pub fn ingest(
                 last_publish = Instant::now();
                 publish_progress(opts, &shared);
             }
+        }
+        if idle {
+            opts.observers.tick();
         }
         commit_offsets(&consumer, &committed_rx);
         if k.exit_at_end && idle && last_end_check.elapsed() >= Duration::from_millis(500) {

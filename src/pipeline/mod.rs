@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -25,7 +24,7 @@ use crate::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source, co
 use crate::normalize::latency::LatencyPairer;
 use crate::normalize::{LeafSink, LogFormat, Normalizer, Reject};
 use crate::sink::segment::Position;
-use crate::sink::{DeadLetter, OutDir, Segment, SinkError, commit_segment};
+use crate::sink::{DeadLetter, Location, OutDir, Segment, SinkError, commit_segment};
 use crate::source::{Chunk, ChunkKind, ReadItem, Reader, ReaderConfig};
 
 pub mod kafka;
@@ -35,6 +34,10 @@ pub mod kafka;
 pub trait BatchObserver: Send + Sync {
     /// Look at one batch.
     fn observe(&self, batch: &RecordBatch);
+
+    /// Called now and then while the input is idle (live sources), so time-based work — a
+    /// rule engine releasing what waited for stragglers — happens without new events.
+    fn tick(&self) {}
 }
 
 impl BatchObserver for std::sync::Mutex<crate::sli::live::Aggregator> {
@@ -49,6 +52,15 @@ impl BatchObserver for std::sync::Mutex<crate::sli::live::Aggregator> {
 #[derive(Clone, Default)]
 pub struct Observers(pub Vec<Arc<dyn BatchObserver>>);
 
+impl Observers {
+    /// [`BatchObserver::tick`] every observer.
+    pub fn tick(&self) {
+        for o in &self.0 {
+            o.tick();
+        }
+    }
+}
+
 impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Observers({})", self.0.len())
@@ -61,7 +73,7 @@ pub struct IngestOptions {
     /// Paths, globs, directories or `-`.
     pub inputs: Vec<String>,
     /// Output directory.
-    pub out: PathBuf,
+    pub out: Location,
     /// Input format (`Auto` detects per record).
     pub format: LogFormat,
     /// Keep each vendor record, redacted, in the `raw` column (vendor-field rules need it).
@@ -86,10 +98,10 @@ pub struct IngestOptions {
 
 impl IngestOptions {
     /// Defaults for `inputs` → `out`.
-    pub fn new(inputs: Vec<String>, out: PathBuf) -> Self {
+    pub fn new(inputs: Vec<String>, out: impl Into<Location>) -> Self {
         IngestOptions {
             inputs,
-            out,
+            out: out.into(),
             format: LogFormat::Auto,
             keep_raw: false,
             workers: thread::available_parallelism().map_or(2, |n| n.get()),
@@ -356,13 +368,15 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
                     }
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if stage.due(opts.max_latency) && !stage.flush() {
-                    send_failed = true;
-                }
-            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
+        // Checked on every wake-up: in follow mode the reader reports idle polls more often
+        // than the receive times out.
+        if stage.due(opts.max_latency) && !stage.flush() {
+            send_failed = true;
+        }
+        opts.observers.tick();
         if send_failed {
             // The writer failed; stop everything and report its error below.
             stop.store(true, Ordering::Relaxed);
@@ -425,6 +439,11 @@ impl OrderedStage {
             summary: Summary::default(),
             observers: opts.observers.clone(),
         }
+    }
+
+    /// Whether positions or dead letters wait for a commit.
+    fn has_pending(&self) -> bool {
+        !self.positions.is_empty() || !self.segment.dead_letters.is_empty()
     }
 
     fn due(&self, max_latency: Duration) -> bool {

@@ -1,13 +1,17 @@
 //! Durable outputs under `--out`: hour-partitioned Parquet (`events/dt=…/hour=…`), dead letters
 //! (`deadletter/`), and the checkpoint state (`_state/`), committed together per segment with an
-//! intent log so a crash at any moment neither loses nor duplicates rows.
+//! intent log so a crash at any moment neither loses nor duplicates rows — in a local directory
+//! or under an object store prefix.
 
 pub mod deadletter;
+pub mod lease;
+pub mod location;
 pub mod parquet;
 pub mod segment;
 pub mod state;
 
 pub use deadletter::DeadLetter;
+pub use location::Location;
 pub use segment::{Segment, SegmentStats, commit_segment};
 pub use state::{Checkpoint, InputState, OutDir};
 
@@ -34,17 +38,31 @@ pub enum SinkError {
         /// Why.
         source: ::parquet::errors::ParquetError,
     },
+    /// An object store operation failed (credentials, network, bucket missing, …).
+    #[error("{op} {url}: {source}")]
+    Store {
+        /// What was being done.
+        op: &'static str,
+        /// Where.
+        url: String,
+        /// Why.
+        source: object_store::Error,
+    },
     /// State files are unreadable.
     #[error("state file {path} is corrupt: {reason}; move it away to re-ingest from scratch")]
     CorruptState {
         /// Where.
-        path: PathBuf,
+        path: String,
         /// Why.
         reason: String,
     },
     /// Another process holds the output directory (or a Kafka partition's state in it).
     #[error("{0} is locked by another mfascope ingest; wait for it or choose another --out")]
-    Locked(PathBuf),
+    Locked(String),
+    /// The lock on object storage was lost (another process took it over after it expired);
+    /// nothing more is committed.
+    #[error("lost the lock {0}; stopped before committing (restart to resume from the checkpoint)")]
+    LockLost(String),
 }
 
 /// Attach an operation and path to an I/O error.

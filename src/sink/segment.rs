@@ -1,7 +1,8 @@
 //! A segment is the unit of commit: the events of a contiguous stretch of input, split by hour,
 //! plus its dead letters and the input positions it advances. Commit order: temp files (fsync) →
-//! intent log → renames (fsync dirs) → checkpoint. Names derive from where the segment starts,
-//! so a replay after a crash writes the same names.
+//! intent log → renames (fsync dirs) → checkpoint; on object storage uploads → intent log →
+//! server-side copies → checkpoint. Names derive from where the segment starts, so a replay
+//! after a crash writes the same names.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -12,7 +13,6 @@ use arrow::array::RecordBatch;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
-use super::state::{Pending, sync_parent};
 use super::{
     Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition,
 };
@@ -72,30 +72,26 @@ pub fn partition_dir(hour: i64) -> String {
 /// Write and commit `seg`, advancing the checkpoint of `out`.
 pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, SinkError> {
     let mut stats = SegmentStats::default();
-    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
     let positions_json = serde_json::to_string(&seg.positions).expect("serializable");
-    // Stage under `_state/staging/` so readers globbing `events/**` never see partial files;
-    // a rename into place is atomic on the same file system.
+    // Stage outside `events/` so readers never see partial files; publishing makes them
+    // visible atomically (a rename, or a server-side copy on object storage).
     let staging = out.staging_dir();
     let result = (|| {
         fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
         for (hour, batches) in &seg.partitions {
-            let dir = out.root.join("events").join(partition_dir(*hour));
-            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-            let dst = dir.join(format!("{}.parquet", seg.id));
+            let dst = format!("events/{}/{}.parquet", partition_dir(*hour), seg.id);
             let tmp = staging.join(format!("{}.{hour}.parquet", seg.id));
             let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
-            renames.push((tmp, dst));
+            files.push((tmp, dst));
             stats.rows += rows as u64;
             stats.bytes += bytes;
         }
         if !seg.dead_letters.is_empty() {
-            let dir = out.root.join("deadletter");
-            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-            let dst = dir.join(format!("{}.ndjson", seg.id));
+            let dst = format!("deadletter/{}.ndjson", seg.id);
             let tmp = staging.join(format!("{}.deadletter.ndjson", seg.id));
             write_dead_letters(&tmp, &seg.dead_letters)?;
-            renames.push((tmp, dst));
+            files.push((tmp, dst));
         }
         Ok::<_, SinkError>(())
     })();
@@ -118,25 +114,8 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
             },
         );
     }
-    let relative = |p: &PathBuf| p.strip_prefix(&out.root).unwrap_or(p).to_path_buf();
-    out.write_pending(&Pending {
-        renames: renames
-            .iter()
-            .map(|(tmp, dst)| (relative(tmp), relative(dst)))
-            .collect(),
-        checkpoint: checkpoint.clone(),
-    })?;
-    for (tmp, dst) in &renames {
-        fs::rename(tmp, dst).map_err(io_err("renaming", tmp))?;
-    }
-    let mut synced = std::collections::HashSet::new();
-    for (_, dst) in &renames {
-        if synced.insert(dst.parent().map(Path::to_path_buf)) {
-            sync_parent(dst)?;
-        }
-    }
-    stats.files = renames.len() as u64;
-    out.finish_commit(checkpoint)?;
+    stats.files = files.len() as u64;
+    out.publish(files, checkpoint)?;
     Ok(stats)
 }
 

@@ -5,7 +5,9 @@ pub mod live;
 mod query;
 pub mod slice;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::sink::Location;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -20,9 +22,12 @@ pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries, resolve_quer
 /// SLI failures; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SliError {
-    /// No Parquet under the data directory.
+    /// No Parquet under the data location.
     #[error("no events under {0}: run `mfascope ingest … --out` into it first")]
-    NoData(PathBuf),
+    NoData(String),
+    /// The data location cannot be listed.
+    #[error(transparent)]
+    Store(#[from] crate::sink::SinkError),
     /// A query file is unreadable or malformed.
     #[error("query file {path}: {reason}")]
     BadQuery {
@@ -50,16 +55,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Register `DATA/events/` (hive-partitioned Parquet) as `events_all` and `events` as the
-    /// view of it restricted to `[from, to)`.
-    pub async fn open(data: &Path, params: &Params) -> Result<Engine, SliError> {
-        let events = data.join("events");
-        let has_files = walkdir::WalkDir::new(&events)
-            .into_iter()
-            .flatten()
-            .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
+    /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
+    /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
+    pub async fn open(data: &Location, params: &Params) -> Result<Engine, SliError> {
+        let has_files = {
+            let listing = data.clone();
+            // Listing an object store blocks on the sink's own runtime, off this one.
+            tokio::task::spawn_blocking(move || listing.has_file_under("events", ".parquet"))
+                .await
+                .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))??
+        };
         if !has_files {
-            return Err(SliError::NoData(data.to_path_buf()));
+            return Err(SliError::NoData(data.to_string()));
         }
         let config = SessionConfig::new()
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -69,11 +76,20 @@ impl Engine {
             name: "events".into(),
             source,
         };
-        let url = ListingTableUrl::parse(format!(
-            "{}/",
-            events.canonicalize().unwrap_or(events.clone()).display()
-        ))
-        .map_err(sql_err)?;
+        let url = match data {
+            Location::Local(dir) => {
+                let events = dir.join("events");
+                format!(
+                    "{}/",
+                    events.canonicalize().unwrap_or(events.clone()).display()
+                )
+            }
+            Location::Remote(remote) => {
+                ctx.register_object_store(remote.base(), remote.store());
+                format!("{}/", data.describe("events"))
+            }
+        };
+        let url = ListingTableUrl::parse(url).map_err(sql_err)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![

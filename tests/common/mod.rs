@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI integration tests: the binary, JSON runs, generated inputs.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
