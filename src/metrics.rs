@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use strum::IntoEnumIterator;
 
+use crate::pipeline::kafka::KafkaSummary;
 use crate::sli::live::{Aggregator, Counter, HOUR_MS};
 use crate::slo::SloReport;
 
@@ -31,6 +32,9 @@ pub struct PipelineProgress {
     pub ignored: AtomicU64,
     /// Input bytes consumed.
     pub bytes_in: AtomicU64,
+    /// Kafka consumer state (per-partition messages, committed offsets, lag; commits and
+    /// rebalances), when consuming from Kafka.
+    pub kafka: std::sync::Mutex<Option<KafkaSummary>>,
 }
 
 impl PipelineProgress {
@@ -74,6 +78,69 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// Kafka consumer metrics: per partition (labels `topic`, `partition`) messages consumed, the
+/// offset committed to Parquet and the lag; commits and rebalances in total.
+fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
+    let messages = Family::<Labels, PromCounter>::default();
+    r.register(
+        "mfascope_kafka_messages",
+        "Kafka messages consumed, per partition.",
+        messages.clone(),
+    );
+    let committed = gauge_family(
+        r,
+        "mfascope_kafka_committed_offset",
+        "Next offset of the partition committed to Parquet (then to Kafka).",
+        None,
+    );
+    let lag = gauge_family(
+        r,
+        "mfascope_kafka_consumer_lag",
+        "Messages between the offset committed to Kafka and the partition's high watermark.",
+        None,
+    );
+    for (key, p) in &k.partitions {
+        let (topic, partition) = key.rsplit_once('/').unwrap_or((key, ""));
+        let l = labels(&[("topic", topic), ("partition", partition)]);
+        messages.get_or_create(&l).inc_by(p.messages);
+        if let Some(o) = p.committed_offset {
+            committed.get_or_create(&l).set(o as f64);
+        }
+        if let Some(n) = p.lag {
+            lag.get_or_create(&l).set(n as f64);
+        }
+    }
+    for (name, help, value) in [
+        (
+            "mfascope_kafka_offset_commits",
+            "Offset commits sent to Kafka after the matching Parquet commits.",
+            k.offset_commits,
+        ),
+        (
+            "mfascope_kafka_assignments",
+            "Partition assignments received (rebalances).",
+            k.assignments,
+        ),
+        (
+            "mfascope_kafka_revocations",
+            "Partition revocations received (rebalances).",
+            k.revocations,
+        ),
+        (
+            "mfascope_kafka_redelivered",
+            "Messages delivered again below the committed position and skipped.",
+            k.redelivered,
+        ),
+        (
+            "mfascope_kafka_consumer_errors",
+            "Consumer errors seen (librdkafka retries by itself).",
+            k.consumer_errors,
+        ),
+    ] {
+        counter(r, name, help, value);
+    }
+}
+
 /// Render the exposition for the current state.
 pub fn render(progress: &PipelineProgress, agg: &Aggregator, report: &SloReport) -> String {
     let mut r = Registry::default();
@@ -110,6 +177,15 @@ pub fn render(progress: &PipelineProgress, agg: &Aggregator, report: &SloReport)
         Unit::Bytes,
         bytes,
     );
+
+    let kafka = progress
+        .kafka
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(k) = kafka {
+        kafka_metrics(&mut r, &k);
+    }
 
     let live = agg.counters();
     counter(

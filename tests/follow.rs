@@ -188,21 +188,24 @@ fn a_burst_followed_by_silence_is_reported_while_following() {
             .map(|i| line(format!("b{i}"), &format!("u{i}"), "totp", "success"))
             .collect::<Vec<_>>(),
     );
-    let mut child = bin()
-        .args([
-            "ingest",
-            "--follow",
-            "--no-progress",
-            "--format",
-            "json",
-            "--out",
-        ])
-        .arg(&out)
-        .arg(&input)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(Some(
+        bin()
+            .args([
+                "ingest",
+                "--follow",
+                "--no-progress",
+                "--format",
+                "json",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&input)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let child = guard.0.as_mut().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -225,10 +228,11 @@ fn a_burst_followed_by_silence_is_reported_while_following() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut announced = None;
     while announced.is_none() && Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            if l.starts_with("finding:") && l.contains("mallory") {
-                announced = Some(l);
-            }
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200))
+            && l.starts_with("finding:")
+            && l.contains("mallory")
+        {
+            announced = Some(l);
         }
     }
     assert!(child.try_wait().unwrap().is_none(), "ingest exited early");
@@ -236,11 +240,22 @@ fn a_burst_followed_by_silence_is_reported_while_following() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = guard.0.take().unwrap().wait().unwrap();
     let line = announced.expect("no finding announced for the burst while following");
     assert!(
         line.contains("T1621"),
         "push bombing is tagged T1621: {line}"
     );
     assert!(status.success());
+}
+
+/// A child process killed if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

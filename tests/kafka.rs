@@ -440,3 +440,61 @@ fn kafka_into_s3_survives_kill_9_exactly() {
     assert_exact(&c, 30_000, 2);
     assert_eq!(c["staged"], serde_json::json!([]), "commit leftovers: {c}");
 }
+
+/// `--metrics-listen` with `--kafka`: a real scrape shows per-partition messages, committed
+/// offsets and lag, and offset commits, agreeing with what was produced.
+#[test]
+fn kafka_consumer_metrics_are_scraped_while_consuming() {
+    let addr = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let file = events(dir.path(), 3_000, 0);
+    let topic = topic(&addr, "metrics", 2);
+    wait_ok(produce(&addr, &topic, &file, 0), "producer");
+    let mut cmd = ingest(&addr, &topic, &topic, dir.path().join("out"), false);
+    cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+    let mut child = Running(Some(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let stderr = child.0.as_mut().unwrap().stderr.take().unwrap();
+    let (metrics, _stderr) = common::metrics_address(stderr);
+    let series = |p: u32, name: &str| format!("{name}{{topic=\"{topic}\",partition=\"{p}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let page = loop {
+        let page = common::get(&metrics, "/metrics");
+        let total: f64 = (0..2)
+            .filter_map(|p| common::value(&page, &series(p, "mfascope_kafka_messages_total")))
+            .sum();
+        let committed: f64 = (0..2)
+            .filter_map(|p| common::value(&page, &series(p, "mfascope_kafka_committed_offset")))
+            .sum();
+        let lags: Vec<f64> = (0..2)
+            .filter_map(|p| common::value(&page, &series(p, "mfascope_kafka_consumer_lag")))
+            .collect();
+        if total == 3_000.0 && committed == 3_000.0 && lags == [0.0, 0.0] {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed 3000 consumed and committed with lag 0:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        common::value(&page, "mfascope_kafka_offset_commits_total").unwrap() >= 1.0,
+        "{page}"
+    );
+    assert_eq!(
+        common::value(&page, "mfascope_kafka_assignments_total"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        common::value(&page, "mfascope_ingest_events_total"),
+        Some(3_000.0)
+    );
+    let summary = terminate(child.take());
+    assert_eq!(summary["events"], 3_000, "{summary}");
+}

@@ -4,30 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, generate};
-
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-fn value(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
+use common::{bin, generate, get, metrics_address, value};
 
 #[test]
 fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
@@ -57,18 +37,7 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no metrics address"
-        );
-        if let Some(rest) = line.trim().strip_prefix("metrics: http://") {
-            break rest.trim_end_matches("/metrics").to_string();
-        }
-    };
+    let (addr, _stderr) = metrics_address(child.stderr.take().unwrap());
     assert!(get(&addr, "/healthz").ends_with("ok\n"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let page = loop {

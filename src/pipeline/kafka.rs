@@ -634,4 +634,9 @@ fn publish_progress(opts: &IngestOptions, shared: &Shared) {
         .values()
         .for_each(|a| total.add(&a.stage.summary));
     opts.progress_counters.publish(&total);
+    *opts
+        .progress_counters
+        .kafka
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(shared.kafka.clone());
 }

@@ -84,3 +84,44 @@ pub fn output_json(cmd: &mut Command) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// HTTP GET `path` from `addr` (raw response: status line, headers, body).
+pub fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of an exposition line `series VALUE` (series with its labels, exactly).
+pub fn value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Read an ingest's stderr up to its `metrics: http://ADDR/metrics` line; returns ADDR and the
+/// rest of the stream.
+pub fn metrics_address(
+    stderr: std::process::ChildStderr,
+) -> (String, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no metrics address"
+        );
+        if let Some(rest) = line.trim().strip_prefix("metrics: http://") {
+            return (rest.trim_end_matches("/metrics").to_string(), stderr);
+        }
+    }
+}
