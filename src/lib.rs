@@ -18,3 +18,4 @@ pub mod sli;
 pub mod slo;
 pub mod source;
 pub mod time;
+pub mod tui;

@@ -74,6 +74,29 @@ pub fn parse_span_ms(s: &str) -> Option<i64> {
     n.checked_mul(unit_ms)
 }
 
+/// Parse a duration such as `500ms`, `1s`, `2m`, `6h` or `30d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}; use e.g. 500ms, 1s, 2m, 6h, 30d"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}; use ms, s, m, h or d"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +135,29 @@ mod tests {
                 .unwrap_err()
                 .contains("not RFC 3339")
         );
+    }
+
+    #[test]
+    fn durations_take_ms_to_days() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(super::parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(
+            super::parse_duration("6h"),
+            Ok(Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(
+            super::parse_duration("30d"),
+            Ok(Duration::from_secs(30 * 86_400))
+        );
+        assert!(
+            super::parse_duration("1w")
+                .unwrap_err()
+                .contains("ms, s, m, h or d")
+        );
+        assert!(super::parse_duration("soon").is_err());
     }
 }

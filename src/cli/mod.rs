@@ -282,7 +282,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 16)]
     pub segment_mib: usize,
     /// Longest time an event waits before it is committed, in follow mode (e.g. `1s`, `500ms`).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub max_latency: Duration,
     /// Hide the progress bar.
     #[arg(long)]
@@ -306,7 +306,7 @@ pub struct IngestArgs {
     /// How long (in event time) streaming detection waits for out-of-order events before
     /// evaluating them [default: 5m for files, 500ms with --follow or --kafka, where a quiet input
     /// also releases what waits after that long].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::time::parse_duration)]
     pub detect_allowance: Option<Duration>,
 }
 
@@ -372,23 +372,6 @@ pub struct DemoArgs {
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}; use e.g. 1s, 500ms, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}; use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Run the parsed command; returns the process exit code.
