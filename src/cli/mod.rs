@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and one small function per subcommand that calls
 //! the library. Exit codes: 0 ok, 1 runtime failure (or dead letters with `--strict`), 2 usage.
 
+mod dashboard;
 mod demo;
 pub mod detect;
 mod generate;
@@ -61,6 +62,51 @@ pub enum Command {
     Detect(DetectArgs),
     /// Check rule files (`lint`) or run their test cases (`test`).
     Rules(RulesArgs),
+    /// Terminal dashboard (executive, on-call, debug views) over ingested data;
+    /// `--snapshot` prints one frame as text.
+    Dashboard(DashboardArgs),
+}
+
+/// `mfascope dashboard`.
+#[derive(clap::Args, Debug)]
+pub struct DashboardArgs {
+    /// Output of `mfascope ingest`: a directory or an object store URL.
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
+    /// View to open first (`executive`, `oncall`, `debug`, or one from --dashboards).
+    #[arg(long)]
+    pub view: Option<String>,
+    /// Folder of view files (default: `./dashboards` if present, else the shipped views).
+    #[arg(long)]
+    pub dashboards: Option<PathBuf>,
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long)]
+    pub slos: Option<PathBuf>,
+    /// Rule file or folder (default: `./rules` if present, else the shipped rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Redraw at least this often.
+    #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
+    pub refresh: Duration,
+    /// Print one frame as text and exit (CI logs, docs).
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Frame size for --snapshot, WIDTHxHEIGHT.
+    #[arg(long, default_value = "120x40", value_parser = parse_size)]
+    pub size: (u16, u16),
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?}: use WIDTHxHEIGHT, e.g. 120x40"))?;
+    let parse = |v: &str| {
+        v.parse::<u16>()
+            .ok()
+            .filter(|n| (10..=1000).contains(n))
+            .ok_or_else(|| format!("{s:?}: width and height are 10..1000 cells"))
+    };
+    Ok((parse(w)?, parse(h)?))
 }
 
 /// Finding report formats.
@@ -391,5 +437,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Alerts(a) => slo::run_alerts(a),
         Command::Detect(a) => detect::run_detect(a),
         Command::Rules(a) => detect::run_rules(a),
+        Command::Dashboard(a) => dashboard::run(a),
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod app;
 pub mod data;
+pub mod render;
 pub mod spec;
 pub mod state;

@@ -1,0 +1,929 @@
+//! Drawing a view: the tab bar, the view's rows of panels, the status bar, and the help, filter
+//! and detail overlays. One function per panel kind; every number comes from a [`Snapshot`] of
+//! bounded state, so drawing costs the same however much history is stored.
+
+use chrono::DateTime;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Sparkline, Table,
+    TableState, Tabs, Wrap,
+};
+
+use super::app::App;
+use super::data::{self, Series, Unit};
+use super::spec::{Kind, Panel};
+use super::state::{DashState, EventRow};
+use crate::detect::finding::Finding;
+use crate::sli::live::{Aggregator, MINUTE_MS};
+use crate::slo::SloReport;
+
+/// Where the data comes from and how fresh it is (the status bar).
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// `history DIR`, `follow FILE…` or `kafka TOPIC`.
+    pub source: String,
+    /// Events taken in so far.
+    pub events: u64,
+    /// Ingest rate (events/s), live modes.
+    pub events_per_s: Option<f64>,
+    /// Consumer lag (messages), Kafka.
+    pub lag: Option<i64>,
+}
+
+/// The state a frame is drawn from.
+pub struct Snapshot<'a> {
+    /// Live SLI state.
+    pub agg: &'a Aggregator,
+    /// SLO evaluation at the latest minute.
+    pub report: &'a SloReport,
+    /// Findings, oldest first.
+    pub findings: &'a [Finding],
+    /// The dashboard's rings and extras.
+    pub dash: &'a DashState,
+    /// Status bar content.
+    pub status: Status,
+}
+
+/// Colours, or none (`NO_COLOR`): then only bold and reverse video carry emphasis, which reads
+/// on dark and light terminals alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Theme {
+    /// Whether to use colours.
+    pub color: bool,
+}
+
+impl Theme {
+    /// Colours unless `NO_COLOR` is set (<https://no-color.org>).
+    pub fn from_env() -> Theme {
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    fn title(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    fn good(&self) -> Style {
+        self.fg(Color::Green)
+    }
+
+    fn bad(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+}
+
+/// A table panel's content.
+#[derive(Clone, Debug, Default)]
+pub struct TableData {
+    /// Column names.
+    pub header: Vec<&'static str>,
+    /// Column widths.
+    pub widths: Vec<Constraint>,
+    /// Cells, row by row.
+    pub rows: Vec<Vec<String>>,
+    /// The full record behind each row (the detail pane), field by field.
+    pub details: Vec<Vec<(String, String)>>,
+}
+
+fn time_text(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn axis_time(ms: i64, range_minutes: i64) -> String {
+    let fmt = if range_minutes <= 1440 {
+        "%H:%M"
+    } else {
+        "%m-%d"
+    };
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format(fmt).to_string())
+        .unwrap_or_default()
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "–".into(), ToString::to_string)
+}
+
+fn event_table(rows: &mut dyn Iterator<Item = &EventRow>, app: &App) -> TableData {
+    let mut t = TableData {
+        header: vec![
+            "time", "source", "user", "action", "factor", "outcome", "reason", "country",
+        ],
+        widths: vec![
+            Constraint::Length(19),
+            Constraint::Length(9),
+            Constraint::Fill(2),
+            Constraint::Length(15),
+            Constraint::Length(12),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+            Constraint::Length(7),
+        ],
+        ..Default::default()
+    };
+    for e in rows.filter(|e| app.filter.matches(e)) {
+        t.rows.push(vec![
+            time_text(e.time),
+            opt(&e.source),
+            e.user.clone(),
+            opt(&e.action),
+            opt(&e.factor),
+            opt(&e.outcome),
+            opt(&e.reason),
+            opt(&e.country),
+        ]);
+        t.details.push(vec![
+            ("event_id".into(), e.event_id.clone()),
+            ("time".into(), time_text(e.time)),
+            ("source".into(), opt(&e.source)),
+            ("user".into(), e.user.clone()),
+            ("app".into(), opt(&e.app)),
+            ("action".into(), opt(&e.action)),
+            ("factor".into(), opt(&e.factor)),
+            ("outcome".into(), opt(&e.outcome)),
+            ("reason".into(), opt(&e.reason)),
+            ("country".into(), opt(&e.country)),
+            ("src_ip".into(), opt(&e.src_ip)),
+            ("device_id".into(), opt(&e.device_id)),
+        ]);
+    }
+    t
+}
+
+fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
+    let mut t = TableData {
+        header: vec![
+            "last seen",
+            "severity",
+            "rule",
+            "group",
+            "events",
+            "summary",
+        ],
+        widths: vec![
+            Constraint::Length(19),
+            Constraint::Length(8),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Length(6),
+            Constraint::Fill(4),
+        ],
+        ..Default::default()
+    };
+    let wanted = |f: &Finding| {
+        panel.rules.is_empty()
+            || f.rule_name
+                .as_ref()
+                .is_some_and(|n| panel.rules.iter().any(|r| r == n))
+    };
+    for f in snap
+        .findings
+        .iter()
+        .rev()
+        .filter(|f| wanted(f) && app.filter.matches_user(f.user.as_deref()))
+    {
+        let rule = f.rule_name.clone().unwrap_or_else(|| f.rule_title.clone());
+        t.rows.push(vec![
+            time_text(f.last_time),
+            f.severity.clone(),
+            rule.clone(),
+            f.group_key.clone(),
+            f.count.to_string(),
+            f.summary.clone(),
+        ]);
+        t.details.push(vec![
+            ("finding".into(), f.id.clone()),
+            ("rule".into(), format!("{rule} ({})", f.rule_title)),
+            ("severity".into(), f.severity.clone()),
+            ("ATT&CK".into(), f.attack.join(", ")),
+            ("group".into(), f.group_key.clone()),
+            ("user".into(), opt(&f.user)),
+            ("src_ip".into(), opt(&f.src_ip)),
+            ("first seen".into(), time_text(f.first_time)),
+            ("last seen".into(), time_text(f.last_time)),
+            ("events".into(), f.count.to_string()),
+            ("summary".into(), f.summary.clone()),
+            ("evidence".into(), f.evidence.join(" ")),
+        ]);
+    }
+    t
+}
+
+fn slo_table(snap: &Snapshot) -> TableData {
+    let mut t = TableData {
+        header: vec![
+            "SLO",
+            "SLI",
+            "target",
+            "budget left",
+            "burn 1h",
+            "burn 6h",
+            "firing",
+        ],
+        widths: vec![
+            Constraint::Fill(3),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(11),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Fill(2),
+        ],
+        ..Default::default()
+    };
+    for s in &snap.report.slos {
+        let burn = |w: &str| {
+            s.burn_rates
+                .iter()
+                .find(|b| b.window == w)
+                .and_then(|b| b.rate)
+                .map_or_else(|| "–".into(), |r| format!("{r:.1}×"))
+        };
+        t.rows.push(vec![
+            s.display_name.clone(),
+            data::format(s.sli, Unit::Ratio),
+            format!("{:.2}%", s.target * 100.0),
+            data::format(s.budget_remaining, Unit::Ratio),
+            burn("1h"),
+            burn("6h"),
+            s.firing.join(", "),
+        ]);
+        t.details.push(vec![
+            ("SLO".into(), s.name.clone()),
+            ("window".into(), s.window.clone()),
+            ("good / total".into(), format!("{} / {}", s.good, s.total)),
+            ("violated".into(), s.violated.to_string()),
+        ]);
+    }
+    t
+}
+
+fn alerts_table(snap: &Snapshot) -> TableData {
+    let mut t = TableData {
+        header: vec!["since", "severity", "SLO", "alert", "peak burn"],
+        widths: vec![
+            Constraint::Length(20),
+            Constraint::Length(8),
+            Constraint::Fill(2),
+            Constraint::Fill(2),
+            Constraint::Length(9),
+        ],
+        ..Default::default()
+    };
+    for e in snap
+        .report
+        .episodes
+        .iter()
+        .filter(|e| e.resolved_at.is_none())
+    {
+        t.rows.push(vec![
+            e.firing_at.clone(),
+            e.severity.clone(),
+            e.slo_display_name.clone(),
+            e.alert.clone(),
+            format!("{:.1}×", e.peak),
+        ]);
+        t.details.push(vec![
+            ("SLO".into(), e.slo.clone()),
+            ("alert".into(), e.alert.clone()),
+            ("rule".into(), e.rule.clone()),
+            ("firing since".into(), e.firing_at.clone()),
+        ]);
+    }
+    t
+}
+
+fn countries_table(snap: &Snapshot) -> TableData {
+    let mut t = TableData {
+        header: vec!["country", "failures", "share"],
+        widths: vec![
+            Constraint::Fill(1),
+            Constraint::Length(9),
+            Constraint::Length(8),
+        ],
+        ..Default::default()
+    };
+    let total: u64 = snap.dash.failures_by_country.values().sum();
+    let mut by: Vec<(&String, &u64)> = snap.dash.failures_by_country.iter().collect();
+    by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (c, n) in by {
+        t.rows.push(vec![
+            c.clone(),
+            n.to_string(),
+            data::format(Some(*n as f64 / total.max(1) as f64), Unit::Ratio),
+        ]);
+        t.details.push(vec![
+            ("country".into(), c.clone()),
+            ("failures".into(), n.to_string()),
+        ]);
+    }
+    t
+}
+
+fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
+    let mut t = TableData {
+        header: vec!["factor", "p50", "p95", "p99", "count"],
+        widths: vec![Constraint::Fill(1); 5],
+        ..Default::default()
+    };
+    let hour = 60 * MINUTE_MS;
+    for f in snap
+        .agg
+        .latency_factors(from - from.rem_euclid(hour), to + hour)
+    {
+        if let Some(l) = snap.agg.latency(from, to, Some(f)) {
+            t.rows.push(vec![
+                f.to_string(),
+                format!("{} ms", l.p50_ms),
+                format!("{} ms", l.p95_ms),
+                format!("{} ms", l.p99_ms),
+                l.count.to_string(),
+            ]);
+            t.details.push(vec![("factor".into(), f.to_string())]);
+        }
+    }
+    t
+}
+
+fn impact_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
+    let mut t = TableData {
+        header: vec!["what", "value"],
+        widths: vec![Constraint::Fill(2), Constraint::Fill(1)],
+        ..Default::default()
+    };
+    let violated = snap.report.slos.iter().filter(|s| s.violated).count();
+    let totals = snap.agg.totals(from, to);
+    let extra = snap.dash.extra(from, to);
+    let severe = snap
+        .findings
+        .iter()
+        .filter(|f| matches!(f.severity.as_str(), "high" | "critical"))
+        .count();
+    for (what, value) in [
+        (
+            "SLOs missing their objective",
+            format!("{violated} of {}", snap.report.slos.len()),
+        ),
+        ("lockouts", extra.lockouts.to_string()),
+        (
+            "rate-limited attempts",
+            totals
+                .get(crate::sli::live::Counter::RateLimited)
+                .to_string(),
+        ),
+        ("high/critical findings", severe.to_string()),
+        (
+            "IdP errors (latest kept)",
+            snap.dash.idp_errors.len().to_string(),
+        ),
+    ] {
+        t.rows.push(vec![what.into(), value.clone()]);
+        t.details.push(vec![(what.into(), value)]);
+    }
+    t
+}
+
+/// The rows of a `table` panel, filtered (sorting is applied by [`sort`]).
+pub fn table_data(panel: &Panel, snap: &Snapshot, app: &App, from: i64, to: i64) -> TableData {
+    match panel.bind.as_str() {
+        "slo.budgets" => slo_table(snap),
+        "alerts.firing" => alerts_table(snap),
+        "findings" => findings_table(panel, snap, app),
+        "events.recent" => event_table(&mut snap.dash.recent.newest_first(), app),
+        "events.idp_errors" => event_table(&mut snap.dash.idp_errors.newest_first(), app),
+        "events.enrollment" => event_table(&mut snap.dash.enrollment.newest_first(), app),
+        "top.failures_by_country" => countries_table(snap),
+        "series.latency_p95_by_factor" => latency_table(snap, from, to),
+        _ => impact_table(snap, from, to),
+    }
+}
+
+/// Sort rows (and their details) by column `col`, numbers numerically.
+pub fn sort(t: &mut TableData, col: usize, descending: bool) {
+    if t.header.is_empty() || t.rows.is_empty() {
+        return;
+    }
+    let col = col % t.header.len();
+    let key = |cell: &str| -> (Option<f64>, String) {
+        let num: String = cell
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect();
+        (num.parse().ok(), cell.to_string())
+    };
+    let mut idx: Vec<usize> = (0..t.rows.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (ka, kb) = (key(&t.rows[a][col]), key(&t.rows[b][col]));
+        let o = match (ka.0, kb.0) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => ka.1.cmp(&kb.1),
+        };
+        if descending { o.reverse() } else { o }
+    });
+    t.rows = idx.iter().map(|&i| t.rows[i].clone()).collect();
+    t.details = idx.iter().map(|&i| t.details[i].clone()).collect();
+}
+
+/// Split `total` lines over rows: each gets its minimum, the rest by share.
+fn row_heights(total: u16, rows: &[(u16, u16)]) -> Vec<u16> {
+    let min: u16 = rows.iter().map(|r| r.1).sum();
+    if min >= total {
+        // Too small: shrink every row in proportion to its minimum.
+        return rows
+            .iter()
+            .map(|r| (r.1 as u32 * total as u32 / min.max(1) as u32) as u16)
+            .collect();
+    }
+    let spare = total - min;
+    let shares: u16 = rows.iter().map(|r| r.0).sum::<u16>().max(1);
+    let mut out: Vec<u16> = rows
+        .iter()
+        .map(|r| r.1 + (spare as u32 * r.0 as u32 / shares as u32) as u16)
+        .collect();
+    let used: u16 = out.iter().sum();
+    if let Some(last) = out.last_mut() {
+        *last += total - used;
+    }
+    out
+}
+
+/// Draw one frame.
+pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
+    let area = frame.area();
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let titles: Vec<Line> = app
+        .views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Line::from(format!("{} {}", i + 1, v.title)))
+        .collect();
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(app.current)
+            .highlight_style(theme.title().add_modifier(Modifier::REVERSED)),
+        tabs,
+    );
+
+    let latest = snap.agg.span().map(|(_, last)| last).unwrap_or(0);
+    let (range_minutes, range_text) = app.range();
+    let (from, to, bucket) = data::window(latest, range_minutes);
+    let view = app.view().clone();
+    let heights = row_heights(
+        body.height,
+        &view
+            .rows
+            .iter()
+            .map(|r| (r.height, r.min_lines))
+            .collect::<Vec<_>>(),
+    );
+    let row_areas = Layout::vertical(heights.iter().map(|h| Constraint::Length(*h))).split(body);
+    // Tables first: the detail pane shows the focused table's selected row.
+    let mut tables: Vec<TableData> = Vec::new();
+    for row in &view.rows {
+        for p in row.panels.iter().filter(|p| p.kind == Kind::Table) {
+            let mut t = table_data(p, snap, app, from, to);
+            if tables.len() == app.focus {
+                sort(&mut t, app.sort.0, app.sort.1);
+            }
+            tables.push(t);
+        }
+    }
+    if let Some(t) = tables.get(app.focus) {
+        app.clamp_selection(t.rows.len());
+    }
+    let mut table_index = 0;
+    for (row, area) in view.rows.iter().zip(row_areas.iter()) {
+        let cols =
+            Layout::horizontal(row.panels.iter().map(|p| Constraint::Fill(p.width))).split(*area);
+        for (p, a) in row.panels.iter().zip(cols.iter()) {
+            let focused = p.kind == Kind::Table && table_index == app.focus;
+            let block = Block::bordered().title(Line::styled(
+                format!(" {} ", p.title),
+                if focused {
+                    theme.title()
+                } else {
+                    Style::new().add_modifier(Modifier::BOLD)
+                },
+            ));
+            match p.kind {
+                Kind::Table => {
+                    let t = &tables[table_index];
+                    draw_table(frame, *a, block, t, focused.then_some(app.selected), theme);
+                    table_index += 1;
+                }
+                Kind::Stat => draw_stat(frame, *a, block, p, snap, (from, to, bucket), theme),
+                Kind::Chart => draw_chart(
+                    frame,
+                    *a,
+                    block,
+                    p,
+                    snap,
+                    (from, to, bucket),
+                    range_minutes,
+                    theme,
+                ),
+                Kind::Gauges => draw_gauges(frame, *a, block, snap, theme),
+                Kind::Detail => {
+                    let rows = tables
+                        .get(app.focus)
+                        .and_then(|t| t.details.get(app.selected));
+                    draw_detail(frame, *a, block, rows.map(Vec::as_slice));
+                }
+            }
+        }
+    }
+
+    // Status bar: freshness, rate, lag on the left; filter, range and keys on the right.
+    let mut left = format!(" {}", snap.status.source);
+    if latest > 0 {
+        left.push_str(&format!(" · data to {} UTC", time_text(latest + MINUTE_MS)));
+    }
+    left.push_str(&format!(" · {} events", snap.status.events));
+    if let Some(r) = snap.status.events_per_s {
+        left.push_str(&format!(" · {r:.0} ev/s"));
+    }
+    if let Some(l) = snap.status.lag {
+        left.push_str(&format!(" · lag {l}"));
+    }
+    let filter = if app.filter.is_empty() {
+        String::new()
+    } else {
+        format!("filter {} · ", app.filter)
+    };
+    let right = format!(" {filter}range {range_text} · ? help · q quit ");
+    let [l, r] = Layout::horizontal([
+        Constraint::Fill(1),
+        Constraint::Length(right.chars().count() as u16),
+    ])
+    .areas(status);
+    frame.render_widget(Paragraph::new(left), l);
+    frame.render_widget(Paragraph::new(right), r);
+
+    if let Some(text) = &app.typing {
+        let line = match &app.filter_error {
+            Some(e) => Line::from(vec![
+                Span::raw(format!("/{text}  ")),
+                Span::styled(e.clone(), theme.bad()),
+            ]),
+            None => Line::from(format!(
+                "/{text}▏  app: factor: user: country:  Enter apply · Esc cancel"
+            )),
+        };
+        frame.render_widget(Clear, status);
+        frame.render_widget(Paragraph::new(line), status);
+    }
+    if app.detail
+        && !view
+            .rows
+            .iter()
+            .any(|r| r.panels.iter().any(|p| p.kind == Kind::Detail))
+    {
+        let rows = tables
+            .get(app.focus)
+            .and_then(|t| t.details.get(app.selected));
+        let popup = centered(area, 70, 60);
+        frame.render_widget(Clear, popup);
+        draw_detail(
+            frame,
+            popup,
+            Block::bordered().title(" Detail (Esc closes) "),
+            rows.map(Vec::as_slice),
+        );
+    }
+    if app.help {
+        let popup = centered(area, 64, 70);
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(HELP)
+                .block(
+                    Block::bordered().title(Line::styled(" Keys (any key closes) ", theme.title())),
+                )
+                .wrap(Wrap { trim: false }),
+            popup,
+        );
+    }
+}
+
+/// The help overlay's text.
+pub const HELP: &str = "\
+Tab / Shift-Tab, 1-9   next / previous view, view by number
+[ ]                    shorter / longer time range
+/                      filter: factor:push country:BR app:vpn user:alice
+                       (a bare word is a user); Esc clears it
+Up Down, j k           select a row in the focused table
+Left Right, h l        focus the previous / next table
+s S                    sort by the next column / reverse order
+Enter Esc              open / close the selected row in detail
+?                      this help
+q, Ctrl-C              quit";
+
+fn centered(area: Rect, width_pct: u16, height_pct: u16) -> Rect {
+    let w = (area.width * width_pct / 100).max(20).min(area.width);
+    let h = (area.height * height_pct / 100).max(8).min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn draw_table(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block,
+    t: &TableData,
+    selected: Option<usize>,
+    theme: Theme,
+) {
+    if t.rows.is_empty() {
+        frame.render_widget(Paragraph::new("nothing in range").block(block), area);
+        return;
+    }
+    let header = Row::new(t.header.iter().map(|h| Cell::from(*h)))
+        .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| Row::new(r.iter().map(|c| Cell::from(c.as_str()))));
+    let table = Table::new(rows, t.widths.clone())
+        .header(header)
+        .block(block)
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn series_for(
+    p: &Panel,
+    snap: &Snapshot,
+    from: i64,
+    to: i64,
+    bucket: i64,
+) -> (Vec<(String, Series)>, Unit) {
+    if p.bind == "series.phishing_resistant_share" {
+        return (
+            vec![(
+                "phishing-resistant".into(),
+                data::phishing_resistant_series(snap.dash, from, to, bucket),
+            )],
+            Unit::Ratio,
+        );
+    }
+    if p.bind == "series.latency_p95_by_factor" {
+        let s = data::latency_p95_by_factor(snap.agg, from, to, bucket)
+            .into_iter()
+            .map(|(f, s)| (f.to_string(), s))
+            .collect();
+        return (s, Unit::Millis);
+    }
+    match data::counter_series(&p.bind, snap.agg, from, to, bucket) {
+        Some((s, unit)) => (vec![(p.title.clone(), s)], unit),
+        None => (Vec::new(), Unit::Count),
+    }
+}
+
+fn draw_stat(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block,
+    p: &Panel,
+    snap: &Snapshot,
+    (from, to, bucket): (i64, i64, i64),
+    theme: Theme,
+) {
+    let (series, unit) = series_for(p, snap, from, to, bucket);
+    let headline = if p.bind == "series.phishing_resistant_share" {
+        let e = snap.dash.extra(from, to);
+        (e.verify_successes > 0).then(|| e.phishing_resistant as f64 / e.verify_successes as f64)
+    } else {
+        data::counter_total(&p.bind, snap.agg, from, to)
+    };
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [top, spark] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::styled(data::format(headline, unit), theme.title()),
+            Line::from(format!(
+                "over the range ({} points below)",
+                series.first().map_or(0, |s| s.1.len())
+            )),
+        ]),
+        top,
+    );
+    let values: Vec<u64> = series
+        .first()
+        .map(|(_, s)| {
+            s.iter()
+                .map(|(_, v)| {
+                    v.map_or(0, |v| {
+                        if unit == Unit::Ratio {
+                            (v * 10_000.0) as u64
+                        } else {
+                            v as u64
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    frame.render_widget(Sparkline::default().data(values).style(theme.good()), spark);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_chart(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block,
+    p: &Panel,
+    snap: &Snapshot,
+    (from, to, bucket): (i64, i64, i64),
+    range_minutes: i64,
+    theme: Theme,
+) {
+    let (series, unit) = series_for(p, snap, from, to, bucket);
+    let points: Vec<(String, Vec<(f64, f64)>)> = series
+        .into_iter()
+        .map(|(name, s)| {
+            let pts = s
+                .into_iter()
+                .filter_map(|(t, v)| Some((t as f64, v?)))
+                .collect();
+            (name, pts)
+        })
+        .collect();
+    let values = points.iter().flat_map(|(_, p)| p.iter().map(|x| x.1));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if !lo.is_finite() {
+        frame.render_widget(Paragraph::new("no data in range").block(block), area);
+        return;
+    }
+    let (lo, hi) = match unit {
+        Unit::Ratio => (((lo * 100.0).floor() / 100.0).clamp(0.0, 0.99), 1.0),
+        _ => (0.0, (hi * 1.1).max(1.0)),
+    };
+    let colors = [
+        Color::Green,
+        Color::Yellow,
+        Color::Magenta,
+        Color::Cyan,
+        Color::Blue,
+        Color::Red,
+    ];
+    let markers = [Marker::Braille, Marker::Dot, Marker::Block, Marker::Bar];
+    let datasets: Vec<Dataset> = points
+        .iter()
+        .enumerate()
+        .map(|(i, (name, pts))| {
+            Dataset::default()
+                .name(name.clone())
+                .marker(if theme.color {
+                    Marker::Braille
+                } else {
+                    markers[i % markers.len()]
+                })
+                .graph_type(GraphType::Line)
+                .style(theme.fg(colors[i % colors.len()]))
+                .data(pts)
+        })
+        .collect();
+    let mid = from + (to - from) / 2;
+    let x = Axis::default()
+        .title("UTC")
+        .bounds([from as f64, to as f64])
+        .labels([
+            axis_time(from, range_minutes),
+            axis_time(mid, range_minutes),
+            axis_time(to, range_minutes),
+        ]);
+    let y = Axis::default().bounds([lo, hi]).labels([
+        data::format(Some(lo), unit),
+        data::format(Some((lo + hi) / 2.0), unit),
+        data::format(Some(hi), unit),
+    ]);
+    frame.render_widget(Chart::new(datasets).block(block).x_axis(x).y_axis(y), area);
+}
+
+fn draw_gauges(frame: &mut Frame, area: Rect, block: Block, snap: &Snapshot, theme: Theme) {
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if snap.report.slos.is_empty() {
+        frame.render_widget(Paragraph::new("no SLOs"), inner);
+        return;
+    }
+    let n = (inner.height as usize).min(snap.report.slos.len());
+    let lines = Layout::vertical(vec![Constraint::Length(1); n]).split(inner);
+    for (s, a) in snap.report.slos.iter().zip(lines.iter()) {
+        let budget = s.budget_remaining.unwrap_or(0.0).clamp(0.0, 1.0);
+        let burn = s
+            .burn_rates
+            .iter()
+            .find(|b| b.window == "1h")
+            .and_then(|b| b.rate)
+            .map_or_else(|| "–".into(), |r| format!("{r:.1}×"));
+        let style = if s.violated || !s.firing.is_empty() {
+            theme.bad()
+        } else {
+            theme.good()
+        };
+        frame.render_widget(
+            Gauge::default()
+                .ratio(budget)
+                .label(format!(
+                    "{} {} left · burn 1h {burn}",
+                    s.display_name,
+                    data::format(s.budget_remaining, Unit::Ratio)
+                ))
+                .gauge_style(style),
+            *a,
+        );
+    }
+}
+
+fn draw_detail(frame: &mut Frame, area: Rect, block: Block, rows: Option<&[(String, String)]>) {
+    let lines: Vec<Line> = match rows {
+        None => vec![Line::from("select a row (↑↓, ←→ to change table)")],
+        Some(rows) => rows
+            .iter()
+            .map(|(k, v)| {
+                Line::from(vec![
+                    Span::styled(
+                        format!("{k:>12} "),
+                        Style::new().add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(v.clone()),
+                ])
+            })
+            .collect(),
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_keep_their_minimum_and_share_the_rest() {
+        assert_eq!(row_heights(22, &[(3, 7), (3, 6), (4, 6)]), vec![7, 6, 9]);
+        assert_eq!(row_heights(40, &[(1, 3), (1, 3)]), vec![20, 20]);
+        let small = row_heights(10, &[(3, 7), (3, 6), (4, 6)]);
+        assert!(small.iter().sum::<u16>() <= 10, "{small:?}");
+    }
+
+    #[test]
+    fn sorting_is_numeric_where_cells_are_numbers() {
+        let mut t = TableData {
+            header: vec!["name", "n"],
+            rows: vec![
+                vec!["b".into(), "10".into()],
+                vec!["a".into(), "9".into()],
+                vec!["c".into(), "100".into()],
+            ],
+            details: vec![
+                vec![("k".into(), "b".into())],
+                vec![("k".into(), "a".into())],
+                vec![("k".into(), "c".into())],
+            ],
+            ..Default::default()
+        };
+        sort(&mut t, 1, false);
+        let col: Vec<&str> = t.rows.iter().map(|r| r[1].as_str()).collect();
+        assert_eq!(col, ["9", "10", "100"]);
+        assert_eq!(t.details[0][0].1, "a", "details follow their rows");
+        sort(&mut t, 0, true);
+        assert_eq!(t.rows[0][0], "c");
+    }
+}
