@@ -42,6 +42,22 @@ fn mfascope(s3: &S3Server, args: &[&str]) -> Command {
     cmd
 }
 
+/// `mfascope ingest --format json FILE --out URL` against `s3`, expecting success.
+fn ingest_json(s3: &S3Server, url: &str, file: &str) -> serde_json::Value {
+    common::output_json(&mut mfascope(
+        s3,
+        &[
+            "ingest",
+            "--no-progress",
+            "--format",
+            "json",
+            "--out",
+            url,
+            file,
+        ],
+    ))
+}
+
 fn assert_exact(c: &serde_json::Value, produced: u64, garbage: u64) {
     assert_eq!(c["produced"], produced, "{c}");
     assert_eq!(c["rows"], produced, "{c}");
@@ -62,18 +78,7 @@ fn ingest_to_s3_equals_a_local_ingest_and_readers_take_the_url() {
     let f = file.display().to_string();
 
     let local_summary = common::ingest_json(&[&file], &local);
-    let remote_summary = common::output_json(&mut mfascope(
-        &s3,
-        &[
-            "ingest",
-            "--no-progress",
-            "--format",
-            "json",
-            "--out",
-            &url,
-            &f,
-        ],
-    ));
+    let remote_summary = ingest_json(&s3, &url, &f);
     for key in ["records", "events", "deadletter", "ignored"] {
         assert_eq!(remote_summary[key], local_summary[key], "{key}");
     }
@@ -206,18 +211,7 @@ fn a_second_writer_is_locked_out_of_a_prefix_until_the_first_stops() {
         .unwrap();
     assert!(first.wait().unwrap().success());
     // Released on a clean stop: the next writer runs at once and has nothing new to add.
-    let again = common::output_json(&mut mfascope(
-        &s3,
-        &[
-            "ingest",
-            "--no-progress",
-            "--format",
-            "json",
-            "--out",
-            &url,
-            &f,
-        ],
-    ));
+    let again = ingest_json(&s3, &url, &f);
     assert_eq!(again["events"], 0, "{again}");
     assert_exact(&s3.check("shared", &file), 2_000, 0);
 }

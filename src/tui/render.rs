@@ -102,6 +102,17 @@ pub struct TableData {
     pub details: Vec<Vec<(String, String)>>,
 }
 
+impl TableData {
+    /// An empty table with these (name, width) columns.
+    fn with_columns(columns: &[(&'static str, Constraint)]) -> TableData {
+        TableData {
+            header: columns.iter().map(|c| c.0).collect(),
+            widths: columns.iter().map(|c| c.1).collect(),
+            ..TableData::default()
+        }
+    }
+}
+
 fn time_text(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -124,22 +135,16 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 fn event_table(rows: &mut dyn Iterator<Item = &EventRow>, app: &App) -> TableData {
-    let mut t = TableData {
-        header: vec![
-            "time", "source", "user", "action", "factor", "outcome", "reason", "country",
-        ],
-        widths: vec![
-            Constraint::Length(19),
-            Constraint::Length(9),
-            Constraint::Fill(2),
-            Constraint::Length(15),
-            Constraint::Length(12),
-            Constraint::Length(9),
-            Constraint::Fill(1),
-            Constraint::Length(7),
-        ],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("time", Constraint::Length(19)),
+        ("source", Constraint::Length(9)),
+        ("user", Constraint::Fill(2)),
+        ("action", Constraint::Length(15)),
+        ("factor", Constraint::Length(12)),
+        ("outcome", Constraint::Length(9)),
+        ("reason", Constraint::Fill(1)),
+        ("country", Constraint::Length(7)),
+    ]);
     for e in rows.filter(|e| app.filter.matches(e)) {
         t.rows.push(vec![
             time_text(e.time),
@@ -170,25 +175,14 @@ fn event_table(rows: &mut dyn Iterator<Item = &EventRow>, app: &App) -> TableDat
 }
 
 fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
-    let mut t = TableData {
-        header: vec![
-            "last seen",
-            "severity",
-            "rule",
-            "group",
-            "events",
-            "summary",
-        ],
-        widths: vec![
-            Constraint::Length(19),
-            Constraint::Length(8),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(6),
-            Constraint::Fill(4),
-        ],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("last seen", Constraint::Length(19)),
+        ("severity", Constraint::Length(8)),
+        ("rule", Constraint::Fill(2)),
+        ("group", Constraint::Fill(2)),
+        ("events", Constraint::Length(6)),
+        ("summary", Constraint::Fill(4)),
+    ]);
     let wanted = |f: &Finding| {
         panel.rules.is_empty()
             || f.rule_name
@@ -229,27 +223,15 @@ fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
 }
 
 fn slo_table(snap: &Snapshot) -> TableData {
-    let mut t = TableData {
-        header: vec![
-            "SLO",
-            "SLI",
-            "target",
-            "budget left",
-            "burn 1h",
-            "burn 6h",
-            "firing",
-        ],
-        widths: vec![
-            Constraint::Fill(3),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(11),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Fill(2),
-        ],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("SLO", Constraint::Fill(3)),
+        ("SLI", Constraint::Length(8)),
+        ("target", Constraint::Length(8)),
+        ("budget left", Constraint::Length(11)),
+        ("burn 1h", Constraint::Length(8)),
+        ("burn 6h", Constraint::Length(8)),
+        ("firing", Constraint::Fill(2)),
+    ]);
     for s in &snap.report.slos {
         let burn = |w: &str| {
             s.burn_rates
@@ -278,17 +260,13 @@ fn slo_table(snap: &Snapshot) -> TableData {
 }
 
 fn alerts_table(snap: &Snapshot) -> TableData {
-    let mut t = TableData {
-        header: vec!["since", "severity", "SLO", "alert", "peak burn"],
-        widths: vec![
-            Constraint::Length(20),
-            Constraint::Length(8),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(9),
-        ],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("since", Constraint::Length(20)),
+        ("severity", Constraint::Length(8)),
+        ("SLO", Constraint::Fill(2)),
+        ("alert", Constraint::Fill(2)),
+        ("peak burn", Constraint::Length(9)),
+    ]);
     for e in snap
         .report
         .episodes
@@ -313,15 +291,11 @@ fn alerts_table(snap: &Snapshot) -> TableData {
 }
 
 fn countries_table(snap: &Snapshot) -> TableData {
-    let mut t = TableData {
-        header: vec!["country", "failures", "share"],
-        widths: vec![
-            Constraint::Fill(1),
-            Constraint::Length(9),
-            Constraint::Length(8),
-        ],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("country", Constraint::Fill(1)),
+        ("failures", Constraint::Length(9)),
+        ("share", Constraint::Length(8)),
+    ]);
     let total: u64 = snap.dash.failures_by_country.values().sum();
     let mut by: Vec<(&String, &u64)> = snap.dash.failures_by_country.iter().collect();
     by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -340,11 +314,13 @@ fn countries_table(snap: &Snapshot) -> TableData {
 }
 
 fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
-    let mut t = TableData {
-        header: vec!["factor", "p50", "p95", "p99", "count"],
-        widths: vec![Constraint::Fill(1); 5],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("factor", Constraint::Fill(1)),
+        ("p50", Constraint::Fill(1)),
+        ("p95", Constraint::Fill(1)),
+        ("p99", Constraint::Fill(1)),
+        ("count", Constraint::Fill(1)),
+    ]);
     let hour = 60 * MINUTE_MS;
     for f in snap
         .agg
@@ -365,11 +341,10 @@ fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
 }
 
 fn impact_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
-    let mut t = TableData {
-        header: vec!["what", "value"],
-        widths: vec![Constraint::Fill(2), Constraint::Fill(1)],
-        ..Default::default()
-    };
+    let mut t = TableData::with_columns(&[
+        ("what", Constraint::Fill(2)),
+        ("value", Constraint::Fill(1)),
+    ]);
     let violated = snap.report.slos.iter().filter(|s| s.violated).count();
     let totals = snap.agg.totals(from, to);
     let extra = snap.dash.extra(from, to);
