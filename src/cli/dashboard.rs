@@ -1,23 +1,45 @@
-//! `mfascope dashboard`: the views over stored history, replayed once into bounded state (the
-//! live aggregator, the dashboard's rings, the rule engine's findings), then drawn in the
-//! terminal — or once as text with `--snapshot`.
+//! `mfascope dashboard`: the views over stored history, or live — the ingest pipeline running
+//! in-process (`--follow`, `--kafka`), so the same batches reach Parquet, the rule engine and
+//! the dashboard's state. Frames are drawn from bounded state only ([`Model`], [`FindingLog`]);
+//! stored Parquet is read once at start and again when the filter changes.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 use super::DashboardArgs;
 use super::detect::detect_history;
+use super::ingest::{LIVE_ALLOWANCE, attach_detector, run_ingest};
 use super::sli::runtime;
+use crate::detect::stream::{FindingTap, LiveDetector};
 use crate::detect::{DetectConfig, RuleSet};
-use crate::sli::live::Aggregator;
+use crate::metrics::PipelineProgress;
+use crate::pipeline::kafka::KafkaSummary;
+use crate::pipeline::{IngestOptions, Summary, stop_on_signals};
+use crate::sink::Location;
+use crate::sli::live::LiveConfig;
 use crate::sli::{Bucket, Engine, Params};
-use crate::slo::{evaluate, live_config, resolve_slos};
-use crate::tui::app::{App, Key};
+use crate::slo::{Slo, evaluate, live_config, resolve_slos};
+use crate::tui::app::{App, Filter, Key};
+use crate::tui::model::{FindingLog, Model};
 use crate::tui::render::{Snapshot, Status, Theme, draw};
-use crate::tui::state::DashState;
+
+/// Where the interactive dashboard's diagnostics go without `--log-file`.
+pub fn default_log_file() -> PathBuf {
+    std::env::temp_dir().join("mfascope-dashboard.log")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Run the dashboard.
 pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
@@ -25,39 +47,271 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     let mut app = App::new(views, a.view.as_deref()).map_err(anyhow::Error::msg)?;
     let slos = resolve_slos(a.slos.as_deref())?;
     let rules = RuleSet::resolve(a.rules.as_deref())?;
-    let params = Params::new(None, None, Bucket::Hour, vec![])?;
-    let mut agg = Aggregator::new(live_config(&slos));
-    let mut dash = DashState::default();
-    runtime()?.block_on(async {
-        let engine = Engine::open(&a.data, &params).await?;
-        engine
-            .for_each_batch("dashboard", "SELECT * FROM events ORDER BY time", |b| {
-                agg.observe(b);
-                dash.observe(b);
-            })
-            .await
-    })?;
-    let (findings, _) = detect_history(&a.data, None, None, &rules, DetectConfig::default())?;
-    let report = evaluate(&slos, &agg, None);
-    let snap = Snapshot {
-        agg: &agg,
-        report: &report,
-        findings: &findings,
-        dash: &dash,
-        status: Status {
-            source: format!("history {}", a.data),
-            events: dash.events,
-            ..Status::default()
+    let live = !a.follow.is_empty() || a.kafka.kafka.is_some();
+    let stored = a
+        .data
+        .has_file_under("events", ".parquet")
+        .with_context(|| format!("listing {}", a.data))?;
+    if !live && !stored {
+        anyhow::bail!(
+            "no events under {}: ingest first (`mfascope ingest … --out {0}`), or watch live \
+             with --follow PATH or --kafka",
+            a.data
+        );
+    }
+    let mut dash = Dashboard {
+        data: a.data.clone(),
+        config: live_config(&slos),
+        model: Arc::new(Mutex::new(Model::new(
+            Filter::default(),
+            live_config(&slos),
+        ))),
+        findings: Arc::default(),
+        changed: Arc::default(),
+        source: if live {
+            match &a.kafka.kafka {
+                Some(_) => format!("kafka {}", a.kafka.topic.join(",")),
+                None => format!("follow {}", a.follow.join(" ")),
+            }
+        } else {
+            format!("history {}", a.data)
         },
+        slos,
+        live: None,
+        stop: Arc::default(),
     };
+    if stored {
+        dash.replay()?;
+        let (findings, _) = detect_history(&a.data, None, None, &rules, DetectConfig::default())?;
+        lock(&dash.findings).push(&findings);
+    }
     let theme = Theme::from_env();
     if a.snapshot {
         let (w, h) = a.size;
-        println!("{}", snapshot_text(&mut app, &snap, theme, w, h)?);
+        let text = dash.frame(|snap| snapshot_text(&mut app, snap, theme, w, h))?;
+        println!("{text}");
         return Ok(0);
     }
-    interactive(&mut app, &snap, theme, a.refresh)?;
-    Ok(0)
+    dash.stop = stop_on_signals().context("installing signal handlers")?;
+    if live {
+        dash.start_ingest(&a, &rules)?;
+    }
+    let result = interactive(&mut app, &mut dash, theme, a.refresh);
+    let ended = dash.stop_ingest();
+    result?;
+    ended
+}
+
+/// What the ingest thread returns.
+type IngestResult = anyhow::Result<(Summary, Option<KafkaSummary>)>;
+
+/// The live in-process ingest.
+struct LiveIngest {
+    progress: Arc<PipelineProgress>,
+    detector: Arc<LiveDetector>,
+    handle: Option<JoinHandle<IngestResult>>,
+    /// The ingest's result once it ended by itself (an error, or the end of a Kafka backfill).
+    ended: Option<IngestResult>,
+    rate: Rate,
+}
+
+/// Events per second over the last few seconds, from the pipeline's running count.
+#[derive(Default)]
+struct Rate {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    const SPAN: Duration = Duration::from_secs(5);
+
+    fn sample(&mut self, events: u64) -> Option<f64> {
+        let now = Instant::now();
+        self.samples.push_back((now, events));
+        while self.samples.len() > 2 && now - self.samples[0].0 > Self::SPAN {
+            self.samples.pop_front();
+        }
+        let (t0, n0) = *self.samples.front()?;
+        let secs = (now - t0).as_secs_f64();
+        (secs >= 0.5).then(|| events.saturating_sub(n0) as f64 / secs)
+    }
+}
+
+/// The dashboard's state and, in live mode, the ingest feeding it.
+struct Dashboard {
+    data: Location,
+    slos: Vec<Slo>,
+    config: LiveConfig,
+    model: Arc<Mutex<Model>>,
+    findings: Arc<Mutex<FindingLog>>,
+    /// Bumped when findings arrive: the frame is redrawn at once, not at the next refresh.
+    changed: Arc<AtomicU64>,
+    source: String,
+    live: Option<LiveIngest>,
+    /// Set by SIGINT/SIGTERM, or on quit: stops the dashboard and the ingest.
+    stop: Arc<AtomicBool>,
+}
+
+impl Dashboard {
+    /// Replay the stored events (those passing the model's filter) into the model. In live
+    /// mode the pipeline waits meanwhile (it feeds the same model).
+    fn replay(&self) -> anyhow::Result<()> {
+        if !self.data.has_file_under("events", ".parquet")? {
+            return Ok(());
+        }
+        let mut model = lock(&self.model);
+        let params = Params::new(None, None, Bucket::Hour, vec![])?;
+        runtime()?.block_on(async {
+            let engine = Engine::open(&self.data, &params).await?;
+            engine
+                .for_each_batch("dashboard", "SELECT * FROM events ORDER BY time", |b| {
+                    model.observe(b)
+                })
+                .await
+        })?;
+        Ok(())
+    }
+
+    /// Narrow the panels to `filter`: the model is rebuilt from the stored events (live, new
+    /// events keep arriving into it).
+    fn refilter(&self, filter: &Filter) -> anyhow::Result<()> {
+        {
+            let mut model = lock(&self.model);
+            if model.filter == *filter {
+                return Ok(());
+            }
+            *model = Model::new(filter.clone(), self.config.clone());
+        }
+        self.replay()
+    }
+
+    /// Start the ingest into `--data` on its own thread, feeding the model and the rule
+    /// engine (whose findings also go to the dashboard's log).
+    fn start_ingest(&mut self, a: &DashboardArgs, rules: &RuleSet) -> anyhow::Result<()> {
+        let mut opts = IngestOptions::new(a.follow.clone(), a.data.clone());
+        opts.format = a.log_format;
+        opts.reader.follow = true;
+        opts.max_latency = a.max_latency;
+        opts.progress = false;
+        opts.keep_raw = !rules.collection(false).rules.is_empty();
+        opts.observers.0.push(self.model.clone());
+        let (log, changed) = (self.findings.clone(), self.changed.clone());
+        let tap: FindingTap = Box::new(move |new| {
+            lock(&log).push(new);
+            changed.fetch_add(1, Ordering::Relaxed);
+        });
+        let detect = DetectConfig {
+            allowance_ms: LIVE_ALLOWANCE.as_millis() as i64,
+            ..DetectConfig::default()
+        };
+        let detector = attach_detector(&mut opts, (rules, detect), true, false, Some(tap))?;
+        let progress = opts.progress_counters.clone();
+        let kafka = a.kafka.clone().options();
+        let thread_stop = self.stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || run_ingest(&opts, kafka.as_ref(), thread_stop))
+            .context("starting the ingest thread")?;
+        self.live = Some(LiveIngest {
+            progress,
+            detector,
+            handle: Some(handle),
+            ended: None,
+            rate: Rate::default(),
+        });
+        Ok(())
+    }
+
+    /// Stop the live ingest (it commits what it has), store the findings, print the ingest
+    /// summary; the exit code (1 when the ingest failed).
+    fn stop_ingest(&mut self) -> anyhow::Result<i32> {
+        let Some(mut live) = self.live.take() else {
+            return Ok(0);
+        };
+        self.stop.store(true, Ordering::Relaxed);
+        let ended = match live.handle.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked"))),
+            None => live
+                .ended
+                .take()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("the ingest ended"))),
+        };
+        let (_, counters, files) = live.detector.finish().map_err(anyhow::Error::msg)?;
+        match ended {
+            Ok((summary, kafka)) => {
+                print!("{}", crate::report::ingest_table(&summary));
+                if let Some(k) = &kafka {
+                    print!("{}", crate::report::kafka_table(k));
+                }
+                println!(
+                    "{} findings over {} events this run ({} findings files written)",
+                    counters.findings,
+                    counters.events,
+                    files.len()
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(1)
+            }
+        }
+    }
+
+    /// Whether the live ingest is still running; notes its result when it ended.
+    fn poll_ingest(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        if live.handle.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Some(h) = live.handle.take()
+        {
+            live.ended = Some(
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked"))),
+            );
+        }
+    }
+
+    fn status(&mut self, events: u64) -> Status {
+        let mut status = Status {
+            source: self.source.clone(),
+            events,
+            ..Status::default()
+        };
+        if let Some(live) = &mut self.live {
+            let ingested = live.progress.events.load(Ordering::Relaxed);
+            status.events_per_s = live.rate.sample(ingested);
+            status.now = Some(chrono::Utc::now().timestamp_millis());
+            status.lag = lock(&live.progress.kafka)
+                .as_ref()
+                .map(|k| k.partitions.values().filter_map(|p| p.lag).sum());
+            status.error = match &live.ended {
+                Some(Err(e)) => Some(format!("{e:#}")),
+                Some(Ok(_)) => Some("the input ended".into()),
+                None => None,
+            };
+        }
+        status
+    }
+
+    /// Build the frame's snapshot and hand it to `f`.
+    fn frame<R>(&mut self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        self.poll_ingest();
+        let events = lock(&self.model).dash.events;
+        let status = self.status(events);
+        let model = lock(&self.model);
+        let findings = lock(&self.findings);
+        let report = evaluate(&self.slos, &model.agg, None);
+        f(&Snapshot {
+            agg: &model.agg,
+            report: &report,
+            findings: &findings,
+            dash: &model.dash,
+            status,
+        })
+    }
 }
 
 /// One frame of `w`×`h` cells as text (trailing spaces trimmed).
@@ -101,23 +355,40 @@ fn key(k: event::KeyEvent) -> Option<Key> {
     })
 }
 
-/// Draw, read keys, redraw (on a key, a resize, or every `refresh`) until `q`.
+/// How often keys, resizes and new findings are checked for between refreshes.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Draw, read keys, redraw — on a key, a resize, new findings, or every `refresh` — until
+/// `q` (or SIGTERM).
 fn interactive(
     app: &mut App,
-    snap: &Snapshot,
+    dash: &mut Dashboard,
     theme: Theme,
     refresh: Duration,
 ) -> anyhow::Result<()> {
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
-        while !app.quit {
-            terminal.draw(|f| draw(f, app, snap, theme))?;
-            if event::poll(refresh)?
-                && let Event::Key(k) = event::read()?
-                && k.kind == KeyEventKind::Press
-                && let Some(k) = key(k)
-            {
-                app.handle(k);
+        let mut drawn_at: Option<Instant> = None;
+        let mut seen = 0;
+        let mut dirty = true;
+        while !app.quit && !dash.stop.load(Ordering::Relaxed) {
+            let changed = dash.changed.load(Ordering::Relaxed);
+            if dirty || changed != seen || drawn_at.is_none_or(|t| t.elapsed() >= refresh) {
+                dash.refilter(&app.filter)?;
+                dash.frame(|snap| terminal.draw(|f| draw(f, app, snap, theme)).map(|_| ()))?;
+                (drawn_at, seen, dirty) = (Some(Instant::now()), changed, false);
+            }
+            if event::poll(TICK)? {
+                match event::read()? {
+                    Event::Key(k) if k.kind == KeyEventKind::Press => {
+                        if let Some(k) = key(k) {
+                            app.handle(k);
+                        }
+                        dirty = true;
+                    }
+                    Event::Resize(..) => dirty = true,
+                    _ => {}
+                }
             }
         }
         Ok(())

@@ -67,6 +67,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 dir.display(),
                 dir.display()
             );
+            println!(
+                "Dashboard: mfascope dashboard --data {}  (views: executive, oncall, debug; ? for keys)",
+                dir.display()
+            );
         }
     }
     Ok(0)

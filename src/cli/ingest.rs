@@ -1,5 +1,6 @@
 //! `mfascope ingest`.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -7,7 +8,7 @@ use anyhow::Context;
 use super::detect::findings_text;
 use super::slo::{alerts_table, status_table};
 use super::{IngestArgs, OutputFormat};
-use crate::detect::stream::LiveDetector;
+use crate::detect::stream::{FindingTap, LiveDetector};
 use crate::detect::{DetectConfig, Detector, RuleSet};
 use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, Summary, ingest, stop_on_signals};
@@ -20,11 +21,63 @@ use crate::slo::{Slo, evaluate, live_config, resolve_slos};
 const FILE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(300);
 /// … and over live sources (`--follow`, `--kafka`), whose events arrive about in time order: a
 /// finding is reported within about this long of its last event.
-const LIVE_ALLOWANCE: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const LIVE_ALLOWANCE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Ingest with the live aggregator and the streaming rule engine attached. Findings are stored
-/// under `OUT/findings/`. Returns the summary and the live state as JSON (`{"counters", "slo",
-/// "detect": {"counters", "findings"}}`) plus its table rendering.
+/// Attach the streaming rule engine to `opts` as a batch observer (it stores its findings
+/// under `OUT/findings/`). `live` (follow or Kafka) releases what waits for the watermark once
+/// the input is idle; `announce` prints each finding on stderr as it fires; `tap` sees every
+/// new finding.
+pub fn attach_detector(
+    opts: &mut IngestOptions,
+    detection: (&RuleSet, DetectConfig),
+    live: bool,
+    announce: bool,
+    tap: Option<FindingTap>,
+) -> anyhow::Result<Arc<LiveDetector>> {
+    let mut detector = LiveDetector::new(
+        Detector::new(detection.0, detection.1, false)?,
+        &opts.out,
+        opts.max_latency.max(std::time::Duration::from_secs(1)),
+        announce,
+    )
+    .context("creating a staging directory for findings")?;
+    if live {
+        let allowance = std::time::Duration::from_millis(detection.1.allowance_ms.max(0) as u64);
+        detector = detector.release_when_idle(allowance.max(std::time::Duration::from_millis(200)));
+    }
+    if let Some(tap) = tap {
+        detector = detector.with_tap(tap);
+    }
+    let detector = Arc::new(detector);
+    opts.observers.0.push(detector.clone());
+    Ok(detector)
+}
+
+/// Run the ingest from files, or from Kafka when `kafka` is given (its summary is returned
+/// too), until the input ends or `stop` is set.
+pub fn run_ingest(
+    opts: &IngestOptions,
+    kafka: Option<&KafkaOptions>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Summary, Option<KafkaSummary>)> {
+    let context = || format!("ingest into {}", opts.out);
+    Ok(match kafka {
+        Some(k) => {
+            let (s, ks) = crate::pipeline::kafka::ingest(opts, k, stop).with_context(|| {
+                format!(
+                    "{} from Kafka {} ({})",
+                    context(),
+                    k.brokers,
+                    k.topics.join(",")
+                )
+            })?;
+            (s, Some(ks))
+        }
+        None => (ingest(opts, stop).with_context(context)?, None),
+    })
+}
+
+/// [`ingest_live_from`] files.
 pub fn ingest_live(
     opts: IngestOptions,
     slos: &[Slo],
@@ -35,8 +88,10 @@ pub fn ingest_live(
     Ok((summary, live, table))
 }
 
-/// [`ingest_live`] from files, or from Kafka when `kafka` is given (its summary is returned
-/// too).
+/// Ingest with the live aggregator and the streaming rule engine attached, from files, or
+/// from Kafka when `kafka` is given (its summary is returned too). Findings are stored under
+/// `OUT/findings/`. Returns the summary and the live state as JSON (`{"counters", "slo",
+/// "detect": {"counters", "findings"}}`) plus its table rendering.
 pub fn ingest_live_from(
     mut opts: IngestOptions,
     kafka: Option<&KafkaOptions>,
@@ -44,22 +99,10 @@ pub fn ingest_live_from(
     detection: (&RuleSet, DetectConfig),
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<(Summary, Option<KafkaSummary>, serde_json::Value, String)> {
+    let live = opts.reader.follow || kafka.is_some();
     let agg = Arc::new(Mutex::new(Aggregator::new(live_config(slos))));
     opts.observers.0.push(agg.clone());
-    let live = opts.reader.follow || kafka.is_some();
-    let mut detector = LiveDetector::new(
-        Detector::new(detection.0, detection.1, false)?,
-        &opts.out,
-        opts.max_latency.max(std::time::Duration::from_secs(1)),
-        live,
-    )
-    .context("creating a staging directory for findings")?;
-    if live {
-        let allowance = std::time::Duration::from_millis(detection.1.allowance_ms.max(0) as u64);
-        detector = detector.release_when_idle(allowance.max(std::time::Duration::from_millis(200)));
-    }
-    let detector = Arc::new(detector);
-    opts.observers.0.push(detector.clone());
+    let detector = attach_detector(&mut opts, detection, live, live, None)?;
     if let Some(addr) = metrics_listen {
         let (agg, slos, progress) = (agg.clone(), slos.to_vec(), opts.progress_counters.clone());
         let scrape = Arc::new(move || {
@@ -71,21 +114,7 @@ pub fn ingest_live_from(
         eprintln!("metrics: http://{bound}/metrics");
     }
     let stop = stop_on_signals().context("installing signal handlers")?;
-    let context = || format!("ingest into {}", opts.out);
-    let (summary, kafka_summary) = match kafka {
-        Some(k) => {
-            let (s, ks) = crate::pipeline::kafka::ingest(&opts, k, stop).with_context(|| {
-                format!(
-                    "{} from Kafka {} ({})",
-                    context(),
-                    k.brokers,
-                    k.topics.join(",")
-                )
-            })?;
-            (s, Some(ks))
-        }
-        None => (ingest(&opts, stop).with_context(context)?, None),
-    };
+    let (summary, kafka_summary) = run_ingest(&opts, kafka, stop)?;
     let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
     let report = evaluate(slos, &agg, None);
     let (findings, counters, _files) = detector.finish().map_err(anyhow::Error::msg)?;
@@ -119,7 +148,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let rules = RuleSet::resolve(a.rules.as_deref())?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
-    let live = a.follow || a.kafka.is_some();
+    let live = a.follow || a.kafka.kafka.is_some();
     let allowance =
         a.detect_allowance
             .unwrap_or(if live { LIVE_ALLOWANCE } else { FILE_ALLOWANCE });
@@ -127,13 +156,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         allowance_ms: allowance.as_millis() as i64,
         ..DetectConfig::default()
     };
-    let kafka = a.kafka.map(|brokers| KafkaOptions {
-        brokers,
-        topics: a.topic,
-        group: a.group.unwrap_or_default(),
-        properties: a.property,
-        exit_at_end: a.exit_at_end,
-    });
+    let kafka = a.kafka.options();
     let (summary, kafka_summary, live, live_table) = ingest_live_from(
         opts,
         kafka.as_ref(),

@@ -10,6 +10,9 @@ pub mod sli;
 pub mod slo;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Context;
 
 use crate::sink::Location;
 use std::time::Duration;
@@ -70,9 +73,26 @@ pub enum Command {
 /// `mfascope dashboard`.
 #[derive(clap::Args, Debug)]
 pub struct DashboardArgs {
-    /// Output of `mfascope ingest`: a directory or an object store URL.
+    /// Output of `mfascope ingest`: a directory or an object store URL. In live mode
+    /// (`--follow`, `--kafka`) the ingest runs in-process into it, as `ingest --out` would.
     #[arg(long, value_parser = Location::parse)]
     pub data: Location,
+    /// Live: follow these files, globs or directories (rotation-safe), ingesting into --data.
+    #[arg(long, num_args = 1.., value_name = "PATH", conflicts_with = "kafka")]
+    pub follow: Vec<String>,
+    /// Live from Kafka (see `ingest --kafka`), ingesting into --data.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Input format of --follow; `auto` detects it per record.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Live: longest time an event waits before it is committed to Parquet.
+    #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
+    pub max_latency: Duration,
+    /// Diagnostics of the interactive dashboard go to this file (the terminal belongs to the
+    /// dashboard) [default: mfascope-dashboard.log in the temporary directory].
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
     /// View to open first (`executive`, `oncall`, `debug`, or one from --dashboards).
     #[arg(long)]
     pub view: Option<String>,
@@ -88,8 +108,8 @@ pub struct DashboardArgs {
     /// Redraw at least this often.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub refresh: Duration,
-    /// Print one frame as text and exit (CI logs, docs).
-    #[arg(long)]
+    /// Print one frame of the stored data as text and exit (CI logs, docs).
+    #[arg(long, conflicts_with_all = ["follow", "kafka"])]
     pub snapshot: bool,
     /// Frame size for --snapshot, WIDTHxHEIGHT.
     #[arg(long, default_value = "120x40", value_parser = parse_size)]
@@ -284,23 +304,9 @@ pub struct IngestArgs {
     /// Input files, globs or directories; `-` reads standard input.
     #[arg(required_unless_present = "kafka", conflicts_with = "kafka")]
     pub paths: Vec<String>,
-    /// Consume from Kafka instead of files: bootstrap servers, `HOST:PORT[,HOST:PORT…]`.
-    #[arg(long, value_name = "HOST:PORT", requires_all = ["topic", "group"])]
-    pub kafka: Option<String>,
-    /// Kafka topics (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',')]
-    pub topic: Vec<String>,
-    /// Kafka consumer group: instances in one group share the partitions (and may share --out).
-    #[arg(long)]
-    pub group: Option<String>,
-    /// librdkafka property passed through, `key=value` (repeatable; SASL/SSL settings).
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub property: Vec<(String, String)>,
-    /// With --kafka: stop once every partition of the topics is committed to its end (by this
-    /// instance, or by others of the group sharing --out) instead of running until interrupted
-    /// (backfills, benchmarks).
-    #[arg(long, requires = "kafka")]
-    pub exit_at_end: bool,
+    /// Kafka source.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Output (events/, deadletter/, findings/, _state/): a directory, or an object store URL
     /// (`s3://bucket/prefix`, `gs://…`, `az://…`; credentials and endpoint from the usual
     /// `AWS_*` / `GOOGLE_*` / `AZURE_*` environment variables).
@@ -354,6 +360,42 @@ pub struct IngestArgs {
     /// also releases what waits after that long].
     #[arg(long, value_parser = crate::time::parse_duration)]
     pub detect_allowance: Option<Duration>,
+}
+
+/// Kafka as the input (`ingest`, live `dashboard`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KafkaArgs {
+    /// Consume from Kafka instead of files: bootstrap servers, `HOST:PORT[,HOST:PORT…]`.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["topic", "group"])]
+    pub kafka: Option<String>,
+    /// Kafka topics (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub topic: Vec<String>,
+    /// Kafka consumer group: instances in one group share the partitions (and may share --out).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// librdkafka property passed through, `key=value` (repeatable; SASL/SSL settings).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub property: Vec<(String, String)>,
+    /// With --kafka: stop once every partition of the topics is committed to its end (by this
+    /// instance, or by others of the group sharing --out) instead of running until interrupted
+    /// (backfills, benchmarks).
+    #[arg(long, requires = "kafka")]
+    pub exit_at_end: bool,
+}
+
+impl KafkaArgs {
+    /// The consumer options, when `--kafka` is given.
+    pub fn options(self) -> Option<crate::pipeline::kafka::KafkaOptions> {
+        let brokers = self.kafka?;
+        Some(crate::pipeline::kafka::KafkaOptions {
+            brokers,
+            topics: self.topic,
+            group: self.group.unwrap_or_default(),
+            properties: self.property,
+            exit_at_end: self.exit_at_end,
+        })
+    }
 }
 
 /// `key=value`.
@@ -423,10 +465,23 @@ pub struct DemoArgs {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match &cli.command {
+        // The interactive dashboard owns the terminal: diagnostics go to a file.
+        Command::Dashboard(a) if !a.snapshot => {
+            let path = a
+                .log_file
+                .clone()
+                .unwrap_or_else(dashboard::default_log_file);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            logs.with_ansi(false).with_writer(Mutex::new(file)).init();
+        }
+        _ => logs.with_writer(std::io::stderr).init(),
+    }
     match cli.command {
         Command::Ingest(a) => ingest::run(a),
         Command::Generate(a) => generate::run(a),

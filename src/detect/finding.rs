@@ -18,7 +18,7 @@ use super::row::{Row, opt_str};
 use crate::time::format_rfc3339;
 
 /// One detection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable id: a hash of rule, group and time span (identical across re-runs).
     pub id: String,

@@ -28,6 +28,9 @@ struct State {
     error: Option<String>,
 }
 
+/// Sees each finding as it fires (the live dashboard).
+pub type FindingTap = Box<dyn Fn(&[Finding]) + Send + Sync>;
+
 /// A [`Detector`] fed by the pipeline that stores its findings as it goes.
 pub struct LiveDetector {
     state: Mutex<State>,
@@ -41,6 +44,7 @@ pub struct LiveDetector {
     /// Live sources: once no batch arrived for this long, evaluate what waits for the
     /// watermark (a burst followed by silence is reported without waiting for more traffic).
     idle_release: Option<Duration>,
+    tap: Option<FindingTap>,
 }
 
 impl LiveDetector {
@@ -77,6 +81,7 @@ impl LiveDetector {
             flush_every,
             announce,
             idle_release: None,
+            tap: None,
         })
     }
 
@@ -84,6 +89,12 @@ impl LiveDetector {
     /// (wall clock; live sources).
     pub fn release_when_idle(mut self, after: Duration) -> Self {
         self.idle_release = Some(after);
+        self
+    }
+
+    /// Hand every new finding to `tap` too, as it fires.
+    pub fn with_tap(mut self, tap: FindingTap) -> Self {
+        self.tap = Some(tap);
         self
     }
 
@@ -113,6 +124,9 @@ impl LiveDetector {
 
     fn collect(&self, s: &mut State, force: bool) {
         let new = s.detector.take_findings();
+        if let (Some(tap), false) = (&self.tap, new.is_empty()) {
+            tap(&new);
+        }
         if self.announce {
             for f in &new {
                 eprintln!(

@@ -35,32 +35,25 @@ pub struct Query {
     pub template: String,
 }
 
-/// The shipped queries, compiled in so the binary works from any directory.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "m01_mfa_success_rate.sql",
-        include_str!("../../queries/m01_mfa_success_rate.sql"),
-    ),
-    (
-        "m02_mfa_latency.sql",
-        include_str!("../../queries/m02_mfa_latency.sql"),
-    ),
-    (
-        "m03_enrollment_completion.sql",
-        include_str!("../../queries/m03_enrollment_completion.sql"),
-    ),
-    (
-        "m07_phishing_resistant_adoption.sql",
-        include_str!("../../queries/m07_phishing_resistant_adoption.sql"),
-    ),
-    (
-        "m08_blocked_attempts.sql",
-        include_str!("../../queries/m08_blocked_attempts.sql"),
-    ),
-    (
-        "m10_rate_limit_rejections.sql",
-        include_str!("../../queries/m10_rate_limit_rejections.sql"),
-    ),
+/// `(file name, text)` of each file, compiled in.
+macro_rules! shipped {
+    ($($file:literal),+ $(,)?) => {
+        &[$(($file, include_str!(concat!("../../queries/", $file)))),+]
+    };
+}
+
+/// The shipped queries, compiled in so the binary works from any directory (a test checks
+/// that every file of `queries/` is here).
+const BUILTIN: &[(&str, &str)] = shipped![
+    "m01_mfa_success_rate.sql",
+    "m02_mfa_latency.sql",
+    "m03_enrollment_completion.sql",
+    "m04_recovery_rate.sql",
+    "m06_availability.sql",
+    "m07_phishing_resistant_adoption.sql",
+    "m08_blocked_attempts.sql",
+    "m09_time_to_revoke.sql",
+    "m10_rate_limit_rejections.sql",
 ];
 
 /// Queries to run: `dir` when given, else `./queries` when it exists (so files added there show
@@ -269,6 +262,22 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_query_file_is_shipped_in_the_binary() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let shipped: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(shipped, files, "BUILTIN must list every file of queries/");
+        for (name, text) in BUILTIN {
+            parse_query(Path::new(name), text).unwrap();
+        }
+    }
 
     #[test]
     fn header_and_parameters() {

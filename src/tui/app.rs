@@ -2,10 +2,8 @@
 //! shown, the time range, the filter (and the filter being typed), focus, selection, sorting,
 //! the help and detail overlays. Rendering reads this; the event loop feeds it keys.
 
-use crate::event::Factor;
-
+pub use super::filter::Filter;
 use super::spec::View;
-use super::state::EventRow;
 
 /// Time ranges the `[` and `]` keys step through (minutes).
 pub const RANGES: &[(i64, &str)] = &[
@@ -44,97 +42,6 @@ pub enum Key {
     Interrupt,
 }
 
-/// What the user narrowed the data to (`/`), e.g. `factor:push country:BR`; a bare word matches
-/// users containing it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Application (exact).
-    pub app: Option<String>,
-    /// Factor.
-    pub factor: Option<Factor>,
-    /// User (substring, case-insensitive).
-    pub user: Option<String>,
-    /// Country (ISO code, case-insensitive).
-    pub country: Option<String>,
-}
-
-impl Filter {
-    /// Parse `key:value` terms (`app`, `factor`, `user`, `country`); a bare word is a user.
-    pub fn parse(text: &str) -> Result<Filter, String> {
-        let mut f = Filter::default();
-        for term in text.split_whitespace() {
-            let (key, value) = term.split_once([':', '=']).unwrap_or(("user", term));
-            let value = value.trim();
-            if value.is_empty() {
-                return Err(format!("{term}: empty value"));
-            }
-            match key {
-                "app" => f.app = Some(value.to_string()),
-                "user" => f.user = Some(value.to_lowercase()),
-                "country" => f.country = Some(value.to_uppercase()),
-                "factor" => {
-                    f.factor = Some(value.parse().map_err(|_| {
-                        let known: Vec<&str> = <Factor as strum::VariantNames>::VARIANTS.to_vec();
-                        format!("factor {value:?}: one of {}", known.join(", "))
-                    })?)
-                }
-                other => {
-                    return Err(format!(
-                        "{other}: filter by app, factor, user or country (e.g. factor:push)"
-                    ));
-                }
-            }
-        }
-        Ok(f)
-    }
-
-    /// Whether nothing is filtered.
-    pub fn is_empty(&self) -> bool {
-        *self == Filter::default()
-    }
-
-    /// Whether an event passes.
-    pub fn matches(&self, e: &EventRow) -> bool {
-        self.app.as_ref().is_none_or(|a| e.app.as_ref() == Some(a))
-            && self.factor.is_none_or(|f| e.factor == Some(f))
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| e.user.to_lowercase().contains(u.as_str()))
-            && self
-                .country
-                .as_ref()
-                .is_none_or(|c| e.country.as_deref().map(str::to_uppercase).as_ref() == Some(c))
-    }
-
-    /// Whether a finding about `user` passes (findings carry no app, factor or country: those
-    /// terms do not exclude them).
-    pub fn matches_user(&self, user: Option<&str>) -> bool {
-        self.user
-            .as_ref()
-            .is_none_or(|u| user.is_some_and(|x| x.to_lowercase().contains(u.as_str())))
-    }
-}
-
-impl std::fmt::Display for Filter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut terms = Vec::new();
-        if let Some(a) = &self.app {
-            terms.push(format!("app:{a}"));
-        }
-        if let Some(x) = self.factor {
-            terms.push(format!("factor:{x}"));
-        }
-        if let Some(u) = &self.user {
-            terms.push(format!("user:{u}"));
-        }
-        if let Some(c) = &self.country {
-            terms.push(format!("country:{c}"));
-        }
-        f.write_str(&terms.join(" "))
-    }
-}
-
 /// The interaction state.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -156,8 +63,9 @@ pub struct App {
     pub focus: usize,
     /// Selected row in the focused table.
     pub selected: usize,
-    /// Sort column of the focused table and whether descending.
-    pub sort: (usize, bool),
+    /// Sort column of the focused table and whether descending; `None` keeps the table's own
+    /// order (newest first, worst first).
+    pub sort: Option<(usize, bool)>,
     /// The detail overlay (of the selected row) is open.
     pub detail: bool,
     /// Quit requested.
@@ -185,7 +93,7 @@ impl App {
             filter_error: None,
             focus: 0,
             selected: 0,
-            sort: (0, false),
+            sort: None,
             detail: false,
             quit: false,
         })
@@ -216,7 +124,7 @@ impl App {
             self.current = to;
             self.focus = 0;
             self.selected = 0;
-            self.sort = (0, false);
+            self.sort = None;
             self.detail = false;
         }
     }
@@ -287,16 +195,16 @@ impl App {
                 let n = self.tables().max(1);
                 self.focus = (self.focus + 1) % n;
                 self.selected = 0;
-                self.sort = (0, false);
+                self.sort = None;
             }
             Key::Left | Key::Char('h') => {
                 let n = self.tables().max(1);
                 self.focus = (self.focus + n - 1) % n;
                 self.selected = 0;
-                self.sort = (0, false);
+                self.sort = None;
             }
-            Key::Char('s') => self.sort = (self.sort.0 + 1, self.sort.1),
-            Key::Char('S') => self.sort.1 = !self.sort.1,
+            Key::Char('s') => self.sort = Some(self.sort.map_or((0, false), |(c, d)| (c + 1, d))),
+            Key::Char('S') => self.sort = Some(self.sort.map_or((0, true), |(c, d)| (c, !d))),
             Key::Enter => self.detail = true,
             _ => {}
         }
@@ -323,6 +231,7 @@ fn default_range(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Factor;
     use crate::tui::spec;
 
     fn app() -> App {
@@ -410,37 +319,6 @@ mod tests {
     }
 
     #[test]
-    fn filter_matches_events() {
-        let row = EventRow {
-            time: 0,
-            event_id: "e".into(),
-            source: None,
-            user: "Alice@Example.com".into(),
-            app: Some("vpn".into()),
-            action: None,
-            factor: Some(Factor::Push),
-            outcome: None,
-            reason: None,
-            country: Some("br".into()),
-            src_ip: None,
-            device_id: None,
-        };
-        for (text, want) in [
-            ("", true),
-            ("alice", true),
-            ("user:bob", false),
-            ("factor:push country:BR", true),
-            ("factor:totp", false),
-            ("app:vpn", true),
-            ("app:crm", false),
-        ] {
-            assert_eq!(Filter::parse(text).unwrap().matches(&row), want, "{text}");
-        }
-        assert!(Filter::parse("colour:red").is_err());
-        assert!(Filter::parse("user:").is_err());
-    }
-
-    #[test]
     fn ranges_step_within_presets_per_view() {
         let mut a = app();
         assert_eq!(a.range().1, "30d", "executive defaults to 30d");
@@ -471,9 +349,13 @@ mod tests {
         assert_eq!(a.focus, 0, "focus wraps around the tables");
         a.handle(Key::Left);
         assert_eq!(a.focus, 2);
+        assert_eq!(a.sort, None, "tables keep their own order until sorted");
+        a.handle(Key::Char('s'));
         a.handle(Key::Char('s'));
         a.handle(Key::Char('S'));
-        assert_eq!(a.sort, (1, true));
+        assert_eq!(a.sort, Some((1, true)));
+        a.handle(Key::Right);
+        assert_eq!(a.sort, None, "a newly focused table starts unsorted");
         a.handle(Key::Enter);
         assert!(a.detail);
         a.handle(Key::Esc);

@@ -4,6 +4,7 @@
 
 use crate::event::Factor;
 use crate::sli::live::{Aggregator, Counter, MINUTE_MS, MinuteStats};
+use crate::sli::slice::significantly_below;
 
 use super::state::DashState;
 
@@ -50,6 +51,36 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
 
+/// The success ratio below which (significantly) a minute of the 2FA path is bad: the shipped
+/// availability SLO's `timeSliceTarget`, as in `queries/m06_availability.sql`.
+pub const AVAILABILITY_SLICE_TARGET: f64 = 0.98;
+
+/// M6 per bucket: good minutes / minutes with verification traffic or a path error, by the
+/// same minute rule as the SQL query and the SLO evaluator.
+pub fn availability_series(agg: &Aggregator, from: i64, to: i64, bucket: i64) -> Series {
+    buckets(from, to, bucket)
+        .map(|b| {
+            let (mut good, mut minutes) = (0, 0);
+            for (_, m) in agg.minutes(b, b + bucket) {
+                let (attempts, errors) = (m.get(Counter::MfaAttempts), m.get(Counter::PathErrors));
+                if attempts == 0 && errors == 0 {
+                    continue;
+                }
+                minutes += 1;
+                let below = significantly_below(
+                    m.get(Counter::MfaSuccesses),
+                    attempts,
+                    AVAILABILITY_SLICE_TARGET,
+                );
+                if errors == 0 && !below {
+                    good += 1;
+                }
+            }
+            (b, ratio(good, minutes))
+        })
+        .collect()
+}
+
 /// A counter-based series (`series.*` bound to the aggregator) and its unit, or `None` for
 /// other bindings.
 pub fn counter_series(
@@ -59,6 +90,9 @@ pub fn counter_series(
     to: i64,
     bucket: i64,
 ) -> Option<(Series, Unit)> {
+    if bind == "series.availability" {
+        return Some((availability_series(agg, from, to, bucket), Unit::Ratio));
+    }
     let f: fn(&MinuteStats) -> Option<f64> = match bind {
         "series.mfa_success_rate" => {
             |m| ratio(m.get(Counter::MfaSuccesses), m.get(Counter::MfaAttempts))
@@ -126,13 +160,63 @@ pub fn latency_p95_by_factor(
         .collect()
 }
 
-/// Format a value of `unit` for a cell or a headline.
+/// Format a value of `unit` for a cell or a headline: percentages with two decimals, counts
+/// with thousands separators, durations in ms below 10 s and in s above.
 pub fn format(value: Option<f64>, unit: Unit) -> String {
     match (value, unit) {
         (None, _) => "–".into(),
         (Some(v), Unit::Ratio) => format!("{:.2}%", v * 100.0),
-        (Some(v), Unit::Count) => format!("{v:.0}"),
+        (Some(v), Unit::Count) => thousands(v.round() as i64),
+        (Some(v), Unit::Millis) if v.abs() >= 10_000.0 => format!("{:.1} s", v / 1000.0),
         (Some(v), Unit::Millis) => format!("{v:.0} ms"),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The top of a count or duration axis: the next 1, 2 or 5 × 10ⁿ at or above `max` (at
+/// least 1), so the three labels (0, half, top) are round numbers.
+pub fn axis_top(max: f64) -> f64 {
+    if max <= 1.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|v| *v >= max)
+        .unwrap_or(10.0 * p)
+}
+
+/// An axis label: like [`format`], with one decimal where a small count is not whole.
+pub fn axis_label(v: f64, unit: Unit) -> String {
+    if unit == Unit::Count && v < 10.0 && v.fract() != 0.0 {
+        format!("{v:.1}")
+    } else {
+        format(Some(v), unit)
+    }
+}
+
+/// A length of time in minutes as text: `15m`, `6h`, `1d`.
+pub fn minutes_text(m: i64) -> String {
+    match m {
+        m if m % 1440 == 0 => format!("{}d", m / 1440),
+        m if m % 60 == 0 => format!("{}h", m / 60),
+        m => format!("{m}m"),
     }
 }
 
@@ -159,6 +243,27 @@ mod tests {
         let mut agg = Aggregator::new(LiveConfig::default());
         agg.observe(&b.finish());
         agg
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_reading() {
+        assert_eq!(format(Some(20_000.0), Unit::Count), "20,000");
+        assert_eq!(format(Some(-1_234_567.0), Unit::Count), "-1,234,567");
+        assert_eq!(format(Some(999.0), Unit::Count), "999");
+        assert_eq!(format(Some(62_514.0), Unit::Millis), "62.5 s");
+        assert_eq!(format(Some(850.0), Unit::Millis), "850 ms");
+        assert_eq!(format(Some(0.98987), Unit::Ratio), "98.99%");
+        assert_eq!(format(None, Unit::Ratio), "–");
+        assert_eq!(axis_top(1.0), 1.0);
+        assert_eq!(axis_top(1.3), 2.0);
+        assert_eq!(axis_top(62_514.0), 100_000.0);
+        assert_eq!(axis_top(420.0), 500.0);
+        assert_eq!(axis_label(0.5, Unit::Count), "0.5");
+        assert_eq!(axis_label(2.5, Unit::Count), "2.5");
+        assert_eq!(axis_label(50.0, Unit::Count), "50");
+        assert_eq!(minutes_text(15), "15m");
+        assert_eq!(minutes_text(360), "6h");
+        assert_eq!(minutes_text(1440), "1d");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod data;
+pub mod filter;
+pub mod model;
 pub mod render;
 pub mod spec;
 pub mod state;

@@ -15,6 +15,7 @@ use ratatui::widgets::{
 
 use super::app::App;
 use super::data::{self, Series, Unit};
+use super::model::FindingLog;
 use super::spec::{Kind, Panel};
 use super::state::{DashState, EventRow};
 use crate::detect::finding::Finding;
@@ -32,6 +33,10 @@ pub struct Status {
     pub events_per_s: Option<f64>,
     /// Consumer lag (messages), Kafka.
     pub lag: Option<i64>,
+    /// Wall clock (epoch ms) in live modes: freshness is shown as the newest event's age.
+    pub now: Option<i64>,
+    /// Why the in-process ingest stopped, if it failed (live modes).
+    pub error: Option<String>,
 }
 
 /// The state a frame is drawn from.
@@ -40,8 +45,8 @@ pub struct Snapshot<'a> {
     pub agg: &'a Aggregator,
     /// SLO evaluation at the latest minute.
     pub report: &'a SloReport,
-    /// Findings, oldest first.
-    pub findings: &'a [Finding],
+    /// The newest findings and their counts.
+    pub findings: &'a FindingLog,
     /// The dashboard's rings and extras.
     pub dash: &'a DashState,
     /// Status bar content.
@@ -89,6 +94,10 @@ impl Theme {
     }
 }
 
+/// A column: name, width, and how early it is dropped from a narrow panel (0: never; the
+/// highest goes first).
+type Column = (&'static str, Constraint, u8);
+
 /// A table panel's content.
 #[derive(Clone, Debug, Default)]
 pub struct TableData {
@@ -96,6 +105,8 @@ pub struct TableData {
     pub header: Vec<&'static str>,
     /// Column widths.
     pub widths: Vec<Constraint>,
+    /// Drop rank per column (see [`Column`]).
+    pub drop: Vec<u8>,
     /// Cells, row by row.
     pub rows: Vec<Vec<String>>,
     /// The full record behind each row (the detail pane), field by field.
@@ -103,19 +114,64 @@ pub struct TableData {
 }
 
 impl TableData {
-    /// An empty table with these (name, width) columns.
-    fn with_columns(columns: &[(&'static str, Constraint)]) -> TableData {
+    /// An empty table with these columns.
+    fn with_columns(columns: &[Column]) -> TableData {
         TableData {
             header: columns.iter().map(|c| c.0).collect(),
             widths: columns.iter().map(|c| c.1).collect(),
+            drop: columns.iter().map(|c| c.2).collect(),
             ..TableData::default()
         }
+    }
+
+    /// The columns shown in `width` cells: columns are dropped highest rank first (the
+    /// rightmost of equal rank) until every remaining one gets its width (8 cells for a
+    /// filling column) — a narrow panel shows fewer columns rather than every one squeezed.
+    pub fn visible(&self, width: u16) -> Vec<usize> {
+        let need = |c: usize| match self.widths.get(c) {
+            Some(Constraint::Length(n) | Constraint::Min(n)) => *n,
+            _ => 8,
+        };
+        let mut shown: Vec<usize> = (0..self.header.len()).collect();
+        while shown.len() > 1 {
+            let total: u16 = shown.iter().map(|&c| need(c) + 1).sum::<u16>() - 1;
+            if total <= width {
+                break;
+            }
+            let rank = |c: usize| self.drop.get(c).copied().unwrap_or(0);
+            let Some(at) = (0..shown.len())
+                .rev()
+                .max_by_key(|&i| (rank(shown[i]), i))
+                .filter(|&i| rank(shown[i]) > 0)
+            else {
+                break;
+            };
+            shown.remove(at);
+        }
+        shown
     }
 }
 
 fn time_text(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A finding's group as its values only (`user=alice@x` → `alice@x`); the detail pane keeps
+/// the keys.
+fn group_values(group: &str) -> String {
+    group
+        .split(',')
+        .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A table cell's time: month, day and time of day (the year is in the detail pane).
+fn cell_time(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -136,18 +192,18 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 fn event_table(rows: &mut dyn Iterator<Item = &EventRow>, app: &App) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("time", Constraint::Length(19)),
-        ("source", Constraint::Length(9)),
-        ("user", Constraint::Fill(2)),
-        ("action", Constraint::Length(15)),
-        ("factor", Constraint::Length(12)),
-        ("outcome", Constraint::Length(9)),
-        ("reason", Constraint::Fill(1)),
-        ("country", Constraint::Length(7)),
+        ("time", Constraint::Length(14), 0),
+        ("source", Constraint::Length(9), 6),
+        ("user", Constraint::Fill(2), 1),
+        ("action", Constraint::Length(13), 2),
+        ("factor", Constraint::Length(11), 3),
+        ("outcome", Constraint::Length(9), 2),
+        ("reason", Constraint::Fill(1), 5),
+        ("country", Constraint::Length(7), 4),
     ]);
     for e in rows.filter(|e| app.filter.matches(e)) {
         t.rows.push(vec![
-            time_text(e.time),
+            cell_time(e.time),
             opt(&e.source),
             e.user.clone(),
             opt(&e.action),
@@ -176,12 +232,12 @@ fn event_table(rows: &mut dyn Iterator<Item = &EventRow>, app: &App) -> TableDat
 
 fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("last seen", Constraint::Length(19)),
-        ("severity", Constraint::Length(8)),
-        ("rule", Constraint::Fill(2)),
-        ("group", Constraint::Fill(2)),
-        ("events", Constraint::Length(6)),
-        ("summary", Constraint::Fill(4)),
+        ("last seen", Constraint::Length(14), 0),
+        ("severity", Constraint::Length(8), 1),
+        ("rule", Constraint::Fill(2), 3),
+        ("group", Constraint::Fill(2), 4),
+        ("events", Constraint::Length(6), 5),
+        ("summary", Constraint::Fill(4), 1),
     ]);
     let wanted = |f: &Finding| {
         panel.rules.is_empty()
@@ -191,16 +247,17 @@ fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
     };
     for f in snap
         .findings
+        .kept()
         .iter()
         .rev()
         .filter(|f| wanted(f) && app.filter.matches_user(f.user.as_deref()))
     {
         let rule = f.rule_name.clone().unwrap_or_else(|| f.rule_title.clone());
         t.rows.push(vec![
-            time_text(f.last_time),
+            cell_time(f.last_time),
             f.severity.clone(),
             rule.clone(),
-            f.group_key.clone(),
+            group_values(&f.group_key),
             f.count.to_string(),
             f.summary.clone(),
         ]);
@@ -224,13 +281,13 @@ fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
 
 fn slo_table(snap: &Snapshot) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("SLO", Constraint::Fill(3)),
-        ("SLI", Constraint::Length(8)),
-        ("target", Constraint::Length(8)),
-        ("budget left", Constraint::Length(11)),
-        ("burn 1h", Constraint::Length(8)),
-        ("burn 6h", Constraint::Length(8)),
-        ("firing", Constraint::Fill(2)),
+        ("SLO", Constraint::Fill(3), 0),
+        ("SLI", Constraint::Length(8), 2),
+        ("target", Constraint::Length(8), 5),
+        ("budget left", Constraint::Length(11), 1),
+        ("burn 1h", Constraint::Length(8), 3),
+        ("burn 6h", Constraint::Length(8), 6),
+        ("firing", Constraint::Fill(2), 4),
     ]);
     for s in &snap.report.slos {
         let burn = |w: &str| {
@@ -261,11 +318,11 @@ fn slo_table(snap: &Snapshot) -> TableData {
 
 fn alerts_table(snap: &Snapshot) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("since", Constraint::Length(20)),
-        ("severity", Constraint::Length(8)),
-        ("SLO", Constraint::Fill(2)),
-        ("alert", Constraint::Fill(2)),
-        ("peak burn", Constraint::Length(9)),
+        ("since", Constraint::Length(14), 1),
+        ("severity", Constraint::Length(8), 2),
+        ("SLO", Constraint::Fill(2), 0),
+        ("alert", Constraint::Fill(2), 3),
+        ("peak burn", Constraint::Length(9), 4),
     ]);
     for e in snap
         .report
@@ -274,7 +331,8 @@ fn alerts_table(snap: &Snapshot) -> TableData {
         .filter(|e| e.resolved_at.is_none())
     {
         t.rows.push(vec![
-            e.firing_at.clone(),
+            DateTime::parse_from_rfc3339(&e.firing_at)
+                .map_or_else(|_| e.firing_at.clone(), |t| cell_time(t.timestamp_millis())),
             e.severity.clone(),
             e.slo_display_name.clone(),
             e.alert.clone(),
@@ -292,9 +350,9 @@ fn alerts_table(snap: &Snapshot) -> TableData {
 
 fn countries_table(snap: &Snapshot) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("country", Constraint::Fill(1)),
-        ("failures", Constraint::Length(9)),
-        ("share", Constraint::Length(8)),
+        ("country", Constraint::Fill(1), 0),
+        ("failed", Constraint::Length(6), 0),
+        ("share", Constraint::Length(7), 1),
     ]);
     let total: u64 = snap.dash.failures_by_country.values().sum();
     let mut by: Vec<(&String, &u64)> = snap.dash.failures_by_country.iter().collect();
@@ -307,7 +365,7 @@ fn countries_table(snap: &Snapshot) -> TableData {
         ]);
         t.details.push(vec![
             ("country".into(), c.clone()),
-            ("failures".into(), n.to_string()),
+            ("failed verifications".into(), n.to_string()),
         ]);
     }
     t
@@ -315,11 +373,11 @@ fn countries_table(snap: &Snapshot) -> TableData {
 
 fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("factor", Constraint::Fill(1)),
-        ("p50", Constraint::Fill(1)),
-        ("p95", Constraint::Fill(1)),
-        ("p99", Constraint::Fill(1)),
-        ("count", Constraint::Fill(1)),
+        ("factor", Constraint::Fill(1), 0),
+        ("p50", Constraint::Fill(1), 2),
+        ("p95", Constraint::Fill(1), 0),
+        ("p99", Constraint::Fill(1), 1),
+        ("count", Constraint::Fill(1), 3),
     ]);
     let hour = 60 * MINUTE_MS;
     for f in snap
@@ -329,10 +387,10 @@ fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
         if let Some(l) = snap.agg.latency(from, to, Some(f)) {
             t.rows.push(vec![
                 f.to_string(),
-                format!("{} ms", l.p50_ms),
-                format!("{} ms", l.p95_ms),
-                format!("{} ms", l.p99_ms),
-                l.count.to_string(),
+                format!("{} ms", data::thousands(l.p50_ms as i64)),
+                format!("{} ms", data::thousands(l.p95_ms as i64)),
+                format!("{} ms", data::thousands(l.p99_ms as i64)),
+                data::format(Some(l.count as f64), Unit::Count),
             ]);
             t.details.push(vec![("factor".into(), f.to_string())]);
         }
@@ -342,17 +400,13 @@ fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
 
 fn impact_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
     let mut t = TableData::with_columns(&[
-        ("what", Constraint::Fill(2)),
-        ("value", Constraint::Fill(1)),
+        ("what", Constraint::Fill(2), 0),
+        ("value", Constraint::Fill(1), 0),
     ]);
     let violated = snap.report.slos.iter().filter(|s| s.violated).count();
     let totals = snap.agg.totals(from, to);
     let extra = snap.dash.extra(from, to);
-    let severe = snap
-        .findings
-        .iter()
-        .filter(|f| matches!(f.severity.as_str(), "high" | "critical"))
-        .count();
+    let severe = snap.findings.severe;
     for (what, value) in [
         (
             "SLOs missing their objective",
@@ -401,7 +455,8 @@ pub fn sort(t: &mut TableData, col: usize, descending: bool) {
     let key = |cell: &str| -> (Option<f64>, String) {
         let num: String = cell
             .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | ','))
+            .filter(|c| *c != ',')
             .collect();
         (num.parse().ok(), cell.to_string())
     };
@@ -481,8 +536,10 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
     for row in &view.rows {
         for p in row.panels.iter().filter(|p| p.kind == Kind::Table) {
             let mut t = table_data(p, snap, app, from, to);
-            if tables.len() == app.focus {
-                sort(&mut t, app.sort.0, app.sort.1);
+            if tables.len() == app.focus
+                && let Some((col, descending)) = app.sort
+            {
+                sort(&mut t, col, descending);
             }
             tables.push(t);
         }
@@ -507,7 +564,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
             match p.kind {
                 Kind::Table => {
                     let t = &tables[table_index];
-                    draw_table(frame, *a, block, t, focused.then_some(app.selected), theme);
+                    let sorted = if focused { app.sort } else { None };
+                    let selected = focused.then_some(app.selected);
+                    draw_table(frame, *a, block, t, (selected, sorted), theme);
                     table_index += 1;
                 }
                 Kind::Stat => draw_stat(frame, *a, block, p, snap, (from, to, bucket), theme),
@@ -532,30 +591,19 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
         }
     }
 
-    // Status bar: freshness, rate, lag on the left; filter, range and keys on the right.
-    let mut left = format!(" {}", snap.status.source);
-    if latest > 0 {
-        left.push_str(&format!(" · data to {} UTC", time_text(latest + MINUTE_MS)));
-    }
-    left.push_str(&format!(" · {} events", snap.status.events));
-    if let Some(r) = snap.status.events_per_s {
-        left.push_str(&format!(" · {r:.0} ev/s"));
-    }
-    if let Some(l) = snap.status.lag {
-        left.push_str(&format!(" · lag {l}"));
-    }
-    let filter = if app.filter.is_empty() {
-        String::new()
-    } else {
-        format!("filter {} · ", app.filter)
-    };
-    let right = format!(" {filter}range {range_text} · ? help · q quit ");
+    let (left, right) = status_line(snap, app, latest, range_text, status.width);
     let [l, r] = Layout::horizontal([
         Constraint::Fill(1),
         Constraint::Length(right.chars().count() as u16),
     ])
     .areas(status);
-    frame.render_widget(Paragraph::new(left), l);
+    match &snap.status.error {
+        Some(e) => frame.render_widget(
+            Paragraph::new(Line::styled(format!(" ingest stopped: {e}"), theme.bad())),
+            l,
+        ),
+        None => frame.render_widget(Paragraph::new(left), l),
+    }
     frame.render_widget(Paragraph::new(right), r);
 
     if let Some(text) = &app.typing {
@@ -603,6 +651,87 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
     }
 }
 
+/// The status bar's two halves: source, data freshness, events, rate and lag on the left;
+/// filter, range and keys on the right. Parts are dropped, least needed first (the keys
+/// hint, then the source), until both fit in `width`.
+fn status_line(
+    snap: &Snapshot,
+    app: &App,
+    latest: i64,
+    range_text: &str,
+    width: u16,
+) -> (String, String) {
+    let st = &snap.status;
+    let mut left: Vec<(String, u8)> = vec![(st.source.clone(), 3)];
+    match (st.now, snap.dash.latest) {
+        (Some(now), Some(newest)) => {
+            left.push((format!("newest event {} ago", age_text(now - newest)), 0))
+        }
+        (Some(_), None) => left.push(("waiting for events".into(), 0)),
+        (None, _) if latest > 0 => left.push((
+            format!("data to {} UTC", &time_text(latest + MINUTE_MS)[..16]),
+            0,
+        )),
+        _ => {}
+    }
+    left.push((
+        format!(
+            "{} events",
+            data::format(Some(st.events as f64), Unit::Count)
+        ),
+        0,
+    ));
+    if let Some(r) = st.events_per_s {
+        left.push((format!("{} ev/s", data::format(Some(r), Unit::Count)), 0));
+    }
+    if let Some(l) = st.lag {
+        left.push((format!("lag {}", data::thousands(l)), 0));
+    }
+    let mut right: Vec<(String, u8)> = Vec::new();
+    if !app.filter.is_empty() {
+        right.push((format!("filter {}", app.filter), 0));
+    }
+    right.push((format!("range {range_text}"), 0));
+    right.push(("? help".into(), 2));
+    right.push(("q quit".into(), 4));
+    let join = |parts: &[(String, u8)]| {
+        let texts: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+        format!(" {} ", texts.join(" · "))
+    };
+    loop {
+        let (l, r) = (join(&left), join(&right));
+        if l.chars().count() + r.chars().count() <= width as usize {
+            return (l, r);
+        }
+        // Drop the part of highest rank (from either side); stop when none is optional.
+        let worst = left
+            .iter()
+            .chain(right.iter())
+            .map(|p| p.1)
+            .max()
+            .unwrap_or(0);
+        if worst == 0 {
+            return (l, r);
+        }
+        if let Some(i) = right.iter().rposition(|p| p.1 == worst) {
+            right.remove(i);
+        } else if let Some(i) = left.iter().rposition(|p| p.1 == worst) {
+            left.remove(i);
+        }
+    }
+}
+
+/// A non-negative age in ms as `850 ms`, `12 s`, `3 min`, `5 h`.
+fn age_text(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        ..1_000 => format!("{ms} ms"),
+        1_000..120_000 => format!("{} s", ms / 1000),
+        120_000..7_200_000 => format!("{} min", ms / 60_000),
+        _ => format!("{} h", ms / 3_600_000),
+    }
+}
+
 /// The help overlay's text.
 pub const HELP: &str = "\
 Tab / Shift-Tab, 1-9   next / previous view, view by number
@@ -627,25 +756,36 @@ fn centered(area: Rect, width_pct: u16, height_pct: u16) -> Rect {
     )
 }
 
+/// A table panel: the columns that fit, the sorted column marked ▲/▼, the selection.
 fn draw_table(
     frame: &mut Frame,
     area: Rect,
     block: Block,
     t: &TableData,
-    selected: Option<usize>,
+    (selected, sorted): (Option<usize>, Option<(usize, bool)>),
     theme: Theme,
 ) {
     if t.rows.is_empty() {
         frame.render_widget(Paragraph::new("nothing in range").block(block), area);
         return;
     }
-    let header = Row::new(t.header.iter().map(|h| Cell::from(*h)))
-        .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    let shown = t.visible(block.inner(area).width);
+    let sorted = sorted.map(|(c, d)| (c % t.header.len().max(1), d));
+    let header = Row::new(shown.iter().map(|&c| {
+        let mark = match sorted {
+            Some((s, true)) if s == c => "▼",
+            Some((s, false)) if s == c => "▲",
+            _ => "",
+        };
+        Cell::from(format!("{}{mark}", t.header[c]))
+    }))
+    .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let rows = t
         .rows
         .iter()
-        .map(|r| Row::new(r.iter().map(|c| Cell::from(c.as_str()))));
-    let table = Table::new(rows, t.widths.clone())
+        .map(|r| Row::new(shown.iter().map(|&c| Cell::from(r[c].as_str()))));
+    let widths: Vec<Constraint> = shown.iter().map(|&c| t.widths[c]).collect();
+    let table = Table::new(rows, widths)
         .header(header)
         .block(block)
         .row_highlight_style(theme.selected());
@@ -705,8 +845,9 @@ fn draw_stat(
         Paragraph::new(vec![
             Line::styled(data::format(headline, unit), theme.title()),
             Line::from(format!(
-                "over the range ({} points below)",
-                series.first().map_or(0, |s| s.1.len())
+                "{}, {} bars",
+                data::minutes_text((to - from) / MINUTE_MS),
+                data::minutes_text(bucket / MINUTE_MS)
             )),
         ]),
         top,
@@ -762,7 +903,7 @@ fn draw_chart(
     }
     let (lo, hi) = match unit {
         Unit::Ratio => (((lo * 100.0).floor() / 100.0).clamp(0.0, 0.99), 1.0),
-        _ => (0.0, (hi * 1.1).max(1.0)),
+        _ => (0.0, data::axis_top(hi)),
     };
     let colors = [
         Color::Green,
@@ -773,20 +914,22 @@ fn draw_chart(
         Color::Red,
     ];
     let markers = [Marker::Braille, Marker::Dot, Marker::Block, Marker::Bar];
+    // A legend names the series of a multi-series chart; one series is the panel's title.
+    let legend = points.len() > 1;
     let datasets: Vec<Dataset> = points
         .iter()
         .enumerate()
         .map(|(i, (name, pts))| {
-            Dataset::default()
-                .name(name.clone())
-                .marker(if theme.color {
-                    Marker::Braille
-                } else {
-                    markers[i % markers.len()]
-                })
-                .graph_type(GraphType::Line)
-                .style(theme.fg(colors[i % colors.len()]))
-                .data(pts)
+            let d = Dataset::default();
+            let d = if legend { d.name(name.clone()) } else { d };
+            d.marker(if theme.color {
+                Marker::Braille
+            } else {
+                markers[i % markers.len()]
+            })
+            .graph_type(GraphType::Line)
+            .style(theme.fg(colors[i % colors.len()]))
+            .data(pts)
         })
         .collect();
     let mid = from + (to - from) / 2;
@@ -799,11 +942,18 @@ fn draw_chart(
             axis_time(to, range_minutes),
         ]);
     let y = Axis::default().bounds([lo, hi]).labels([
-        data::format(Some(lo), unit),
-        data::format(Some((lo + hi) / 2.0), unit),
-        data::format(Some(hi), unit),
+        data::axis_label(lo, unit),
+        data::axis_label((lo + hi) / 2.0, unit),
+        data::axis_label(hi, unit),
     ]);
-    frame.render_widget(Chart::new(datasets).block(block).x_axis(x).y_axis(y), area);
+    frame.render_widget(
+        Chart::new(datasets)
+            .block(block)
+            .x_axis(x)
+            .y_axis(y)
+            .hidden_legend_constraints((Constraint::Ratio(1, 3), Constraint::Ratio(3, 4))),
+        area,
+    );
 }
 
 fn draw_gauges(frame: &mut Frame, area: Rect, block: Block, snap: &Snapshot, theme: Theme) {
@@ -828,18 +978,32 @@ fn draw_gauges(frame: &mut Frame, area: Rect, block: Block, snap: &Snapshot, the
         } else {
             theme.good()
         };
+        // The numbers always show; the name gets what room is left.
+        let numbers = format!(
+            "{} left · 1h {burn}",
+            data::format(s.budget_remaining, Unit::Ratio)
+        );
+        let room = (a.width as usize).saturating_sub(numbers.chars().count() + 1);
         frame.render_widget(
             Gauge::default()
                 .ratio(budget)
-                .label(format!(
-                    "{} {} left · burn 1h {burn}",
-                    s.display_name,
-                    data::format(s.budget_remaining, Unit::Ratio)
-                ))
+                .label(format!("{} {numbers}", clip(&s.display_name, room)))
                 .gauge_style(style),
             *a,
         );
     }
+}
+
+/// `text` cut to `width` characters, ending in `…` when cut.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    if width > 0 {
+        out.push('…');
+    }
+    out
 }
 
 fn draw_detail(frame: &mut Frame, area: Rect, block: Block, rows: Option<&[(String, String)]>) {

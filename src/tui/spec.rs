@@ -31,6 +31,12 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
         "2FA verifications that succeeded (ratio)",
     ),
     (
+        "series.availability",
+        &[Kind::Stat, Kind::Chart],
+        "minutes the 2FA path worked / minutes with traffic (M6: no verifier or probe error, \
+         success rate not significantly below 98 %)",
+    ),
+    (
         "series.mfa_failures",
         &[Kind::Stat, Kind::Chart],
         "verifications that did not succeed (failed, denied, timed out, error) per bucket",
@@ -58,7 +64,7 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
     (
         "series.phishing_resistant_share",
         &[Kind::Stat, Kind::Chart],
-        "successful verifications with a phishing-resistant factor (ratio)",
+        "successful verifications that were phishing-resistant (factor or vendor signal; ratio)",
     ),
     (
         "slo.budgets",

@@ -161,6 +161,7 @@ impl DashState {
             col::DEVICE_ID,
         ]
         .map(|c| utf8(batch, c));
+        let phishing_resistant = column(col::PHISHING_RESISTANT).as_boolean().clone();
         let opt = |a: &arrow::array::StringArray, i: usize| {
             (!a.is_null(i)).then(|| a.value(i).to_string())
         };
@@ -175,7 +176,8 @@ impl DashState {
             let (a, f, o) = (action[i], factor[i], outcome[i]);
             if a == Some(Action::MfaVerify) && o == Some(Outcome::Success) {
                 extra.verify_successes += 1;
-                if f.is_some_and(Factor::is_phishing_resistant) {
+                // The column: the factor, or the vendor's own signal (Okta FastPass, …).
+                if phishing_resistant.value(i) {
                     extra.phishing_resistant += 1;
                 }
             }
