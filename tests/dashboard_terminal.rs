@@ -5,94 +5,12 @@
 //! followed file shows up as a finding on the on-call view within 2 s.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
+
 mod common;
-
-/// A tmux server of its own running one command in a `w`×`h` window; killed on drop.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn start(dir: &Path, command: &str, (w, h): (u16, u16)) -> Tmux {
-        let t = Tmux {
-            socket: dir.join("tmux.sock"),
-        };
-        // The shell reports the exit status once the dashboard returns the terminal.
-        let script = format!("{command}; echo \"dashboard exited with $?\"; sleep 600");
-        let ok = t
-            .tmux()
-            .args(["new-session", "-d", "-s", "dash", "-x", &w.to_string()])
-            .args(["-y", &h.to_string(), "-c"])
-            .arg(dir)
-            .args(["sh", "-c", &script])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
-        t
-    }
-
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.arg("-S").arg(&self.socket).env_remove("TMUX");
-        c
-    }
-
-    /// Send keys (tmux key names: `Enter`, `Escape`, or literal text with `-l`).
-    fn keys(&self, keys: &[&str]) {
-        let ok = self
-            .tmux()
-            .args(["send-keys", "-t", "dash"])
-            .args(keys)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "send-keys {keys:?}");
-    }
-
-    fn text(&self, text: &str) {
-        self.keys(&["-l", text]);
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .tmux()
-            .args(["capture-pane", "-p", "-t", "dash"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The screen once `pred` holds (polled every 50 ms), or a panic showing the last screen.
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited 60 s for {what}; the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        self.wait(text, |s| s.contains(text))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").status();
-    }
-}
 
 /// The headline of the stat panel titled `title`: the first line inside its border.
 fn stat_value(screen: &str, title: &str) -> String {
@@ -259,6 +177,7 @@ fn a_push_fatigue_burst_appears_on_the_oncall_view_within_two_seconds() {
             .any(|l| l.contains("mallory") && l.contains("mfa_push"))
     });
     let elapsed = appended.elapsed();
+    eprintln!("the finding was on screen {elapsed:?} after the burst was appended");
     // The acceptance bound (produce → on screen), not a benchmark.
     assert!(
         elapsed <= Duration::from_secs(2),

@@ -498,3 +498,27 @@ fn kafka_consumer_metrics_are_scraped_while_consuming() {
     let summary = terminate(child.take());
     assert_eq!(summary["events"], 3_000, "{summary}");
 }
+
+/// The live dashboard consumes Kafka in-process (a real terminal, tmux): the status bar names
+/// the topic and shows every event and lag 0; on quit the ingest commits exactly what was
+/// produced (dead letters included).
+#[test]
+fn the_dashboard_consumes_kafka_live_and_commits_exactly_on_quit() {
+    let addr = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let file = events(dir.path(), 3_000, 2);
+    let topic = topic(&addr, "dashboard", 2);
+    wait_ok(produce(&addr, &topic, &file, 0), "producer");
+    let command = format!(
+        "NO_COLOR=1 {} dashboard --data out --kafka {addr} --topic {topic} --group {topic} \
+         --view debug",
+        env!("CARGO_BIN_EXE_mfascope")
+    );
+    let t = common::tmux::Tmux::start(dir.path(), &command, (160, 48));
+    t.wait("3,000 events with lag 0", |s| {
+        s.contains(&format!("kafka {topic}")) && s.contains("3,000 events") && s.contains("lag 0")
+    });
+    t.keys(&["q"]);
+    t.wait_for("dashboard exited with 0");
+    assert_exact(&check(&dir.path().join("out"), &file), 3_000, 2);
+}
