@@ -19,3 +19,4 @@ pub mod slo;
 pub mod source;
 pub mod time;
 pub mod tui;
+pub mod verifier;

@@ -6,6 +6,7 @@ mod demo;
 pub mod detect;
 mod generate;
 mod ingest;
+mod otp;
 pub mod sli;
 pub mod slo;
 
@@ -68,6 +69,8 @@ pub enum Command {
     /// Terminal dashboard (executive, on-call, debug views) over ingested data;
     /// `--snapshot` prints one frame as text.
     Dashboard(DashboardArgs),
+    /// One-time codes and provisioning URIs (RFC 4226 HOTP, RFC 6238 TOTP).
+    Otp(OtpArgs),
 }
 
 /// `mfascope dashboard`.
@@ -493,5 +496,80 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Detect(a) => detect::run_detect(a),
         Command::Rules(a) => detect::run_rules(a),
         Command::Dashboard(a) => dashboard::run(a),
+        Command::Otp(a) => otp::run(a),
     }
+}
+
+/// `mfascope otp`.
+#[derive(clap::Args, Debug)]
+pub struct OtpArgs {
+    /// What to print.
+    #[command(subcommand)]
+    pub command: OtpCommand,
+}
+
+/// The shared secret, base32 (RFC 4648; case, spaces and padding forgiven).
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct SecretArgs {
+    /// The secret itself (visible to other users of this machine while the command runs;
+    /// prefer --secret-file).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// A file whose first line is the secret.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// OTP parameters.
+#[derive(clap::Args, Debug)]
+pub struct OtpParams {
+    /// HMAC hash: sha1, sha256 or sha512.
+    #[arg(long, default_value = "sha1")]
+    pub algorithm: String,
+    /// Code length, 6–8.
+    #[arg(long, default_value_t = 6)]
+    pub digits: u32,
+    /// TOTP time step, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub period: u64,
+}
+
+/// `mfascope otp` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OtpCommand {
+    /// Print the code: TOTP at --time (default now), or HOTP at --counter (like `oathtool
+    /// --totp --now @UNIX` / `oathtool --hotp -c N`).
+    Code {
+        /// Secret.
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Parameters.
+        #[command(flatten)]
+        params: OtpParams,
+        /// TOTP at this Unix time (seconds) instead of now.
+        #[arg(long, conflicts_with = "counter", allow_hyphen_values = true)]
+        time: Option<i64>,
+        /// HOTP at this counter.
+        #[arg(long)]
+        counter: Option<u64>,
+    },
+    /// Print the `otpauth://` provisioning URI (TOTP, or HOTP with --counter).
+    Uri {
+        /// Secret.
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// Parameters.
+        #[command(flatten)]
+        params: OtpParams,
+        /// Issuer shown by authenticator apps.
+        #[arg(long, default_value = "mfascope")]
+        issuer: String,
+        /// Account name (user).
+        #[arg(long)]
+        account: String,
+        /// An HOTP URI starting at this counter.
+        #[arg(long)]
+        counter: Option<u64>,
+    },
 }
