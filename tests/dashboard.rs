@@ -9,22 +9,7 @@ mod common;
 #[test]
 fn every_view_at_two_sizes_matches_its_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let input = common::generate(
-        dir.path(),
-        "events",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "20000",
-            "--days",
-            "2",
-            "--seed",
-            "3",
-            "--attacks",
-        ],
-    );
-    common::ingest_json(&[&input], &dir.path().join("out"));
+    common::dashboard_data(dir.path());
     for view in ["executive", "oncall", "debug"] {
         for size in ["80x24", "160x48"] {
             // Run from the temp dir so the status bar names `out`, not a random path.

@@ -4,11 +4,11 @@
 //! `mfascope sli --format json` on the same data. Live: a push-fatigue burst appended to a
 //! followed file shows up as a finding on the on-call view within 2 s.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::tmux::Tmux;
+use common::{append, verify_line as line};
 
 mod common;
 
@@ -58,23 +58,7 @@ fn dashboard() -> String {
 #[test]
 fn views_help_filter_and_quit_in_a_real_terminal_show_the_sli_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let input = common::generate(
-        dir.path(),
-        "events",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "20000",
-            "--days",
-            "2",
-            "--seed",
-            "3",
-            "--attacks",
-        ],
-    );
-    let data = dir.path().join("out");
-    common::ingest_json(&[&input], &data);
+    let data = common::dashboard_data(dir.path());
     let t = Tmux::start(
         dir.path(),
         &format!("{} --data out", dashboard()),
@@ -124,24 +108,6 @@ fn views_help_filter_and_quit_in_a_real_terminal_show_the_sli_numbers() {
         !s.contains("Live events"),
         "the terminal was not restored:\n{s}"
     );
-}
-
-fn line(id: &str, user: &str, factor: &str, outcome: &str) -> String {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    format!(
-        r#"{{"event_id":"{id}","time":"{now}","source":"canonical","user":"{user}","action":"mfa_verify","factor":"{factor}","outcome":"{outcome}","vendor_event_type":"t"}}"#
-    )
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
 }
 
 #[test]

@@ -2,14 +2,15 @@
 //! stop commits what was read, and a restart resumes at the checkpoint.
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
+use common::append;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+mod common;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfascope"))
@@ -49,17 +50,6 @@ fn wait_for(out: &Path, n: usize) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
 }
 
 #[test]
@@ -177,10 +167,7 @@ fn a_burst_followed_by_silence_is_reported_while_following() {
     let input = tmp.path().join("live.ndjson");
     let out = tmp.path().join("out");
     let line = |id: String, user: &str, factor: &str, outcome: &str| {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        format!(
-            r#"{{"event_id":"{id}","time":"{now}","source":"canonical","user":"{user}","action":"mfa_verify","factor":"{factor}","outcome":"{outcome}","vendor_event_type":"t"}}"#
-        )
+        common::verify_line(&id, user, factor, outcome)
     };
     append(
         &input,

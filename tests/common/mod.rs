@@ -126,3 +126,47 @@ pub fn metrics_address(
         }
     }
 }
+
+/// Append `lines` to `path` (created when missing).
+pub fn append(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// A canonical `mfa_verify` record stamped now.
+pub fn verify_line(id: &str, user: &str, factor: &str, outcome: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    format!(
+        r#"{{"event_id":"{id}","time":"{now}","source":"canonical","user":"{user}","action":"mfa_verify","factor":"{factor}","outcome":"{outcome}","vendor_event_type":"t"}}"#
+    )
+}
+
+/// The dashboard tests' fixed data: 20,000 canonical events over two days with attacks
+/// (seed 3), ingested into `dir/out`; returns that directory.
+pub fn dashboard_data(dir: &Path) -> PathBuf {
+    let input = generate(
+        dir,
+        "events",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "20000",
+            "--days",
+            "2",
+            "--seed",
+            "3",
+            "--attacks",
+        ],
+    );
+    let out = dir.join("out");
+    ingest_json(&[&input], &out);
+    out
+}
