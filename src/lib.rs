@@ -17,6 +17,7 @@ pub mod sink;
 pub mod sli;
 pub mod slo;
 pub mod source;
+pub mod sync;
 pub mod time;
 pub mod tui;
 pub mod verifier;

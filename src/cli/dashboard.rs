@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use crate::sink::Location;
 use crate::sli::live::LiveConfig;
 use crate::sli::{Bucket, Engine, Params};
 use crate::slo::{Slo, evaluate, live_config, resolve_slos};
+use crate::sync::lock;
 use crate::tui::app::{App, Filter, Key};
 use crate::tui::model::{FindingLog, Model};
 use crate::tui::render::{Snapshot, Status, Theme, draw};
@@ -35,10 +36,6 @@ use crate::tui::render::{Snapshot, Status, Theme, draw};
 /// Where the interactive dashboard's diagnostics go without `--log-file`.
 pub fn default_log_file() -> PathBuf {
     std::env::temp_dir().join("mfascope-dashboard.log")
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Run the dashboard.

@@ -45,9 +45,7 @@ impl Model {
 
 impl crate::pipeline::BatchObserver for std::sync::Mutex<Model> {
     fn observe(&self, batch: &RecordBatch) {
-        self.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .observe(batch);
+        crate::sync::lock(self).observe(batch);
     }
 }
 

@@ -252,9 +252,7 @@ impl DashState {
 
 impl crate::pipeline::BatchObserver for std::sync::Mutex<DashState> {
     fn observe(&self, batch: &RecordBatch) {
-        self.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .observe(batch);
+        crate::sync::lock(self).observe(batch);
     }
 }
 

@@ -6,7 +6,7 @@
 //! except once, in the enrollment answer (provisioning URI, recovery codes).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::OsRng;
@@ -19,6 +19,7 @@ use super::password::{self, Cost};
 use super::seal::{SealError, Sealer};
 use super::store::{Factor, Op, Store, StoreError};
 use crate::event::{Action, Event, Factor as EventFactor, Outcome, Source};
+use crate::sync::lock;
 
 /// Verifier settings.
 #[derive(Clone, Debug)]
@@ -211,10 +212,6 @@ pub struct Engine {
     pushes: Mutex<HashMap<String, Push>>,
     sessions: Mutex<HashMap<String, Session>>,
     emit: Emit,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `n` random bytes.
@@ -856,13 +853,14 @@ mod tests {
 
     #[test]
     fn totp_login_succeeds_once_and_a_replay_is_refused() {
+        const SECRET_PW: &str = "correct horse battery staple";
         let f = fixture();
         let e = &f.engine;
-        e.create_user("alice", "pw").unwrap();
+        e.create_user("alice", SECRET_PW).unwrap();
         let en = e.enroll_otp("alice", Params::default(), None, T).unwrap();
         let key = secret_of(en.uri.as_deref().unwrap());
         let code = otp::totp(&key, T / 1000, &Params::default()).unwrap();
-        let c = e.login("alice", "pw", &Client::default(), T).unwrap();
+        let c = e.login("alice", SECRET_PW, &Client::default(), T).unwrap();
         assert_eq!(c.factors, vec![(en.factor_id.clone(), EventFactor::Totp)]);
         let s = e
             .verify(
@@ -875,7 +873,7 @@ mod tests {
             .unwrap();
         assert_eq!(e.introspect(&s.token, T + 2000).unwrap().user, "alice");
         let c2 = e
-            .login("alice", "pw", &Client::default(), T + 3000)
+            .login("alice", SECRET_PW, &Client::default(), T + 3000)
             .unwrap();
         let again = e.verify(
             &c2.id,
@@ -909,7 +907,7 @@ mod tests {
         for e in events.iter() {
             let json = serde_json::to_string(e).unwrap();
             assert!(!json.contains(&s.token), "a session token in an event");
-            assert!(!json.contains("pw\""), "a password in an event");
+            assert!(!json.contains(SECRET_PW), "a password in an event");
         }
     }
 
