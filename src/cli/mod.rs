@@ -7,8 +7,10 @@ pub mod detect;
 mod generate;
 mod ingest;
 mod otp;
+mod probe;
 pub mod sli;
 pub mod slo;
+mod verifier;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -71,6 +73,11 @@ pub enum Command {
     Dashboard(DashboardArgs),
     /// One-time codes and provisioning URIs (RFC 4226 HOTP, RFC 6238 TOTP).
     Otp(OtpArgs),
+    /// The reference 2FA verifier (JSON API; every step a canonical event).
+    Verifier(verifier::VerifierArgs),
+    /// Synthetic 2FA login checks against a verifier (JUnit, JSON, events); exit 3 when a
+    /// check fails or a threshold is missed.
+    Probe(probe::ProbeArgs),
 }
 
 /// `mfascope dashboard`.
@@ -497,6 +504,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rules(a) => detect::run_rules(a),
         Command::Dashboard(a) => dashboard::run(a),
         Command::Otp(a) => otp::run(a),
+        Command::Verifier(a) => verifier::run(a),
+        Command::Probe(a) => probe::run(a),
     }
 }
 

@@ -9,15 +9,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::otp::{self, Kind, Params};
 use super::password::{self, Cost};
+use super::push::{PushState, Pushes};
 use super::seal::{SealError, Sealer};
+use super::sessions::Sessions;
+pub use super::sessions::{NewSession, SessionInfo};
 use super::store::{Factor, Op, Store, StoreError};
+use super::token::{random, sha256_hex, token};
 use crate::event::{Action, Event, Factor as EventFactor, Outcome, Source};
 use crate::sync::lock;
 
@@ -131,28 +132,6 @@ pub struct Challenge {
     pub factors: Vec<(String, EventFactor)>,
 }
 
-/// A session: the token is shown once; only its hash is kept.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct NewSession {
-    /// Bearer token (opaque).
-    pub token: String,
-    /// Session id (for logs and events; not a credential).
-    pub session_id: String,
-    /// Expiry (epoch ms).
-    pub expires_at: i64,
-}
-
-/// What introspection says about a live session.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SessionInfo {
-    /// User.
-    pub user: String,
-    /// Session id.
-    pub session_id: String,
-    /// Expiry (epoch ms).
-    pub expires_at: i64,
-}
-
 /// A new factor: its id, and the one-time view of its secret.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Enrollment {
@@ -164,31 +143,24 @@ pub struct Enrollment {
     /// Recovery codes (shown once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<String>,
+    /// The push device's token (shown once): the simulated device polls and answers with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+}
+
+/// A push on its way to the device.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PushStarted {
+    /// Push id.
+    pub push_id: String,
+    /// When the push times out (epoch ms).
+    pub expires_at: i64,
 }
 
 struct OpenChallenge {
     user: String,
     created: i64,
     push: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PushState {
-    Pending,
-    Approved,
-    Denied,
-}
-
-struct Push {
-    device: String,
-    created: i64,
-    state: PushState,
-}
-
-struct Session {
-    user: String,
-    id: String,
-    expires_at: i64,
 }
 
 /// Who asks (for events).
@@ -209,25 +181,9 @@ pub struct Engine {
     sealer: Sealer,
     store: Mutex<Store>,
     challenges: Mutex<HashMap<String, OpenChallenge>>,
-    pushes: Mutex<HashMap<String, Push>>,
-    sessions: Mutex<HashMap<String, Session>>,
+    pushes: Pushes,
+    sessions: Sessions,
     emit: Emit,
-}
-
-/// `n` random bytes.
-fn random(n: usize) -> Vec<u8> {
-    let mut b = vec![0; n];
-    OsRng.fill_bytes(&mut b);
-    b
-}
-
-/// A random opaque id or token (base64url, no padding).
-fn token(bytes: usize) -> String {
-    data_encoding::BASE64URL_NOPAD.encode(&random(bytes))
-}
-
-fn sha256_hex(text: &str) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(text.as_bytes()))
 }
 
 /// A recovery code as typed: case, spaces and dashes do not matter.
@@ -242,12 +198,12 @@ impl Engine {
     /// A verifier over `store`, sealing secrets with `sealer`, reporting events to `emit`.
     pub fn new(config: Config, store: Store, sealer: Sealer, emit: Emit) -> Engine {
         Engine {
+            pushes: Pushes::new(config.push_timeout),
+            sessions: Sessions::new(config.session_ttl),
             config,
             sealer,
             store: Mutex::new(store),
             challenges: Mutex::default(),
-            pushes: Mutex::default(),
-            sessions: Mutex::default(),
             emit,
         }
     }
@@ -295,6 +251,19 @@ impl Engine {
             user: user.into(),
             password,
         }])?;
+        Ok(())
+    }
+
+    /// Delete `user` with its factors and sessions.
+    pub fn delete_user(&self, user: &str) -> Result<(), VerifyError> {
+        let mut store = lock(&self.store);
+        if !store.state.users.contains_key(user) {
+            return Err(VerifyError::NoSuchUser);
+        }
+        store.commit(&[Op::RemoveUser { user: user.into() }])?;
+        drop(store);
+        lock(&self.challenges).retain(|_, c| c.user != user);
+        self.sessions.revoke_user(user);
         Ok(())
     }
 
@@ -360,6 +329,7 @@ impl Engine {
             factor_id: id,
             uri: Some(uri),
             codes: Vec::new(),
+            device_token: None,
         })
     }
 
@@ -406,24 +376,22 @@ impl Engine {
             factor_id: id,
             uri: None,
             codes,
+            device_token: None,
         })
     }
 
-    /// Register a push device.
-    pub fn enroll_push(
-        &self,
-        user: &str,
-        device: &str,
-        now: i64,
-    ) -> Result<Enrollment, VerifyError> {
+    /// Register a (simulated) push device; its token is shown once, only its hash is kept.
+    pub fn enroll_push(&self, user: &str, now: i64) -> Result<Enrollment, VerifyError> {
+        let device_token = token(24);
         let factor = Factor::Push {
-            device: device.into(),
+            device: sha256_hex(&device_token),
         };
         let id = self.add_factor(user, Self::factor_id(EventFactor::Push), factor, now)?;
         Ok(Enrollment {
             factor_id: id,
             uri: None,
             codes: Vec::new(),
+            device_token: Some(device_token),
         })
     }
 
@@ -505,6 +473,11 @@ impl Engine {
         })
     }
 
+    /// The user a live challenge belongs to (for per-user rate limits).
+    pub fn challenge_user(&self, id: &str, now: i64) -> Option<String> {
+        self.open_challenge(id, now).ok().map(|(user, _)| user)
+    }
+
     fn open_challenge(&self, id: &str, now: i64) -> Result<(String, i64), VerifyError> {
         let mut challenges = lock(&self.challenges);
         let ttl = self.config.challenge_ttl.as_millis() as i64;
@@ -522,9 +495,9 @@ impl Engine {
         factor: &str,
         client: &Client,
         now: i64,
-    ) -> Result<String, VerifyError> {
+    ) -> Result<PushStarted, VerifyError> {
         let (user, _) = self.open_challenge(challenge, now)?;
-        let device = match lock(&self.store)
+        let device_hash = match lock(&self.store)
             .state
             .users
             .get(&user)
@@ -533,49 +506,27 @@ impl Engine {
             Some(Factor::Push { device }) => device.clone(),
             _ => return Err(VerifyError::NoSuchFactor),
         };
-        let push = token(12);
-        lock(&self.pushes).insert(
-            push.clone(),
-            Push {
-                device,
-                created: now,
-                state: PushState::Pending,
-            },
-        );
+        let (push_id, expires_at) = self.pushes.start(&device_hash, now);
         if let Some(c) = lock(&self.challenges).get_mut(challenge) {
-            c.push = Some(push.clone());
+            c.push = Some(push_id.clone());
         }
         let what = (Action::MfaChallenge, EventFactor::Push, Outcome::Challenge);
         self.event(now, &user, what, None, None, client, None);
-        Ok(push)
+        Ok(PushStarted {
+            push_id,
+            expires_at,
+        })
     }
 
-    /// Pushes waiting for `device`.
-    pub fn pending_pushes(&self, device: &str, now: i64) -> Vec<String> {
-        let timeout = self.config.push_timeout.as_millis() as i64;
-        lock(&self.pushes)
-            .iter()
-            .filter(|(_, p)| {
-                p.device == device && p.state == PushState::Pending && now - p.created <= timeout
-            })
-            .map(|(id, _)| id.clone())
-            .collect()
+    /// Pushes waiting for the device with `device_token`.
+    pub fn pending_pushes(&self, device_token: &str, now: i64) -> Vec<String> {
+        self.pushes.pending(device_token, now)
     }
 
-    /// The device's answer to a push (`false` once it has expired or was answered).
-    pub fn answer_push(&self, push: &str, approve: bool, now: i64) -> bool {
-        let timeout = self.config.push_timeout.as_millis() as i64;
-        match lock(&self.pushes).get_mut(push) {
-            Some(p) if p.state == PushState::Pending && now - p.created <= timeout => {
-                p.state = if approve {
-                    PushState::Approved
-                } else {
-                    PushState::Denied
-                };
-                true
-            }
-            _ => false,
-        }
+    /// The device's answer to a push (`false` when unknown, not this device's, answered or
+    /// expired).
+    pub fn answer_push(&self, push: &str, device_token: &str, approve: bool, now: i64) -> bool {
+        self.pushes.answer(push, device_token, approve, now)
     }
 
     /// The second-factor step: a session when `proof` holds for `factor`.
@@ -651,19 +602,7 @@ impl Engine {
             return Err(e);
         }
         lock(&self.challenges).remove(challenge);
-        let session = NewSession {
-            token: token(32),
-            session_id: token(9),
-            expires_at: now + self.config.session_ttl.as_millis() as i64,
-        };
-        lock(&self.sessions).insert(
-            sha256_hex(&session.token),
-            Session {
-                user: user.clone(),
-                id: session.session_id.clone(),
-                expires_at: session.expires_at,
-            },
-        );
+        let session = self.sessions.start(&user, now);
         let sid = Some(session.session_id.as_str());
         let what = (Action::MfaVerify, kind, Outcome::Success);
         self.event(now, &user, what, None, Some(latency), client, sid);
@@ -760,16 +699,11 @@ impl Engine {
                     .get(challenge)
                     .and_then(|c| c.push.clone())
                     .ok_or(VerifyError::NoSuchFactor)?;
-                let timeout = self.config.push_timeout.as_millis() as i64;
-                let pushes = lock(&self.pushes);
-                let p = pushes.get(&push).ok_or(VerifyError::NoSuchFactor)?;
-                match p.state {
-                    PushState::Approved => Check::Accepted(None),
-                    PushState::Denied => Check::Rejected(VerifyError::PushDenied),
-                    PushState::Pending if now - p.created > timeout => {
-                        Check::Rejected(VerifyError::PushTimedOut)
-                    }
-                    PushState::Pending => Check::Pending,
+                match self.pushes.state(&push, now) {
+                    Some(PushState::Approved) => Check::Accepted(None),
+                    Some(PushState::Denied) => Check::Rejected(VerifyError::PushDenied),
+                    Some(PushState::TimedOut) | None => Check::Rejected(VerifyError::PushTimedOut),
+                    Some(PushState::Pending) => Check::Pending,
                 }
             }
             _ => Check::Rejected(VerifyError::WrongCode),
@@ -778,23 +712,16 @@ impl Engine {
 
     /// The live session of `token`, if any.
     pub fn introspect(&self, token: &str, now: i64) -> Option<SessionInfo> {
-        lock(&self.sessions)
-            .get(&sha256_hex(token))
-            .filter(|s| s.expires_at > now)
-            .map(|s| SessionInfo {
-                user: s.user.clone(),
-                session_id: s.id.clone(),
-                expires_at: s.expires_at,
-            })
+        self.sessions.introspect(token, now)
     }
 
     /// End the session of `token`; whether there was one.
     pub fn revoke_session(&self, token: &str, client: &Client, now: i64) -> bool {
-        let Some(s) = lock(&self.sessions).remove(&sha256_hex(token)) else {
+        let Some(s) = self.sessions.revoke(token, now) else {
             return false;
         };
         let what = (Action::SessionRevoke, EventFactor::None, Outcome::Success);
-        self.event(now, &s.user, what, None, None, client, Some(&s.id));
+        self.event(now, &s.user, what, None, None, client, Some(&s.session_id));
         true
     }
 }
@@ -986,15 +913,19 @@ mod tests {
         );
         assert!(matches!(reuse, Err(VerifyError::WrongCode)), "single use");
 
-        let push = e.enroll_push("dave", "phone-1", T).unwrap();
+        let push = e.enroll_push("dave", T).unwrap();
+        let phone = push.device_token.clone().unwrap();
         let c = e.login("dave", "pw", &Client::default(), T).unwrap();
         let p = e
             .start_push(&c.id, &push.factor_id, &Client::default(), T)
-            .unwrap();
+            .unwrap()
+            .push_id;
         let pending = e.verify(&c.id, &push.factor_id, &Proof::Push, &Client::default(), T);
         assert!(matches!(pending, Err(VerifyError::PushPending)));
-        assert_eq!(e.pending_pushes("phone-1", T), vec![p.clone()]);
-        assert!(e.answer_push(&p, false, T + 10));
+        assert_eq!(e.pending_pushes(&phone, T), vec![p.clone()]);
+        assert!(e.pending_pushes("another-device", T).is_empty());
+        assert!(!e.answer_push(&p, "another-device", true, T + 5));
+        assert!(e.answer_push(&p, &phone, false, T + 10));
         let denied = e.verify(
             &c.id,
             &push.factor_id,
@@ -1007,8 +938,9 @@ mod tests {
         let c = e.login("dave", "pw", &Client::default(), T).unwrap();
         let p = e
             .start_push(&c.id, &push.factor_id, &Client::default(), T)
-            .unwrap();
-        assert!(e.answer_push(&p, true, T + 5));
+            .unwrap()
+            .push_id;
+        assert!(e.answer_push(&p, &phone, true, T + 5));
         assert!(
             e.verify(
                 &c.id,
@@ -1023,9 +955,10 @@ mod tests {
         let c = e.login("dave", "pw", &Client::default(), T).unwrap();
         let p = e
             .start_push(&c.id, &push.factor_id, &Client::default(), T)
-            .unwrap();
+            .unwrap()
+            .push_id;
         let late = T + 61_000;
-        assert!(!e.answer_push(&p, true, late), "too late to answer");
+        assert!(!e.answer_push(&p, &phone, true, late), "too late to answer");
         let timeout = e.verify(
             &c.id,
             &push.factor_id,

@@ -6,7 +6,11 @@
 //! journalled to disk so used codes and lockouts survive restarts.
 
 pub mod engine;
+pub mod http;
 pub mod otp;
 pub mod password;
+pub mod push;
 pub mod seal;
+pub mod sessions;
 pub mod store;
+pub mod token;

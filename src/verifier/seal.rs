@@ -3,7 +3,6 @@
 //! factor id as associated data) so a sealed secret copied to another user's record does not
 //! open. The state files then hold no usable secret without the key file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -43,18 +42,11 @@ impl Sealer {
             path: path.to_path_buf(),
             source,
         };
-        if !path.exists() {
+        let text = super::token::secret_file(path, || {
             let key = Zeroizing::new(ChaCha20Poly1305::generate_key(&mut OsRng).to_vec());
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(path).map_err(io)?;
-            let hex = Zeroizing::new(data_encoding::HEXLOWER.encode(key.as_slice()));
-            writeln!(f, "{}", hex.as_str()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
+            Zeroizing::new(data_encoding::HEXLOWER.encode(key.as_slice()))
+        })
+        .map_err(io)?;
         let key = Zeroizing::new(
             data_encoding::HEXLOWER_PERMISSIVE
                 .decode(text.trim().as_bytes())

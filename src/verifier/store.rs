@@ -68,7 +68,7 @@ pub enum Factor {
     },
     /// A push device (simulated in the reference verifier).
     Push {
-        /// Device id.
+        /// SHA-256 (hex) of the device's token.
         device: String,
     },
 }
@@ -115,6 +115,11 @@ pub enum Op {
         user: String,
         /// argon2id PHC string.
         password: String,
+    },
+    /// A user deleted, with every factor.
+    RemoveUser {
+        /// User.
+        user: String,
     },
     /// A factor enrolled (replacing one of the same id).
     AddFactor {
@@ -179,6 +184,9 @@ impl State {
         match op {
             Op::SetPassword { user, password } => {
                 self.users.entry(user.clone()).or_default().password = password.clone();
+            }
+            Op::RemoveUser { user } => {
+                self.users.remove(user);
             }
             Op::AddFactor { user, id, factor } => {
                 if let Some(u) = self.users.get_mut(user) {

@@ -1,0 +1,62 @@
+//! Codes the probe types: the current TOTP code, and a code certain to be wrong (outside the
+//! whole acceptance window).
+
+use crate::verifier::otp::{self, Params};
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The TOTP code of `key` at `unix`.
+pub fn totp_at(key: &[u8], p: &Params, unix: i64) -> Result<String, String> {
+    otp::totp(key, unix, p).map_err(|e| format!("TOTP parameters: {e}"))
+}
+
+/// A code that matches none of the steps within ±`window` of `unix`.
+pub fn wrong_code(key: &[u8], p: &Params, unix: i64, window: i64) -> Result<String, String> {
+    let near = (-window..=window)
+        .map(|k| totp_at(key, p, unix + k * p.period as i64))
+        .collect::<Result<Vec<_>, _>>()?;
+    let modulus = 10u64.pow(p.digits);
+    let good: u64 = near[window as usize].parse().unwrap_or(0);
+    (0..100u64)
+        .map(|i| {
+            format!(
+                "{:0width$}",
+                (good + modulus / 2 + i) % modulus,
+                width = p.digits as usize
+            )
+        })
+        .find(|c| !near.contains(c))
+        .ok_or_else(|| "no wrong code found (cannot happen)".to_string())
+}
+
+/// The secret of an `otpauth://` URI.
+pub fn secret_of_uri(uri: &str) -> Result<Vec<u8>, String> {
+    let url = url::Url::parse(uri).map_err(|_| "enrollment URI does not parse".to_string())?;
+    let secret = url
+        .query_pairs()
+        .find(|(k, _)| k == "secret")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| "enrollment URI has no secret".to_string())?;
+    otp::secret_from_base32(&secret).map_err(|e| format!("enrollment URI secret: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrong_code_is_outside_the_window() {
+        let key = b"12345678901234567890";
+        let p = Params::default();
+        for t in [59, 1_111_111_109, 2_000_000_000] {
+            let bad = wrong_code(key, &p, t, 2).unwrap();
+            assert_eq!(bad.len(), 6);
+            for k in -2..=2 {
+                assert_ne!(bad, totp_at(key, &p, t + k * 30).unwrap());
+            }
+        }
+    }
+}
