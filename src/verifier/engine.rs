@@ -237,6 +237,14 @@ impl Engine {
         e.src_ip = client.ip.clone().map(Into::into);
         e.user_agent = client.user_agent.clone().map(Into::into);
         e.session_id = session_id.map(|s| s.to_string().into());
+        tracing::debug!(
+            user = %e.user,
+            action = e.action.as_str(),
+            factor = e.factor.as_str(),
+            outcome = e.outcome.as_str(),
+            reason = e.reason.as_deref(),
+            "verifier step"
+        );
         (self.emit)(e);
     }
 

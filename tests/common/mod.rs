@@ -3,6 +3,7 @@
 
 pub mod s3;
 pub mod tmux;
+pub mod verifier;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

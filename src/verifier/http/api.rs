@@ -466,9 +466,11 @@ async fn track(State(s): State<Shared>, req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
     let response = next.run(req).await;
-    s.telemetry
-        .request(&route, response.status().as_u16(), started.elapsed());
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    tracing::debug!(%method, route, status, took_us = took.as_micros() as u64, "request");
+    s.telemetry.request(&route, status, took);
     response
 }
 

@@ -80,6 +80,7 @@ pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, 
     std::fs::create_dir_all(&o.state)
         .map_err(io(format!("state directory {}", o.state.display())))?;
     let store = Store::open(&o.state)?;
+    tracing::info!(state = %o.state.display(), users = store.state.users.len(), "verifier state loaded");
     let sealer = Sealer::from_key_file(&o.key_file.unwrap_or_else(|| o.state.join("secret.key")))?;
     let admin_path = o
         .admin_token_file
@@ -137,6 +138,7 @@ pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, 
             }
         });
         let app = api::router(state, max_body);
+        tracing::info!(address = %bound, "verifier listening");
         on_ready(bound);
         let shutdown = {
             let stop = stop.clone();
