@@ -14,7 +14,7 @@ pub mod report;
 use std::time::{Duration, Instant};
 
 use crate::event::{Action, Event, Factor, Outcome, Source};
-use crate::verifier::token::token;
+use crate::verifier::token::event_id;
 use client::Http;
 use config::{Check, ProbeConfig, TargetKind};
 
@@ -96,7 +96,7 @@ impl Recorder {
     ) {
         let mut e = Event::new(
             Source::Probe,
-            token(16),
+            event_id(),
             chrono::Utc::now().timestamp_millis(),
             user.to_string(),
             format!("probe.{}", self.check),

@@ -5,12 +5,12 @@
 //! the pipeline computes SLIs on the verifier like on any IdP. Secrets never leave this module
 //! except once, in the enrollment answer (provisioning URI, recovery codes).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
+use super::expiring::Expiring;
 use super::otp::{self, Kind, Params};
 use super::password::{self, Cost};
 use super::push::{PushState, Pushes};
@@ -18,7 +18,7 @@ use super::seal::{SealError, Sealer};
 use super::sessions::Sessions;
 pub use super::sessions::{NewSession, SessionInfo};
 use super::store::{Factor, Op, Store, StoreError};
-use super::token::{random, sha256_hex, token};
+use super::token::{event_id, random, sha256_hex, token};
 use crate::event::{Action, Event, Factor as EventFactor, Outcome, Source};
 use crate::sync::lock;
 
@@ -180,7 +180,7 @@ pub struct Engine {
     config: Config,
     sealer: Sealer,
     store: Mutex<Store>,
-    challenges: Mutex<HashMap<String, OpenChallenge>>,
+    challenges: Mutex<Expiring<OpenChallenge>>,
     pushes: Pushes,
     sessions: Sessions,
     emit: Emit,
@@ -226,7 +226,7 @@ impl Engine {
     ) {
         let mut e = Event::new(
             Source::Verifier,
-            token(16),
+            event_id(),
             now,
             user.to_string(),
             format!("verifier.{}", action.as_str()),
@@ -270,7 +270,7 @@ impl Engine {
         }
         store.commit(&[Op::RemoveUser { user: user.into() }])?;
         drop(store);
-        lock(&self.challenges).retain(|_, c| c.user != user);
+        lock(&self.challenges).retain(|c| c.user != user);
         self.sessions.revoke_user(user);
         Ok(())
     }
@@ -463,14 +463,13 @@ impl Engine {
             });
         }
         let id = token(18);
-        lock(&self.challenges).insert(
-            id.clone(),
-            OpenChallenge {
-                user: user.into(),
-                created: now,
-                push: None,
-            },
-        );
+        let open = OpenChallenge {
+            user: user.into(),
+            created: now,
+            push: None,
+        };
+        let expires_at = now + self.config.challenge_ttl.as_millis() as i64;
+        lock(&self.challenges).insert(id.clone(), expires_at, open, now);
         Ok(Challenge {
             id,
             factors: u
@@ -487,11 +486,8 @@ impl Engine {
     }
 
     fn open_challenge(&self, id: &str, now: i64) -> Result<(String, i64), VerifyError> {
-        let mut challenges = lock(&self.challenges);
-        let ttl = self.config.challenge_ttl.as_millis() as i64;
-        challenges.retain(|_, c| now - c.created <= ttl);
-        challenges
-            .get(id)
+        lock(&self.challenges)
+            .get(id, now)
             .map(|c| (c.user.clone(), c.created))
             .ok_or(VerifyError::NoSuchChallenge)
     }
@@ -515,7 +511,7 @@ impl Engine {
             _ => return Err(VerifyError::NoSuchFactor),
         };
         let (push_id, expires_at) = self.pushes.start(&device_hash, now);
-        if let Some(c) = lock(&self.challenges).get_mut(challenge) {
+        if let Some(c) = lock(&self.challenges).get_mut(challenge, now) {
             c.push = Some(push_id.clone());
         }
         let what = (Action::MfaChallenge, EventFactor::Push, Outcome::Challenge);
@@ -553,13 +549,13 @@ impl Engine {
             .state
             .users
             .get(&user)
-            .cloned()
             .ok_or(VerifyError::NoSuchChallenge)?;
         if let Some(until) = record.locked_until.filter(|t| *t > now) {
             return Err(VerifyError::Locked {
                 retry_after_s: ((until - now) as u64).div_ceil(1000),
             });
         }
+        let failures = record.failures;
         let f = record
             .factors
             .get(factor)
@@ -575,7 +571,7 @@ impl Engine {
                 (ops, Ok(()))
             }
             Check::Rejected(e) => {
-                let failures = record.failures + 1;
+                let failures = failures + 1;
                 let locked_until = (failures >= self.config.lockout_after)
                     .then(|| now + self.config.lockout.as_millis() as i64);
                 let op = Op::Failed {
@@ -585,8 +581,11 @@ impl Engine {
                 (vec![op], Err(e))
             }
         };
-        store.commit(&ops)?;
+        let ticket = store.commit_deferred(&ops);
+        let journal = store.journal();
         drop(store);
+        // Written before answering; concurrent verifications share the write.
+        super::store::sync(&journal, ticket)?;
         if let Err(e) = outcome {
             let (o, reason) = match &e {
                 VerifyError::PushDenied => (Outcome::Denied, "push_denied"),
@@ -609,7 +608,7 @@ impl Engine {
             }
             return Err(e);
         }
-        lock(&self.challenges).remove(challenge);
+        lock(&self.challenges).remove(challenge, now);
         let session = self.sessions.start(&user, now);
         let sid = Some(session.session_id.as_str());
         let what = (Action::MfaVerify, kind, Outcome::Success);
@@ -704,7 +703,7 @@ impl Engine {
             }
             (Factor::Push { .. }, Proof::Push) => {
                 let push = lock(&self.challenges)
-                    .get(challenge)
+                    .get(challenge, now)
                     .and_then(|c| c.push.clone())
                     .ok_or(VerifyError::NoSuchFactor)?;
                 match self.pushes.state(&push, now) {

@@ -6,7 +6,9 @@
 //! journalled to disk so used codes and lockouts survive restarts.
 
 pub mod engine;
+pub mod expiring;
 pub mod http;
+pub mod journal;
 pub mod otp;
 pub mod password;
 pub mod push;

@@ -154,12 +154,59 @@ pub fn matches(key: &[u8], counter: u64, p: &Params, candidate: &str) -> bool {
     expected.len() == candidate.len() && bool::from(expected.as_bytes().ct_eq(candidate.as_bytes()))
 }
 
+/// An HMAC keyed once, for computing many counters' codes of one credential.
+enum Keyed {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl Keyed {
+    fn new(algorithm: Algorithm, key: &[u8]) -> Keyed {
+        fn k<M: hmac::digest::KeyInit>(key: &[u8]) -> M {
+            M::new_from_slice(key).expect("HMAC takes keys of any length")
+        }
+        match algorithm {
+            Algorithm::Sha1 => Keyed::Sha1(k(key)),
+            Algorithm::Sha256 => Keyed::Sha256(k(key)),
+            Algorithm::Sha512 => Keyed::Sha512(k(key)),
+        }
+    }
+
+    /// The truncated value (RFC 4226 §5.3) of `counter`.
+    fn value(&self, counter: u64) -> u32 {
+        fn run<M: Mac + Clone>(m: &M, counter: u64) -> u32 {
+            let mut m = m.clone();
+            m.update(&counter.to_be_bytes());
+            truncate(&m.finalize().into_bytes())
+        }
+        match self {
+            Keyed::Sha1(m) => run(m, counter),
+            Keyed::Sha256(m) => run(m, counter),
+            Keyed::Sha512(m) => run(m, counter),
+        }
+    }
+}
+
 /// The counter among `from..=to` whose code is `candidate`. Every counter of the window is
 /// computed and compared (no early exit), so the time taken does not say where it matched.
 pub fn find(key: &[u8], from: u64, to: u64, p: &Params, candidate: &str) -> Option<u64> {
+    // A candidate of the wrong shape matches nothing (its length and digits are not secret).
+    let want: u32 = match candidate.parse() {
+        Ok(v)
+            if candidate.len() == p.digits as usize
+                && candidate.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            v
+        }
+        _ => return None,
+    };
+    let keyed = Keyed::new(p.algorithm, key);
+    let modulus = 10u32.pow(p.digits);
     let mut found = None;
     for c in from..=to {
-        if matches(key, c, p, candidate) && found.is_none() {
+        let hit: bool = (keyed.value(c) % modulus).ct_eq(&want).into();
+        if hit && found.is_none() {
             found = Some(c);
         }
     }

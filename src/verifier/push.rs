@@ -2,10 +2,10 @@
 //! timeout; the device proves itself with the token it got at enrollment (only its hash is
 //! kept).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::expiring::Expiring;
 use super::token::{sha256_hex, token};
 use crate::sync::lock;
 
@@ -31,7 +31,7 @@ struct Push {
 /// Open pushes by id.
 pub struct Pushes {
     timeout_ms: i64,
-    open: Mutex<HashMap<String, Push>>,
+    open: Mutex<Expiring<Push>>,
 }
 
 impl Pushes {
@@ -46,17 +46,14 @@ impl Pushes {
     /// Send a push to the device whose token hashes to `device_hash`; its id and expiry (ms).
     pub fn start(&self, device_hash: &str, now: i64) -> (String, i64) {
         let id = token(12);
-        let mut open = lock(&self.open);
-        // Answered or expired pushes are kept one more timeout (for the verify step), then go.
-        open.retain(|_, p| now - p.created <= 2 * self.timeout_ms);
-        open.insert(
-            id.clone(),
-            Push {
-                device_hash: device_hash.into(),
-                created: now,
-                answer: None,
-            },
-        );
+        let push = Push {
+            device_hash: device_hash.into(),
+            created: now,
+            answer: None,
+        };
+        // Kept one more timeout after it expires, so the verify step can tell it timed out.
+        let keep_until = now + 2 * self.timeout_ms.max(1);
+        lock(&self.open).insert(id.clone(), keep_until, push, now);
         (id, now + self.timeout_ms)
     }
 
@@ -64,7 +61,7 @@ impl Pushes {
     pub fn pending(&self, device_token: &str, now: i64) -> Vec<String> {
         let hash = sha256_hex(device_token);
         lock(&self.open)
-            .iter()
+            .iter(now)
             .filter(|(_, p)| {
                 p.device_hash == hash && p.answer.is_none() && now - p.created <= self.timeout_ms
             })
@@ -76,7 +73,7 @@ impl Pushes {
     /// expired.
     pub fn answer(&self, push: &str, device_token: &str, approve: bool, now: i64) -> bool {
         let hash = sha256_hex(device_token);
-        match lock(&self.open).get_mut(push) {
+        match lock(&self.open).get_mut(push, now) {
             Some(p)
                 if p.device_hash == hash
                     && p.answer.is_none()
@@ -92,7 +89,7 @@ impl Pushes {
     /// Where `push` stands (`None` when unknown).
     pub fn state(&self, push: &str, now: i64) -> Option<PushState> {
         let open = lock(&self.open);
-        let p = open.get(push)?;
+        let p = open.get(push, now)?;
         Some(match p.answer {
             Some(true) => PushState::Approved,
             Some(false) => PushState::Denied,

@@ -1,11 +1,11 @@
 //! Sessions after a completed login: opaque bearer tokens shown once, kept as SHA-256, with
 //! expiry, introspection and revocation.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::token::{sha256_hex, token};
+use super::expiring::Expiring;
+use super::token::{random, sha256_hex};
 use crate::sync::lock;
 
 /// A session: the token is shown once; only its hash is kept.
@@ -30,17 +30,10 @@ pub struct SessionInfo {
     pub expires_at: i64,
 }
 
-#[derive(Default)]
-struct Live {
-    by_hash: HashMap<String, SessionInfo>,
-    /// Expired sessions are swept when the map reaches this size.
-    sweep_at: usize,
-}
-
 /// Live sessions by token hash.
 pub struct Sessions {
     ttl_ms: i64,
-    live: Mutex<Live>,
+    live: Mutex<Expiring<SessionInfo>>,
 }
 
 impl Sessions {
@@ -54,9 +47,12 @@ impl Sessions {
 
     /// A new session for `user`.
     pub fn start(&self, user: &str, now: i64) -> NewSession {
+        // One draw from the OS for both: a 256-bit token and a 72-bit id.
+        let bytes = zeroize::Zeroizing::new(random(41));
+        let b64 = |b: &[u8]| data_encoding::BASE64URL_NOPAD.encode(b);
         let session = NewSession {
-            token: token(32),
-            session_id: token(9),
+            token: b64(&bytes[..32]),
+            session_id: b64(&bytes[32..]),
             expires_at: now + self.ttl_ms,
         };
         let info = SessionInfo {
@@ -64,34 +60,22 @@ impl Sessions {
             session_id: session.session_id.clone(),
             expires_at: session.expires_at,
         };
-        let mut live = lock(&self.live);
-        if live.by_hash.len() >= live.sweep_at {
-            live.by_hash.retain(|_, s| s.expires_at > now);
-            live.sweep_at = live.by_hash.len() * 2 + 4096;
-        }
-        live.by_hash.insert(sha256_hex(&session.token), info);
+        lock(&self.live).insert(sha256_hex(&session.token), session.expires_at, info, now);
         session
     }
 
     /// The live session of `token`, if any.
     pub fn introspect(&self, token: &str, now: i64) -> Option<SessionInfo> {
-        lock(&self.live)
-            .by_hash
-            .get(&sha256_hex(token))
-            .filter(|s| s.expires_at > now)
-            .cloned()
+        lock(&self.live).get(&sha256_hex(token), now).cloned()
     }
 
     /// End the session of `token`: what it was, if it was live.
     pub fn revoke(&self, token: &str, now: i64) -> Option<SessionInfo> {
-        lock(&self.live)
-            .by_hash
-            .remove(&sha256_hex(token))
-            .filter(|s| s.expires_at > now)
+        lock(&self.live).remove(&sha256_hex(token), now)
     }
 
     /// End every session of `user` (the user was deleted).
     pub fn revoke_user(&self, user: &str) {
-        lock(&self.live).by_hash.retain(|_, s| s.user != user);
+        lock(&self.live).retain(|s| s.user != user);
     }
 }

@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Journal, Ticket};
 use super::otp::Params;
 
 /// Why the state cannot be loaded or written.
@@ -239,10 +241,9 @@ impl State {
 
 /// The state and its journal on disk.
 pub struct Store {
-    dir: PathBuf,
     /// The current state.
     pub state: State,
-    journal: BufWriter<File>,
+    journal: Arc<Journal>,
 }
 
 impl Store {
@@ -302,26 +303,48 @@ impl Store {
         std::fs::rename(&tmp, &snapshot).map_err(Self::io(&snapshot))?;
         let file = File::create(&journal).map_err(Self::io(&journal))?;
         Ok(Store {
-            dir: dir.to_path_buf(),
             state,
-            journal: BufWriter::new(file),
+            journal: Arc::new(Journal::new(journal, file)),
         })
     }
 
-    /// Journal `ops` (one write) and apply them. Called before the request is answered, so
-    /// an answered change survives a crash of the process.
-    pub fn commit(&mut self, ops: &[Op]) -> Result<(), StoreError> {
-        let path = self.dir.join("journal.ndjson");
+    /// Apply `ops` and queue them for the journal; the caller syncs the ticket (see
+    /// [`Store::sync`]) before answering — after releasing its lock on the store, so that
+    /// concurrent requests share one write.
+    pub fn commit_deferred(&mut self, ops: &[Op]) -> Ticket {
+        let mut last = None;
         for op in ops {
-            serde_json::to_writer(&mut self.journal, op).expect("ops serialize");
-            self.journal.write_all(b"\n").map_err(Self::io(&path))?;
-        }
-        self.journal.flush().map_err(Self::io(&path))?;
-        for op in ops {
+            let line = serde_json::to_vec(op).expect("ops serialize");
+            last = Some(self.journal.append(&line));
             self.state.apply(op);
         }
-        Ok(())
+        last.unwrap_or(Ticket::NONE)
     }
+
+    /// Apply and journal `ops` now.
+    pub fn commit(&mut self, ops: &[Op]) -> Result<(), StoreError> {
+        let ticket = self.commit_deferred(ops);
+        self.sync(ticket)
+    }
+
+    /// Wait until the change of `ticket` is written (callable without the store lock through
+    /// [`Store::journal`]).
+    pub fn sync(&self, ticket: Ticket) -> Result<(), StoreError> {
+        sync(&self.journal, ticket)
+    }
+
+    /// The journal, to sync outside the store lock.
+    pub fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
+    }
+}
+
+/// Wait until `ticket` is written to `journal`.
+pub fn sync(journal: &Journal, ticket: Ticket) -> Result<(), StoreError> {
+    journal.sync(ticket).map_err(|source| StoreError::Io {
+        path: journal.path().to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

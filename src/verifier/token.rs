@@ -40,3 +40,14 @@ pub fn secret_file(
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
     Ok(zeroize::Zeroizing::new(text.trim().to_string()))
 }
+
+/// A unique event id (not a credential): a random per-process prefix and a counter, so ids
+/// never repeat across runs and cost no system call.
+pub fn event_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| token(12));
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}

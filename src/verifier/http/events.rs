@@ -1,21 +1,29 @@
 //! Where the verifier's canonical events go: an NDJSON file (appended) and/or a Kafka topic,
-//! written by one thread off the request path. The channel is bounded: when the outputs fall
-//! behind, requests wait rather than events being dropped; `finish` drains and flushes.
+//! written by one thread off the request path. Requests only push onto a shared queue; the
+//! writer takes the whole queue every few milliseconds (no wake-up per event). The queue is
+//! bounded: when the outputs fall behind, requests wait rather than events being dropped;
+//! `finish` drains and flushes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use crate::event::Event;
+use crate::sync::lock;
+
+/// Events queued at most; senders wait beyond.
+const QUEUE_CAP: usize = 1 << 16;
+/// How often the writer takes the queue.
+const TICK: Duration = Duration::from_millis(5);
 
 /// A Kafka topic to produce events to.
 #[derive(Clone, Debug)]
@@ -80,26 +88,36 @@ impl ProducerContext for Delivery {
     }
 }
 
-enum Msg {
-    Event(Box<Event<'static>>),
-    Close,
+#[derive(Default)]
+struct Queue {
+    events: Mutex<Vec<Event<'static>>>,
+    /// Signalled when the writer took the queue.
+    taken: Condvar,
+    closed: AtomicBool,
 }
 
 /// The writer thread and the way to it.
 pub struct EventWriter {
-    tx: Sender<Msg>,
+    queue: Arc<Queue>,
     thread: JoinHandle<Result<u64, EventsError>>,
 }
 
 /// The sending half, given to the engine's emit callback.
 #[derive(Clone)]
-pub struct EventSender(Sender<Msg>);
+pub struct EventSender(Arc<Queue>);
 
 impl EventSender {
     /// Queue one event (waits while the writer is behind).
     pub fn send(&self, e: Event<'static>) {
-        // The writer only goes away after `finish`, when no request is left.
-        let _ = self.0.send(Msg::Event(Box::new(e)));
+        let mut events = lock(&self.0.events);
+        while events.len() >= QUEUE_CAP && !self.0.closed.load(Ordering::Relaxed) {
+            events = self
+                .0
+                .taken
+                .wait(events)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        events.push(e);
     }
 }
 
@@ -143,26 +161,23 @@ impl EventWriter {
             }
             None => None,
         };
-        let (tx, rx) = crossbeam_channel::bounded(1 << 16);
+        let queue = Arc::new(Queue::default());
+        let q = queue.clone();
         let thread = std::thread::Builder::new()
             .name("verifier-events".into())
-            .spawn(move || write(rx, file, kafka))
+            .spawn(move || write(&q, file, kafka))
             .map_err(|source| EventsError::File {
                 path: "<writer thread>".into(),
                 source,
             })?;
-        Ok(Some((
-            EventWriter {
-                tx: tx.clone(),
-                thread,
-            },
-            EventSender(tx),
-        )))
+        let sender = EventSender(queue.clone());
+        Ok(Some((EventWriter { queue, thread }, sender)))
     }
 
     /// Write what is queued, flush, stop: the number of events written.
     pub fn finish(self) -> Result<u64, EventsError> {
-        let _ = self.tx.send(Msg::Close);
+        self.queue.closed.store(true, Ordering::Relaxed);
+        self.queue.taken.notify_all();
         self.thread
             .join()
             .unwrap_or_else(|_| Err(EventsError::Undelivered(u64::MAX)))
@@ -172,45 +187,40 @@ impl EventWriter {
 type FileOut = Option<(PathBuf, BufWriter<File>)>;
 type KafkaSink = Option<(String, BaseProducer<Delivery>)>;
 
-fn write(rx: Receiver<Msg>, mut file: FileOut, kafka: KafkaSink) -> Result<u64, EventsError> {
+fn write(queue: &Queue, mut file: FileOut, kafka: KafkaSink) -> Result<u64, EventsError> {
     let mut written = 0u64;
     let mut line = Vec::with_capacity(512);
+    let mut batch = Vec::new();
     loop {
-        let msg = match rx.try_recv() {
-            Ok(m) => m,
-            Err(_) => {
-                // Idle: make what was written visible before waiting.
-                flush_file(&mut file)?;
-                if let Some((_, p)) = &kafka {
-                    p.poll(Duration::ZERO);
-                }
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(m) => m,
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Msg::Close,
-                }
+        // Closed is read before taking the queue: nothing sent before `finish` is missed.
+        let closing = queue.closed.load(Ordering::Relaxed);
+        std::mem::swap(&mut batch, &mut *lock(&queue.events));
+        queue.taken.notify_all();
+        for e in batch.drain(..) {
+            line.clear();
+            serde_json::to_writer(&mut line, &e).expect("events serialize");
+            if let Some((path, w)) = &mut file {
+                line.push(b'\n');
+                w.write_all(&line).map_err(|source| EventsError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                line.pop();
             }
-        };
-        let e = match msg {
-            Msg::Event(e) => e,
-            Msg::Close => break,
-        };
-        line.clear();
-        serde_json::to_writer(&mut line, &e).expect("events serialize");
-        if let Some((path, w)) = &mut file {
-            line.push(b'\n');
-            w.write_all(&line).map_err(|source| EventsError::File {
-                path: path.clone(),
-                source,
-            })?;
-            line.pop();
+            if let Some((topic, p)) = &kafka {
+                produce(p, topic, e.user.as_bytes(), &line)?;
+            }
+            written += 1;
         }
-        if let Some((topic, p)) = &kafka {
-            produce(p, topic, e.user.as_bytes(), &line)?;
+        flush_file(&mut file)?;
+        if let Some((_, p)) = &kafka {
+            p.poll(Duration::ZERO);
         }
-        written += 1;
+        if closing {
+            break;
+        }
+        std::thread::sleep(TICK);
     }
-    flush_file(&mut file)?;
     if let Some((topic, p)) = &kafka {
         p.flush(Duration::from_secs(30))
             .map_err(|source| EventsError::Kafka {

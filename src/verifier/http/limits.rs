@@ -106,6 +106,11 @@ impl Limits {
             .map_err(|d| (Scope::User, d))
     }
 
+    /// Whether users are limited at all.
+    pub fn limits_users(&self) -> bool {
+        self.user.0.is_some()
+    }
+
     /// Drop the state of keys that are back to a full burst; keys still tracked.
     pub fn sweep(&self) -> usize {
         self.ip.sweep();

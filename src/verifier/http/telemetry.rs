@@ -2,6 +2,7 @@
 //! durations, events by action/factor/outcome, rate-limit refusals. Labels never carry a user,
 //! a path parameter or anything secret.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::event::Event;
+use crate::event::{Action, Event, Factor, Outcome};
 use crate::sync::lock;
 
 type Labels = Vec<(&'static str, String)>;
@@ -28,6 +29,8 @@ pub struct Telemetry {
     requests: Family<Labels, Counter>,
     durations: Family<Labels, Histogram, fn() -> Histogram>,
     events: Family<Labels, Counter>,
+    /// The events family's counters by their (copyable) label values: no allocation per event.
+    event_counters: Mutex<HashMap<(Action, Factor, Outcome), Counter>>,
     limited: Family<Labels, Counter>,
     limiter_keys: Gauge,
 }
@@ -73,6 +76,7 @@ impl Default for Telemetry {
             requests,
             durations,
             events,
+            event_counters: Mutex::default(),
             limited,
             limiter_keys,
         }
@@ -95,12 +99,18 @@ impl Telemetry {
 
     /// Count one emitted event.
     pub fn event(&self, e: &Event<'_>) {
-        self.events
-            .get_or_create(&vec![
-                ("action", e.action.as_str().to_string()),
-                ("factor", e.factor.as_str().to_string()),
-                ("outcome", e.outcome.as_str().to_string()),
-            ])
+        let key = (e.action, e.factor, e.outcome);
+        lock(&self.event_counters)
+            .entry(key)
+            .or_insert_with(|| {
+                self.events
+                    .get_or_create(&vec![
+                        ("action", e.action.as_str().to_string()),
+                        ("factor", e.factor.as_str().to_string()),
+                        ("outcome", e.outcome.as_str().to_string()),
+                    ])
+                    .clone()
+            })
             .inc();
     }
 
