@@ -522,3 +522,50 @@ fn the_dashboard_consumes_kafka_live_and_commits_exactly_on_quit() {
     t.wait_for("dashboard exited with 0");
     assert_exact(&check(&dir.path().join("out"), &file), 3_000, 2);
 }
+
+#[test]
+fn the_verifier_produces_its_events_to_kafka_exactly() {
+    let addr = broker();
+    let t = topic(&addr, "verifier", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("verifier.ndjson");
+    let v = common::verifier::Verifier::start(
+        &d.join("state"),
+        &[
+            "--events-out",
+            file.to_str().unwrap(),
+            "--kafka",
+            &addr,
+            "--topic",
+            &t,
+            "--push-timeout",
+            "1s",
+        ],
+    );
+    let config = d.join("probe.toml");
+    std::fs::write(
+        &config,
+        "kind = \"mfascope\"\n[mfascope]\nadmin_token = { file = \"state/admin.token\" }\n",
+    )
+    .unwrap();
+    let probe = common::bin()
+        .args(["probe", "--target", &v.url(), "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
+    let (status, log) = v.stop();
+    assert!(status.success(), "{log}");
+    let out = d.join("out");
+    let summary = common::output_json(&mut ingest(&addr, &t, &t, &out, true));
+    let n = std::fs::read_to_string(&file).unwrap().lines().count() as u64;
+    assert!(n > 30, "{n} events");
+    assert_eq!(summary["events"].as_u64(), Some(n), "{summary}");
+    assert_exact(&check(&out, &file), n, 0);
+}

@@ -84,6 +84,28 @@ fn oathtool_codes_log_in_once_and_sessions_and_factors_can_be_revoked() {
         assert_eq!(r.status, status, "HOTP counter {counter}: {r:?}");
     }
 
+    // A token far beyond the look-ahead: refused, then resynchronised from two codes.
+    let hcode = |c: u64| oathtool(&["--hotp", "-c", &c.to_string(), "-b", &hsecret]);
+    let c = challenge(&v, "alice");
+    let r = verify(&v, &c, json!({"factor": hotp_id, "code": hcode(60)}));
+    assert_eq!((r.status, error(&r)), (401, "wrong_code".into()));
+    let path = format!("/v1/admin/users/alice/factors/{hotp_id}/resync");
+    let r = v.admin(
+        "POST",
+        &path,
+        &json!({"first": hcode(61), "second": hcode(62)}),
+    );
+    assert_eq!(
+        (r.status, r.json()["next_counter"].as_u64()),
+        (200, Some(63)),
+        "{r:?}"
+    );
+    let c = challenge(&v, "alice");
+    assert_eq!(
+        verify(&v, &c, json!({"factor": hotp_id, "code": hcode(63)})).status,
+        200
+    );
+
     // Revoking the session ends it; revoking a factor removes it from the challenge.
     assert_eq!(
         v.call("DELETE", "/v1/session", Some(&token), None).status,

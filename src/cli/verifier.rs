@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// HOTP counters accepted beyond the next expected one.
     #[arg(long, default_value_t = 10)]
     pub hotp_look_ahead: u64,
+    /// HOTP counters searched by a resync (two consecutive codes).
+    #[arg(long, default_value_t = 1000)]
+    pub hotp_resync_window: u64,
     /// Failed second factors in a row that lock a user.
     #[arg(long, default_value_t = 5)]
     pub lockout_after: u32,
@@ -128,6 +131,7 @@ pub fn run(a: VerifierArgs) -> anyhow::Result<i32> {
         config: Config {
             skew: a.skew,
             hotp_look_ahead: a.hotp_look_ahead,
+            hotp_resync_window: a.hotp_resync_window,
             lockout_after: a.lockout_after,
             lockout: a.lockout,
             challenge_ttl: a.challenge_ttl,

@@ -29,6 +29,8 @@ pub struct Config {
     pub skew: u64,
     /// HOTP counters accepted after the next expected one.
     pub hotp_look_ahead: u64,
+    /// HOTP counters searched when resynchronising from two consecutive codes.
+    pub hotp_resync_window: u64,
     /// Failed second factors in a row that lock the user.
     pub lockout_after: u32,
     /// How long a lockout lasts.
@@ -50,6 +52,7 @@ impl Default for Config {
         Config {
             skew: 1,
             hotp_look_ahead: 10,
+            hotp_resync_window: 1000,
             lockout_after: 5,
             lockout: Duration::from_secs(15 * 60),
             challenge_ttl: Duration::from_secs(5 * 60),
@@ -401,6 +404,39 @@ impl Engine {
             codes: Vec::new(),
             device_token: Some(device_token),
         })
+    }
+
+    /// Resynchronise an HOTP factor (RFC 4226 §7.4) whose token ran beyond the look-ahead:
+    /// two consecutive codes it shows, found within the resync window; the next expected
+    /// counter afterwards.
+    pub fn resync_hotp(
+        &self,
+        user: &str,
+        id: &str,
+        first: &str,
+        second: &str,
+    ) -> Result<u64, VerifyError> {
+        let mut store = lock(&self.store);
+        let factor = store.state.users.get(user).and_then(|u| u.factors.get(id));
+        let Some(Factor::Hotp {
+            sealed,
+            params,
+            next,
+        }) = factor
+        else {
+            return Err(VerifyError::NoSuchFactor);
+        };
+        let key = self.sealer.open(&format!("{user}/{id}"), sealed)?;
+        let window = self.config.hotp_resync_window;
+        let found = otp::resync_hotp(&key, params, *next, window, first, second)
+            .ok_or(VerifyError::WrongCode)?;
+        let next = found + 1;
+        store.commit(&[Op::HotpUsed {
+            user: user.into(),
+            id: id.into(),
+            next,
+        }])?;
+        Ok(next)
     }
 
     /// Revoke a factor.

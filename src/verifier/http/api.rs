@@ -8,6 +8,7 @@
 //! | `DELETE /v1/admin/users/{user}` | admin | delete a user |
 //! | `POST /v1/admin/users/{user}/factors` `{kind,…}` | admin | enroll totp/hotp/recovery/push |
 //! | `DELETE /v1/admin/users/{user}/factors/{id}` | admin | revoke a factor |
+//! | `POST /v1/admin/users/{user}/factors/{id}/resync` `{first,second}` | admin | HOTP resync |
 //! | `POST /v1/login` `{user,password}` | anyone | password step → challenge |
 //! | `POST /v1/login/{challenge}/push` `{factor}` | anyone | send a push |
 //! | `POST /v1/login/{challenge}/verify` `{factor, code│recovery_code│push}` | anyone | second factor → session |
@@ -282,6 +283,26 @@ async fn revoke_factor(
     ok(StatusCode::OK, json!({"revoked": factor}))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResyncIn {
+    first: String,
+    second: String,
+}
+
+async fn resync_hotp(
+    State(s): State<Shared>,
+    Path((user, factor)): Path<(String, String)>,
+    raw: Bytes,
+) -> ApiResult {
+    let r: ResyncIn = body(&raw)?;
+    let next = s.engine.resync_hotp(&user, &factor, &r.first, &r.second)?;
+    ok(
+        StatusCode::OK,
+        json!({"factor": factor, "next_counter": next}),
+    )
+}
+
 async fn login(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -487,6 +508,10 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route(
             "/v1/admin/users/{user}/factors/{factor}",
             delete(revoke_factor),
+        )
+        .route(
+            "/v1/admin/users/{user}/factors/{factor}/resync",
+            post(resync_hotp),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     let public = Router::new()
