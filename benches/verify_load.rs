@@ -51,15 +51,7 @@ fn prepare(url: &str, token_file: &str, users: usize, requests: usize, plan: &st
                         Some(admin),
                     )
                     .await;
-                    let uri = f["uri"].as_str().unwrap();
-                    let secret = uri
-                        .split("secret=")
-                        .nth(1)
-                        .unwrap()
-                        .split('&')
-                        .next()
-                        .unwrap();
-                    let key = otp::secret_from_base32(secret).unwrap();
+                    let key = otp::secret_from_uri(f["uri"].as_str().unwrap()).unwrap();
                     (user, f["factor_id"].as_str().unwrap().to_string(), key)
                 }
             })

@@ -34,17 +34,6 @@ pub fn wrong_code(key: &[u8], p: &Params, unix: i64, window: i64) -> Result<Stri
         .ok_or_else(|| "no wrong code found (cannot happen)".to_string())
 }
 
-/// The secret of an `otpauth://` URI.
-pub fn secret_of_uri(uri: &str) -> Result<Vec<u8>, String> {
-    let url = url::Url::parse(uri).map_err(|_| "enrollment URI does not parse".to_string())?;
-    let secret = url
-        .query_pairs()
-        .find(|(k, _)| k == "secret")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| "enrollment URI has no secret".to_string())?;
-    otp::secret_from_base32(&secret).map_err(|e| format!("enrollment URI secret: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,10 +10,10 @@ use zeroize::Zeroizing;
 
 use super::client::{Answer, Body, Http};
 use super::config::{Check, ProbeConfig};
-use super::otp_util::{secret_of_uri, totp_at, unix_now, wrong_code};
+use super::otp_util::{totp_at, unix_now, wrong_code};
 use super::{ProbeError, Recorder, expect};
 use crate::event::{Action, Factor, Outcome};
-use crate::verifier::otp::Params;
+use crate::verifier::otp::{self, Params};
 use crate::verifier::token::token;
 
 /// A throw-away user and what the probe knows of its factors.
@@ -111,7 +111,8 @@ impl Reference {
             expect("enroll totp", &a, 201, None)?;
             let uri = a.str("uri").ok_or("enroll totp: no uri")?;
             let id = a.str("factor_id").ok_or("enroll totp: no factor_id")?;
-            u.totp = Some((id.into(), Zeroizing::new(secret_of_uri(uri)?)));
+            let key = otp::secret_from_uri(uri).map_err(|e| format!("enroll totp: {e}"))?;
+            u.totp = Some((id.into(), Zeroizing::new(key)));
         }
         if recovery {
             let a = self.admin(Method::POST, &factors, &json!({"kind": "recovery"}))?;
@@ -203,6 +204,19 @@ impl Reference {
         Ok(a)
     }
 
+    /// Log in and answer the challenge with TOTP `code`.
+    fn totp_attempt(
+        &self,
+        u: &ProbeUser,
+        id: &str,
+        code: &str,
+        rec: &mut Recorder,
+    ) -> Result<Answer, String> {
+        let challenge = self.login(u, rec)?;
+        let proof = json!({ "code": code });
+        self.verify(u, &challenge, (id, Factor::Totp), proof, rec)
+    }
+
     fn totp_code(&self, u: &ProbeUser) -> Result<(String, Zeroizing<String>), String> {
         let (id, key) = u.totp.as_ref().ok_or("the probe user has no TOTP factor")?;
         let code = totp_at(key, &self.params, unix_now())?;
@@ -212,14 +226,7 @@ impl Reference {
     fn totp_success(&mut self, rec: &mut Recorder) -> Result<(), String> {
         let u = self.user(MAIN)?;
         let (id, code) = self.totp_code(u)?;
-        let challenge = self.login(u, rec)?;
-        let a = self.verify(
-            u,
-            &challenge,
-            (&id, Factor::Totp),
-            json!({"code": code.as_str()}),
-            rec,
-        )?;
+        let a = self.totp_attempt(u, &id, &code, rec)?;
         expect("verify totp", &a, 200, None)?;
         let session = Zeroizing::new(
             a.str("token")
@@ -252,8 +259,7 @@ impl Reference {
         let u = self.user(MAIN)?;
         let (id, key) = u.totp.as_ref().ok_or("the probe user has no TOTP factor")?;
         let bad = wrong_code(key, &self.params, unix_now(), 3)?;
-        let challenge = self.login(u, rec)?;
-        let a = self.verify(u, &challenge, (id, Factor::Totp), json!({"code": bad}), rec)?;
+        let a = self.totp_attempt(u, id, &bad, rec)?;
         expect("verify wrong code", &a, 401, Some("wrong_code"))
     }
 
@@ -268,14 +274,7 @@ impl Reference {
             .as_ref()
             .map(|(id, _)| id.clone())
             .unwrap_or_default();
-        let challenge = self.login(u, rec)?;
-        let a = self.verify(
-            u,
-            &challenge,
-            (&id, Factor::Totp),
-            json!({"code": code.as_str()}),
-            rec,
-        )?;
+        let a = self.totp_attempt(u, &id, &code, rec)?;
         expect("verify replayed code", &a, 401, Some("replayed"))
     }
 
@@ -308,8 +307,7 @@ impl Reference {
             .ok_or("the lockout user has no TOTP factor")?;
         for attempt in 1..=self.lockout_after {
             let bad = wrong_code(key, &self.params, unix_now(), 3)?;
-            let challenge = self.login(u, rec)?;
-            let a = self.verify(u, &challenge, (id, Factor::Totp), json!({"code": bad}), rec)?;
+            let a = self.totp_attempt(u, id, &bad, rec)?;
             expect(
                 &format!("wrong code #{attempt}"),
                 &a,

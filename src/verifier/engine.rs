@@ -811,14 +811,7 @@ mod tests {
     }
 
     fn secret_of(uri: &str) -> Vec<u8> {
-        let s = uri
-            .split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
-        otp::secret_from_base32(s).unwrap()
+        otp::secret_from_uri(uri).unwrap()
     }
 
     #[test]

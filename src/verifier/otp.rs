@@ -64,6 +64,9 @@ pub enum OtpError {
     /// Time before the epoch or T0.
     #[error("time {0} is before T0")]
     Time(i64),
+    /// A provisioning URI without a usable secret.
+    #[error("otpauth URI: {0}")]
+    BadUri(&'static str),
 }
 
 /// HOTP/TOTP parameters.
@@ -268,6 +271,17 @@ pub fn resync_hotp(
 /// Base32 (RFC 4648, no padding) of a secret, as authenticator apps take it.
 pub fn base32(secret: &[u8]) -> String {
     data_encoding::BASE32_NOPAD.encode(secret)
+}
+
+/// The secret of an `otpauth://` provisioning URI.
+pub fn secret_from_uri(uri: &str) -> Result<Vec<u8>, OtpError> {
+    let url = url::Url::parse(uri).map_err(|_| OtpError::BadUri("does not parse"))?;
+    let secret = url
+        .query_pairs()
+        .find(|(k, _)| k == "secret")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(OtpError::BadUri("no secret parameter"))?;
+    secret_from_base32(&secret)
 }
 
 /// A base32 secret as bytes: case, spaces and padding are forgiven (as oathtool and pyotp do).
