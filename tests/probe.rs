@@ -14,17 +14,11 @@ fn python() -> String {
     std::env::var("MFASCOPE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// `(tests, failures, testcase names)` of a JUnit file, read by Python's XML parser.
-fn junit(path: &Path) -> (u64, u64, Vec<String>) {
+/// Stdout of a Python script run on `arg`.
+fn py(script: &str, arg: &Path) -> Vec<u8> {
     let out = Command::new(python())
-        .args([
-            "-c",
-            "import sys, xml.etree.ElementTree as E\n\
-             r = E.parse(sys.argv[1]).getroot()\n\
-             print(r.get('tests'), r.get('failures'))\n\
-             print(' '.join(c.get('name') for c in r.iter('testcase')))",
-        ])
-        .arg(path)
+        .args(["-c", script])
+        .arg(arg)
         .output()
         .unwrap();
     assert!(
@@ -32,7 +26,16 @@ fn junit(path: &Path) -> (u64, u64, Vec<String>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    out.stdout
+}
+
+/// `(tests, failures, testcase names)` of a JUnit file, read by Python's XML parser.
+fn junit(path: &Path) -> (u64, u64, Vec<String>) {
+    let script = "import sys, xml.etree.ElementTree as E\n\
+                  r = E.parse(sys.argv[1]).getroot()\n\
+                  print(r.get('tests'), r.get('failures'))\n\
+                  print(' '.join(c.get('name') for c in r.iter('testcase')))";
+    let text = String::from_utf8(py(script, path)).unwrap();
     let mut lines = text.lines();
     let mut counts = lines.next().unwrap().split(' ').map(|n| n.parse().unwrap());
     let names = lines
@@ -49,17 +52,7 @@ fn parquet_sources(out: &Path) -> serde_json::Value {
     let script = "import sys, json, collections, pyarrow.dataset as ds\n\
                   t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table(columns=['source'])\n\
                   print(json.dumps(collections.Counter(str(s) for s in t.column('source').to_pylist())))";
-    let out = Command::new(python())
-        .args(["-c", script])
-        .arg(out.join("events"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&py(script, &out.join("events"))).unwrap()
 }
 
 fn probe(config: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {

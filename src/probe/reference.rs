@@ -148,15 +148,20 @@ impl Reference {
             .ok_or_else(|| "the probe user was not provisioned".to_string())
     }
 
-    /// The password step: the challenge id.
-    fn login(&self, u: &ProbeUser, rec: &mut Recorder) -> Result<String, String> {
+    /// The password step as `step`: the answer, recorded with its event.
+    fn password_step(
+        &self,
+        u: &ProbeUser,
+        step: &str,
+        rec: &mut Recorder,
+    ) -> Result<Answer, String> {
         let a = self.http.call(
             Method::POST,
             "/v1/login",
             None,
             Body::Json(&json!({"user": u.name, "password": u.password.as_str()})),
         )?;
-        rec.step("login", a.took);
+        rec.step(step, a.took);
         let (outcome, reason) = match (a.status, a.str("error")) {
             (200, _) => (Outcome::Success, None),
             (_, Some("locked")) => (Outcome::Failure, Some("locked")),
@@ -168,6 +173,12 @@ impl Reference {
             reason,
             a.took,
         );
+        Ok(a)
+    }
+
+    /// The password step: the challenge id.
+    fn login(&self, u: &ProbeUser, rec: &mut Recorder) -> Result<String, String> {
+        let a = self.password_step(u, "login", rec)?;
         expect("login", &a, 200, None)?;
         a.str("challenge")
             .map(str::to_string)
@@ -315,19 +326,7 @@ impl Reference {
                 Some("wrong_code"),
             )?;
         }
-        let a = self.http.call(
-            Method::POST,
-            "/v1/login",
-            None,
-            Body::Json(&json!({"user": u.name, "password": u.password.as_str()})),
-        )?;
-        rec.step("login while locked", a.took);
-        rec.event(
-            &u.name,
-            (Action::PrimaryAuth, Factor::Password, Outcome::Failure),
-            Some("locked"),
-            a.took,
-        );
+        let a = self.password_step(u, "login while locked", rec)?;
         expect(
             &format!("login after {} wrong codes", self.lockout_after),
             &a,
