@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
-use super::expiring::Expiring;
+use super::expiring::Sharded;
 use super::otp::{self, Kind, Params};
 use super::password::{self, Cost};
 use super::push::{PushState, Pushes};
@@ -183,7 +183,7 @@ pub struct Engine {
     config: Config,
     sealer: Sealer,
     store: Mutex<Store>,
-    challenges: Mutex<Expiring<OpenChallenge>>,
+    challenges: Sharded<OpenChallenge>,
     pushes: Pushes,
     sessions: Sessions,
     emit: Emit,
@@ -206,7 +206,7 @@ impl Engine {
             config,
             sealer,
             store: Mutex::new(store),
-            challenges: Mutex::default(),
+            challenges: Sharded::default(),
             emit,
         }
     }
@@ -273,7 +273,7 @@ impl Engine {
         }
         store.commit(&[Op::RemoveUser { user: user.into() }])?;
         drop(store);
-        lock(&self.challenges).retain(|c| c.user != user);
+        self.challenges.retain(|c| c.user != user);
         self.sessions.revoke_user(user);
         Ok(())
     }
@@ -505,7 +505,8 @@ impl Engine {
             push: None,
         };
         let expires_at = now + self.config.challenge_ttl.as_millis() as i64;
-        lock(&self.challenges).insert(id.clone(), expires_at, open, now);
+        self.challenges
+            .with(&id, |m| m.insert(id.clone(), expires_at, open, now));
         Ok(Challenge {
             id,
             factors: u
@@ -522,9 +523,8 @@ impl Engine {
     }
 
     fn open_challenge(&self, id: &str, now: i64) -> Result<(String, i64), VerifyError> {
-        lock(&self.challenges)
-            .get(id, now)
-            .map(|c| (c.user.clone(), c.created))
+        self.challenges
+            .with(id, |m| m.get(id, now).map(|c| (c.user.clone(), c.created)))
             .ok_or(VerifyError::NoSuchChallenge)
     }
 
@@ -547,9 +547,11 @@ impl Engine {
             _ => return Err(VerifyError::NoSuchFactor),
         };
         let (push_id, expires_at) = self.pushes.start(&device_hash, now);
-        if let Some(c) = lock(&self.challenges).get_mut(challenge, now) {
-            c.push = Some(push_id.clone());
-        }
+        self.challenges.with(challenge, |m| {
+            if let Some(c) = m.get_mut(challenge, now) {
+                c.push = Some(push_id.clone());
+            }
+        });
         let what = (Action::MfaChallenge, EventFactor::Push, Outcome::Challenge);
         self.event(now, &user, what, None, None, client, None);
         Ok(PushStarted {
@@ -644,7 +646,8 @@ impl Engine {
             }
             return Err(e);
         }
-        lock(&self.challenges).remove(challenge, now);
+        self.challenges
+            .with(challenge, |m| m.remove(challenge, now));
         let session = self.sessions.start(&user, now);
         let sid = Some(session.session_id.as_str());
         let what = (Action::MfaVerify, kind, Outcome::Success);
@@ -738,9 +741,11 @@ impl Engine {
                 }
             }
             (Factor::Push { .. }, Proof::Push) => {
-                let push = lock(&self.challenges)
-                    .get(challenge, now)
-                    .and_then(|c| c.push.clone())
+                let push = self
+                    .challenges
+                    .with(challenge, |m| {
+                        m.get(challenge, now).and_then(|c| c.push.clone())
+                    })
                     .ok_or(VerifyError::NoSuchFactor)?;
                 match self.pushes.state(&push, now) {
                     Some(PushState::Approved) => Check::Accepted(None),

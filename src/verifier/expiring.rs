@@ -94,3 +94,32 @@ mod tests {
         assert_eq!(m.remove("new", 999), Some(1));
     }
 }
+
+/// An [`Expiring`] map split into independently locked shards by key hash: concurrent requests
+/// rarely wait for each other, and a sweep or a resize stalls only the requests of one shard.
+pub struct Sharded<V> {
+    shards: Vec<std::sync::Mutex<Expiring<V>>>,
+}
+
+impl<V> Default for Sharded<V> {
+    fn default() -> Self {
+        Sharded {
+            shards: (0..64).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl<V> Sharded<V> {
+    /// Run `f` on the shard of `key`.
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&mut Expiring<V>) -> R) -> R {
+        let i = xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize % self.shards.len();
+        f(&mut crate::sync::lock(&self.shards[i]))
+    }
+
+    /// Keep only the entries `keep` says yes to, in every shard.
+    pub fn retain(&self, mut keep: impl FnMut(&V) -> bool) {
+        for s in &self.shards {
+            crate::sync::lock(s).retain(&mut keep);
+        }
+    }
+}

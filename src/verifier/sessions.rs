@@ -1,12 +1,10 @@
 //! Sessions after a completed login: opaque bearer tokens shown once, kept as SHA-256, with
 //! expiry, introspection and revocation.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use super::expiring::Expiring;
+use super::expiring::Sharded;
 use super::token::{random, sha256_hex};
-use crate::sync::lock;
 
 /// A session: the token is shown once; only its hash is kept.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -33,7 +31,7 @@ pub struct SessionInfo {
 /// Live sessions by token hash.
 pub struct Sessions {
     ttl_ms: i64,
-    live: Mutex<Expiring<SessionInfo>>,
+    live: Sharded<SessionInfo>,
 }
 
 impl Sessions {
@@ -41,7 +39,7 @@ impl Sessions {
     pub fn new(ttl: Duration) -> Sessions {
         Sessions {
             ttl_ms: ttl.as_millis() as i64,
-            live: Mutex::default(),
+            live: Sharded::default(),
         }
     }
 
@@ -60,22 +58,27 @@ impl Sessions {
             session_id: session.session_id.clone(),
             expires_at: session.expires_at,
         };
-        lock(&self.live).insert(sha256_hex(&session.token), session.expires_at, info, now);
+        let key = sha256_hex(&session.token);
+        let expires_at = session.expires_at;
+        self.live
+            .with(&key.clone(), |m| m.insert(key, expires_at, info, now));
         session
     }
 
     /// The live session of `token`, if any.
     pub fn introspect(&self, token: &str, now: i64) -> Option<SessionInfo> {
-        lock(&self.live).get(&sha256_hex(token), now).cloned()
+        let key = sha256_hex(token);
+        self.live.with(&key, |m| m.get(&key, now).cloned())
     }
 
     /// End the session of `token`: what it was, if it was live.
     pub fn revoke(&self, token: &str, now: i64) -> Option<SessionInfo> {
-        lock(&self.live).remove(&sha256_hex(token), now)
+        let key = sha256_hex(token);
+        self.live.with(&key, |m| m.remove(&key, now))
     }
 
     /// End every session of `user` (the user was deleted).
     pub fn revoke_user(&self, user: &str) {
-        lock(&self.live).retain(|s| s.user != user);
+        self.live.retain(|s| s.user != user);
     }
 }
