@@ -77,24 +77,6 @@ impl<V> Expiring<V> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expired_entries_are_invisible_then_swept() {
-        let mut m = Expiring::default();
-        for i in 0..1024 {
-            m.insert(format!("old{i}"), 100, i, 0);
-        }
-        assert_eq!(m.get("old7", 99), Some(&7));
-        assert_eq!(m.get("old7", 100), None, "expired at its expiry");
-        m.insert("new".into(), 1000, 1, 200);
-        assert_eq!(m.len(), 1, "the expired 1024 were swept");
-        assert_eq!(m.remove("new", 999), Some(1));
-    }
-}
-
 /// An [`Expiring`] map split into independently locked shards by key hash: concurrent requests
 /// rarely wait for each other, and a sweep or a resize stalls only the requests of one shard.
 pub struct Sharded<V> {
@@ -121,5 +103,23 @@ impl<V> Sharded<V> {
         for s in &self.shards {
             crate::sync::lock(s).retain(&mut keep);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_are_invisible_then_swept() {
+        let mut m = Expiring::default();
+        for i in 0..1024 {
+            m.insert(format!("old{i}"), 100, i, 0);
+        }
+        assert_eq!(m.get("old7", 99), Some(&7));
+        assert_eq!(m.get("old7", 100), None, "expired at its expiry");
+        m.insert("new".into(), 1000, 1, 200);
+        assert_eq!(m.len(), 1, "the expired 1024 were swept");
+        assert_eq!(m.remove("new", 999), Some(1));
     }
 }
