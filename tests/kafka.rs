@@ -543,12 +543,7 @@ fn the_verifier_produces_its_events_to_kafka_exactly() {
             "1s",
         ],
     );
-    let config = d.join("probe.toml");
-    std::fs::write(
-        &config,
-        "kind = \"mfascope\"\n[mfascope]\nadmin_token = { file = \"state/admin.token\" }\n",
-    )
-    .unwrap();
+    let config = v.probe_config(&d.join("probe.toml"), "", "");
     let probe = common::bin()
         .args(["probe", "--target", &v.url(), "--config"])
         .arg(&config)

@@ -99,12 +99,7 @@ fn every_check_passes_against_the_reference_verifier_and_the_events_ingest() {
             "3",
         ],
     );
-    let config = d.join("probe.toml");
-    std::fs::write(
-        &config,
-        "kind = \"mfascope\"\n[mfascope]\nadmin_token = { file = \"state/admin.token\" }\nlockout_after = 3\n",
-    )
-    .unwrap();
+    let config = v.probe_config(&d.join("probe.toml"), "", "lockout_after = 3\n");
     let (junit_path, probe_events) = (d.join("junit.xml"), d.join("probe.ndjson"));
     let (code, summary, stderr) = probe(
         &config,
@@ -174,12 +169,8 @@ fn a_failed_check_or_a_missed_threshold_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let v = Verifier::start(&d.join("state"), &["--push-timeout", "1s"]);
-    let config = d.join("probe.toml");
-    std::fs::write(
-        &config,
-        "kind = \"mfascope\"\nchecks = [\"totp_success\", \"replay\"]\n[mfascope]\nadmin_token = { file = \"state/admin.token\" }\n",
-    )
-    .unwrap();
+    let checks = "checks = [\"totp_success\", \"replay\"]\n";
+    let config = v.probe_config(&d.join("probe.toml"), checks, "");
     let (code, summary, _) = probe(&config, &["--target", &v.url(), "--max-p95", "0.001"]);
     assert_eq!(code, Some(3), "{summary:#}");
     assert_eq!(summary["verdict"]["success_rate"], 1.0, "the checks passed");

@@ -69,8 +69,9 @@ pub enum OtpError {
     BadUri(&'static str),
 }
 
-/// HOTP/TOTP parameters.
+/// HOTP/TOTP parameters (missing fields take the defaults: SHA-1, 6 digits, 30 s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Params {
     /// Hash.
     pub algorithm: Algorithm,

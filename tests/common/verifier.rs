@@ -124,6 +124,21 @@ impl Verifier {
         }
     }
 
+    /// Write a probe config for this verifier at `path`: `top` lines before its `[mfascope]`
+    /// section, `section` lines in it (after the admin token, named relative to the config's
+    /// folder when it is below it, as the probe resolves it).
+    pub fn probe_config(&self, path: &Path, top: &str, section: &str) -> PathBuf {
+        let token = self.state.join("admin.token");
+        let base = path.parent().unwrap();
+        let token = token.strip_prefix(base).unwrap_or(&token);
+        let text = format!(
+            "kind = \"mfascope\"\n{top}[mfascope]\nadmin_token = {{ file = \"{}\" }}\n{section}",
+            token.display()
+        );
+        std::fs::write(path, text).unwrap();
+        path.to_path_buf()
+    }
+
     /// Admin call.
     pub fn admin(&self, method: &str, path: &str, body: &serde_json::Value) -> Reply {
         let body = (!body.is_null()).then(|| body.to_string());

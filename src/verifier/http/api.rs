@@ -230,11 +230,11 @@ async fn delete_user(State(s): State<Shared>, Path(user): Path<String>) -> ApiRe
 enum Enroll {
     Totp {
         #[serde(flatten)]
-        params: ParamsIn,
+        params: Params,
     },
     Hotp {
         #[serde(flatten)]
-        params: ParamsIn,
+        params: Params,
         #[serde(default)]
         counter: u64,
     },
@@ -242,33 +242,13 @@ enum Enroll {
     Push,
 }
 
-#[derive(Deserialize, Default)]
-struct ParamsIn {
-    algorithm: Option<crate::verifier::otp::Algorithm>,
-    digits: Option<u32>,
-    period: Option<u64>,
-}
-
-impl ParamsIn {
-    fn params(self) -> Params {
-        let d = Params::default();
-        Params {
-            algorithm: self.algorithm.unwrap_or(d.algorithm),
-            digits: self.digits.unwrap_or(d.digits),
-            period: self.period.unwrap_or(d.period),
-        }
-    }
-}
-
 async fn enroll(State(s): State<Shared>, Path(user): Path<String>, raw: Bytes) -> ApiResult {
     let what: Enroll = body(&raw)?;
     let now = now_ms();
     let e = &s.engine;
     let enrollment = match what {
-        Enroll::Totp { params } => e.enroll_otp(&user, params.params(), None, now)?,
-        Enroll::Hotp { params, counter } => {
-            e.enroll_otp(&user, params.params(), Some(counter), now)?
-        }
+        Enroll::Totp { params } => e.enroll_otp(&user, params, None, now)?,
+        Enroll::Hotp { params, counter } => e.enroll_otp(&user, params, Some(counter), now)?,
         Enroll::Recovery => e.enroll_recovery_codes(&user, now)?,
         Enroll::Push => e.enroll_push(&user, now)?,
     };
