@@ -528,6 +528,27 @@ impl Engine {
             .ok_or(VerifyError::NoSuchChallenge)
     }
 
+    /// The factor `id` of `user` and the user's failures in a row, unless the user is locked.
+    fn verifiable<'s>(
+        store: &'s Store,
+        user: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<(&'s Factor, u32), VerifyError> {
+        let record = store
+            .state
+            .users
+            .get(user)
+            .ok_or(VerifyError::NoSuchChallenge)?;
+        if let Some(until) = record.locked_until.filter(|t| *t > now) {
+            return Err(VerifyError::Locked {
+                retry_after_s: ((until - now) as u64).div_ceil(1000),
+            });
+        }
+        let f = record.factors.get(id).ok_or(VerifyError::NoSuchFactor)?;
+        Ok((f, record.failures))
+    }
+
     /// Send a push to the device of `factor` for this challenge.
     pub fn start_push(
         &self,
@@ -582,42 +603,39 @@ impl Engine {
     ) -> Result<NewSession, VerifyError> {
         let (user, created) = self.open_challenge(challenge, now)?;
         let latency = Duration::from_millis((now - created).max(0) as u64);
-        let mut store = lock(&self.store);
-        let record = store
-            .state
-            .users
-            .get(&user)
-            .ok_or(VerifyError::NoSuchChallenge)?;
-        if let Some(until) = record.locked_until.filter(|t| *t > now) {
-            return Err(VerifyError::Locked {
-                retry_after_s: ((until - now) as u64).div_ceil(1000),
-            });
-        }
-        let failures = record.failures;
-        let f = record
-            .factors
-            .get(factor)
-            .cloned()
-            .ok_or(VerifyError::NoSuchFactor)?;
-        let checked = self.check(&user, factor, &f, proof, challenge, now)?;
-        let kind = f.kind();
-        let (ops, outcome) = match checked {
-            Check::Pending => return Err(VerifyError::PushPending),
-            Check::Accepted(op) => {
-                let mut ops: Vec<Op> = op.into_iter().collect();
-                ops.push(Op::Succeeded { user: user.clone() });
-                (ops, Ok(()))
+        // The proof is checked without the store lock (unsealing and HMACs are the costly
+        // part) against a copy of the factor, and committed only if the factor is still that
+        // copy; otherwise a concurrent verification or a revocation changed it: check again.
+        let (mut store, kind, ops, outcome) = loop {
+            let f = {
+                let store = lock(&self.store);
+                Self::verifiable(&store, &user, factor, now)?.0.clone()
+            };
+            let checked = self.check(&user, factor, &f, proof, challenge, now)?;
+            let store = lock(&self.store);
+            let (current, failures) = Self::verifiable(&store, &user, factor, now)?;
+            if *current != f {
+                continue;
             }
-            Check::Rejected(e) => {
-                let failures = failures + 1;
-                let locked_until = (failures >= self.config.lockout_after)
-                    .then(|| now + self.config.lockout.as_millis() as i64);
-                let op = Op::Failed {
-                    user: user.clone(),
-                    locked_until,
-                };
-                (vec![op], Err(e))
-            }
+            let (ops, outcome) = match checked {
+                Check::Pending => return Err(VerifyError::PushPending),
+                Check::Accepted(op) => {
+                    let mut ops: Vec<Op> = op.into_iter().collect();
+                    ops.push(Op::Succeeded { user: user.clone() });
+                    (ops, Ok(()))
+                }
+                Check::Rejected(e) => {
+                    let failures = failures + 1;
+                    let locked_until = (failures >= self.config.lockout_after)
+                        .then(|| now + self.config.lockout.as_millis() as i64);
+                    let op = Op::Failed {
+                        user: user.clone(),
+                        locked_until,
+                    };
+                    (vec![op], Err(e))
+                }
+            };
+            break (store, f.kind(), ops, outcome);
         };
         let ticket = store.commit_deferred(&ops);
         let journal = store.journal();
@@ -657,7 +675,7 @@ impl Engine {
         Ok(session)
     }
 
-    /// Check `proof` against `f` (store locked by the caller).
+    /// Check `proof` against `f` (a copy: the store is not locked).
     fn check(
         &self,
         user: &str,
@@ -877,6 +895,37 @@ mod tests {
             assert!(!json.contains(&s.token), "a session token in an event");
             assert!(!json.contains(SECRET_PW), "a password in an event");
         }
+    }
+
+    #[test]
+    fn concurrent_verifications_of_one_code_let_exactly_one_through() {
+        // The proof is checked outside the store lock: the commit must still see the race.
+        let f = fixture();
+        let e = &f.engine;
+        e.create_user("alice", "pw").unwrap();
+        let en = e.enroll_otp("alice", Params::default(), None, T).unwrap();
+        let key = secret_of(en.uri.as_deref().unwrap());
+        let code = otp::totp(&key, T / 1000, &Params::default()).unwrap();
+        let challenges: Vec<_> = (0..8)
+            .map(|_| e.login("alice", "pw", &Client::default(), T).unwrap().id)
+            .collect();
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = challenges
+                .iter()
+                .map(|c| {
+                    let (factor, code) = (&en.factor_id, Proof::Code(code.clone()));
+                    scope.spawn(move || e.verify(c, factor, &code, &Client::default(), T + 10))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        // The losers are replays, and after 3 of them (the fixture's lockout) lockouts.
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(VerifyError::Replayed | VerifyError::Locked { .. })))
+            .count();
+        assert_eq!((won, refused), (1, 7), "{results:?}");
     }
 
     #[test]
