@@ -390,3 +390,82 @@ fn real_third_party_samples_map_without_dead_letters() {
         "Workspace security_key: {s}"
     );
 }
+
+#[test]
+fn bad_input_corpus_is_accounted_record_by_record() {
+    // The cases the first bad-input test leaves out: epoch-zero and far-future times, binary
+    // garbage, an empty and an empty-content gzip, and a directory entry that cannot be read.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let okta = |id: &str, published: &str| {
+        format!(
+            r#"{{"uuid":"{id}","published":"{published}","eventType":"user.session.start","actor":{{"alternateId":"a@x"}},"outcome":{{"result":"SUCCESS"}}}}"#
+        )
+    };
+    let lines = [
+        okta("t1", "1970-01-01T00:00:00Z"),
+        okta("t2", "2024-05-01T10:00:00Z"),
+        okta("t3", "9999-12-31T23:59:59Z"),
+        okta("t4", "not a time"),
+    ];
+    std::fs::write(input.join("times.ndjson"), lines.join("\n") + "\n").unwrap();
+    // Garbage: NULs, control bytes, invalid UTF-8 and a stray gzip magic, on 3 lines.
+    let mut garbage = b"\x00\x01\x02\xff\xfe\n".to_vec();
+    garbage.extend(b"\x1f\x8b\x08garbage\n");
+    garbage.extend((0u8..=255).filter(|b| *b != b'\n').collect::<Vec<_>>());
+    garbage.push(b'\n');
+    std::fs::write(input.join("garbage.ndjson"), &garbage).unwrap();
+    std::fs::write(input.join("empty.ndjson.gz"), b"").unwrap();
+    let nothing = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::fs::write(input.join("nothing.ndjson.gz"), nothing.finish().unwrap()).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(tmp.path().join("gone"), input.join("dangling.ndjson")).unwrap();
+
+    let out = tmp.path().join("out");
+    let s = ingest(input.as_path(), &out);
+    assert_accounted(&s);
+    // 4 time lines + 3 garbage lines; empty gzips hold no record.
+    assert_eq!(
+        (n(&s, "records"), n(&s, "events"), n(&s, "deadletter")),
+        (7, 1, 6),
+        "{s}"
+    );
+    let letters: Vec<serde_json::Value> = walkdir::WalkDir::new(out.join("deadletter"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let reason = |file: &str, line: u64| -> String {
+        letters
+            .iter()
+            .find(|d| d["line"] == line && d["file"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("no dead letter for {file}:{line}: {letters:?}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason("times.ndjson", 1).contains("outside the accepted range"));
+    assert!(reason("times.ndjson", 3).contains("outside the accepted range"));
+    assert!(reason("times.ndjson", 4).contains("published"));
+    for line in 1..=3 {
+        assert!(!reason("garbage.ndjson", line).is_empty());
+    }
+    #[cfg(unix)]
+    {
+        let unreadable = s["unreadable"].as_array().unwrap();
+        assert!(
+            unreadable
+                .iter()
+                .any(|u| u["path"].as_str().unwrap().ends_with("dangling.ndjson")),
+            "the dangling link is named: {s}"
+        );
+    }
+}
