@@ -3,7 +3,10 @@
 //! verifier, opens REQUESTS challenges (password step, in order) and writes one line per
 //! verify request to PLAN: `challenge factor code`, round-robin over the users so each user's
 //! codes arrive in counter order; `argon2` prints the password-hashing cost at the verifier's
-//! default (OWASP) and the benchmark's cheap setting, per hash and as logins/s per core.
+//! default (OWASP) and the benchmark's cheap setting, per hash and as logins/s per core;
+//! `enumeration URL ADMIN_TOKEN_FILE ROUNDS` times the password step of an unknown user against
+//! a known user's wrong password (interleaved, ROUNDS each) and prints both medians and their
+//! ratio: answers that take as long tell an attacker nothing about which users exist.
 //! Run with `cargo bench --profile release --bench verify_load -- …`.
 
 use std::io::Write;
@@ -121,6 +124,55 @@ fn argon2() {
     }
 }
 
+fn enumeration(url: &str, token_file: &str, rounds: usize) {
+    let admin = std::fs::read_to_string(token_file).expect("admin token file");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value, auth: Option<&str>| {
+        let mut req = client.post(format!("{url}{path}")).json(&body);
+        if let Some(a) = auth {
+            req = req.header("Authorization", format!("Bearer {}", a.trim()));
+        }
+        async move { req.send().await.expect("the verifier answers").status() }
+    };
+    let (mut unknown, mut wrong) = rt.block_on(async {
+        let user = json!({"user": "timing-known", "password": "the right one"});
+        let created = post("/v1/admin/users", user, Some(&admin)).await;
+        assert!(created.is_success(), "create user: {created}");
+        let login = |user: String| async {
+            let t = Instant::now();
+            let wrong = json!({"user": user, "password": "a wrong one"});
+            let status = post("/v1/login", wrong, None).await;
+            assert_eq!(status, 401, "a refused password step");
+            t.elapsed().as_secs_f64() * 1000.0
+        };
+        let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+        for i in 0..rounds {
+            unknown.push(login(format!("timing-unknown-{i}")).await);
+            wrong.push(login("timing-known".into()).await);
+        }
+        (unknown, wrong)
+    });
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (u, w) = (median(&mut unknown), median(&mut wrong));
+    let ratio = u / w;
+    println!(
+        "password step, {rounds} each, interleaved: unknown user median {u:.2} ms, known user \
+         with a wrong password median {w:.2} ms, ratio {ratio:.3} -> within 10 %: {}",
+        if (ratio - 1.0).abs() <= 0.10 {
+            "YES"
+        } else {
+            "NO"
+        }
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -135,8 +187,12 @@ fn main() {
             &args[5],
         ),
         Some("argon2") => argon2(),
+        Some("enumeration") if args.len() == 4 => {
+            enumeration(&args[1], &args[2], args[3].parse().expect("ROUNDS"))
+        }
         _ => eprintln!(
-            "usage: verify_load prepare URL ADMIN_TOKEN_FILE USERS REQUESTS PLAN | argon2"
+            "usage: verify_load prepare URL ADMIN_TOKEN_FILE USERS REQUESTS PLAN | argon2 | \
+             enumeration URL ADMIN_TOKEN_FILE ROUNDS"
         ),
     }
 }

@@ -11,7 +11,7 @@ fn main() {
     match mfascope::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", mfascope::cli::error_text(&e));
             std::process::exit(1);
         }
     }

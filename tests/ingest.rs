@@ -67,6 +67,33 @@ fn generate(dir: &Path, format: &str, events: usize, seed: u64) -> PathBuf {
     out
 }
 
+/// Every dead letter under `out`.
+fn dead_letters(out: &Path) -> Vec<serde_json::Value> {
+    walkdir::WalkDir::new(out.join("deadletter"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The reason of the dead letter for `file` (a path suffix) at `line`.
+fn reason(letters: &[serde_json::Value], file: &str, line: u64) -> String {
+    letters
+        .iter()
+        .find(|d| d["line"] == line && d["file"].as_str().unwrap().ends_with(file))
+        .unwrap_or_else(|| panic!("no dead letter for {file}:{line}: {letters:?}"))["reason"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir.join("events"))
         .into_iter()
@@ -233,25 +260,8 @@ fn bad_input_becomes_precise_dead_letters_never_a_panic() {
     let s = ingest(input.as_path(), &out);
     assert_accounted(&s);
     assert!(n(&s, "deadletter") >= 8, "{s}");
-    let letters: Vec<serde_json::Value> = std::fs::read_dir(out.join("deadletter"))
-        .unwrap()
-        .flat_map(|e| {
-            std::fs::read_to_string(e.unwrap().path())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let reason = |line: u64, file: &str| -> String {
-        letters
-            .iter()
-            .find(|d| d["line"] == line && d["file"].as_str().unwrap().ends_with(file))
-            .unwrap_or_else(|| panic!("no dead letter for {file}:{line}: {letters:?}"))["reason"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let letters = dead_letters(&out);
+    let reason = |line: u64, file: &str| reason(&letters, file, line);
     assert!(reason(1, "bad.ndjson").contains("EOF while parsing"));
     assert!(reason(2, "bad.ndjson").contains("UTF-8"));
     assert!(reason(3, "bad.ndjson").contains("published"));
@@ -431,27 +441,8 @@ fn bad_input_corpus_is_accounted_record_by_record() {
         (7, 1, 6),
         "{s}"
     );
-    let letters: Vec<serde_json::Value> = walkdir::WalkDir::new(out.join("deadletter"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .flat_map(|e| {
-            std::fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let reason = |file: &str, line: u64| -> String {
-        letters
-            .iter()
-            .find(|d| d["line"] == line && d["file"].as_str().unwrap().ends_with(file))
-            .unwrap_or_else(|| panic!("no dead letter for {file}:{line}: {letters:?}"))["reason"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let letters = dead_letters(&out);
+    let reason = |file: &str, line: u64| reason(&letters, file, line);
     assert!(reason("times.ndjson", 1).contains("outside the accepted range"));
     assert!(reason("times.ndjson", 3).contains("outside the accepted range"));
     assert!(reason("times.ndjson", 4).contains("published"));

@@ -250,7 +250,7 @@ impl Dashboard {
                 Ok(0)
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", super::error_text(&e));
                 Ok(1)
             }
         }
@@ -285,7 +285,7 @@ impl Dashboard {
                 .as_ref()
                 .map(|k| k.partitions.values().filter_map(|p| p.lag).sum());
             status.error = match &live.ended {
-                Some(Err(e)) => Some(format!("{e:#}")),
+                Some(Err(e)) => Some(super::error_text(e)),
                 Some(Ok(_)) => Some("the input ended".into()),
                 None => None,
             };

@@ -472,6 +472,41 @@ pub struct DemoArgs {
     pub format: OutputFormat,
 }
 
+/// `e` and its causes on one line, each cause added only when the message so far does not
+/// already say it (errors that quote their source would otherwise repeat it at every level).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    #[test]
+    fn causes_quoted_by_their_parent_are_not_repeated() {
+        let io = std::io::Error::other("No space left on device (os error 28)");
+        let parquet =
+            anyhow::Error::new(io).context("External: No space left on device (os error 28)");
+        let e = parquet
+            .context(
+                "writing Parquet /o/p.parquet: External: No space left on device (os error 28)",
+            )
+            .context("ingest into /o");
+        assert_eq!(
+            super::error_text(&e),
+            "ingest into /o: writing Parquet /o/p.parquet: External: No space left on device (os error 28)"
+        );
+        let plain = anyhow::anyhow!("root cause").context("what failed");
+        assert_eq!(super::error_text(&plain), "what failed: root cause");
+    }
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into());
