@@ -142,12 +142,18 @@ fn enumeration(url: &str, token_file: &str, rounds: usize) {
         let user = json!({"user": "timing-known", "password": "the right one"});
         let created = post("/v1/admin/users", user, Some(&admin)).await;
         assert!(created.is_success(), "create user: {created}");
-        let login = |user: String| async {
-            let t = Instant::now();
-            let wrong = json!({"user": user, "password": "a wrong one"});
-            let status = post("/v1/login", wrong, None).await;
-            assert_eq!(status, 401, "a refused password step");
-            t.elapsed().as_secs_f64() * 1000.0
+        let login = |user: String| {
+            let sent = post(
+                "/v1/login",
+                json!({"user": user, "password": "a wrong one"}),
+                None,
+            );
+            async move {
+                let t = Instant::now();
+                let status = sent.await;
+                assert_eq!(status, 401, "a refused password step");
+                t.elapsed().as_secs_f64() * 1000.0
+            }
         };
         let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
         for i in 0..rounds {
