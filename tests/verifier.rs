@@ -1,7 +1,8 @@
 //! The reference verifier over HTTP (`mfascope verifier serve` as a child process): login flows
 //! with codes from Debian's oathtool, replay refusal, revocation, push devices, no user
-//! enumeration, rate limits with Retry-After, lockout across restarts, bounded bodies, and a
-//! scan proving planted secrets never reach events, logs, metrics, state or Parquet.
+//! enumeration, rate limits with Retry-After, lockout across restarts, bounded bodies, TLS
+//! (rustls, checked with curl and an openssl certificate), and a scan proving planted secrets
+//! never reach events, logs, metrics, state or Parquet.
 
 mod common;
 
@@ -371,4 +372,119 @@ fn planted_secrets_never_reach_events_logs_metrics_state_or_parquet() {
             "the OTP code reached the {name}"
         );
     }
+}
+
+/// `curl -sS ARGS…`: exit status and stdout + stderr.
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("curl")
+        .arg("-sS")
+        .args(args)
+        .output()
+        .expect("curl (Debian package) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let v = Verifier::start(
+        &tmp.path().join("state"),
+        &["--tls-cert", cert_s, "--tls-key", key_s],
+    );
+    assert_eq!(v.scheme, "https");
+    let url = v.url();
+    let admin = format!("Authorization: Bearer {}", v.admin_token());
+    // The API over TLS, trusting exactly the given certificate.
+    let (ok, text) = curl(&[
+        "--cacert",
+        cert_s,
+        "-X",
+        "POST",
+        "-H",
+        &admin,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"user":"tls-user","password":"pw over tls"}"#,
+        &format!("{url}/v1/admin/users"),
+    ]);
+    assert!(ok && text.contains(r#""user":"tls-user""#), "{text}");
+    let login = format!("{url}/v1/login");
+    let wrong = r#"{"user":"tls-user","password":"wrong"}"#;
+    let (_, text) = curl(&[
+        "--cacert",
+        cert_s,
+        "-d",
+        wrong,
+        "-H",
+        "Content-Type: application/json",
+        &login,
+    ]);
+    assert!(text.contains("invalid_credentials"), "{text}");
+    // The certificate is what the client checks: without trusting it, no connection.
+    let (ok, text) = curl(&[&format!("{url}/healthz")]);
+    assert!(!ok && text.contains("certificate"), "{text}");
+    // Plain HTTP on the TLS port gets no answer from the API.
+    let (ok, text) = curl(&[&format!("http://{}/healthz", v.addr)]);
+    assert!(!ok && !text.contains("status"), "{text}");
+    // A key that is not the certificate's: refused at start, naming both files.
+    let (other_cert, other_key) = (tmp.path().join("other.pem"), tmp.path().join("other.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=other", "-keyout"])
+        .arg(&other_key)
+        .arg("-out")
+        .arg(&other_cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let bad = common::bin()
+        .args(["verifier", "serve", "--listen", "127.0.0.1:0", "--state"])
+        .arg(tmp.path().join("state2"))
+        .args(["--tls-cert", cert_s, "--tls-key"])
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(cert_s) && stderr.contains(other_key.to_str().unwrap()),
+        "{stderr}"
+    );
 }

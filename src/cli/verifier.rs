@@ -12,6 +12,7 @@ use crate::time::parse_duration;
 use crate::verifier::engine::Config;
 use crate::verifier::http::events::{KafkaOut, Outputs};
 use crate::verifier::http::limits::Rate;
+use crate::verifier::http::tls::TlsFiles;
 use crate::verifier::http::{ServeOptions, serve};
 use crate::verifier::password::Cost;
 
@@ -26,7 +27,7 @@ pub struct VerifierArgs {
 /// `mfascope verifier` subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum VerifierCommand {
-    /// Serve the JSON API until SIGINT/SIGTERM (prints `listening on http://ADDR` when ready).
+    /// Serve the JSON API until SIGINT/SIGTERM (prints `listening on http://ADDR`, or https://, when ready).
     Serve(Box<ServeArgs>),
 }
 
@@ -108,6 +109,12 @@ pub struct ServeArgs {
     /// Async worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Serve HTTPS: PEM certificate chain, leaf first (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Run `mfascope verifier`.
@@ -154,10 +161,14 @@ pub fn run(a: VerifierArgs) -> anyhow::Result<i32> {
         },
         max_body: a.max_body,
         workers: a.workers,
+        tls: a
+            .tls_cert
+            .zip(a.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
     };
-    let written = serve(options, |addr| {
+    let written = serve(options, |url| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = writeln!(out, "listening on {url}");
         let _ = out.flush();
     })
     .context("the verifier stopped")?;

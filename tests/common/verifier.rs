@@ -31,6 +31,8 @@ pub struct Verifier {
     child: Option<Child>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: String,
     /// Its state directory.
     pub state: PathBuf,
     /// Its stderr (diagnostics) file.
@@ -61,26 +63,28 @@ impl Verifier {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
+        let (scheme, addr) = line
             .trim()
-            .strip_prefix("listening on http://")
+            .strip_prefix("listening on ")
+            .and_then(|url| url.split_once("://"))
             .unwrap_or_else(|| {
                 panic!(
                     "no address from the verifier: {line:?}; log: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
-            })
-            .to_string();
+            });
+        let (scheme, addr) = (scheme.to_string(), addr.to_string());
         Verifier {
             child: Some(child),
             addr,
+            scheme,
             state: state.to_path_buf(),
             log,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn admin_token(&self) -> String {

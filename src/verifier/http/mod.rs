@@ -1,11 +1,13 @@
 //! `mfascope verifier serve`: the engine behind a JSON API ([`api`]), with per-IP and per-user
 //! rate limits ([`limits`]), its own Prometheus metrics ([`telemetry`]) and its canonical events
-//! written to NDJSON and/or Kafka off the request path ([`events`]).
+//! written to NDJSON and/or Kafka off the request path ([`events`]); plain HTTP or TLS
+//! ([`tls`]).
 
 pub mod api;
 pub mod events;
 pub mod limits;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use zeroize::Zeroizing;
 
 use super::engine::{Config, Emit, Engine};
@@ -46,6 +49,8 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Async worker threads (0 = one per core).
     pub workers: usize,
+    /// Serve HTTPS with this certificate and key (plain HTTP without).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Why the server cannot run.
@@ -60,6 +65,9 @@ pub enum ServeError {
     /// The event outputs.
     #[error(transparent)]
     Events(#[from] EventsError),
+    /// The TLS certificate or key.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A file or the listener.
     #[error("{what}: {source}")]
     Io {
@@ -74,9 +82,9 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> ServeError {
     move |source| ServeError::Io { what, source }
 }
 
-/// Serve until SIGINT/SIGTERM; `on_ready` gets the bound address. Returns the number of
-/// events written.
-pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, ServeError> {
+/// Serve until SIGINT/SIGTERM; `on_ready` gets the base URL (`http://` or `https://` and the
+/// bound address). Returns the number of events written.
+pub fn serve(o: ServeOptions, on_ready: impl FnOnce(String)) -> Result<u64, ServeError> {
     std::fs::create_dir_all(&o.state)
         .map_err(io(format!("state directory {}", o.state.display())))?;
     let store = Store::open(&o.state)?;
@@ -87,6 +95,7 @@ pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, 
         .unwrap_or_else(|| o.state.join("admin.token"));
     let admin = secret_file(&admin_path, || Zeroizing::new(token(32)))
         .map_err(io(format!("admin token file {}", admin_path.display())))?;
+    let tls = o.tls.as_ref().map(tls::acceptor).transpose()?;
     let telemetry = Arc::new(Telemetry::default());
     let writer = EventWriter::start(o.outputs)?;
     let emit: Emit = {
@@ -138,8 +147,9 @@ pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, 
             }
         });
         let app = api::router(state, max_body);
-        tracing::info!(address = %bound, "verifier listening");
-        on_ready(bound);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %bound, scheme, "verifier listening");
+        on_ready(format!("{scheme}://{bound}"));
         let shutdown = {
             let stop = stop.clone();
             async move {
@@ -148,13 +158,24 @@ pub fn serve(o: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<u64, 
                 }
             }
         };
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(io(format!("serving on {bound}")))
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match tls {
+            // `tap_io` (a no-op here) gives the TLS listener axum's peer-address extraction.
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor)
+                    .map_err(io(format!("listen on {listen}")))?
+                    .tap_io(|_| {});
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
+        served.map_err(io(format!("serving on {bound}")))
     })?;
     drop(rt);
     match writer {
