@@ -386,10 +386,13 @@ fn curl(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[test]
-fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+/// A self-signed P-256 certificate for `name` (also valid for 127.0.0.1) made by openssl in
+/// `dir`: (certificate, key) PEM files.
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
     let made = std::process::Command::new("openssl")
         .args([
             "req",
@@ -399,12 +402,16 @@ fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
         ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
             "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
         ])
+        .arg(format!("subjectAltName=IP:127.0.0.1,DNS:{name}"))
+        .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -415,6 +422,13 @@ fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(tmp.path(), "localhost");
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let v = Verifier::start(
         &tmp.path().join("state"),
@@ -457,23 +471,7 @@ fn tls_serves_the_api_with_the_given_certificate_and_nothing_in_clear() {
     let (ok, text) = curl(&[&format!("http://{}/healthz", v.addr)]);
     assert!(!ok && !text.contains("status"), "{text}");
     // A key that is not the certificate's: refused at start, naming both files.
-    let (other_cert, other_key) = (tmp.path().join("other.pem"), tmp.path().join("other.key"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=other", "-keyout"])
-        .arg(&other_key)
-        .arg("-out")
-        .arg(&other_cert)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let (_, other_key) = self_signed(tmp.path(), "other");
     let bad = common::bin()
         .args(["verifier", "serve", "--listen", "127.0.0.1:0", "--state"])
         .arg(tmp.path().join("state2"))
