@@ -322,7 +322,7 @@ impl Engine {
             None => EventFactor::Totp,
             Some(_) => EventFactor::Hotp,
         });
-        let sealed = self.sealer.seal(&format!("{user}/{id}"), &secret);
+        let sealed = self.sealer.seal(&slot(user, &id), &secret);
         let factor = match counter {
             None => Factor::Totp {
                 sealed,
@@ -426,7 +426,7 @@ impl Engine {
         else {
             return Err(VerifyError::NoSuchFactor);
         };
-        let key = self.sealer.open(&format!("{user}/{id}"), sealed)?;
+        let key = self.sealer.open(&slot(user, id), sealed)?;
         let window = self.config.hotp_resync_window;
         let found = otp::resync_hotp(&key, params, *next, window, first, second)
             .ok_or(VerifyError::WrongCode)?;
@@ -493,11 +493,7 @@ impl Engine {
         let Some(u) = record.filter(|_| ok) else {
             return Err(VerifyError::InvalidCredentials);
         };
-        if let Some(until) = u.locked_until.filter(|t| *t > now) {
-            return Err(VerifyError::Locked {
-                retry_after_s: ((until - now) as u64).div_ceil(1000),
-            });
-        }
+        unlocked(&u, now)?;
         let id = token(18);
         let open = OpenChallenge {
             user: user.into(),
@@ -540,11 +536,7 @@ impl Engine {
             .users
             .get(user)
             .ok_or(VerifyError::NoSuchChallenge)?;
-        if let Some(until) = record.locked_until.filter(|t| *t > now) {
-            return Err(VerifyError::Locked {
-                retry_after_s: ((until - now) as u64).div_ceil(1000),
-            });
-        }
+        unlocked(record, now)?;
         let f = record.factors.get(id).ok_or(VerifyError::NoSuchFactor)?;
         Ok((f, record.failures))
     }
@@ -685,7 +677,7 @@ impl Engine {
         challenge: &str,
         now: i64,
     ) -> Result<Check, VerifyError> {
-        let slot = format!("{user}/{id}");
+        let slot = slot(user, id);
         Ok(match (f, proof) {
             (
                 Factor::Totp {
@@ -789,6 +781,21 @@ impl Engine {
         let what = (Action::SessionRevoke, EventFactor::None, Outcome::Success);
         self.event(now, &s.user, what, None, None, client, Some(&s.session_id));
         true
+    }
+}
+
+/// The slot a factor's secret is sealed for: its user and factor id.
+fn slot(user: &str, id: &str) -> String {
+    format!("{user}/{id}")
+}
+
+/// `Locked` with the seconds left while `user` is locked out.
+fn unlocked(user: &super::store::User, now: i64) -> Result<(), VerifyError> {
+    match user.locked_until.filter(|t| *t > now) {
+        Some(until) => Err(VerifyError::Locked {
+            retry_after_s: ((until - now) as u64).div_ceil(1000),
+        }),
+        None => Ok(()),
     }
 }
 
