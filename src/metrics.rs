@@ -1,6 +1,6 @@
 //! Prometheus exposition (`--metrics-listen ADDR`): pipeline counters, the live aggregator's
 //! cumulative counters, and every SLO's SLI, objective, remaining budget, burn rates and firing
-//! alerts, rendered from a snapshot at scrape time (OpenMetrics text via `prometheus-client`).
+//! alerts, the rule engine's state and evictions, rendered from a snapshot at scrape time (OpenMetrics text via `prometheus-client`).
 //! Names follow Prometheus conventions: `mfascope_` prefix, base units, `_total` counters,
 //! ratios 0–1, no per-user labels.
 
@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use strum::IntoEnumIterator;
 
+use crate::detect::DetectCounters;
 use crate::pipeline::kafka::KafkaSummary;
 use crate::sli::live::{Aggregator, Counter, HOUR_MS};
 use crate::slo::SloReport;
@@ -141,9 +142,62 @@ fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
     }
 }
 
-/// Render the exposition for the current state.
-pub fn render(progress: &PipelineProgress, agg: &Aggregator, report: &SloReport) -> String {
+/// The streaming rule engine: events, findings, and its bounded state (per-user history,
+/// correlation groups) with what the bounds dropped.
+fn detect_metrics(r: &mut Registry, d: &DetectCounters) {
+    for (name, help, value) in [
+        (
+            "mfascope_detect_events",
+            "Events evaluated by the streaming rule engine.",
+            d.events,
+        ),
+        ("mfascope_detect_findings", "Findings produced.", d.findings),
+        (
+            "mfascope_detect_history_evicted",
+            "Users dropped from the per-user history at its bound (least recently seen first).",
+            d.history.evicted_capacity,
+        ),
+        (
+            "mfascope_detect_history_expired",
+            "Users dropped from the per-user history after its TTL.",
+            d.history.expired,
+        ),
+        (
+            "mfascope_detect_correlation_evicted",
+            "Correlation groups dropped at the state bound (stalest first).",
+            d.correlation_evicted,
+        ),
+    ] {
+        counter(r, name, help, value);
+    }
+    let state = gauge_family(
+        r,
+        "mfascope_detect_state_entries",
+        "Rule engine state entries now (kind: history_users, correlation).",
+        None,
+    );
+    for (kind, n) in [
+        ("history_users", d.history.users),
+        ("correlation", d.correlation_state),
+    ] {
+        state
+            .get_or_create(&labels(&[("kind", kind)]))
+            .set(n as f64);
+    }
+}
+
+/// Render the exposition for the current state (`detect`: the streaming rule engine's
+/// counters, when one runs).
+pub fn render(
+    progress: &PipelineProgress,
+    agg: &Aggregator,
+    report: &SloReport,
+    detect: Option<&DetectCounters>,
+) -> String {
     let mut r = Registry::default();
+    if let Some(d) = detect {
+        detect_metrics(&mut r, d);
+    }
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     counter(
         &mut r,

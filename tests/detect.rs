@@ -464,3 +464,46 @@ fn sigmahq_rules_run_unmodified_on_real_vendor_records() {
     }
     assert_eq!(parsed, 4);
 }
+
+#[test]
+fn rule_state_stays_within_max_rule_state_and_evictions_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = attacks(tmp.path(), 30000, 2, 7);
+    let run = |bound: &str, out: &str| -> serde_json::Value {
+        run_json(&[
+            "ingest",
+            "--no-progress",
+            "--max-rule-state",
+            bound,
+            "--out",
+            tmp.path().join(out).to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])["live"]["detect"]["counters"]
+            .clone()
+    };
+    let unbounded = run("1000000", "a");
+    let users = unbounded["history"]["users"].as_u64().unwrap();
+    assert!(users > 300, "{unbounded}");
+    assert_eq!(unbounded["history"]["evicted_capacity"], 0);
+    assert_eq!(unbounded["correlation_evicted"], 0);
+    // A bound below the users and the correlation groups of this traffic: state stays within
+    // it and what was dropped is counted.
+    let bounded = run("5", "b");
+    assert!(
+        bounded["history"]["users"].as_u64().unwrap() <= 5,
+        "{bounded}"
+    );
+    assert!(
+        bounded["history"]["evicted_capacity"].as_u64().unwrap() >= users - 5,
+        "{bounded}"
+    );
+    assert!(
+        bounded["correlation_state"].as_u64().unwrap() <= 5 + 10,
+        "{bounded}"
+    );
+    assert!(
+        bounded["correlation_evicted"].as_u64().unwrap() > 0,
+        "{bounded}"
+    );
+    assert_eq!(bounded["events"], unbounded["events"]);
+}

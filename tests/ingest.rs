@@ -460,3 +460,91 @@ fn bad_input_corpus_is_accounted_record_by_record() {
         );
     }
 }
+
+#[test]
+fn repeated_event_ids_become_dead_letters_naming_the_id() {
+    // Overlapping polls of the Okta API and a canonical export concatenated twice: a record
+    // repeating the source, event_id and bytes of an earlier one is a duplicate; the same id
+    // from another source, or with other content, is not.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let okta = |id: &str, user: &str| {
+        format!(
+            r#"{{"uuid":"{id}","published":"2024-05-01T10:00:00Z","eventType":"user.session.start","actor":{{"alternateId":"{user}"}},"outcome":{{"result":"SUCCESS"}}}}"#
+        )
+    };
+    let poll1 = [okta("o1", "a@x"), okta("o2", "b@x"), okta("o3", "c@x")];
+    // o2 again, but another record (vendors reuse ids): kept.
+    let poll2 = [
+        okta("o3", "c@x"),
+        okta("o4", "d@x"),
+        okta("o1", "a@x"),
+        okta("o2", "z@x"),
+    ];
+    std::fs::write(input.join("poll1.ndjson"), poll1.join("\n") + "\n").unwrap();
+    std::fs::write(input.join("poll2.ndjson"), poll2.join("\n") + "\n").unwrap();
+    let canonical = r#"{"event_id":"o1","time":"2024-05-01T10:00:00Z","source":"canonical","user":"a@x","action":"mfa_verify","factor":"totp","outcome":"success","vendor_event_type":"t"}"#;
+    std::fs::write(
+        input.join("export.ndjson"),
+        format!("{canonical}\n{canonical}\n"),
+    )
+    .unwrap();
+
+    let out = tmp.path().join("out");
+    let s = ingest(input.as_path(), &out);
+    assert_accounted(&s);
+    assert_eq!(
+        (n(&s, "records"), n(&s, "events"), n(&s, "deadletter")),
+        (9, 6, 3),
+        "{s}"
+    );
+    assert_eq!(s["deadletter_by_reason"]["duplicate record"], 3, "{s}");
+    assert_eq!(s["by_source"]["okta"], 5, "counts follow the events: {s}");
+    let letters = dead_letters(&out);
+    let reason = |file: &str, line: u64| reason(&letters, file, line);
+    assert!(
+        reason("poll2.ndjson", 1)
+            .contains(r#"event_id "o3" with the same content was already ingested"#)
+    );
+    assert!(
+        reason("poll2.ndjson", 3)
+            .contains(r#"event_id "o1" with the same content was already ingested"#)
+    );
+    assert!(
+        reason("export.ndjson", 2)
+            .contains(r#"event_id "o1" with the same content was already ingested"#)
+    );
+    let stored = bin()
+        .args(["query", "--format", "json", "--data", out.to_str().unwrap()])
+        .args([
+            "--sql",
+            "SELECT source || '/' || event_id AS id FROM events ORDER BY 1",
+        ])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&stored.stdout).unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "canonical/o1",
+            "okta/o1",
+            "okta/o2",
+            "okta/o2",
+            "okta/o3",
+            "okta/o4"
+        ]
+    );
+
+    // Off: every record is an event.
+    let all = json_summary(&[
+        "ingest",
+        "--dedupe-window",
+        "0",
+        input.to_str().unwrap(),
+        "--out",
+        tmp.path().join("all").to_str().unwrap(),
+    ]);
+    assert_eq!((n(&all, "events"), n(&all, "deadletter")), (9, 0), "{all}");
+}

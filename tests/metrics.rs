@@ -96,4 +96,23 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         !page.contains("user=") && !page.contains("@acme"),
         "per-user data leaked"
     );
+    // The rule engine: its events so far (it may still hold the last ones back for ordering)
+    // and its bounded state.
+    let detect = &summary["live"]["detect"]["counters"];
+    let evaluated = value(&page, "mfascope_detect_events_total").unwrap();
+    assert!(evaluated > 0.0 && evaluated <= detect["events"].as_f64().unwrap());
+    let users = value(
+        &page,
+        "mfascope_detect_state_entries{kind=\"history_users\"}",
+    )
+    .unwrap();
+    assert!(users > 0.0 && users <= detect["history"]["users"].as_f64().unwrap() + 0.5);
+    assert_eq!(
+        value(&page, "mfascope_detect_history_evicted_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&page, "mfascope_detect_correlation_evicted_total"),
+        Some(0.0)
+    );
 }

@@ -297,4 +297,35 @@ fn totp_checks_pass_against_a_real_privacyidea() {
         reasons,
         ["success/-", "failure/wrong_code", "failure/replay"]
     );
+
+    // Neither the seed nor any code valid during the run (alone or after the PIN) is in what the
+    // probe wrote.
+    use mfascope::verifier::otp::{Params, secret_from_base32, totp};
+    let pin = std::fs::read_to_string(get("PI_PIN_FILE")).unwrap();
+    let seed = std::fs::read_to_string(get("PI_SECRET_FILE")).unwrap();
+    let key = secret_from_base32(seed.trim()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    // privacyIDEA takes PIN and code together as one password.
+    let codes: Vec<String> = (-20..=2)
+        .map(|step| totp(&key, now + step * 30, &Params::default()).unwrap())
+        .flat_map(|code| [format!("{}{code}", pin.trim()), code])
+        .collect();
+    let written = [
+        std::fs::read_to_string(&junit_path).unwrap(),
+        std::fs::read_to_string(&events).unwrap(),
+        summary.to_string(),
+        stderr,
+    ]
+    .join("\n");
+    assert!(
+        !written.contains(seed.trim()),
+        "the seed was written: {written}"
+    );
+    for code in &codes {
+        let whole = written.match_indices(code.as_str()).any(|(i, _)| {
+            let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+            !digit(written[..i].chars().last()) && !digit(written[i + code.len()..].chars().next())
+        });
+        assert!(!whole, "code {code} was written: {written}");
+    }
 }

@@ -190,6 +190,7 @@ impl Dashboard {
         opts.max_latency = a.max_latency;
         opts.progress = false;
         opts.keep_raw = !rules.collection(false).rules.is_empty();
+        super::ingest::pseudonymize(&mut opts, a.pseudonymize_key.as_deref(), rules)?;
         opts.observers.0.push(self.model.clone());
         let (log, changed) = (self.findings.clone(), self.changed.clone());
         let tap: FindingTap = Box::new(move |new| {

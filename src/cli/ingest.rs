@@ -9,7 +9,8 @@ use super::detect::findings_text;
 use super::slo::{alerts_table, status_table};
 use super::{IngestArgs, OutputFormat};
 use crate::detect::stream::{FindingTap, LiveDetector};
-use crate::detect::{DetectConfig, Detector, RuleSet};
+use crate::detect::{DetectConfig, Detector, HistoryConfig, RuleSet};
+use crate::normalize::pseudonym::Pseudonymizer;
 use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, Summary, ingest, stop_on_signals};
 use crate::report::ingest_table;
@@ -105,9 +106,11 @@ pub fn ingest_live_from(
     let detector = attach_detector(&mut opts, detection, live, live, None)?;
     if let Some(addr) = metrics_listen {
         let (agg, slos, progress) = (agg.clone(), slos.to_vec(), opts.progress_counters.clone());
+        let rules = detector.clone();
         let scrape = Arc::new(move || {
             let agg = agg.lock().unwrap_or_else(|p| p.into_inner());
-            crate::metrics::render(&progress, &agg, &evaluate(&slos, &agg, None))
+            let report = evaluate(&slos, &agg, None);
+            crate::metrics::render(&progress, &agg, &report, Some(&rules.counters()))
         });
         let bound = crate::metrics::serve(addr, scrape)
             .with_context(|| format!("--metrics-listen {addr}"))?;
@@ -132,6 +135,27 @@ pub fn ingest_live_from(
     Ok((summary, kafka_summary, json, table))
 }
 
+/// Apply `--pseudonymize-key`: events carry pseudonyms, no raw record is kept — so
+/// vendor-field rules, which read raw records, cannot match (said on stderr).
+pub(crate) fn pseudonymize(
+    opts: &mut IngestOptions,
+    key: Option<&std::path::Path>,
+    rules: &RuleSet,
+) -> anyhow::Result<()> {
+    let Some(path) = key else {
+        return Ok(());
+    };
+    opts.pseudonymize = Some(Arc::new(Pseudonymizer::from_key_file(path)?));
+    opts.keep_raw = false;
+    let vendor = rules.collection(false).rules.len();
+    if vendor > 0 {
+        tracing::warn!(
+            "--pseudonymize-key keeps no raw vendor records: {vendor} vendor-field rule(s) cannot match"
+        );
+    }
+    Ok(())
+}
+
 /// Run an ingest and print its summary.
 pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let mut opts = IngestOptions::new(a.paths, a.out);
@@ -141,6 +165,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     opts.segment_bytes = a.segment_mib << 20;
     opts.max_latency = a.max_latency;
     opts.progress = !a.no_progress;
+    opts.dedupe_window = a.dedupe_window;
     if let Some(w) = a.workers {
         opts.workers = w;
     }
@@ -148,12 +173,18 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let rules = RuleSet::resolve(a.rules.as_deref())?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
+    pseudonymize(&mut opts, a.pseudonymize_key.as_deref(), &rules)?;
     let live = a.follow || a.kafka.kafka.is_some();
     let allowance =
         a.detect_allowance
             .unwrap_or(if live { LIVE_ALLOWANCE } else { FILE_ALLOWANCE });
     let detect = DetectConfig {
         allowance_ms: allowance.as_millis() as i64,
+        max_state_entries: a.max_rule_state.max(1),
+        history: HistoryConfig {
+            max_users: a.max_rule_state.max(1),
+            ..HistoryConfig::default()
+        },
         ..DetectConfig::default()
     };
     let kafka = a.kafka.options();

@@ -99,6 +99,11 @@ pub struct DashboardArgs {
     /// Live: longest time an event waits before it is committed to Parquet.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub max_latency: Duration,
+    /// Replace user, actor and client IP by keyed pseudonyms (HMAC-SHA256 under the key in
+    /// FILE, at least 32 random bytes): the same in every run with the same key. Raw vendor
+    /// records are then not kept (nor dead letters' text), so vendor-field rules cannot match.
+    #[arg(long, value_name = "FILE")]
+    pub pseudonymize_key: Option<PathBuf>,
     /// Diagnostics of the interactive dashboard go to this file (the terminal belongs to the
     /// dashboard) [default: mfascope-dashboard.log in the temporary directory].
     #[arg(long)]
@@ -365,11 +370,25 @@ pub struct IngestArgs {
     /// over history). On by default when the rules include vendor rules; costs ingest speed.
     #[arg(long)]
     pub keep_raw: bool,
+    /// Replace user, actor and client IP by keyed pseudonyms (HMAC-SHA256 under the key in
+    /// FILE, at least 32 random bytes): the same in every run with the same key. Raw vendor
+    /// records are then not kept (nor dead letters' text), so vendor-field rules cannot match.
+    #[arg(long, value_name = "FILE", conflicts_with = "keep_raw")]
+    pub pseudonymize_key: Option<PathBuf>,
     /// How long (in event time) streaming detection waits for out-of-order events before
     /// evaluating them [default: 5m for files, 500ms with --follow or --kafka, where a quiet input
     /// also releases what waits after that long].
     #[arg(long, value_parser = crate::time::parse_duration)]
     pub detect_allowance: Option<Duration>,
+    /// Bound of the streaming rule engine's state: users in the per-user history and
+    /// correlation groups, each kept at most this many (the least recently seen are dropped
+    /// first, counted in the summary and on /metrics).
+    #[arg(long, default_value_t = crate::detect::DEFAULT_RULE_STATE)]
+    pub max_rule_state: usize,
+    /// Recent records remembered: a record repeating the source, event id and bytes of one of
+    /// them becomes a dead letter instead of a second event (0 turns the check off).
+    #[arg(long, default_value_t = crate::pipeline::dedupe::DEFAULT_WINDOW)]
+    pub dedupe_window: usize,
 }
 
 /// Kafka as the input (`ingest`, live `dashboard`).

@@ -27,7 +27,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
-            max_users: 1_000_000,
+            max_users: super::DEFAULT_RULE_STATE,
             per_user: 8,
             ttl_ms: 30 * 86_400_000,
         }

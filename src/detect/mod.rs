@@ -69,12 +69,17 @@ pub struct DetectConfig {
     pub skip_sequels: bool,
 }
 
+/// Users in the per-user history, and correlation groups, kept at most by default (each bound
+/// separately): about 1.5 KB per correlation group and 0.5 KB per user, sized so a whole ingest
+/// stays within 300 MB (`scripts/bench-memory`). `--max-rule-state` changes it.
+pub const DEFAULT_RULE_STATE: usize = 100_000;
+
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             allowance_ms: 5 * 60_000,
             max_evidence: 20,
-            max_state_entries: 1_000_000,
+            max_state_entries: DEFAULT_RULE_STATE,
             max_group_entries: 10_000,
             suppress_secs: 3_600,
             history: HistoryConfig::default(),
@@ -105,6 +110,8 @@ pub struct DetectCounters {
     pub raw_unparsed: u64,
     /// Live correlation state entries at the end.
     pub correlation_state: usize,
+    /// Correlation groups dropped at `max_state_entries` (the stalest first).
+    pub correlation_evicted: u64,
     /// Per-user history state.
     pub history: HistoryCounters,
 }
@@ -182,6 +189,7 @@ pub struct Detector {
     gated_in: u64,
     rules: usize,
     last_evict_s: i64,
+    correlation_evicted: u64,
     /// Rule id (or title) → Sigma `name`, for findings.
     names: std::collections::HashMap<String, String>,
     /// Detection rules (id or title) that only feed correlations: see [`correlation_only()`].
@@ -264,6 +272,7 @@ impl Detector {
             events: 0,
             gated_in: 0,
             last_evict_s: i64::MIN,
+            correlation_evicted: 0,
             names,
             correlation_only,
         })
@@ -375,6 +384,13 @@ impl Detector {
             };
             let mut results = if run {
                 self.gated_in += 1;
+                if self.engine.state_count() >= self.config.max_state_entries {
+                    // At the cap rsigma drops the stalest groups itself, uncounted: do it here
+                    // first so the evictions are counted.
+                    let before = self.engine.state_count();
+                    self.engine.evict_expired(secs);
+                    self.correlation_evicted += (before - self.engine.state_count()) as u64;
+                }
                 let results = self.engine.process_event_at(&row, secs);
                 self.sequels.observe(&results, secs);
                 results
@@ -426,6 +442,7 @@ impl Detector {
                     .vendor
                     .as_ref()
                     .map_or(0, vendor::VendorEngines::state_count),
+            correlation_evicted: self.correlation_evicted,
             history: self.enricher.counters(),
         }
     }

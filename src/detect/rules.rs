@@ -194,6 +194,11 @@ impl RuleSet {
         RuleSet { files }
     }
 
+    /// A set of already parsed files.
+    pub fn from_files(files: Vec<RuleFile>) -> RuleSet {
+        RuleSet { files }
+    }
+
     /// Every `*.yml` / `*.yaml` under `dir` (recursively, sorted by path).
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleError> {
         let files = read_sources(dir)?

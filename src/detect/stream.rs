@@ -118,6 +118,11 @@ impl LiveDetector {
         }
     }
 
+    /// The rule engine's counters so far (state sizes and evictions included).
+    pub fn counters(&self) -> DetectCounters {
+        self.lock().detector.counters()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

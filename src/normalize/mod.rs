@@ -14,12 +14,16 @@ mod gworkspace;
 mod keycloak;
 pub mod latency;
 mod okta;
+pub mod pseudonym;
 pub mod redact;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::event::Event;
+use pseudonym::Pseudonymizer;
 
 /// Input log formats (`--log-format`).
 #[derive(
@@ -74,8 +78,8 @@ pub struct Reject {
 /// Receives the leaves of one raw record. `offset` is the leaf's byte offset within the record.
 /// Events borrow the parser's buffers, so a sink copies what it keeps before returning.
 pub trait LeafSink {
-    /// A mapped event.
-    fn event(&mut self, offset: usize, event: Event<'_>);
+    /// A mapped event; `raw` is the leaf's bytes.
+    fn event(&mut self, offset: usize, raw: &[u8], event: Event<'_>);
     /// A deliberately ignored record of the given kind.
     fn ignored(&mut self, offset: usize, kind: String);
     /// A record that failed; `raw` is the leaf's bytes.
@@ -88,7 +92,7 @@ pub(crate) type MapResult<'a> = Result<Mapped<'a>, String>;
 /// Per-worker normalizer state: the forced or last detected format and lookup caches.
 pub struct Normalizer {
     forced: Option<LogFormat>,
-    keep_raw: bool,
+    output: Output,
     last: Option<LogFormat>,
     ctx: fields::Ctx,
 }
@@ -98,7 +102,7 @@ impl Normalizer {
     pub fn new(format: LogFormat) -> Self {
         Normalizer {
             forced: (format != LogFormat::Auto).then_some(format),
-            keep_raw: false,
+            output: Output::default(),
             last: None,
             ctx: fields::Ctx::default(),
         }
@@ -107,8 +111,21 @@ impl Normalizer {
     /// Also keep each vendor record, redacted, in the event's `raw` field (for vendor-field
     /// rules). Costs a JSON parse and re-serialization per record that could hold a secret.
     pub fn keep_raw(mut self, keep: bool) -> Self {
-        self.keep_raw = keep;
+        self.output.keep_raw = keep;
         self
+    }
+
+    /// Replace user, actor and client IP of every event by keyed pseudonyms. Raw vendor records
+    /// carry the identities too, so none is kept (see [`Normalizer::withholds_raw`]).
+    pub fn pseudonymize(mut self, with: Option<Arc<Pseudonymizer>>) -> Self {
+        self.output.pseudonymizer = with;
+        self
+    }
+
+    /// True when raw records must not leave the normalizer (pseudonymization): sinks keep a
+    /// dead letter's position, length and reason but not its text.
+    pub fn withholds_raw(&self) -> bool {
+        self.output.pseudonymizer.is_some()
     }
 
     /// Normalize one raw record (a line, or a top-level JSON value), expanding envelopes.
@@ -165,7 +182,7 @@ impl Normalizer {
             Some(f) => Err(format!("{}: record is not JSON", f.as_str())),
         };
         let format = Some(LogFormat::Keycloak).filter(|_| keycloak::is_event_line(line));
-        emit(offset, line, format, result, sink, self.keep_raw);
+        emit(offset, line, format, result, sink, &self.output);
     }
 
     /// A top-level object: the forced or last format first (the hot path), then — only when
@@ -184,7 +201,7 @@ impl Normalizer {
             return;
         };
         let failure = match map_json(format, obj, &mut self.ctx) {
-            Ok(mapped) => return emit(offset, obj, Some(format), Ok(mapped), sink, self.keep_raw),
+            Ok(mapped) => return emit(offset, obj, Some(format), Ok(mapped), sink, &self.output),
             Err(reason) => reason,
         };
         if self.envelope(raw, offset, obj, sink) {
@@ -231,12 +248,12 @@ impl Normalizer {
     fn leaf(&mut self, offset: usize, obj: &[u8], sink: &mut impl LeafSink) {
         if let Some(format) = self.forced {
             let result = map_json(format, obj, &mut self.ctx);
-            return emit(offset, obj, Some(format), result, sink, self.keep_raw);
+            return emit(offset, obj, Some(format), result, sink, &self.output);
         }
         if let Some(last) = self.last
             && let Ok(mapped) = map_json(last, obj, &mut self.ctx)
         {
-            return emit(offset, obj, Some(last), Ok(mapped), sink, self.keep_raw);
+            return emit(offset, obj, Some(last), Ok(mapped), sink, &self.output);
         }
         self.detect_and_map(offset, obj, sink);
     }
@@ -246,7 +263,7 @@ impl Normalizer {
             Ok(Some(format)) => {
                 self.last = Some(format);
                 let result = map_json(format, obj, &mut self.ctx);
-                emit(offset, obj, Some(format), result, sink, self.keep_raw)
+                emit(offset, obj, Some(format), result, sink, &self.output)
             }
             Ok(None) => sink.dead(
                 offset,
@@ -268,20 +285,30 @@ impl Normalizer {
     }
 }
 
+/// What leaves the normalizer besides the mapped fields.
+#[derive(Default)]
+struct Output {
+    keep_raw: bool,
+    pseudonymizer: Option<Arc<Pseudonymizer>>,
+}
+
 fn emit<'a>(
     offset: usize,
     raw: &[u8],
     format: Option<LogFormat>,
     result: MapResult<'a>,
     sink: &mut impl LeafSink,
-    keep_raw: bool,
+    out: &Output,
 ) {
     match result {
         Ok(Mapped::Event(mut e)) => {
-            if keep_raw && format.is_some_and(|f| f != LogFormat::Canonical) {
+            if let Some(p) = &out.pseudonymizer {
+                p.apply(&mut e);
+                e.raw = None;
+            } else if out.keep_raw && format.is_some_and(|f| f != LogFormat::Canonical) {
                 e.raw = Some(redact::redact_record(raw).into());
             }
-            sink.event(offset, *e)
+            sink.event(offset, raw, *e)
         }
         Ok(Mapped::Ignored(kind)) => sink.ignored(offset, kind),
         Err(reason) => sink.dead(offset, raw, Reject { format, reason }),

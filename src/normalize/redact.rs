@@ -111,11 +111,7 @@ pub fn redact_raw(raw: &[u8], max: usize) -> String {
             redact_value(&mut v);
             v.to_string()
         }
-        Err(_) => {
-            let t = TEXT_SECRET
-                .replace_all(&text, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]));
-            OTPAUTH.replace_all(&t, REDACTED).into_owned()
-        }
+        Err(_) => redact_text(&text),
     };
     truncate(redacted, max)
 }
@@ -139,8 +135,16 @@ pub fn redact_value(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(redact_value),
         Value::String(s) if s.starts_with("otpauth://") => *s = REDACTED.into(),
+        // Free text and URLs: `…?passCode=123456&…`, `password=… in a message`.
+        Value::String(s) if HINTS.is_match(s.as_bytes()) => *s = redact_text(s),
         _ => {}
     }
+}
+
+/// `key=value` secrets and `otpauth://` URIs inside text.
+fn redact_text(text: &str) -> String {
+    let t = TEXT_SECRET.replace_all(text, |c: &regex::Captures| format!("{}{REDACTED}", &c[1]));
+    OTPAUTH.replace_all(&t, REDACTED).into_owned()
 }
 
 fn truncate(mut s: String, max: usize) -> String {
@@ -171,6 +175,21 @@ mod tests {
         );
         assert!(
             !out.contains("hunter2") && !out.contains("991122") && out.contains("username=bob"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn redacts_secrets_inside_json_strings() {
+        let out = redact_raw(
+            br#"{"requestUri":"/api/v1/authn/factors/f1/verify?passCode=804216&rememberDevice=false","message":"answered: password=Tr0ub4dor recovery_code=rc-1 ok","link":"see otpauth://totp/x?secret=JBSWY3DP","user":"ann"}"#,
+            4096,
+        );
+        for secret in ["804216", "Tr0ub4dor", "rc-1", "JBSWY3DP"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        assert!(
+            out.contains("rememberDevice=false") && out.contains("\"user\":\"ann\""),
             "{out}"
         );
     }

@@ -277,7 +277,7 @@ impl Shared {
             Assigned {
                 _state: out,
                 stage,
-                sink: new_sink(path),
+                sink: new_sink(path, self.opts.pseudonymize.is_some()),
                 input,
                 first: None,
                 next: next.unwrap_or(0),
@@ -302,15 +302,17 @@ impl Shared {
     }
 }
 
-fn new_sink(path: String) -> ChunkSink {
+fn new_sink(path: String, withhold_raw: bool) -> ChunkSink {
     ChunkSink {
         builder: EventBatchBuilder::default(),
+        rows: Vec::new(),
         dead: Vec::new(),
         counts: Counts::default(),
         path,
         line: 0,
         record_offset: 0,
         format_hint: None,
+        withhold_raw,
     }
 }
 
@@ -327,7 +329,8 @@ fn hand_over(a: &mut Assigned) -> bool {
         return true;
     };
     let path = a.sink.path.clone();
-    let mut sink = std::mem::replace(&mut a.sink, new_sink(path));
+    let withhold_raw = a.sink.withhold_raw;
+    let mut sink = std::mem::replace(&mut a.sink, new_sink(path, withhold_raw));
     let processed = Processed {
         input: a.input,
         start: first as u64,
@@ -335,6 +338,7 @@ fn hand_over(a: &mut Assigned) -> bool {
         end_line: 0,
         bytes: std::mem::take(&mut a.bytes),
         batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
+        rows: sink.rows,
         dead: sink.dead,
         counts: sink.counts,
     };
@@ -494,7 +498,9 @@ pub fn ingest(
         }),
     };
     let consumer = consumer(k, context)?;
-    let mut normalizer = Normalizer::new(opts.format).keep_raw(opts.keep_raw);
+    let mut normalizer = Normalizer::new(opts.format)
+        .keep_raw(opts.keep_raw)
+        .pseudonymize(opts.pseudonymize.clone());
     let poll_every = (opts.max_latency / 4)
         .min(CHUNK_WAIT)
         .max(Duration::from_millis(10));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::TimestampMillisecondType;
+use arrow::datatypes::{Int8Type, TimestampMillisecondType};
 use crossbeam_channel::bounded;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -22,11 +22,14 @@ use strum::VariantNames;
 
 use crate::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source, col};
 use crate::normalize::latency::LatencyPairer;
+use crate::normalize::pseudonym::Pseudonymizer;
 use crate::normalize::{LeafSink, LogFormat, Normalizer, Reject};
 use crate::sink::segment::Position;
 use crate::sink::{DeadLetter, Location, OutDir, Segment, SinkError, commit_segment};
 use crate::source::{Chunk, ChunkKind, ReadItem, Reader, ReaderConfig};
+use dedupe::Dedupe;
 
+pub mod dedupe;
 pub mod kafka;
 
 /// A consumer of every batch of canonical events, in input order, after latency pairing —
@@ -78,6 +81,10 @@ pub struct IngestOptions {
     pub format: LogFormat,
     /// Keep each vendor record, redacted, in the `raw` column (vendor-field rules need it).
     pub keep_raw: bool,
+    /// Replace user, actor and client IP by keyed pseudonyms; no raw record is kept.
+    pub pseudonymize: Option<Arc<Pseudonymizer>>,
+    /// Recent records remembered to turn repeats into dead letters (0: off).
+    pub dedupe_window: usize,
     /// Parser threads.
     pub workers: usize,
     /// Rows after which a segment is committed.
@@ -104,6 +111,8 @@ impl IngestOptions {
             out: out.into(),
             format: LogFormat::Auto,
             keep_raw: false,
+            pseudonymize: None,
+            dedupe_window: dedupe::DEFAULT_WINDOW,
             workers: thread::available_parallelism().map_or(2, |n| n.get()),
             segment_rows: 200_000,
             segment_bytes: 16 << 20,
@@ -255,6 +264,8 @@ struct Processed {
     end_line: u64,
     bytes: u64,
     batch: Option<RecordBatch>,
+    /// Where each row of `batch` came from.
+    rows: Vec<Row>,
     dead: Vec<DeadLetter>,
     counts: Counts,
 }
@@ -295,12 +306,15 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
         let tx = done_tx.clone();
         let format = opts.format;
         let keep_raw = opts.keep_raw;
+        let pseudonymize = opts.pseudonymize.clone();
         let pool = opts.reader.pool.clone();
         worker_handles.push(
             thread::Builder::new()
                 .name(format!("normalize-{i}"))
                 .spawn(move || {
-                    let mut normalizer = Normalizer::new(format).keep_raw(keep_raw);
+                    let mut normalizer = Normalizer::new(format)
+                        .keep_raw(keep_raw)
+                        .pseudonymize(pseudonymize);
                     for (seq, item) in rx {
                         let work = match item {
                             ReadItem::Chunk(mut chunk) => {
@@ -419,6 +433,7 @@ struct OrderedStage {
     inputs: HashMap<u32, (String, String)>,
     positions: Vec<Position>,
     pairer: LatencyPairer,
+    dedupe: Dedupe,
     summary: Summary,
     observers: Observers,
 }
@@ -436,6 +451,7 @@ impl OrderedStage {
             inputs: HashMap::new(),
             positions: Vec::new(),
             pairer: LatencyPairer::default(),
+            dedupe: Dedupe::new(opts.dedupe_window),
             summary: Summary::default(),
             observers: opts.observers.clone(),
         }
@@ -521,7 +537,8 @@ impl OrderedStage {
                 self.summary.unreadable.push(Unreadable { path, reason });
             }
             Work::Passthrough(ReadItem::Idle | ReadItem::Chunk(_)) => {}
-            Work::Processed(p) => {
+            Work::Processed(mut p) => {
+                self.drop_repeats(&mut p);
                 self.summary.bytes_in += p.bytes;
                 self.summary.records += p.counts.records;
                 for d in &p.dead {
@@ -574,6 +591,53 @@ impl OrderedStage {
             }
         }
         true
+    }
+
+    /// Rows of `p` repeating a record this run already ingested (same source, event id and
+    /// bytes) become dead letters (their counts move with them).
+    fn drop_repeats(&mut self, p: &mut Processed) {
+        let Some(batch) = p.batch.take() else {
+            return;
+        };
+        let contents: Vec<u64> = p.rows.iter().map(|r| r.content).collect();
+        let (kept, repeats) = self.dedupe.filter(batch.clone(), &contents);
+        if repeats.is_empty() {
+            p.batch = Some(batch);
+            return;
+        }
+        let path = self
+            .inputs
+            .get(&p.input)
+            .map_or("", |(_, path)| path.as_str());
+        let key = |name: &str, row: usize| {
+            let keys = batch
+                .column_by_name(name)
+                .expect("canonical column")
+                .as_dictionary::<Int8Type>()
+                .keys()
+                .value(row);
+            keys as usize
+        };
+        for r in repeats {
+            p.counts.source[key(col::SOURCE, r.row)] -= 1;
+            p.counts.action[key(col::ACTION, r.row)] -= 1;
+            p.counts.factor[key(col::FACTOR, r.row)] -= 1;
+            p.counts.outcome[key(col::OUTCOME, r.row)] -= 1;
+            let at = p.rows.get(r.row).copied().unwrap_or_default();
+            p.dead.push(DeadLetter::new(
+                path,
+                at.line,
+                at.offset,
+                Some(r.source),
+                format!(
+                    "duplicate record: event_id {:?} with the same content was already \
+                     ingested in this run (the first is kept)",
+                    r.event_id
+                ),
+                b"",
+            ));
+        }
+        p.batch = (kept.num_rows() > 0).then_some(kept);
     }
 
     /// Hand the current segment to the writer; false when the writer has gone away.
@@ -635,20 +699,38 @@ fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
         .collect()
 }
 
+/// Where an event came from: its record's line and byte offset, and a hash of the record's
+/// bytes (repeated records are recognized by id and content).
+#[derive(Clone, Copy, Debug, Default)]
+struct Row {
+    line: u64,
+    offset: u64,
+    content: u64,
+}
+
 /// Collects the leaves of one chunk (or of a Kafka partition's messages until a flush).
 struct ChunkSink {
     builder: EventBatchBuilder,
+    /// Where each event appended to `builder` came from.
+    rows: Vec<Row>,
     dead: Vec<DeadLetter>,
     counts: Counts,
     path: String,
     line: u64,
     record_offset: u64,
     format_hint: Option<&'static str>,
+    /// Dead letters keep no record text (pseudonymized ingest).
+    withhold_raw: bool,
 }
 
 impl LeafSink for ChunkSink {
-    fn event(&mut self, _offset: usize, e: Event<'_>) {
+    fn event(&mut self, offset: usize, raw: &[u8], e: Event<'_>) {
         self.counts.records += 1;
+        self.rows.push(Row {
+            line: self.line,
+            offset: self.record_offset + offset as u64,
+            content: xxhash_rust::xxh3::xxh3_64(raw),
+        });
         self.counts.source[e.source.key() as usize] += 1;
         self.counts.action[e.action.key() as usize] += 1;
         self.counts.factor[e.factor.key() as usize] += 1;
@@ -662,14 +744,19 @@ impl LeafSink for ChunkSink {
     fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject) {
         self.counts.records += 1;
         let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
-        self.dead.push(DeadLetter::new(
+        let letter = DeadLetter::new(
             &self.path,
             self.line,
             self.record_offset + offset as u64,
             format,
             reject.reason,
             raw,
-        ));
+        );
+        self.dead.push(if self.withhold_raw {
+            letter.withhold_raw()
+        } else {
+            letter
+        });
     }
 }
 
@@ -677,12 +764,14 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
     let data = &chunk.data;
     let mut sink = ChunkSink {
         builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
+        rows: Vec::new(),
         dead: Vec::new(),
         counts: Counts::default(),
         path: chunk.path.to_string(),
         line: chunk.first_line,
         record_offset: chunk.start,
         format_hint: None,
+        withhold_raw: normalizer.withholds_raw(),
     };
     match chunk.kind {
         ChunkKind::Lines => {
@@ -704,8 +793,34 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
         end_line: chunk.first_line + chunk.lines,
         bytes: data.len() as u64,
         batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
+        rows: sink.rows,
         dead: sink.dead,
         counts: sink.counts,
+    }
+}
+
+/// What one chunk became: every record counted once, as an event, an ignored record or a dead
+/// letter. The same path the ingest workers take, exposed for fuzzing and tests.
+#[derive(Debug)]
+pub struct ChunkTally {
+    /// Records seen (leaves of envelopes and arrays count one each).
+    pub records: u64,
+    /// The events, as the batch the Parquet sink would write.
+    pub batch: Option<RecordBatch>,
+    /// Deliberately ignored records.
+    pub ignored: u64,
+    /// Records that failed, with their reasons.
+    pub dead: Vec<DeadLetter>,
+}
+
+/// Normalize one chunk as an ingest worker does.
+pub fn normalize_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> ChunkTally {
+    let p = process_chunk(normalizer, chunk);
+    ChunkTally {
+        records: p.counts.records,
+        batch: p.batch,
+        ignored: p.counts.ignored.values().sum(),
+        dead: p.dead,
     }
 }
 

@@ -7,6 +7,10 @@ use crate::normalize::redact::redact_raw;
 /// Largest raw excerpt kept in a dead letter.
 pub const RAW_MAX: usize = 4096;
 
+/// The `raw` of a dead letter when raw records are withheld (pseudonymized ingest): the
+/// file, line and offset still point at the record.
+pub const RAW_WITHHELD: &str = "[withheld: --pseudonymize-key]";
+
 /// One record that did not become an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -45,5 +49,11 @@ impl DeadLetter {
             raw_len: raw.len() as u64,
             raw: redact_raw(raw, RAW_MAX),
         }
+    }
+
+    /// The same dead letter without the record's text (see [`RAW_WITHHELD`]).
+    pub fn withhold_raw(mut self) -> Self {
+        self.raw = RAW_WITHHELD.to_string();
+        self
     }
 }
