@@ -442,8 +442,9 @@ fn pseudonymize_key_replaces_identities_consistently_and_keeps_findings() {
             }
         }
         // One user, one pseudonym; distinct users, distinct pseudonyms.
-        let previous = users.insert(p["user"].to_string(), x["user"].to_string());
-        assert!(previous.is_none_or(|prev| prev == x["user"].to_string()));
+        let pseudonym = x["user"].to_string();
+        let previous = users.insert(p["user"].to_string(), pseudonym.clone());
+        assert!(previous.is_none_or(|prev| prev == pseudonym));
         assert_eq!(x["raw"], Value::Null, "no raw record kept");
     }
     let distinct: std::collections::HashSet<&String> = users.values().collect();
