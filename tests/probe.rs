@@ -8,26 +8,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::py;
 use common::verifier::Verifier;
-
-fn python() -> String {
-    std::env::var("MFASCOPE_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Stdout of a Python script run on `arg`.
-fn py(script: &str, arg: &Path) -> Vec<u8> {
-    let out = Command::new(python())
-        .args(["-c", script])
-        .arg(arg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// `(tests, failures, testcase names)` of a JUnit file, read by Python's XML parser.
 fn junit(path: &Path) -> (u64, u64, Vec<String>) {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, generate, get, metrics_address, value};
+use common::{bin, generate, get, metrics_address, py, value};
 use serde_json::{Value, json};
 
 const CODE: &str = "804216";
@@ -170,23 +170,12 @@ fn assert_clean(what: &str, text: &str) {
 
 /// Every Parquet file under `dir`, read by pyarrow, as JSON text (one line per file).
 fn parquet_text(dir: &Path) -> String {
-    let python = std::env::var("MFASCOPE_PYTHON").expect("MFASCOPE_PYTHON (scripts/test sets it)");
     let script = r#"
 import glob, json, sys, pyarrow.parquet as pq
 for f in sorted(glob.glob(sys.argv[1] + "/**/*.parquet", recursive=True)):
     print(json.dumps({"file": f, "rows": pq.read_table(f).to_pylist()}, default=str))
 "#;
-    let out = std::process::Command::new(python)
-        .args(["-c", script])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(py(script, dir)).unwrap()
 }
 
 /// Every non-Parquet file under `dir` (state, checkpoints, intent logs), as text.
@@ -352,24 +341,13 @@ fn ingest_pseudonymized(inputs: &[&Path], out: &Path, key: &Path) -> Value {
 
 /// (user, actor, src_ip) of every event, ordered by event id, as pyarrow reads them.
 fn identities(out: &Path) -> Vec<Value> {
-    let python = std::env::var("MFASCOPE_PYTHON").expect("MFASCOPE_PYTHON (scripts/test sets it)");
     let script = r#"
 import json, sys, pyarrow.dataset as ds
 t = ds.dataset(sys.argv[1] + "/events", format="parquet", partitioning="hive").to_table(
     columns=["event_id", "user", "actor", "src_ip", "raw"]).sort_by("event_id")
 print(json.dumps(t.to_pylist()))
 "#;
-    let out = std::process::Command::new(python)
-        .args(["-c", script])
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&py(script, out)).unwrap()
 }
 
 #[test]

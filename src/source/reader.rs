@@ -166,6 +166,10 @@ pub struct FileReader {
     gzip: bool,
     fingerprint: Fingerprint,
     document_done: bool,
+    /// A read failed after `.0` bytes: reported once what was read before it is out.
+    failed: Option<(u64, String)>,
+    /// The stream failed: nothing more is read from it.
+    broken: bool,
 }
 
 impl FileReader {
@@ -245,6 +249,8 @@ impl FileReader {
                 gzip,
                 fingerprint,
                 document_done,
+                failed: None,
+                broken: false,
             },
             opened,
         )))
@@ -256,26 +262,35 @@ impl FileReader {
     pub fn next_item(&mut self, cfg: &ReaderConfig, finalize: bool) -> Option<ReadItem> {
         loop {
             if self.kind == ChunkKind::Document {
-                return self.read_document(cfg);
+                match self.read_document(cfg) {
+                    Ok(item) => return item,
+                    // What was read of the document goes on as lines, then the error.
+                    Err(e) => self.fail(e),
+                }
             }
             if let Some(item) = self.take_complete_lines(cfg) {
                 return Some(item);
             }
             if self.eof {
-                self.eof = false;
                 if finalize && !self.pending.is_empty() {
+                    self.eof = !self.broken;
                     if self.skipping_long_line {
                         return Some(self.drop_pending_as_error(cfg));
                     }
                     let data = std::mem::take(&mut self.pending);
                     return Some(self.chunk(data));
                 }
+                // The error comes after every record read before it, in input order.
+                if let Some((at, reason)) = self.failed.take() {
+                    return Some(self.read_error(at, reason));
+                }
+                self.eof = self.broken;
                 return None;
             }
             match self.fill(cfg.chunk_bytes) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) => return Some(self.read_error(e)),
+                Err(e) => self.fail(e),
             }
         }
     }
@@ -358,23 +373,20 @@ impl FileReader {
         ReadItem::Chunk(chunk)
     }
 
-    fn read_document(&mut self, cfg: &ReaderConfig) -> Option<ReadItem> {
+    fn read_document(&mut self, cfg: &ReaderConfig) -> io::Result<Option<ReadItem>> {
         if self.document_done {
-            return None;
+            return Ok(None);
         }
         self.document_done = true;
         let limit = cfg.max_document as u64 + 1;
-        if let Err(e) = (&mut self.reader)
+        (&mut self.reader)
             .take(limit)
-            .read_to_end(&mut self.pending)
-        {
-            return Some(self.read_error(e));
-        }
+            .read_to_end(&mut self.pending)?;
         if self.pending.len() as u64 >= limit {
             let len = self.pending.len() as u64;
             self.pending.clear();
             self.offset += len;
-            return Some(ReadItem::Error {
+            return Ok(Some(ReadItem::Error {
                 input: self.input,
                 path: self.path.clone(),
                 offset: 0,
@@ -384,13 +396,13 @@ impl FileReader {
                     "multi-line JSON document larger than {} MiB; convert it to NDJSON (jq -c '.[]')",
                     cfg.max_document >> 20
                 ),
-            });
+            }));
         }
         if self.pending.is_empty() {
-            return None;
+            return Ok(None);
         }
         let data = std::mem::take(&mut self.pending);
-        Some(self.chunk(data))
+        Ok(Some(self.chunk(data)))
     }
 
     fn fill(&mut self, want: usize) -> io::Result<usize> {
@@ -409,21 +421,26 @@ impl FileReader {
         }
     }
 
-    fn read_error(&mut self, e: io::Error) -> ReadItem {
-        // Whatever was decoded before the error is still processed as records.
-        let len = self.pending.len() as u64;
+    /// The stream failed: stop reading it; what was decoded before the error is still
+    /// processed as records, and the error reported after them.
+    fn fail(&mut self, e: io::Error) {
+        let at = self.offset + self.pending.len() as u64;
         let what = if self.gzip { "gzip stream" } else { "read" };
-        let item = ReadItem::Error {
+        self.failed = Some((at, format!("{what} failed after byte {at}: {e}")));
+        self.eof = true;
+        self.broken = true;
+        self.kind = ChunkKind::Lines;
+    }
+
+    fn read_error(&mut self, at: u64, reason: String) -> ReadItem {
+        ReadItem::Error {
             input: self.input,
             path: self.path.clone(),
-            offset: self.offset + len,
+            offset: at,
             line: self.line,
             len: 0,
-            reason: format!("{what} failed after byte {}: {e}", self.offset + len),
-        };
-        self.eof = true;
-        self.kind = ChunkKind::Lines;
-        item
+            reason,
+        }
     }
 
     /// True when the input is a plain file that can be tailed.
@@ -629,5 +646,67 @@ impl Reader {
             }
         }
         progressed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every item of `path`, read to the end.
+    fn items(path: &std::path::Path) -> Vec<ReadItem> {
+        let origin = Origin::File(path.to_path_buf());
+        let (mut reader, _) = FileReader::open(&origin, 0, &Resume::default(), false)
+            .unwrap()
+            .unwrap();
+        let cfg = ReaderConfig {
+            chunk_bytes: 512,
+            ..ReaderConfig::default()
+        };
+        std::iter::from_fn(|| reader.next_item(&cfg, true)).collect()
+    }
+
+    /// Found by the `input` fuzz target: a gzip whose checksum fails after its data reported the
+    /// error before the records decoded ahead of it, at an offset past them.
+    #[test]
+    fn a_failing_gzip_reports_its_error_after_the_records_read_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..100)
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(40)))
+            .collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        let crc = bytes.len() - 8;
+        bytes[crc] ^= 0xff;
+        let path = dir.path().join("bad-crc.ndjson.gz");
+        std::fs::write(&path, &bytes).unwrap();
+
+        let items = items(&path);
+        let mut next = 0u64;
+        let mut lines = 0u64;
+        for item in &items[..items.len() - 1] {
+            let ReadItem::Chunk(c) = item else {
+                panic!("only chunks before the error: {item:?}");
+            };
+            assert_eq!(c.start, next, "chunks in input order, no gap");
+            next += c.data.len() as u64;
+            lines += c.lines;
+        }
+        assert_eq!((next, lines), (text.len() as u64, 100));
+        let Some(ReadItem::Error {
+            offset,
+            line,
+            reason,
+            ..
+        }) = items.last()
+        else {
+            panic!("the error comes last: {items:?}");
+        };
+        assert_eq!((*offset, *line), (text.len() as u64, 101), "{reason}");
+        assert!(
+            reason.starts_with("gzip stream failed after byte"),
+            "{reason}"
+        );
     }
 }

@@ -73,6 +73,22 @@ pub fn ingest_json(inputs: &[&Path], out: &Path) -> serde_json::Value {
     run_json(&args)
 }
 
+/// Stdout of a Python script run on `arg` by the test peers' interpreter (`MFASCOPE_PYTHON`,
+/// with pyarrow and duckdb: scripts/test sets it up).
+pub fn py(script: &str, arg: &Path) -> Vec<u8> {
+    let out = Command::new(s3::python())
+        .args(["-c", script])
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Run `cmd`, assert it succeeded (showing its stderr and stdout otherwise) and parse its stdout
 /// as JSON.
 pub fn output_json(cmd: &mut Command) -> serde_json::Value {
