@@ -526,9 +526,21 @@ mod error_text_tests {
     }
 }
 
+/// The `--log` filter, with rsigma's warning on every correlation-state eviction silenced unless
+/// asked for: the evictions are counted in the summary and on `/metrics` instead, and at the
+/// bound they come by the thousand.
+fn log_filter(given: &str) -> String {
+    if given.contains("rsigma") {
+        given.to_string()
+    } else {
+        format!("{given},rsigma_eval::correlation_engine=error")
+    }
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log))
+        .unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match &cli.command {
         // The interactive dashboard owns the terminal: diagnostics go to a file.
