@@ -1,6 +1,7 @@
 //! Prometheus exposition (`--metrics-listen ADDR`): pipeline counters, the live aggregator's
-//! cumulative counters, and every SLO's SLI, objective, remaining budget, burn rates and firing
-//! alerts, the rule engine's state and evictions, rendered from a snapshot at scrape time (OpenMetrics text via `prometheus-client`).
+//! cumulative counters, every SLO's SLI, objective, remaining budget, burn rates and firing
+//! alerts, and the rule engine's state and evictions, rendered from a snapshot at scrape time
+//! (OpenMetrics text via `prometheus-client`).
 //! Names follow Prometheus conventions: `mfascope_` prefix, base units, `_total` counters,
 //! ratios 0–1, no per-user labels.
 

@@ -744,18 +744,12 @@ impl LeafSink for ChunkSink {
     fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject) {
         self.counts.records += 1;
         let format = reject.format.map(LogFormat::as_str).or(self.format_hint);
-        let letter = DeadLetter::new(
-            &self.path,
-            self.line,
-            self.record_offset + offset as u64,
-            format,
-            reject.reason,
-            raw,
-        );
+        let (path, line, offset) = (&self.path, self.line, self.record_offset + offset as u64);
+        // Pseudonymized ingest: the text would carry identities (and costs a redaction pass).
         self.dead.push(if self.withhold_raw {
-            letter.withhold_raw()
+            DeadLetter::withheld(path, line, offset, format, reject.reason, raw.len() as u64)
         } else {
-            letter
+            DeadLetter::new(path, line, offset, format, reject.reason, raw)
         });
     }
 }

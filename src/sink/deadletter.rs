@@ -40,20 +40,40 @@ impl DeadLetter {
         reason: String,
         raw: &[u8],
     ) -> Self {
+        let (len, text) = (raw.len() as u64, redact_raw(raw, RAW_MAX));
+        Self::with_text(file, (line, offset), format, reason, len, text)
+    }
+
+    /// A dead letter for a record of `raw_len` bytes whose text is not kept (see
+    /// [`RAW_WITHHELD`]): the position, length and reason still point at it.
+    pub fn withheld(
+        file: &str,
+        line: u64,
+        offset: u64,
+        format: Option<&str>,
+        reason: String,
+        raw_len: u64,
+    ) -> Self {
+        let text = RAW_WITHHELD.to_string();
+        Self::with_text(file, (line, offset), format, reason, raw_len, text)
+    }
+
+    fn with_text(
+        file: &str,
+        (line, offset): (u64, u64),
+        format: Option<&str>,
+        reason: String,
+        raw_len: u64,
+        raw: String,
+    ) -> Self {
         DeadLetter {
             file: file.to_string(),
             line,
             offset,
             format: format.map(str::to_string),
             reason,
-            raw_len: raw.len() as u64,
-            raw: redact_raw(raw, RAW_MAX),
+            raw_len,
+            raw,
         }
-    }
-
-    /// The same dead letter without the record's text (see [`RAW_WITHHELD`]).
-    pub fn withhold_raw(mut self) -> Self {
-        self.raw = RAW_WITHHELD.to_string();
-        self
     }
 }
