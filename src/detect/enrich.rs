@@ -47,41 +47,56 @@ pub struct HistoryCounters {
     pub displaced_values: u64,
 }
 
-/// Recently seen values (hashes) with their last-seen time, least recent displaced first.
-#[derive(Clone, Debug, Default)]
-struct Recent(Vec<(u64, i64)>);
-
-impl Recent {
-    fn contains(&self, h: u64) -> bool {
-        self.0.iter().any(|&(x, _)| x == h)
-    }
-
-    /// Remember `h` at `t`; true when an older value was displaced.
-    fn touch(&mut self, h: u64, t: i64, cap: usize) -> bool {
-        if let Some(slot) = self.0.iter_mut().find(|(x, _)| *x == h) {
-            slot.1 = slot.1.max(t);
-            return false;
-        }
-        if self.0.len() < cap {
-            self.0.push((h, t));
-            return false;
-        }
-        let oldest = (0..self.0.len())
-            .min_by_key(|&k| self.0[k].1)
-            .expect("cap > 0");
-        self.0[oldest] = (h, t);
-        true
-    }
+/// Kinds of remembered values, kept in the low bits of each packed value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Ip = 0,
+    Country = 1,
+    Device = 2,
 }
 
+/// A remembered value: the top 30 bits of its hash, tagged with its kind. Two of a user's (at
+/// most `per_user` per kind) values collide with odds of about one in 10^8 per lookup.
+fn packed(hash: u64, kind: Kind) -> u32 {
+    ((hash >> 32) as u32 & !0b11) | kind as u32
+}
+
+/// One user's history in about 100 bytes: millions of users fit in a bounded footprint.
 #[derive(Clone, Debug, Default)]
 struct UserHistory {
     last_seen: i64,
-    ips: Recent,
-    countries: Recent,
-    devices: Recent,
+    /// Packed values of all kinds, least recently seen first (rows come in event-time order).
+    values: Vec<u32>,
     /// The last successful MFA login.
     last_mfa: Option<LastMfa>,
+}
+
+impl UserHistory {
+    fn knows(&self, kind: Kind) -> bool {
+        self.values.iter().any(|&v| v & 0b11 == kind as u32)
+    }
+
+    fn contains(&self, value: u32) -> bool {
+        self.values.contains(&value)
+    }
+
+    /// Remember `value` as the most recent of its kind; true when the least recent value of
+    /// that kind was displaced (`cap` of the kind kept).
+    fn touch(&mut self, value: u32, cap: usize) -> bool {
+        if let Some(k) = self.values.iter().position(|&v| v == value) {
+            self.values.remove(k);
+            self.values.push(value);
+            return false;
+        }
+        let kind = value & 0b11;
+        let of_kind = self.values.iter().filter(|&&v| v & 0b11 == kind).count();
+        let full = of_kind >= cap;
+        if full && let Some(oldest) = self.values.iter().position(|&v| v & 0b11 == kind) {
+            self.values.remove(oldest);
+        }
+        self.values.push(value);
+        full
+    }
 }
 
 /// Where and when a user last passed MFA.
@@ -89,9 +104,7 @@ struct UserHistory {
 struct LastMfa {
     time: i64,
     country: [u8; 2],
-    centroid: (f64, f64),
-    /// Reused across logins (ids are mostly the same length): no allocation per login.
-    event_id: String,
+    event_id: Box<str>,
 }
 
 /// Centroid (latitude, longitude) of an ISO 3166-1 alpha-2 country.
@@ -163,75 +176,60 @@ impl Enricher {
         if !derive && !learn {
             return Derived::default();
         }
+        let mfa_here = if success && v.action[i] == Some(Action::MfaVerify) {
+            opt_str(&v.country, i)
+                .and_then(code2)
+                .and_then(|code| self.centroid(code).map(|c| (code, c)))
+        } else {
+            None
+        };
         let key = xxh3_64(v.user.value(i).as_bytes());
-        let hash = |a| opt_str(a, i).map(|s| xxh3_64(s.as_bytes()));
-        let (ip, country, device) = (hash(&v.src_ip), hash(&v.country), hash(&v.device_id));
+        let value = |a, kind| opt_str(a, i).map(|s| packed(xxh3_64(s.as_bytes()), kind));
+        let (ip, country, device) = (
+            value(&v.src_ip, Kind::Ip),
+            value(&v.country, Kind::Country),
+            value(&v.device_id, Kind::Device),
+        );
         let known = if derive { self.users.get(&key) } else { None };
-        let novelty = |value: Option<u64>, pick: fn(&UserHistory) -> &Recent| {
-            let known = known.map(pick).filter(|r| !r.0.is_empty())?;
+        let novelty = |value: Option<u32>, kind: Kind| {
+            let known = known.filter(|h| h.knows(kind))?;
             Some(!known.contains(value?))
         };
         let mut derived = Derived {
             user_seen_before: known.is_some(),
-            src_ip_new: novelty(ip, |h| &h.ips),
-            country_new: novelty(country, |h| &h.countries),
-            device_new: novelty(device, |h| &h.devices),
+            src_ip_new: novelty(ip, Kind::Ip),
+            country_new: novelty(country, Kind::Country),
+            device_new: novelty(device, Kind::Device),
             travel_km: None,
             travel_kmh: None,
             travel_from: None,
         };
-        let mfa_here = if success && v.action[i] == Some(Action::MfaVerify) {
-            opt_str(&v.country, i).and_then(code2).and_then(|code| {
-                let c = *self
-                    .centroids
-                    .entry(code)
-                    .or_insert_with(|| centroid(std::str::from_utf8(&code).unwrap_or("")));
-                c.map(|c| (code, c))
-            })
-        } else {
-            None
-        };
         if let (Some((code, here)), Some(last)) =
             (mfa_here, known.and_then(|h| h.last_mfa.as_ref()))
             && code != last.country
+            && let Some(there) = self.centroids.get(&last.country).copied().flatten()
         {
-            let km = distance_km(last.centroid, here);
+            let km = distance_km(there, here);
             let hours = ((t - last.time).max(60_000)) as f64 / 3_600_000.0;
             derived.travel_km = Some(km.round());
             derived.travel_kmh = Some((km / hours).round());
-            derived.travel_from = Some(last.event_id.as_str().into());
+            derived.travel_from = Some(last.event_id.as_ref().into());
         }
         if learn {
             let cap = self.config.per_user;
             let h = self.users.entry(key).or_default();
             h.last_seen = h.last_seen.max(t);
-            let mut displaced = 0;
-            for (value, recent) in [
-                (ip, &mut h.ips),
-                (country, &mut h.countries),
-                (device, &mut h.devices),
-            ] {
-                if let Some(value) = value {
-                    displaced += u64::from(recent.touch(value, t, cap));
-                }
-            }
-            if let Some((code, c)) = mfa_here {
-                let id = v.event_id.value(i);
-                match &mut h.last_mfa {
-                    Some(last) => {
-                        (last.time, last.country, last.centroid) = (t, code, c);
-                        last.event_id.clear();
-                        last.event_id.push_str(id);
-                    }
-                    None => {
-                        h.last_mfa = Some(LastMfa {
-                            time: t,
-                            country: code,
-                            centroid: c,
-                            event_id: id.to_owned(),
-                        })
-                    }
-                }
+            let displaced = [ip, country, device]
+                .into_iter()
+                .flatten()
+                .filter(|&value| h.touch(value, cap))
+                .count() as u64;
+            if let Some((code, _)) = mfa_here {
+                h.last_mfa = Some(LastMfa {
+                    time: t,
+                    country: code,
+                    event_id: v.event_id.value(i).into(),
+                });
             }
             self.counters.displaced_values += displaced;
             if self.users.len() > self.config.max_users {
@@ -239,6 +237,14 @@ impl Enricher {
             }
         }
         derived
+    }
+
+    /// Centroid of a country code (looked up once per code).
+    fn centroid(&mut self, code: [u8; 2]) -> Option<(f64, f64)> {
+        *self
+            .centroids
+            .entry(code)
+            .or_insert_with(|| centroid(std::str::from_utf8(&code).unwrap_or("")))
     }
 
     /// Drop users idle past the TTL (at most once per event-time hour).
@@ -370,6 +376,25 @@ mod tests {
         // Learned after that success; another user's history is separate.
         assert_eq!((d[4].src_ip_new, d[4].travel_km), (Some(false), None));
         assert!(!d[5].user_seen_before);
+    }
+
+    #[test]
+    fn values_are_displaced_least_recent_first_and_per_kind() {
+        let (a, b, d) = (
+            packed(xxh3_64(b"10.0.0.1"), Kind::Ip),
+            packed(xxh3_64(b"10.0.0.2"), Kind::Ip),
+            packed(xxh3_64(b"10.0.0.3"), Kind::Ip),
+        );
+        let c = packed(xxh3_64(b"DE"), Kind::Country);
+        let mut h = UserHistory::default();
+        assert!(!h.knows(Kind::Ip));
+        let displaced: Vec<bool> = [a, b, c, a, d].iter().map(|&v| h.touch(v, 2)).collect();
+        // Two IPs fit; `a` was seen again after `b`, so `d` displaces `b`; the country is
+        // another kind and stays.
+        assert_eq!(displaced, [false, false, false, false, true]);
+        assert!(h.contains(a) && h.contains(c) && h.contains(d) && !h.contains(b));
+        assert!(h.knows(Kind::Country) && !h.knows(Kind::Device));
+        assert_ne!(packed(7, Kind::Ip), packed(7, Kind::Device));
     }
 
     #[test]

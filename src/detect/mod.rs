@@ -56,6 +56,9 @@ pub struct DetectConfig {
     pub allowance_ms: i64,
     /// Event ids kept as evidence per finding.
     pub max_evidence: usize,
+    /// Latest events referenced per correlation group (a correlation finding's evidence):
+    /// rsigma reserves room for all of them in every group it opens, so this stays small.
+    pub correlation_refs: usize,
     /// Correlation state entries (correlation × group key) kept at most.
     pub max_state_entries: usize,
     /// Window entries kept per group (bounds a single hot key).
@@ -70,8 +73,9 @@ pub struct DetectConfig {
 }
 
 /// Users in the per-user history, and correlation groups, kept at most by default (each bound
-/// separately): about 1.5 KB per correlation group and 0.5 KB per user, sized so a whole ingest
-/// stays within 300 MB (`scripts/bench-memory`). `--max-rule-state` changes it.
+/// separately): about 1 KB per correlation group and 0.2 KB per user, sized so a whole ingest
+/// stays within 300 MB (`scripts/bench-memory`: 266 MiB on 50M events over 10M users).
+/// `--max-rule-state` changes it.
 pub const DEFAULT_RULE_STATE: usize = 100_000;
 
 impl Default for DetectConfig {
@@ -79,6 +83,7 @@ impl Default for DetectConfig {
         DetectConfig {
             allowance_ms: 5 * 60_000,
             max_evidence: 20,
+            correlation_refs: 10,
             max_state_entries: DEFAULT_RULE_STATE,
             max_group_entries: 10_000,
             suppress_secs: 3_600,
@@ -218,7 +223,7 @@ impl Detector {
             suppress: Some(config.suppress_secs),
             emit_detections: emit_all_detections,
             correlation_event_mode: CorrelationEventMode::Refs,
-            max_correlation_events: config.max_evidence,
+            max_correlation_events: config.correlation_refs.min(config.max_evidence),
             ..CorrelationConfig::default()
         };
         let vendor = vendor::VendorEngines::new(rules, &engine_config)?;
