@@ -55,13 +55,13 @@ enum Kind {
     Device = 2,
 }
 
-/// A remembered value: the top 30 bits of its hash, tagged with its kind. Two of a user's (at
+/// A remembered value: 30 bits of its hash, tagged with its kind. Two of a user's (at
 /// most `per_user` per kind) values collide with odds of about one in 10^8 per lookup.
 fn packed(hash: u64, kind: Kind) -> u32 {
     ((hash >> 32) as u32 & !0b11) | kind as u32
 }
 
-/// One user's history in about 100 bytes: millions of users fit in a bounded footprint.
+/// One user's history: 64 bytes, 4 per remembered value and the last MFA login's event id.
 #[derive(Clone, Debug, Default)]
 struct UserHistory {
     last_seen: i64,

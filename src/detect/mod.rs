@@ -74,7 +74,7 @@ pub struct DetectConfig {
 
 /// Users in the per-user history, and correlation groups, kept at most by default (each bound
 /// separately): about 1 KB per correlation group and 0.2 KB per user, sized so a whole ingest
-/// stays within 300 MB (`scripts/bench-memory`: 266 MiB on 50M events over 10M users).
+/// stays within 300 MB (`scripts/bench-memory`: 223 MiB on 50M events over 10M users).
 /// `--max-rule-state` changes it.
 pub const DEFAULT_RULE_STATE: usize = 100_000;
 
