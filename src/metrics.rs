@@ -174,12 +174,13 @@ fn detect_metrics(r: &mut Registry, d: &DetectCounters) {
     let state = gauge_family(
         r,
         "mfascope_detect_state_entries",
-        "Rule engine state entries now (kind: history_users, correlation).",
+        "Rule engine state entries now (kind: history_users, correlation, correlation_refs).",
         None,
     );
     for (kind, n) in [
         ("history_users", d.history.users),
         ("correlation", d.correlation_state),
+        ("correlation_refs", d.correlation_refs),
     ] {
         state
             .get_or_create(&labels(&[("kind", kind)]))

@@ -469,6 +469,20 @@ fn sigmahq_rules_run_unmodified_on_real_vendor_records() {
 fn rule_state_stays_within_max_rule_state_and_evictions_are_counted() {
     let tmp = tempfile::tempdir().unwrap();
     let input = attacks(tmp.path(), 30000, 2, 7);
+    // Rejected codes naming no session (as some vendors log them), one per user: they cannot
+    // count towards the distinct-session correlation and must leave no state beyond the bound.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let sessionless: Vec<String> = (0..300)
+        .map(|k| {
+            serde_json::json!({"event_id": format!("nosession-{k}"), "time": last["time"],
+                "source": "canonical", "user": format!("guess{k}@example.com"),
+                "tenant": "acme", "action": "mfa_verify", "factor": "totp", "outcome": "failure",
+                "vendor_event_type": "mfa_verify"})
+            .to_string()
+        })
+        .collect();
+    common::append(&input, &sessionless);
     let run = |bound: &str, out: &str| -> serde_json::Value {
         let output = bin()
             .args(["ingest", "--no-progress", "--format", "json"])
@@ -486,6 +500,10 @@ fn rule_state_stays_within_max_rule_state_and_evictions_are_counted() {
             .clone()
     };
     let unbounded = run("1000000", "a");
+    assert_eq!(
+        unbounded["events"], 30_300,
+        "the session-less codes are events"
+    );
     let users = unbounded["history"]["users"].as_u64().unwrap();
     assert!(users > 300, "{unbounded}");
     assert_eq!(unbounded["history"]["evicted_capacity"], 0);
@@ -508,6 +526,15 @@ fn rule_state_stays_within_max_rule_state_and_evictions_are_counted() {
     assert!(
         bounded["correlation_evicted"].as_u64().unwrap() > 0,
         "{bounded}"
+    );
+    // Evidence references live and die with their groups (none left behind outside the bound).
+    assert!(
+        bounded["correlation_refs"].as_u64().unwrap() <= 5 + 10,
+        "{bounded}"
+    );
+    assert!(
+        unbounded["correlation_refs"].as_u64() <= unbounded["correlation_state"].as_u64(),
+        "{unbounded}"
     );
     assert_eq!(bounded["events"], unbounded["events"]);
 }

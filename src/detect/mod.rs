@@ -115,6 +115,10 @@ pub struct DetectCounters {
     pub raw_unparsed: u64,
     /// Live correlation state entries at the end.
     pub correlation_state: usize,
+    /// Correlation groups holding evidence references at the end. rsigma keeps them beside
+    /// the groups; more of them than groups means a rule feeds a group events it does not
+    /// count (see docs/detection.md), state `max_state_entries` does not bound.
+    pub correlation_refs: usize,
     /// Correlation groups dropped at `max_state_entries` (the stalest first).
     pub correlation_evicted: u64,
     /// Per-user history state.
@@ -447,6 +451,11 @@ impl Detector {
                     .vendor
                     .as_ref()
                     .map_or(0, vendor::VendorEngines::state_count),
+            correlation_refs: self.engine.event_ref_buffer_count()
+                + self
+                    .vendor
+                    .as_ref()
+                    .map_or(0, vendor::VendorEngines::ref_count),
             correlation_evicted: self.correlation_evicted,
             history: self.enricher.counters(),
         }

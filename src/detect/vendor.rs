@@ -131,6 +131,15 @@ impl VendorEngines {
         self.engines.iter().flatten().map(|e| e.state_count()).sum()
     }
 
+    /// Correlation groups holding evidence references.
+    pub fn ref_count(&self) -> usize {
+        self.engines
+            .iter()
+            .flatten()
+            .map(|e| e.event_ref_buffer_count())
+            .sum()
+    }
+
     /// Evict expired correlation state.
     pub fn evict_expired(&mut self, secs: i64) {
         for e in self.engines.iter_mut().flatten() {
