@@ -117,7 +117,7 @@ pub struct DetectCounters {
     pub correlation_state: usize,
     /// Correlation groups holding evidence references at the end. rsigma keeps them beside
     /// the groups; more of them than groups means a rule feeds a group events it does not
-    /// count (see docs/detection.md), state `max_state_entries` does not bound.
+    /// count (see docs/detection.md): state outside `max_state_entries`.
     pub correlation_refs: usize,
     /// Correlation groups dropped at `max_state_entries` (the stalest first).
     pub correlation_evicted: u64,
