@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfascope"))
 }
@@ -108,18 +110,7 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    for (i, f) in [
-        "okta",
-        "entra",
-        "duo",
-        "gworkspace",
-        "cloudtrail",
-        "keycloak",
-        "canonical",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, f) in common::VENDORS.iter().enumerate() {
         generate(&input, f, 3000, i as u64 + 1);
     }
     let out = tmp.path().join("out");
@@ -172,10 +163,10 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
 
 #[test]
 fn independent_reader_sees_the_same_rows_and_values() {
-    let Some(python) = std::env::var_os("MFASCOPE_PYTHON") else {
+    if std::env::var_os("MFASCOPE_PYTHON").is_none() {
         eprintln!("MFASCOPE_PYTHON not set (scripts/test sets it); skipping the pyarrow check");
         return;
-    };
+    }
     let tmp = tempfile::tempdir().unwrap();
     let input = generate(tmp.path(), "okta", 5000, 42);
     let out = tmp.path().join("out");
@@ -198,18 +189,8 @@ print(json.dumps({
   "schema_version": t.schema.metadata is not None,
 }))
 "#;
-    let out_py = Command::new(python)
-        .args(["-c", script])
-        .arg(&out)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out_py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out_py.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out_py.stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&common::py(script, &[&out, &input])).unwrap();
     assert_eq!(n(&v, "rows"), n(&s, "events"), "{v}");
     assert_eq!(
         n(&v, "distinct_ids"),

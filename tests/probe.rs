@@ -17,7 +17,7 @@ fn junit(path: &Path) -> (u64, u64, Vec<String>) {
                   r = E.parse(sys.argv[1]).getroot()\n\
                   print(r.get('tests'), r.get('failures'))\n\
                   print(' '.join(c.get('name') for c in r.iter('testcase')))";
-    let text = String::from_utf8(py(script, path)).unwrap();
+    let text = String::from_utf8(py(script, &[path])).unwrap();
     let mut lines = text.lines();
     let mut counts = lines.next().unwrap().split(' ').map(|n| n.parse().unwrap());
     let names = lines
@@ -34,7 +34,7 @@ fn parquet_sources(out: &Path) -> serde_json::Value {
     let script = "import sys, json, collections, pyarrow.dataset as ds\n\
                   t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table(columns=['source'])\n\
                   print(json.dumps(collections.Counter(str(s) for s in t.column('source').to_pylist())))";
-    serde_json::from_slice(&py(script, &out.join("events"))).unwrap()
+    serde_json::from_slice(&py(script, &[&out.join("events")])).unwrap()
 }
 
 fn probe(config: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {

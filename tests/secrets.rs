@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, generate, get, metrics_address, py, value};
+use common::{VENDORS, bin, generate, get, metrics_address, py, value};
 use serde_json::{Value, json};
 
 const CODE: &str = "804216";
@@ -22,16 +22,6 @@ const PASSWORD: &str = "Tr0ub4dor-Correct-Horse";
 const TOKEN: &str = "sess_9f8e7d6c5b4a3921";
 const RECOVERY: &str = "rc-5521-8842-1397";
 const SECRETS: [&str; 5] = [CODE, SEED, PASSWORD, TOKEN, RECOVERY];
-
-const VENDORS: [&str; 7] = [
-    "okta",
-    "entra",
-    "duo",
-    "gworkspace",
-    "cloudtrail",
-    "keycloak",
-    "canonical",
-];
 
 /// The planted secrets in the places vendors put them: secret-named fields (top level and
 /// nested), a URL query, a free-text message and a provisioning URI.
@@ -175,7 +165,7 @@ import glob, json, sys, pyarrow.parquet as pq
 for f in sorted(glob.glob(sys.argv[1] + "/**/*.parquet", recursive=True)):
     print(json.dumps({"file": f, "rows": pq.read_table(f).to_pylist()}, default=str))
 "#;
-    String::from_utf8(py(script, dir)).unwrap()
+    String::from_utf8(py(script, &[dir])).unwrap()
 }
 
 /// Every non-Parquet file under `dir` (state, checkpoints, intent logs), as text.
@@ -347,7 +337,7 @@ t = ds.dataset(sys.argv[1] + "/events", format="parquet", partitioning="hive").t
     columns=["event_id", "user", "actor", "src_ip", "raw"]).sort_by("event_id")
 print(json.dumps(t.to_pylist()))
 "#;
-    serde_json::from_slice(&py(script, out)).unwrap()
+    serde_json::from_slice(&py(script, &[out])).unwrap()
 }
 
 #[test]
@@ -442,22 +432,20 @@ fn pseudonymize_key_replaces_identities_consistently_and_keeps_findings() {
     assert_eq!(a["deadletter"], 1);
 
     // Raw records cannot be both kept and pseudonymized; a short key is refused.
-    let out = bin()
-        .args(["ingest", "--keep-raw", "--pseudonymize-key"])
-        .arg(&key)
-        .args(["--out", d.join("x").to_str().unwrap()])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let refused = |extra: &[&str]| {
+        bin()
+            .arg("ingest")
+            .args(extra)
+            .arg("--pseudonymize-key")
+            .arg(&key)
+            .args(["--out", d.join("x").to_str().unwrap()])
+            .arg(&input)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(refused(&["--keep-raw"]).status.code(), Some(2));
     std::fs::write(&key, "short\n").unwrap();
-    let out = bin()
-        .args(["ingest", "--pseudonymize-key"])
-        .arg(&key)
-        .args(["--out", d.join("x").to_str().unwrap()])
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = refused(&[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds 5 bytes"), "{err}");

@@ -25,6 +25,8 @@ pub struct Dedupe {
     window: usize,
     seen: HashSet<u128>,
     order: VecDeque<u128>,
+    /// The bytes hashed per record, reused (no allocation per record).
+    key: Vec<u8>,
 }
 
 /// A row that repeated a record already ingested.
@@ -45,16 +47,17 @@ impl Dedupe {
             window,
             seen: HashSet::new(),
             order: VecDeque::new(),
+            key: Vec::new(),
         }
     }
 
     /// True the first time `(source, id, content)` is offered within the window.
     fn first(&mut self, source: i8, id: &str, content: u64) -> bool {
-        let mut bytes = Vec::with_capacity(id.len() + 9);
-        bytes.push(source as u8);
-        bytes.extend_from_slice(&content.to_le_bytes());
-        bytes.extend_from_slice(id.as_bytes());
-        let h = xxhash_rust::xxh3::xxh3_128(&bytes);
+        self.key.clear();
+        self.key.push(source as u8);
+        self.key.extend_from_slice(&content.to_le_bytes());
+        self.key.extend_from_slice(id.as_bytes());
+        let h = xxhash_rust::xxh3::xxh3_128(&self.key);
         if !self.seen.insert(h) {
             return false;
         }

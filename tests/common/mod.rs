@@ -73,12 +73,23 @@ pub fn ingest_json(inputs: &[&Path], out: &Path) -> serde_json::Value {
     run_json(&args)
 }
 
-/// Stdout of a Python script run on `arg` by the test peers' interpreter (`MFASCOPE_PYTHON`,
+/// Every `--log-format` of a vendor (and the canonical one), as `generate` names them.
+pub const VENDORS: [&str; 7] = [
+    "okta",
+    "entra",
+    "duo",
+    "gworkspace",
+    "cloudtrail",
+    "keycloak",
+    "canonical",
+];
+
+/// Stdout of a Python script run on `args` by the test peers' interpreter (`MFASCOPE_PYTHON`,
 /// with pyarrow and duckdb: scripts/test sets it up).
-pub fn py(script: &str, arg: &Path) -> Vec<u8> {
+pub fn py(script: &str, args: &[&Path]) -> Vec<u8> {
     let out = Command::new(s3::python())
         .args(["-c", script])
-        .arg(arg)
+        .args(args)
         .output()
         .unwrap();
     assert!(
