@@ -126,15 +126,7 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
     assert!(lines > 6 * 3000 && lines < 7 * 3000, "{lines}");
     assert_eq!(n(&first, "records"), lines, "{first}");
     assert_eq!(n(&first, "deadletter"), 0, "{first}");
-    for source in [
-        "okta",
-        "entra",
-        "duo",
-        "gworkspace",
-        "cloudtrail",
-        "keycloak",
-        "canonical",
-    ] {
+    for source in common::VENDORS {
         assert!(
             first["by_source"][source].as_u64().unwrap_or(0) > 1000,
             "{source}: {first}"
@@ -326,15 +318,7 @@ fn demo_reports_every_source_and_exactly_the_planted_bad_records() {
         6,
         "the six records of bad-records.ndjson: {s}"
     );
-    for source in [
-        "okta",
-        "entra",
-        "duo",
-        "gworkspace",
-        "cloudtrail",
-        "keycloak",
-        "canonical",
-    ] {
+    for source in common::VENDORS {
         assert!(
             s["by_source"][source].as_u64().unwrap_or(0) > 500,
             "{source}: {s}"
