@@ -1,25 +1,32 @@
 //! mfascope: security telemetry and SLO analysis for two-factor authentication events.
 //!
-//! Data flows one way: [`source`] → [`normalize`] → batches ([`event`]) → sinks ([`sink`]) →
-//! views ([`report`], CLI). [`pipeline`] wires them; [`generate`] makes realistic traffic.
-//! Batch consumers beside the Parquet sink: live SLIs ([`sli`], [`slo`]) and the rule engine
-//! ([`detect`]). Telemetry sources of our own: the reference 2FA server ([`verifier`]) and
-//! synthetic login checks against any 2FA server ([`probe`]).
+//! This package is the top layer: the CLI ([`cli`]), the Prometheus endpoint ([`metrics`]),
+//! text rendering of summaries ([`report`]) and the verifier's Kafka output
+//! ([`kafka_publish`]). Everything else lives in the workspace crates below it, re-exported here
+//! under the names the CLI, tests and benches use:
+//!
+//! - bottom: [`event`], [`time`], [`sync`] and the observer contract (`mfascope-core`);
+//! - [`normalize`], [`source`], [`sink`]; the ingest engine [`pipeline`] (`mfascope-engine`);
+//! - [`generate`], [`sli`], [`slo`], [`detect`]; the dashboard [`tui`];
+//! - the reference verifier [`verifier`] and synthetic checks [`probe`].
+//!
+//! A crate depends only on crates below it (`docs/ARCHITECTURE.md`), so an upward import is a
+//! compile error rather than a review comment.
 
 pub mod cli;
-pub mod detect;
-pub mod event;
-pub mod generate;
+pub mod kafka_publish;
 pub mod metrics;
-pub mod normalize;
-pub mod pipeline;
-pub mod probe;
 pub mod report;
-pub mod sink;
-pub mod sli;
-pub mod slo;
-pub mod source;
-pub mod sync;
-pub mod time;
-pub mod tui;
-pub mod verifier;
+
+pub use mfascope_core::{event, observe, sync, time};
+pub use mfascope_detect as detect;
+pub use mfascope_engine as pipeline;
+pub use mfascope_generate as generate;
+pub use mfascope_normalize as normalize;
+pub use mfascope_probe as probe;
+pub use mfascope_sink as sink;
+pub use mfascope_sli as sli;
+pub use mfascope_slo as slo;
+pub use mfascope_source as source;
+pub use mfascope_tui as tui;
+pub use mfascope_verifier as verifier;

@@ -17,39 +17,10 @@ use prometheus_client::registry::{Registry, Unit};
 use strum::IntoEnumIterator;
 
 use crate::detect::DetectCounters;
+pub use crate::pipeline::PipelineProgress;
 use crate::pipeline::kafka::KafkaSummary;
 use crate::sli::live::{Aggregator, Counter, HOUR_MS};
 use crate::slo::SloReport;
-
-/// Ingest counters shared with the metrics endpoint while the pipeline runs.
-#[derive(Debug, Default)]
-pub struct PipelineProgress {
-    /// Records read.
-    pub records: AtomicU64,
-    /// Canonical events produced.
-    pub events: AtomicU64,
-    /// Dead letters.
-    pub deadletter: AtomicU64,
-    /// Records ignored on purpose (non-authentication events).
-    pub ignored: AtomicU64,
-    /// Input bytes consumed.
-    pub bytes_in: AtomicU64,
-    /// Kafka consumer state (per-partition messages, committed offsets, lag; commits and
-    /// rebalances), when consuming from Kafka.
-    pub kafka: std::sync::Mutex<Option<KafkaSummary>>,
-}
-
-impl PipelineProgress {
-    /// Publish the counters of `s`.
-    pub fn publish(&self, s: &crate::pipeline::Summary) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.records.store(s.records, Relaxed);
-        self.events.store(s.events, Relaxed);
-        self.deadletter.store(s.deadletter, Relaxed);
-        self.ignored.store(s.ignored, Relaxed);
-        self.bytes_in.store(s.bytes_in, Relaxed);
-    }
-}
 
 type Labels = Vec<(String, String)>;
 

@@ -45,7 +45,7 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Subcommands.
+/// The verbs of `mfascope`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Ingest IdP logs (files, globs, directories, `-` for stdin, gzip) into canonical Parquet.
@@ -616,10 +616,10 @@ pub enum OtpCommand {
     /// Print the code: TOTP at --time (default now), or HOTP at --counter (like `oathtool
     /// --totp --now @UNIX` / `oathtool --hotp -c N`).
     Code {
-        /// Secret.
+        /// Where the shared secret comes from.
         #[command(flatten)]
         secret: SecretArgs,
-        /// Parameters.
+        /// Digits, period and hash of the code.
         #[command(flatten)]
         params: OtpParams,
         /// TOTP at this Unix time (seconds) instead of now.
@@ -631,10 +631,10 @@ pub enum OtpCommand {
     },
     /// Print the `otpauth://` provisioning URI (TOTP, or HOTP with --counter).
     Uri {
-        /// Secret.
+        /// Where the shared secret comes from.
         #[command(flatten)]
         secret: SecretArgs,
-        /// Parameters.
+        /// Digits, period and hash of the code.
         #[command(flatten)]
         params: OtpParams,
         /// Issuer shown by authenticator apps.

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::kafka_publish::KafkaOut;
 use crate::time::parse_duration;
 use crate::verifier::engine::Config;
-use crate::verifier::http::events::{KafkaOut, Outputs};
+use crate::verifier::http::events::Outputs;
 use crate::verifier::http::limits::Rate;
 use crate::verifier::http::tls::TlsFiles;
 use crate::verifier::http::{ServeOptions, serve};
@@ -129,10 +130,12 @@ pub fn run(a: VerifierArgs) -> anyhow::Result<i32> {
         admin_token_file: a.admin_token_file,
         outputs: Outputs {
             ndjson: a.events_out,
-            kafka: a.kafka.map(|brokers| KafkaOut {
-                brokers,
-                topic,
-                properties,
+            publish: a.kafka.map(|brokers| {
+                std::sync::Arc::new(KafkaOut {
+                    brokers,
+                    topic,
+                    properties,
+                }) as _
             }),
         },
         config: Config {

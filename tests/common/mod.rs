@@ -73,16 +73,16 @@ pub fn ingest_json(inputs: &[&Path], out: &Path) -> serde_json::Value {
     run_json(&args)
 }
 
-/// Every `--log-format` of a vendor (and the canonical one), as `generate` names them.
-pub const VENDORS: [&str; 7] = [
-    "okta",
-    "entra",
-    "duo",
-    "gworkspace",
-    "cloudtrail",
-    "keycloak",
-    "canonical",
-];
+/// Every `--log-format` of a registered vendor (and the canonical one), as `generate` names
+/// them, in `LogFormat` declaration order.
+pub static VENDORS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut formats: Vec<_> = mfascope::normalize::vendor::VENDORS
+        .iter()
+        .map(|v| v.format)
+        .collect();
+    formats.sort_by_key(|f| *f as u8);
+    formats.into_iter().map(|f| f.as_str()).collect()
+});
 
 /// Stdout of a Python script run on `args` by the test peers' interpreter (`MFASCOPE_PYTHON`,
 /// with pyarrow and duckdb: scripts/test sets it up).

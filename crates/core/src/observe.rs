@@ -1,0 +1,57 @@
+//! The contract between the engine and what consumes canonical batches (live SLIs, the rule
+//! engine, dashboards): [`BatchObserver`]. Owns nothing but the trait; the engine calls it, the
+//! consumers above implement it.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+
+/// A consumer of every batch of canonical events, in input order, after latency pairing —
+/// the live SLI aggregator and the rule engine. Called on the ordering thread: keep it cheap.
+pub trait BatchObserver: Send + Sync {
+    /// Look at one batch.
+    fn observe(&self, batch: &RecordBatch);
+
+    /// Called now and then while the input is idle (live sources), so time-based work — a
+    /// rule engine releasing what waited for stragglers — happens without new events.
+    fn tick(&self) {}
+}
+
+/// A consumer that owns its state mutably; wrapped in a [`Mutex`] it is a [`BatchObserver`]
+/// shared between the engine and the views that read it.
+pub trait ObserveBatch: Send {
+    /// Fold one batch into the state.
+    fn observe_batch(&mut self, batch: &RecordBatch);
+}
+
+impl<T: ObserveBatch> BatchObserver for Mutex<T> {
+    fn observe(&self, batch: &RecordBatch) {
+        crate::sync::lock(self).observe_batch(batch);
+    }
+}
+
+/// Batch observers of one ingest run.
+#[derive(Clone, Default)]
+pub struct Observers(pub Vec<Arc<dyn BatchObserver>>);
+
+impl Observers {
+    /// Show `batch` to every observer, in order.
+    pub fn observe(&self, batch: &RecordBatch) {
+        for o in &self.0 {
+            o.observe(batch);
+        }
+    }
+
+    /// [`BatchObserver::tick`] every observer.
+    pub fn tick(&self) {
+        for o in &self.0 {
+            o.tick();
+        }
+    }
+}
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Observers({})", self.0.len())
+    }
+}

@@ -1,0 +1,388 @@
+//! Findings: what a rule firing becomes. Built from rsigma results plus the triggering row,
+//! rendered as a table, JSON or Alertmanager alerts, and stored as Parquet under
+//! `OUT/findings/`. Findings carry canonical fields and event ids only, never secrets.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use rsigma_eval::{EvaluationResult, ResultBody};
+use serde::{Deserialize, Serialize};
+
+use super::row::{Row, opt_str};
+use mfascope_core::time::format_rfc3339;
+
+/// One detection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id: a hash of rule, group and time span (identical across re-runs).
+    pub id: String,
+    /// Sigma rule id (the title when the rule has none).
+    pub rule_id: String,
+    /// Sigma rule name (v2 `name`), when the rule has one.
+    pub rule_name: Option<String>,
+    /// Rule title.
+    pub rule_title: String,
+    /// Sigma level: informational, low, medium, high, critical.
+    pub severity: String,
+    /// MITRE ATT&CK technique ids from the rule tags (`T1621`, `T1556.006`).
+    pub attack: Vec<String>,
+    /// Group key of a correlation (`user=alice`), or the user of a single-event match.
+    pub group_key: String,
+    /// User, when the finding is about one.
+    pub user: Option<String>,
+    /// Client IP, when the finding is about one.
+    pub src_ip: Option<String>,
+    /// Earliest contributing event (second precision for correlations).
+    #[serde(with = "mfascope_core::event::time_serde")]
+    pub first_time: i64,
+    /// The event that made the rule fire.
+    #[serde(with = "mfascope_core::event::time_serde")]
+    pub last_time: i64,
+    /// Events (or distinct values) counted by the rule.
+    pub count: u64,
+    /// Ids of contributing events (capped).
+    pub evidence: Vec<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// ATT&CK technique ids among Sigma tags (`attack.t1556.006` → `T1556.006`).
+pub fn attack_ids(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("attack.t"))
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|rest| format!("T{}", rest.to_ascii_uppercase()))
+        .collect()
+}
+
+fn span_text(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl Finding {
+    /// Turn an rsigma result for `row` into a finding; `max_evidence` caps the event ids.
+    pub fn from_result(r: &EvaluationResult, row: &Row<'_>, max_evidence: usize) -> Finding {
+        let h = &r.header;
+        let rule_id = h.rule_id.clone().unwrap_or_else(|| h.rule_title.clone());
+        let severity = h
+            .level
+            .as_ref()
+            .map(|l| format!("{l:?}").to_ascii_lowercase())
+            .unwrap_or_else(|| "medium".into());
+        let (v, i) = (row.view, row.i);
+        let last_time = row.time_ms();
+        let this_id = v.event_id.value(i).to_string();
+        let (group_key, user, src_ip, first_time, count, evidence, summary) = match &r.body {
+            ResultBody::Correlation(c) => {
+                let group_key = c
+                    .group_key
+                    .iter()
+                    .map(|(k, val)| format!("{k}={val}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let pick = |name: &str| {
+                    c.group_key
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, val)| val.clone())
+                };
+                let refs = c.event_refs.as_deref().unwrap_or_default();
+                let first = refs
+                    .iter()
+                    .map(|e| e.timestamp.saturating_mul(1000))
+                    .min()
+                    .unwrap_or(last_time)
+                    .min(last_time);
+                let mut evidence: Vec<String> = refs.iter().filter_map(|e| e.id.clone()).collect();
+                if !evidence.contains(&this_id) {
+                    evidence.push(this_id.clone());
+                }
+                let count = c.aggregated_value.max(0.0).round() as u64;
+                let what = match c.correlation_type {
+                    rsigma_parser::CorrelationType::EventCount => format!("{count} events"),
+                    rsigma_parser::CorrelationType::ValueCount => {
+                        format!("{count} distinct values")
+                    }
+                    _ => "rules matched in sequence".to_string(),
+                };
+                let summary = format!(
+                    "{}: {what} within {} for {group_key}",
+                    h.rule_title,
+                    span_text(c.timespan_secs)
+                );
+                (
+                    group_key,
+                    pick("user"),
+                    pick("src_ip"),
+                    first,
+                    count,
+                    evidence,
+                    summary,
+                )
+            }
+            ResultBody::Detection(d) => {
+                let mut evidence = vec![this_id];
+                // A travel finding is about a pair of logins: name the earlier one too.
+                if let Some(from) = &row.derived.travel_from
+                    && d.matched_fields
+                        .iter()
+                        .any(|m| m.field.starts_with("travel_"))
+                {
+                    evidence.insert(0, from.to_string());
+                }
+                let user = v.user.value(i).to_string();
+                let ip = opt_str(&v.src_ip, i).map(str::to_string);
+                let word = |w: Option<&'static str>| w.unwrap_or("unknown");
+                let mut summary = format!(
+                    "{}: {} {} {} for {user}",
+                    h.rule_title,
+                    word(v.action[i].map(|a| a.as_str())),
+                    word(v.factor[i].map(|a| a.as_str())),
+                    word(v.outcome[i].map(|a| a.as_str())),
+                );
+                if let Some(ip) = &ip {
+                    let _ = write!(summary, " from {ip}");
+                }
+                if let Some(c) = opt_str(&v.country, i) {
+                    let _ = write!(summary, " ({c})");
+                }
+                (
+                    format!("user={user}"),
+                    Some(user),
+                    ip,
+                    last_time,
+                    1,
+                    evidence,
+                    summary,
+                )
+            }
+        };
+        let mut evidence = evidence;
+        evidence.truncate(max_evidence.max(1));
+        let id = {
+            let key = format!("{rule_id}\u{1f}{group_key}\u{1f}{first_time}\u{1f}{last_time}");
+            format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+        };
+        Finding {
+            id,
+            rule_id,
+            rule_name: None,
+            rule_title: h.rule_title.clone(),
+            severity,
+            attack: attack_ids(&h.tags),
+            group_key,
+            user,
+            src_ip,
+            first_time,
+            last_time,
+            count,
+            evidence,
+            summary,
+        }
+    }
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let utf8 = |n: &str, null| Field::new(n, DataType::Utf8, null);
+    let list = |n: &str| {
+        Field::new(
+            n,
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        )
+    };
+    let ts = |n: &str| {
+        Field::new(
+            n,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        )
+    };
+    Arc::new(Schema::new(vec![
+        utf8("id", false),
+        utf8("rule_id", false),
+        utf8("rule_name", true),
+        utf8("rule_title", false),
+        utf8("severity", false),
+        list("attack"),
+        utf8("group_key", false),
+        utf8("user", true),
+        utf8("src_ip", true),
+        ts("first_time"),
+        ts("last_time"),
+        Field::new("count", DataType::UInt64, false),
+        list("evidence"),
+        utf8("summary", false),
+    ]))
+});
+
+/// Arrow schema of the findings table.
+pub fn findings_schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// Findings as one record batch.
+pub fn to_batch(findings: &[Finding]) -> RecordBatch {
+    let mut cols: Vec<StringBuilder> = (0..9).map(|_| StringBuilder::new()).collect();
+    let mut lists = [
+        ListBuilder::new(StringBuilder::new()),
+        ListBuilder::new(StringBuilder::new()),
+    ];
+    let mut times = [
+        TimestampMillisecondBuilder::new().with_timezone("UTC"),
+        TimestampMillisecondBuilder::new().with_timezone("UTC"),
+    ];
+    let mut count = UInt64Builder::new();
+    for f in findings {
+        for (b, v) in cols.iter_mut().zip([
+            Some(&f.id),
+            Some(&f.rule_id),
+            f.rule_name.as_ref(),
+            Some(&f.rule_title),
+            Some(&f.severity),
+            Some(&f.group_key),
+            f.user.as_ref(),
+            f.src_ip.as_ref(),
+            Some(&f.summary),
+        ]) {
+            b.append_option(v);
+        }
+        for (b, values) in lists.iter_mut().zip([&f.attack, &f.evidence]) {
+            for v in values {
+                b.values().append_value(v);
+            }
+            b.append(true);
+        }
+        times[0].append_value(f.first_time);
+        times[1].append_value(f.last_time);
+        count.append_value(f.count);
+    }
+    let mut s: Vec<ArrayRef> = cols
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    let [attack, evidence] = lists.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let [first, last] = times.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let summary = s.pop().expect("summary");
+    let columns = vec![
+        s[0].clone(),
+        s[1].clone(),
+        s[2].clone(),
+        s[3].clone(),
+        s[4].clone(),
+        attack,
+        s[5].clone(),
+        s[6].clone(),
+        s[7].clone(),
+        first,
+        last,
+        Arc::new(count.finish()),
+        evidence,
+        summary,
+    ];
+    RecordBatch::try_new(findings_schema(), columns).expect("columns match the findings schema")
+}
+
+/// Write `findings` to `dir/findings-<first>-<hash>.parquet` (temp file, fsync, rename). The
+/// name is a function of the content, so re-running over the same data replaces the file.
+/// Returns `None` when there is nothing to write.
+pub fn write_parquet(dir: &Path, findings: &[Finding]) -> std::io::Result<Option<PathBuf>> {
+    if findings.is_empty() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    let first = findings.iter().map(|f| f.first_time).min().unwrap_or(0);
+    let ids: String = findings.iter().map(|f| f.id.as_str()).collect();
+    let name = format!(
+        "findings-{}-{:016x}.parquet",
+        format_rfc3339(first).replace([':', '.'], ""),
+        xxhash_rust::xxh3::xxh3_64(ids.as_bytes())
+    );
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    let file = File::create(&tmp)?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, findings_schema(), None)
+        .map_err(std::io::Error::other)?;
+    writer
+        .write(&to_batch(findings))
+        .map_err(std::io::Error::other)?;
+    let file = writer.into_inner().map_err(std::io::Error::other)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(Some(path))
+}
+
+/// Findings as aligned text, most recent last.
+pub fn table(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    if findings.is_empty() {
+        out.push_str("no findings\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<11} {:<40} {:>5}  summary",
+        "last seen", "severity", "att&ck", "group", "count"
+    );
+    for f in findings {
+        let mut group = f.group_key.clone();
+        if group.chars().count() > 40 {
+            group = group.chars().take(39).collect::<String>() + "…";
+        }
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<11} {:<40} {:>5}  {}",
+            format_rfc3339(f.last_time),
+            f.severity,
+            f.attack.first().map(String::as_str).unwrap_or("-"),
+            group,
+            f.count,
+            f.summary
+        );
+    }
+    out
+}
+
+/// Findings as Alertmanager v2 `postableAlerts` (one alert per finding).
+pub fn alertmanager(findings: &[Finding]) -> serde_json::Value {
+    findings
+        .iter()
+        .map(|f| {
+            let mut labels = serde_json::json!({
+                "alertname": f.rule_title,
+                "rule_id": f.rule_id,
+                "severity": f.severity,
+                "finding_id": f.id,
+                "source": "mfascope",
+            });
+            for (k, v) in [("user", &f.user), ("src_ip", &f.src_ip)] {
+                if let Some(v) = v {
+                    labels[k] = v.clone().into();
+                }
+            }
+            if let Some(t) = f.attack.first() {
+                labels["attack"] = t.clone().into();
+            }
+            serde_json::json!({
+                "labels": labels,
+                "annotations": {
+                    "summary": f.summary,
+                    "evidence": f.evidence.join(","),
+                    "attack": f.attack.join(","),
+                },
+                "startsAt": format_rfc3339(f.first_time),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! Records delivered twice inside the input — overlapping API polls, at-least-once delivery, a
+//! file concatenated twice. A record with the source, event id *and* bytes of an earlier one
+//! becomes a dead letter naming the id, so counts are not doubled and nothing is lost; the same
+//! id with other content (vendors reuse ids: an Entra correlation, a Duo transaction's steps) is
+//! a distinct event and kept. Remembers the most recent `window` records of the run (a 128-bit
+//! hash each, ~48 bytes with the set's overhead): repeats further apart than that, or across
+//! restarts, are kept.
+
+use std::collections::{HashSet, VecDeque};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Int8Type;
+
+use strum::VariantNames;
+
+use mfascope_core::event::{Source, col};
+
+/// Records remembered by default.
+pub const DEFAULT_WINDOW: usize = 250_000;
+
+/// The recent records of a run.
+#[derive(Debug)]
+pub struct Dedupe {
+    window: usize,
+    seen: HashSet<u128>,
+    order: VecDeque<u128>,
+    /// The bytes hashed per record, reused (no allocation per record).
+    key: Vec<u8>,
+}
+
+/// A row that repeated a record already ingested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repeat {
+    /// Row index in the batch given to [`Dedupe::filter`].
+    pub row: usize,
+    /// The repeated id.
+    pub event_id: String,
+    /// The row's source (`okta`, `canonical`, …).
+    pub source: &'static str,
+}
+
+impl Dedupe {
+    /// Remember up to `window` records (0 turns the check off).
+    pub fn new(window: usize) -> Self {
+        Dedupe {
+            window,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            key: Vec::new(),
+        }
+    }
+
+    /// True the first time `(source, id, content)` is offered within the window.
+    fn first(&mut self, source: i8, id: &str, content: u64) -> bool {
+        self.key.clear();
+        self.key.push(source as u8);
+        self.key.extend_from_slice(&content.to_le_bytes());
+        self.key.extend_from_slice(id.as_bytes());
+        let h = xxhash_rust::xxh3::xxh3_128(&self.key);
+        if !self.seen.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        if self.order.len() > self.window
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
+    /// `batch` without the rows already seen, and those rows; `contents[i]` is a hash of row
+    /// `i`'s record bytes. The batch is returned untouched when nothing repeats.
+    pub fn filter(&mut self, batch: RecordBatch, contents: &[u64]) -> (RecordBatch, Vec<Repeat>) {
+        if self.window == 0 {
+            return (batch, Vec::new());
+        }
+        let ids = batch
+            .column_by_name(col::EVENT_ID)
+            .expect("event_id column")
+            .as_string::<i32>();
+        let sources = batch
+            .column_by_name(col::SOURCE)
+            .expect("source column")
+            .as_dictionary::<Int8Type>()
+            .keys();
+        let mut repeats = Vec::new();
+        let keep: Vec<bool> = (0..batch.num_rows())
+            .map(|i| {
+                let content = contents.get(i).copied().unwrap_or_default();
+                let first = self.first(sources.value(i), ids.value(i), content);
+                if !first {
+                    repeats.push(Repeat {
+                        row: i,
+                        event_id: ids.value(i).to_string(),
+                        source: Source::VARIANTS[sources.value(i) as usize],
+                    });
+                }
+                first
+            })
+            .collect();
+        if repeats.is_empty() {
+            return (batch, repeats);
+        }
+        let kept = filter_record_batch(&batch, &keep.into()).expect("mask of the batch's length");
+        (kept, repeats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfascope_normalize::{LogFormat, Normalizer};
+    use mfascope_source::{Chunk, ChunkKind};
+
+    fn batch(ids: &[(&str, Source)]) -> RecordBatch {
+        let text: String = ids
+            .iter()
+            .map(|(id, source)| {
+                format!(
+                    r#"{{"event_id":"{id}","time":"2024-05-01T10:00:00Z","source":"{}","user":"u","action":"mfa_verify","factor":"totp","outcome":"success","vendor_event_type":"t"}}"#,
+                    source.as_str()
+                ) + "\n"
+            })
+            .collect();
+        let chunk = Chunk {
+            input: 0,
+            path: "t".into(),
+            start: 0,
+            first_line: 1,
+            lines: ids.len() as u64,
+            data: text.into_bytes(),
+            kind: ChunkKind::Lines,
+        };
+        let tally =
+            super::super::normalize_chunk(&mut Normalizer::new(LogFormat::Canonical), &chunk);
+        assert!(tally.dead.is_empty(), "{:?}", tally.dead);
+        tally.batch.unwrap()
+    }
+
+    #[test]
+    fn a_repeated_record_is_dropped_within_the_window_the_same_id_with_other_content_kept() {
+        let mut d = Dedupe::new(3);
+        let (kept, repeats) = d.filter(
+            batch(&[
+                ("a", Source::Okta),
+                ("a", Source::Okta),
+                ("a", Source::Duo),
+                ("b", Source::Okta),
+                ("a", Source::Okta),
+            ]),
+            &[1, 1, 1, 1, 2],
+        );
+        assert_eq!(kept.num_rows(), 4);
+        assert_eq!(
+            repeats,
+            [Repeat {
+                row: 1,
+                event_id: "a".into(),
+                source: "okta"
+            }]
+        );
+        // The window holds the 3 most recent records: the first "a"/okta was forgotten.
+        let (kept, repeats) = d.filter(
+            batch(&[
+                ("b", Source::Okta),
+                ("a", Source::Okta),
+                ("a", Source::Okta),
+            ]),
+            &[1, 1, 2],
+        );
+        assert_eq!((kept.num_rows(), repeats.len()), (1, 2));
+        assert_eq!((repeats[0].row, repeats[1].row), (0, 2));
+        // Off: everything passes.
+        let (kept, repeats) = Dedupe::new(0).filter(batch(&[("x", Source::Okta); 3]), &[1; 3]);
+        assert_eq!((kept.num_rows(), repeats.len()), (3, 0));
+    }
+}

@@ -1,0 +1,355 @@
+//! Google Workspace Reports API login activities (`applicationName: login`). `events` arrives as
+//! a list (API) or a single object (some exporters); the first event is mapped. The 2-Step
+//! Verification method comes from the `login_challenge_method` parameter (value or multiValue).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::fields::{Ctx, OneOrMany, Scalar, nonempty};
+use super::{LogFormat, MapResult, event, ignored, parse};
+use mfascope_core::event::{Action, Event, Factor, Outcome, Source};
+use mfascope_core::time::parse_rfc3339;
+
+use crate::detect::Markers;
+use crate::vendor::{Logsource, Vendor};
+mod render;
+
+/// The Google Workspace login activities (Reports API) in the vendor registry.
+pub(crate) static VENDOR: Vendor = Vendor {
+    format: LogFormat::Gworkspace,
+    source: Source::Gworkspace,
+    title: "Google Workspace login activities (Reports API)",
+    map,
+    detect,
+    render,
+    logsources: &[Logsource {
+        product: "google_workspace",
+        service: "login",
+    }],
+    logsource_of: crate::vendor::first_logsource,
+    sample: "gworkspace-login.ndjson.gz",
+};
+
+fn detect(m: &Markers<'_>) -> bool {
+    m.value("kind") == Some("admin#reports#activity")
+        || (m.has("events") && m.value("kind").is_some())
+}
+
+fn render(e: &Event<'_>, out: &mut String) -> bool {
+    crate::vendor::push_json(out, &render::render(e))
+}
+
+super::record_type!(RawRecord => Raw);
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    id: Id<'a>,
+    #[serde(borrow, default)]
+    actor: Option<Actor<'a>>,
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    ipAddress: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    events: OneOrMany<GEvent<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Id<'a> {
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    #[serde(borrow, default)]
+    uniqueQualifier: Option<Scalar<'a>>,
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    applicationName: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    customerId: Option<Scalar<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Actor<'a> {
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    email: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct GEvent<'a> {
+    #[serde(
+        borrow,
+        default,
+        rename = "type",
+        deserialize_with = "mfascope_core::event::cow::opt"
+    )]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    parameters: Option<Vec<Param<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Param<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    value: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    multiValue: Option<Vec<Cow<'a, str>>>,
+    #[serde(default)]
+    boolValue: Option<bool>,
+}
+
+impl<'a> GEvent<'a> {
+    fn param(&self, name: &str) -> Option<&Param<'a>> {
+        self.parameters.iter().flatten().find(|p| p.name == name)
+    }
+    fn values(&self, name: &str) -> Vec<&str> {
+        match self.param(name) {
+            Some(p) => p
+                .value
+                .iter()
+                .map(|v| v.as_ref())
+                .chain(p.multiValue.iter().flatten().map(|v| v.as_ref()))
+                .collect(),
+            None => vec![],
+        }
+    }
+}
+
+fn factor_for(method: &str) -> Factor {
+    match method {
+        "password" => Factor::Password,
+        "google_authenticator" | "totp" => Factor::Totp,
+        "backup_code" => Factor::RecoveryCode,
+        "idv_any_phone" | "idv_preregistered_phone" | "sms" | "phone" => Factor::Sms,
+        "internal_two_factor" | "google_prompt" => Factor::Push,
+        "security_key" | "passkey" => Factor::Webauthn,
+        "email" | "idv_email" => Factor::Email,
+        "login_location" | "none" | "" => Factor::None,
+        _ => Factor::Unknown,
+    }
+}
+
+/// The strongest second-step method listed, or the first method.
+fn pick_factor(methods: &[&str]) -> Option<Factor> {
+    let factors: Vec<Factor> = methods.iter().map(|m| factor_for(m)).collect();
+    factors
+        .iter()
+        .copied()
+        .find(|f| !matches!(f, Factor::Password | Factor::None))
+        .or_else(|| factors.first().copied())
+}
+
+/// Map one Google Workspace login activity.
+pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
+    let r = parse::<RawRecord>(LogFormat::Gworkspace, raw, &mut ctx.json)?;
+    if r.id
+        .applicationName
+        .as_deref()
+        .is_some_and(|a| a != "login")
+    {
+        return ignored(
+            LogFormat::Gworkspace,
+            r.id.applicationName.as_deref().unwrap_or_default(),
+        );
+    }
+    let ev = r
+        .events
+        .as_slice()
+        .first()
+        .ok_or("gworkspace: events: empty")?;
+    let name = ev.name.as_ref();
+    let methods = ev.values("login_challenge_method");
+    let factor = pick_factor(&methods);
+    let second_factor = ev.param("is_second_factor").and_then(|p| p.boolValue);
+    let status = ev
+        .values("login_challenge_status")
+        .first()
+        .map(|s| s.to_ascii_lowercase());
+    let passed = status.as_deref().map(|s| s.contains("passed"));
+    let failure_type = ev
+        .values("login_failure_type")
+        .first()
+        .map(|s| s.to_string());
+
+    use Action::*;
+    let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<Cow<'a, str>>) =
+        match name {
+            "login_success" => match factor {
+                Some(f) if !matches!(f, Factor::Password | Factor::None) => {
+                    (MfaVerify, f, Outcome::Success, None)
+                }
+                _ => (PrimaryAuth, Factor::Password, Outcome::Success, None),
+            },
+            "login_failure" => {
+                let reason = failure_type
+                    .clone()
+                    .map(|t| t.trim_start_matches("login_failure_").to_string());
+                match (failure_type.as_deref(), factor) {
+                    (Some("login_failure_invalid_second_factor"), f) => (
+                        MfaVerify,
+                        f.unwrap_or(Factor::Unknown),
+                        Outcome::Failure,
+                        Some("invalid_code".into()),
+                    ),
+                    (_, Some(f)) if !matches!(f, Factor::Password | Factor::None) => {
+                        (MfaVerify, f, Outcome::Failure, reason.map(Cow::Owned))
+                    }
+                    (Some("login_failure_invalid_password"), _) => (
+                        PrimaryAuth,
+                        Factor::Password,
+                        Outcome::Failure,
+                        Some("invalid_credentials".into()),
+                    ),
+                    _ => (
+                        PrimaryAuth,
+                        Factor::Password,
+                        Outcome::Failure,
+                        reason.map(Cow::Owned),
+                    ),
+                }
+            }
+            "login_challenge" | "login_verification" => {
+                let outcome = match passed {
+                    Some(true) => Outcome::Success,
+                    Some(false) => Outcome::Failure,
+                    None => Outcome::Challenge,
+                };
+                let reason =
+                    (outcome == Outcome::Failure).then_some(Cow::Borrowed("challenge_failed"));
+                let action = if second_factor == Some(false) && name == "login_challenge" {
+                    MfaChallenge
+                } else {
+                    MfaVerify
+                };
+                let action = if outcome == Outcome::Challenge {
+                    MfaChallenge
+                } else {
+                    action
+                };
+                (action, factor.unwrap_or(Factor::Unknown), outcome, reason)
+            }
+            "2sv_enroll" => (EnrollComplete, Factor::Unknown, Outcome::Success, None),
+            "2sv_disable" => (
+                PolicyChange,
+                Factor::None,
+                Outcome::Success,
+                Some("mfa_disabled".into()),
+            ),
+            "recovery_phone_edit" => (
+                EnrollComplete,
+                Factor::Sms,
+                Outcome::Success,
+                Some("recovery_phone_changed".into()),
+            ),
+            "recovery_email_edit" => (
+                EnrollComplete,
+                Factor::Email,
+                Outcome::Success,
+                Some("recovery_email_changed".into()),
+            ),
+            "passkey_enrolled" => (EnrollComplete, Factor::Webauthn, Outcome::Success, None),
+            "passkey_removed" => (FactorRemove, Factor::Webauthn, Outcome::Success, None),
+            "account_disabled_password_leak"
+            | "account_disabled_hijacked"
+            | "account_disabled_generic"
+            | "account_disabled_spamming"
+            | "account_disabled_spamming_through_relay" => (
+                Lockout,
+                Factor::None,
+                Outcome::Failure,
+                Some(Cow::Owned(name.trim_start_matches("account_").to_string())),
+            ),
+            _ => {
+                let kind = ev.kind.as_deref().unwrap_or("login");
+                return ignored(LogFormat::Gworkspace, &format!("{kind}.{name}"));
+            }
+        };
+    let time = parse_rfc3339(&r.id.time).map_err(|e| format!("gworkspace: id.time: {e}"))?;
+    let affected = ev
+        .values("affected_email_address")
+        .first()
+        .map(|s| Cow::Owned(s.to_string()));
+    let user = r
+        .actor
+        .and_then(|a| nonempty(a.email))
+        .or(affected)
+        .ok_or("gworkspace: actor.email: missing")?;
+    let qualifier =
+        r.id.uniqueQualifier
+            .as_ref()
+            .map(|q| q.0.as_ref())
+            .unwrap_or("");
+    let id = format!("gworkspace:{}:{qualifier}:{name}", r.id.time);
+    let mut e = Event::new(
+        Source::Gworkspace,
+        id,
+        time,
+        user,
+        Cow::Owned(format!("login.{name}")),
+        (action, factor, outcome),
+    );
+    e.tenant = r.id.customerId.map(|c| c.0);
+    e.reason = reason;
+    e.src_ip = nonempty(r.ipAddress);
+    event(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mapped;
+
+    fn ev(json: &str) -> Event<'static> {
+        crate::expect_event(map(json.as_bytes(), &mut Ctx::default()))
+    }
+
+    #[test]
+    fn security_key_verification_is_phishing_resistant() {
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2025-02-27T05:59:58.481Z","uniqueQualifier":"123","applicationName":"login","customerId":"C1"},"actor":{"email":"t@c.com"},"ipAddress":"81.2.69.144","events":[{"type":"login","name":"login_verification","parameters":[{"name":"login_challenge_method","multiValue":["security_key"]},{"name":"login_challenge_status","value":"passed"},{"name":"is_second_factor","boolValue":true}]}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Webauthn, Outcome::Success)
+        );
+        assert!(e.phishing_resistant);
+        assert_eq!(e.tenant.as_deref(), Some("C1"));
+    }
+
+    #[test]
+    fn invalid_second_factor_and_2sv_disable() {
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":1,"applicationName":"login"},"actor":{"email":"u@c.com"},"events":{"type":"login","name":"login_failure","parameters":[{"name":"login_challenge_method","value":"google_authenticator"},{"name":"login_failure_type","value":"login_failure_invalid_second_factor"}]}}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome, e.reason.as_deref()),
+            (
+                Action::MfaVerify,
+                Factor::Totp,
+                Outcome::Failure,
+                Some("invalid_code")
+            )
+        );
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"2sv_change","name":"2sv_disable"}]}"#,
+        );
+        assert_eq!(e.action, Action::PolicyChange);
+    }
+
+    #[test]
+    fn logout_is_ignored_and_missing_time_rejected() {
+        let mut ctx = crate::fields::Ctx::default();
+        let r = map(br#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"login","name":"logout"}]}"#, &mut ctx);
+        assert!(matches!(r, Ok(Mapped::Ignored(k)) if k == "gworkspace:login.logout"));
+        let err = map(
+            br#"{"kind":"admin#reports#activity","id":{"applicationName":"login"},"events":[]}"#,
+            &mut Ctx::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("id.time") || err.contains("time"), "{err}");
+    }
+}

@@ -1,0 +1,163 @@
+//! Derives `latency_ms` for verifications whose vendor does not report it, by pairing an
+//! `mfa_challenge` with the next `mfa_verify` of the same source, user and transaction (or
+//! session). Runs on batches in input order; state is a bounded FIFO of open challenges.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{Int8Type, TimestampMillisecondType};
+
+use mfascope_core::event::{Action, col};
+
+/// Longest challenge → verification gap that still counts as one login (10 minutes).
+pub const MAX_GAP_MS: i64 = 600_000;
+
+/// Bounded challenge table; the oldest open challenge is evicted first.
+pub struct LatencyPairer {
+    open: HashMap<u64, i64>,
+    order: VecDeque<u64>,
+    capacity: usize,
+    /// Verifications given a derived latency.
+    pub paired: u64,
+    /// Open challenges dropped because the table was full.
+    pub evicted: u64,
+}
+
+impl Default for LatencyPairer {
+    fn default() -> Self {
+        Self::with_capacity(200_000)
+    }
+}
+
+impl LatencyPairer {
+    /// A pairer holding at most `capacity` open challenges.
+    pub fn with_capacity(capacity: usize) -> Self {
+        LatencyPairer {
+            open: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+            paired: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Fill missing `latency_ms` in `batch` (canonical schema) where a challenge pairs.
+    pub fn apply(&mut self, batch: RecordBatch) -> RecordBatch {
+        let schema = batch.schema();
+        let idx = |name| schema.index_of(name).expect("canonical schema");
+        let action = batch
+            .column(idx(col::ACTION))
+            .as_dictionary::<Int8Type>()
+            .keys();
+        let time = batch
+            .column(idx(col::TIME))
+            .as_primitive::<TimestampMillisecondType>();
+        let source = batch
+            .column(idx(col::SOURCE))
+            .as_dictionary::<Int8Type>()
+            .keys();
+        let user = batch.column(idx(col::USER)).as_string::<i32>();
+        let txn = batch.column(idx(col::TRANSACTION_ID)).as_string::<i32>();
+        let session = batch.column(idx(col::SESSION_ID)).as_string::<i32>();
+        let lat_idx = idx(col::LATENCY_MS);
+        let latency = batch
+            .column(lat_idx)
+            .as_primitive::<arrow::datatypes::UInt32Type>();
+
+        let mut updated: Option<Vec<Option<u32>>> = None;
+        for row in 0..batch.num_rows() {
+            let a = action.value(row);
+            if a != Action::MfaChallenge.key() && a != Action::MfaVerify.key() {
+                continue;
+            }
+            let key_text = if txn.is_valid(row) {
+                txn.value(row)
+            } else if session.is_valid(row) {
+                session.value(row)
+            } else {
+                continue;
+            };
+            let key = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (source.value(row), user.value(row), key_text).hash(&mut h);
+                h.finish()
+            };
+            let t = time.value(row);
+            if a == Action::MfaChallenge.key() {
+                if self.open.insert(key, t).is_none() {
+                    self.order.push_back(key);
+                    if self.order.len() > self.capacity
+                        && let Some(old) = self.order.pop_front()
+                    {
+                        self.open.remove(&old);
+                        self.evicted += 1;
+                    }
+                }
+            } else if latency.is_null(row)
+                && let Some(start) = self.open.remove(&key)
+            {
+                let gap = t - start;
+                if (0..=MAX_GAP_MS).contains(&gap) {
+                    let v = updated.get_or_insert_with(|| latency.iter().collect());
+                    v[row] = Some(gap as u32);
+                    self.paired += 1;
+                }
+            }
+        }
+        // Keep the FIFO from growing with keys already paired.
+        if self.order.len() > 2 * self.open.len() + 1024 {
+            self.order.retain(|k| self.open.contains_key(k));
+        }
+        match updated {
+            None => batch,
+            Some(values) => {
+                let mut columns = batch.columns().to_vec();
+                columns[lat_idx] = Arc::new(UInt32Array::from(values));
+                RecordBatch::try_new(schema, columns).expect("same schema")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfascope_core::event::{Event, EventBatchBuilder, Factor, Outcome, Source};
+
+    fn e(id: &str, t: i64, action: Action, txn: &str) -> Event<'static> {
+        let mut e = Event::new(
+            Source::Okta,
+            id.to_string(),
+            t,
+            "alice",
+            "x",
+            (action, Factor::Push, Outcome::Success),
+        );
+        e.transaction_id = Some(txn.to_string().into());
+        e
+    }
+
+    #[test]
+    fn pairs_challenge_with_verification_across_batches() {
+        let mut p = LatencyPairer::default();
+        let mut b = EventBatchBuilder::default();
+        b.append(&e("1", 1_000, Action::MfaChallenge, "T"));
+        b.append(&e("2", 1_500, Action::MfaChallenge, "U"));
+        let first = p.apply(b.finish());
+        assert_eq!(first.column(13).null_count(), 2);
+        b.append(&e("3", 3_250, Action::MfaVerify, "T"));
+        b.append(&e("4", 999_999, Action::MfaVerify, "U")); // beyond the 10 min gap
+        b.append(&e("5", 4_000, Action::MfaVerify, "Z")); // no challenge
+        let out = p.apply(b.finish());
+        let lat = out
+            .column(13)
+            .as_primitive::<arrow::datatypes::UInt32Type>();
+        assert_eq!(
+            lat.iter().collect::<Vec<_>>(),
+            vec![Some(2_250), None, None]
+        );
+        assert_eq!(p.paired, 1);
+    }
+}

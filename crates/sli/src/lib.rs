@@ -1,0 +1,176 @@
+//! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
+//! metadata + `${…}` parameters), registering `events` for a time range, and running SQL.
+
+pub mod live;
+mod query;
+pub mod slice;
+
+use std::path::PathBuf;
+
+use mfascope_sink::Location;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries, resolve_queries};
+
+/// SLI failures; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SliError {
+    /// No Parquet under the data location.
+    #[error("no events under {0}: run `mfascope ingest … --out` into it first")]
+    NoData(String),
+    /// The data location cannot be listed.
+    #[error(transparent)]
+    Store(#[from] mfascope_sink::SinkError),
+    /// A query file is unreadable or malformed.
+    #[error("query file {path}: {reason}")]
+    BadQuery {
+        /// The file being read.
+        path: PathBuf,
+        /// What is wrong, in words that say what to fix.
+        reason: String,
+    },
+    /// A parameter is invalid.
+    #[error("{0}")]
+    BadParam(String),
+    /// DataFusion rejected or failed a query.
+    #[error("query {name}: {source}")]
+    Sql {
+        /// Query name (or `ad-hoc`).
+        name: String,
+        /// DataFusion's error.
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+/// A DataFusion session with the `events` table (restricted to the requested time range).
+pub struct Engine {
+    ctx: SessionContext,
+}
+
+impl Engine {
+    /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
+    /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
+    pub async fn open(data: &Location, params: &Params) -> Result<Engine, SliError> {
+        let has_files = {
+            let listing = data.clone();
+            // Listing an object store blocks on the sink's own runtime, off this one.
+            tokio::task::spawn_blocking(move || listing.has_file_under("events", ".parquet"))
+                .await
+                .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))??
+        };
+        if !has_files {
+            return Err(SliError::NoData(data.to_string()));
+        }
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(slice::udf());
+        let sql_err = |source| SliError::Sql {
+            name: "events".into(),
+            source,
+        };
+        let url = match data {
+            Location::Local(dir) => {
+                let events = dir.join("events");
+                format!(
+                    "{}/",
+                    events.canonicalize().unwrap_or(events.clone()).display()
+                )
+            }
+            Location::Remote(remote) => {
+                ctx.register_object_store(remote.base(), remote.store());
+                format!("{}/", data.describe("events"))
+            }
+        };
+        let url = ListingTableUrl::parse(url).map_err(sql_err)?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![
+                ("dt".into(), arrow::datatypes::DataType::Utf8),
+                ("hour".into(), arrow::datatypes::DataType::Utf8),
+            ]);
+        let table_config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(mfascope_core::event::event_schema());
+        let table = ListingTable::try_new(table_config).map_err(sql_err)?;
+        ctx.register_table("events_all", Arc::new(table))
+            .map_err(sql_err)?;
+        let view = format!(
+            "CREATE VIEW events AS SELECT * FROM events_all{}",
+            params.time_filter()
+        );
+        ctx.sql(&view).await.map_err(sql_err)?;
+        Ok(Engine { ctx })
+    }
+
+    /// Feed every event of the range to `agg`, in time order (the history path of the live
+    /// aggregator: SLO evaluation over history uses exactly the live code). Returns the rows
+    /// replayed.
+    pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
+        let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+        let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
+        self.for_each_batch("replay", &sql, |b| agg.observe(b))
+            .await
+    }
+
+    /// Stream the result of `sql` batch by batch into `f` (memory stays bounded by DataFusion's
+    /// batch size and, for sorted queries, its sort spill). Returns the rows seen.
+    pub async fn for_each_batch(
+        &self,
+        name: &str,
+        sql: &str,
+        mut f: impl FnMut(&RecordBatch),
+    ) -> Result<u64, SliError> {
+        use futures::StreamExt;
+        let err = |source| SliError::Sql {
+            name: name.to_string(),
+            source,
+        };
+        let mut stream = self
+            .ctx
+            .sql(sql)
+            .await
+            .map_err(err)?
+            .execute_stream()
+            .await
+            .map_err(err)?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(err)?;
+            rows += batch.num_rows() as u64;
+            f(&batch);
+        }
+        Ok(rows)
+    }
+
+    /// Run SQL and collect the result of its last statement. Earlier statements may create
+    /// in-memory tables (`CREATE OR REPLACE TABLE name AS …`) that later ones read: DataFusion
+    /// recomputes a CTE at every reference, so a query that reuses an expensive intermediate
+    /// result materializes it this way.
+    pub async fn run(&self, name: &str, sql: &str) -> Result<Vec<RecordBatch>, SliError> {
+        let err = |source| SliError::Sql {
+            name: name.to_string(),
+            source,
+        };
+        let statements = datafusion::sql::parser::DFParser::parse_sql(sql).map_err(err)?;
+        let mut last = Vec::new();
+        for statement in statements {
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .map_err(err)?;
+            let df = self.ctx.execute_logical_plan(plan).await.map_err(err)?;
+            last = df.collect().await.map_err(err)?;
+        }
+        Ok(last)
+    }
+}

@@ -1,0 +1,599 @@
+//! The live SLI path: an incremental aggregator fed by the pipeline's record batches. It keeps
+//! per-minute counters and latency histograms (hdrhistogram) — memory grows with the number of
+//! minutes retained, never with the number of events — and answers the same questions as the SQL
+//! queries in `queries/` (M1, M2, M6, M8, M9, M10) without rescanning anything.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{TimestampMillisecondType, UInt32Type};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use strum::{EnumCount, IntoEnumIterator};
+
+use mfascope_core::event::columns::{decode_enum, utf8};
+use mfascope_core::event::{Action, Factor, Outcome, Source, col};
+
+/// Milliseconds per minute.
+pub const MINUTE_MS: i64 = 60_000;
+/// Milliseconds per hour.
+pub const HOUR_MS: i64 = 3_600_000;
+/// Uses of a revoked credential later than this after the revocation are not exposure (M9).
+pub const REVOKE_HORIZON_MS: i64 = 86_400_000;
+/// Significant digits of the latency histograms (values within 1 %).
+pub const HISTOGRAM_SIGFIG: u8 = 2;
+
+/// Per-minute counters, named as in SLO specs (`metricSource.spec.counter`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    strum::EnumCount,
+    strum::EnumIter,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Counter {
+    /// `mfa_verify` with outcome success, failure, denied, timeout or error (M1 denominator).
+    MfaAttempts,
+    /// `mfa_verify` with outcome success (M1 numerator).
+    MfaSuccesses,
+    /// Errors reported by the reference verifier or a synthetic probe (M6).
+    PathErrors,
+    /// `primary_auth`, `mfa_verify` and `rate_limited` events (M10 denominator).
+    AuthAttempts,
+    /// `primary_auth` and `mfa_verify` events (attempts a rate limit let through).
+    AuthAttemptsNotRateLimited,
+    /// `rate_limited` events (M10 numerator).
+    RateLimited,
+    /// Attempts stopped on purpose: policy denials, fraud reports, lockouts, rate limits (M8).
+    Blocked,
+    /// `enroll_start` events.
+    EnrollStarts,
+    /// Successful `enroll_complete` events.
+    EnrollCompletions,
+    /// `recovery_request` events.
+    Recoveries,
+    /// Successful session and device revocations with an id to follow (M9 denominator).
+    Revocations,
+    /// `mfa_verify` events with a latency (M2 denominator).
+    LatencyMeasured,
+    /// `mfa_verify` events with a latency from the reference verifier or a probe.
+    PathLatencyMeasured,
+}
+
+/// Measurements with thresholds counted per minute (for threshold SLOs).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr, strum::VariantNames,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Measure {
+    /// Challenge → verification latency of `mfa_verify` events.
+    LatencyMs,
+    /// Latency of `mfa_verify` events measured by the reference verifier or a synthetic probe
+    /// (the 2FA path without human think time).
+    PathLatencyMs,
+    /// How long a revoked session or device kept working (M9).
+    RevokeExposureMs,
+}
+
+/// Thresholds to count per minute, from the SLO specs in use: for each `(measure, bound)`, the
+/// measurements strictly below `bound`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Thresholds(pub Vec<(Measure, u64)>);
+
+impl Thresholds {
+    /// Position of `(measure, bound)`, adding it when new.
+    pub fn add(&mut self, measure: Measure, bound: u64) -> usize {
+        match self.index(measure, bound) {
+            Some(i) => i,
+            None => {
+                self.0.push((measure, bound));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// Position of `(measure, bound)`.
+    pub fn index(&self, measure: Measure, bound: u64) -> Option<usize> {
+        self.0.iter().position(|t| *t == (measure, bound))
+    }
+}
+
+/// Aggregator settings.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// Minutes of counters kept (the longest SLO window plus its longest alert window).
+    pub retention_minutes: i64,
+    /// Minutes of per-minute latency histograms kept (hourly ones are kept for the retention).
+    pub histogram_minutes: i64,
+    /// Thresholds counted per minute.
+    pub thresholds: Thresholds,
+    /// Open revocations followed at most (oldest evicted first, counted).
+    pub max_open_revocations: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            retention_minutes: 33 * 1440,
+            histogram_minutes: 6 * 60,
+            thresholds: Thresholds::default(),
+            max_open_revocations: 1_000_000,
+        }
+    }
+}
+
+/// Counters of one minute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteStats {
+    /// Values indexed by [`Counter`].
+    pub counters: [u64; Counter::COUNT],
+    /// Per threshold of [`Thresholds`]: measurements of this minute below it (for revocations:
+    /// revocations of this minute whose exposure stayed below it).
+    pub below: Vec<u64>,
+}
+
+impl MinuteStats {
+    /// One counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize]
+    }
+
+    fn add(&mut self, c: Counter) {
+        self.counters[c as usize] += 1;
+    }
+
+    /// Add another minute's counts (same thresholds).
+    pub fn merge(&mut self, other: &MinuteStats) {
+        for (a, b) in self.counters.iter_mut().zip(other.counters) {
+            *a += b;
+        }
+        if self.below.len() < other.below.len() {
+            self.below.resize(other.below.len(), 0);
+        }
+        for (x, y) in self.below.iter_mut().zip(&other.below) {
+            *x += y;
+        }
+    }
+}
+
+/// Latency histograms per factor.
+#[derive(Clone, Default)]
+struct FactorHists(Vec<Option<Histogram<u32>>>);
+
+impl FactorHists {
+    fn record(&mut self, factor: usize, ms: u64) {
+        if self.0.len() <= factor {
+            self.0.resize(factor + 1, None);
+        }
+        // Auto-resizing: the histogram only grows to the largest latency seen (capped at 1 h).
+        let _ = self.0[factor]
+            .get_or_insert_with(|| Histogram::new(HISTOGRAM_SIGFIG).expect("valid sigfig"))
+            .record(ms.min(HOUR_MS as u64));
+    }
+
+    fn merge_into(&self, out: &mut Histogram<u32>, factor: Option<usize>) {
+        for (i, h) in self.0.iter().enumerate() {
+            if let Some(h) = h
+                && factor.is_none_or(|f| f == i)
+            {
+                out.add(h).expect("auto-resizing histogram");
+            }
+        }
+    }
+}
+
+struct Revocation {
+    minute: i64,
+    time: i64,
+    exposure: i64,
+}
+
+/// Pipeline counters of the aggregator.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LiveCounters {
+    /// Events aggregated.
+    pub events: u64,
+    /// Events older than the retention when they arrived (not aggregated).
+    pub too_old: u64,
+    /// Open revocations dropped because the table was full.
+    pub revocations_evicted: u64,
+    /// Latest event time seen (epoch ms).
+    pub watermark_ms: Option<i64>,
+}
+
+/// Latency percentiles of one bucket.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Verifications with a latency.
+    pub count: u64,
+    /// Median (ms).
+    pub p50_ms: u64,
+    /// 95th percentile (ms).
+    pub p95_ms: u64,
+    /// 99th percentile (ms).
+    pub p99_ms: u64,
+    /// Largest (ms, within histogram precision).
+    pub max_ms: u64,
+}
+
+/// The incremental aggregator.
+pub struct Aggregator {
+    config: LiveConfig,
+    minutes: BTreeMap<i64, MinuteStats>,
+    minute_hists: BTreeMap<i64, FactorHists>,
+    hour_hists: BTreeMap<i64, FactorHists>,
+    sessions: HashMap<String, Revocation>,
+    devices: HashMap<String, Revocation>,
+    revoke_order: VecDeque<(i64, bool, String)>,
+    counters: LiveCounters,
+    cumulative: [u64; Counter::COUNT],
+}
+
+/// Column accessors of one batch, tolerant of dictionary key types and string layouts (batches
+/// from the pipeline and from Parquet via DataFusion differ there).
+struct Columns {
+    time: arrow::array::PrimitiveArray<TimestampMillisecondType>,
+    source: Vec<Option<Source>>,
+    action: Vec<Option<Action>>,
+    factor: Vec<Option<Factor>>,
+    outcome: Vec<Option<Outcome>>,
+    reason: StringArray,
+    latency: arrow::array::PrimitiveArray<UInt32Type>,
+    session: StringArray,
+    device: StringArray,
+}
+
+impl Columns {
+    fn of(batch: &RecordBatch) -> Columns {
+        let column = |name: &str| batch.column_by_name(name).expect("canonical schema");
+        Columns {
+            time: column(col::TIME)
+                .as_primitive::<TimestampMillisecondType>()
+                .clone(),
+            source: decode_enum(column(col::SOURCE)),
+            action: decode_enum(column(col::ACTION)),
+            factor: decode_enum(column(col::FACTOR)),
+            outcome: decode_enum(column(col::OUTCOME)),
+            reason: utf8(batch, col::REASON),
+            latency: column(col::LATENCY_MS).as_primitive::<UInt32Type>().clone(),
+            session: utf8(batch, col::SESSION_ID),
+            device: utf8(batch, col::DEVICE_ID),
+        }
+    }
+}
+
+/// Columns the aggregator reads (for projections when replaying Parquet).
+pub const COLUMNS: &[&str] = &[
+    col::TIME,
+    col::SOURCE,
+    col::ACTION,
+    col::FACTOR,
+    col::OUTCOME,
+    col::REASON,
+    col::LATENCY_MS,
+    col::SESSION_ID,
+    col::DEVICE_ID,
+];
+
+const BLOCKING_REASONS: &[&str] = &[
+    "blocked_by_policy",
+    "policy_denied",
+    "fraud_reported",
+    "anomalous_push",
+];
+
+impl Aggregator {
+    /// An empty aggregator.
+    pub fn new(config: LiveConfig) -> Aggregator {
+        Aggregator {
+            config,
+            minutes: BTreeMap::new(),
+            minute_hists: BTreeMap::new(),
+            hour_hists: BTreeMap::new(),
+            sessions: HashMap::new(),
+            devices: HashMap::new(),
+            revoke_order: VecDeque::new(),
+            counters: LiveCounters::default(),
+            cumulative: [0; Counter::COUNT],
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LiveConfig {
+        &self.config
+    }
+
+    /// Pipeline counters.
+    pub fn counters(&self) -> &LiveCounters {
+        &self.counters
+    }
+
+    /// Events counted by `c` since the aggregator started (monotonic, unlike the retained
+    /// minutes).
+    pub fn cumulative(&self, c: Counter) -> u64 {
+        self.cumulative[c as usize]
+    }
+
+    /// Aggregate one batch of canonical events (pipeline batches or Parquet rows projected to
+    /// at least [`COLUMNS`]). Rows should arrive roughly in time order: a use of a revoked
+    /// credential only counts as exposure when it arrives after the revocation.
+    pub fn observe(&mut self, batch: &RecordBatch) {
+        let c = Columns::of(batch);
+        let floor = self
+            .counters
+            .watermark_ms
+            .map_or(i64::MIN, |w| w - self.config.retention_minutes * MINUTE_MS);
+        for row in 0..batch.num_rows() {
+            let t = c.time.value(row);
+            if t < floor {
+                self.counters.too_old += 1;
+                continue;
+            }
+            self.counters.events += 1;
+            let (Some(source), Some(action), Some(factor), Some(outcome)) =
+                (c.source[row], c.action[row], c.factor[row], c.outcome[row])
+            else {
+                continue;
+            };
+            let minute = t.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let thresholds = &self.config.thresholds;
+            let stats = self.minutes.entry(minute).or_insert_with(|| MinuteStats {
+                below: vec![0; thresholds.0.len()],
+                ..MinuteStats::default()
+            });
+            let before = stats.counters;
+            let path = matches!(source, Source::Verifier | Source::Probe);
+            let reason = (!c.reason.is_null(row)).then(|| c.reason.value(row));
+            match action {
+                Action::MfaVerify => {
+                    if outcome != Outcome::Challenge && outcome != Outcome::Unknown {
+                        stats.add(Counter::MfaAttempts);
+                    }
+                    if outcome == Outcome::Success {
+                        stats.add(Counter::MfaSuccesses);
+                    }
+                    stats.add(Counter::AuthAttempts);
+                    stats.add(Counter::AuthAttemptsNotRateLimited);
+                    if !c.latency.is_null(row) {
+                        let ms = c.latency.value(row) as u64;
+                        stats.add(Counter::LatencyMeasured);
+                        if path {
+                            stats.add(Counter::PathLatencyMeasured);
+                        }
+                        for (n, (measure, bound)) in stats.below.iter_mut().zip(&thresholds.0) {
+                            let counts = match measure {
+                                Measure::LatencyMs => true,
+                                Measure::PathLatencyMs => path,
+                                Measure::RevokeExposureMs => false,
+                            };
+                            *n += u64::from(counts && ms < *bound);
+                        }
+                        let f = factor as usize;
+                        self.minute_hists.entry(minute).or_default().record(f, ms);
+                        let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
+                        self.hour_hists.entry(hour).or_default().record(f, ms);
+                    }
+                }
+                Action::PrimaryAuth => {
+                    stats.add(Counter::AuthAttempts);
+                    stats.add(Counter::AuthAttemptsNotRateLimited);
+                }
+                Action::RateLimited => {
+                    stats.add(Counter::AuthAttempts);
+                    stats.add(Counter::RateLimited);
+                }
+                Action::EnrollStart => stats.add(Counter::EnrollStarts),
+                Action::EnrollComplete if outcome == Outcome::Success => {
+                    stats.add(Counter::EnrollCompletions)
+                }
+                Action::RecoveryRequest => stats.add(Counter::Recoveries),
+                _ => {}
+            }
+            if matches!(action, Action::Lockout | Action::RateLimited)
+                || (matches!(outcome, Outcome::Denied | Outcome::Failure)
+                    && reason.is_some_and(|r| BLOCKING_REASONS.contains(&r)))
+            {
+                stats.add(Counter::Blocked);
+            }
+            if path && outcome == Outcome::Error {
+                stats.add(Counter::PathErrors);
+            }
+            for ((total, now), was) in self.cumulative.iter_mut().zip(stats.counters).zip(before) {
+                *total += now - was;
+            }
+            let session = (!c.session.is_null(row)).then(|| c.session.value(row));
+            let device = (!c.device.is_null(row)).then(|| c.device.value(row));
+            match (action, outcome) {
+                (Action::SessionRevoke | Action::DeviceRevoke, Outcome::Success) => {
+                    let is_session = action == Action::SessionRevoke;
+                    if let Some(id) = if is_session { session } else { device } {
+                        stats.add(Counter::Revocations);
+                        self.cumulative[Counter::Revocations as usize] += 1;
+                        for (n, (measure, _)) in stats.below.iter_mut().zip(&thresholds.0) {
+                            *n += u64::from(*measure == Measure::RevokeExposureMs);
+                        }
+                        self.open_revocation(is_session, id, minute, t);
+                    }
+                }
+                (Action::FactorRemove | Action::PolicyChange, _) => {}
+                (_, Outcome::Success) => {
+                    if let Some(id) = session {
+                        self.use_after_revoke(true, id, t);
+                    }
+                    if let Some(id) = device {
+                        self.use_after_revoke(false, id, t);
+                    }
+                }
+                _ => {}
+            }
+            if self.counters.watermark_ms.is_none_or(|w| t > w) {
+                self.counters.watermark_ms = Some(t);
+            }
+        }
+        self.expire();
+    }
+
+    fn open_revocation(&mut self, is_session: bool, id: &str, minute: i64, time: i64) {
+        let table = if is_session {
+            &mut self.sessions
+        } else {
+            &mut self.devices
+        };
+        table.insert(
+            id.to_string(),
+            Revocation {
+                minute,
+                time,
+                exposure: 0,
+            },
+        );
+        self.revoke_order
+            .push_back((time, is_session, id.to_string()));
+        while self.revoke_order.len() > self.config.max_open_revocations {
+            if let Some((t, s, id)) = self.revoke_order.pop_front() {
+                self.counters.revocations_evicted += 1;
+                self.forget_revocation(s, &id, t);
+            }
+        }
+    }
+
+    fn forget_revocation(&mut self, is_session: bool, id: &str, time: i64) {
+        let table = if is_session {
+            &mut self.sessions
+        } else {
+            &mut self.devices
+        };
+        if table.get(id).is_some_and(|r| r.time == time) {
+            table.remove(id);
+        }
+    }
+
+    fn use_after_revoke(&mut self, is_session: bool, id: &str, t: i64) {
+        let table = if is_session {
+            &mut self.sessions
+        } else {
+            &mut self.devices
+        };
+        let Some(r) = table.get_mut(id) else {
+            return;
+        };
+        let exposure = t - r.time;
+        if exposure <= 0 || exposure > REVOKE_HORIZON_MS || exposure <= r.exposure {
+            return;
+        }
+        let before = r.exposure;
+        r.exposure = exposure;
+        let minute = r.minute;
+        if let Some(stats) = self.minutes.get_mut(&minute) {
+            for (n, (measure, bound)) in stats.below.iter_mut().zip(&self.config.thresholds.0) {
+                let bound = *bound as i64;
+                if *measure == Measure::RevokeExposureMs && before < bound && exposure >= bound {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let Some(w) = self.counters.watermark_ms else {
+            return;
+        };
+        let keep_from = w - self.config.retention_minutes * MINUTE_MS;
+        let floor = |t: i64, unit: i64| t.div_euclid(unit) * unit;
+        self.minutes = self.minutes.split_off(&floor(keep_from, MINUTE_MS));
+        let hist_from = w - self.config.histogram_minutes * MINUTE_MS;
+        self.minute_hists = self.minute_hists.split_off(&floor(hist_from, MINUTE_MS));
+        self.hour_hists = self.hour_hists.split_off(&floor(keep_from, HOUR_MS));
+        while let Some((t, s, _)) = self.revoke_order.front()
+            && *t < w - REVOKE_HORIZON_MS
+        {
+            let (t, s, id) = (*t, *s, self.revoke_order.pop_front().expect("front").2);
+            self.forget_revocation(s, &id, t);
+        }
+    }
+
+    /// Minutes with data in `[from, to)`, in order.
+    pub fn minutes(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, &MinuteStats)> {
+        self.minutes.range(from..to).map(|(k, v)| (*k, v))
+    }
+
+    /// Earliest and latest minute held.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        Some((
+            *self.minutes.first_key_value()?.0,
+            *self.minutes.last_key_value()?.0,
+        ))
+    }
+
+    /// Counters summed over `[from, to)`.
+    pub fn totals(&self, from: i64, to: i64) -> MinuteStats {
+        let mut out = MinuteStats::default();
+        for (_, m) in self.minutes(from, to) {
+            out.merge(m);
+        }
+        out
+    }
+
+    /// Latency percentiles over `[from, to)` for one factor or all. Ranges aligned to whole
+    /// hours use the hourly histograms (kept for the whole retention); others need per-minute
+    /// histograms, which are kept for [`LiveConfig::histogram_minutes`]. `None` without data.
+    pub fn latency(&self, from: i64, to: i64, factor: Option<Factor>) -> Option<LatencySummary> {
+        let mut h = Histogram::<u32>::new(HISTOGRAM_SIGFIG).expect("valid sigfig");
+        let f = factor.map(|f| f as usize);
+        if from % HOUR_MS == 0 && to % HOUR_MS == 0 {
+            for (_, hs) in self.hour_hists.range(from..to) {
+                hs.merge_into(&mut h, f);
+            }
+        } else {
+            for (_, hs) in self.minute_hists.range(from..to) {
+                hs.merge_into(&mut h, f);
+            }
+        }
+        (!h.is_empty()).then(|| LatencySummary {
+            count: h.len(),
+            p50_ms: h.value_at_quantile(0.50),
+            p95_ms: h.value_at_quantile(0.95),
+            p99_ms: h.value_at_quantile(0.99),
+            max_ms: h.max(),
+        })
+    }
+
+    /// Factors with latency data in `[from, to)` (hour-aligned).
+    pub fn latency_factors(&self, from: i64, to: i64) -> Vec<Factor> {
+        Factor::iter()
+            .filter(|f| {
+                self.hour_hists.range(from..to).any(|(_, hs)| {
+                    hs.0.get(*f as usize)
+                        .is_some_and(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
+                })
+            })
+            .collect()
+    }
+
+    /// Approximate heap held, in bytes (minutes, histograms and open revocations).
+    pub fn memory_bytes(&self) -> usize {
+        let hist = |m: &BTreeMap<i64, FactorHists>| -> usize {
+            m.values()
+                .flat_map(|h| h.0.iter().flatten())
+                .map(|h| h.distinct_values() * 4 + 64)
+                .sum()
+        };
+        self.minutes.len()
+            * (std::mem::size_of::<MinuteStats>() + 8 * self.config.thresholds.0.len())
+            + hist(&self.minute_hists)
+            + hist(&self.hour_hists)
+            + (self.sessions.len() + self.devices.len()) * 96
+    }
+}
+
+impl mfascope_core::observe::ObserveBatch for Aggregator {
+    fn observe_batch(&mut self, batch: &RecordBatch) {
+        self.observe(batch);
+    }
+}

@@ -1,0 +1,125 @@
+//! SLOs: OpenSLO v1 spec files ([`spec`]), and the error-budget, burn-rate and alert math over
+//! the live aggregator's per-minute counters ([`eval`]). No I/O beyond reading spec files: the
+//! same evaluation runs over a replay of history and over live batches.
+
+pub mod eval;
+pub mod spec;
+
+use serde::Serialize;
+
+pub use eval::{AlertState, Episode, Status, Transition};
+pub use spec::{Budgeting, Indicator, Slo, SpecError, resolve_slos};
+
+use mfascope_core::time::format_rfc3339;
+use mfascope_sli::live::{Aggregator, LiveConfig, MINUTE_MS};
+
+/// Aggregator settings that hold everything `slos` need: thresholds, and counters for the
+/// longest SLO window plus its longest alert window.
+pub fn live_config(slos: &[Slo]) -> LiveConfig {
+    let longest = slos
+        .iter()
+        .map(|s| s.window_ms + s.longest_alert_window())
+        .max()
+        .unwrap_or(0);
+    let default = LiveConfig::default();
+    LiveConfig {
+        retention_minutes: (longest / MINUTE_MS + 60).max(default.retention_minutes),
+        thresholds: spec::thresholds(slos),
+        ..default
+    }
+}
+
+/// Status of every SLO and the alert timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct SloReport {
+    /// Instant evaluated (RFC 3339): the end of the last minute with data, or `--at`.
+    pub at: String,
+    /// First minute with data (RFC 3339); null without data.
+    pub data_from: Option<String>,
+    /// One status per SLO.
+    pub slos: Vec<Status>,
+    /// Every alert state change, in time order.
+    pub transitions: Vec<Transition>,
+    /// Alerts from firing to resolution, in order of firing.
+    pub episodes: Vec<Episode>,
+}
+
+impl SloReport {
+    /// Whether any objective is missed (the `slo check` gate).
+    pub fn violated(&self) -> bool {
+        self.slos.iter().any(|s| s.violated)
+    }
+}
+
+/// Evaluate `slos` over everything `agg` holds, up to `at` (default: the end of the last minute
+/// with data).
+pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
+    let span = agg.span();
+    let end = at
+        .map(|t| t.div_euclid(MINUTE_MS) * MINUTE_MS)
+        .or(span.map(|(_, last)| last + MINUTE_MS))
+        .unwrap_or(0);
+    let start = span.map_or(end, |(first, _)| first.min(end));
+    let mut report = SloReport {
+        at: format_rfc3339(end),
+        data_from: span.map(|(first, _)| format_rfc3339(first)),
+        slos: Vec::new(),
+        transitions: Vec::new(),
+        episodes: Vec::new(),
+    };
+    for slo in slos {
+        let series = eval::Series::build(slo, agg, start, end);
+        let (transitions, episodes) = eval::alerts(slo, &series, start, end, start);
+        let firing = episodes
+            .iter()
+            .filter(|e| e.resolved_ms.is_none())
+            .map(|e| e.alert.clone())
+            .collect();
+        report.slos.push(eval::status(slo, &series, end, firing));
+        report.transitions.extend(transitions);
+        report.episodes.extend(episodes);
+    }
+    report.transitions.sort_by(|a, b| a.at.cmp(&b.at));
+    report.episodes.sort_by_key(|e| e.firing_ms);
+    report
+}
+
+/// Alertmanager webhook (version 4) payload for `episodes`.
+pub fn alertmanager_payload(episodes: &[Episode], receiver: &str) -> serde_json::Value {
+    let alerts: Vec<serde_json::Value> = episodes
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "status": if e.resolved_ms.is_some() { "resolved" } else { "firing" },
+                "labels": {
+                    "alertname": format!("SLOBurn_{}", e.alert),
+                    "slo": e.slo,
+                    "severity": e.severity,
+                    "service": "2fa",
+                },
+                "annotations": {
+                    "summary": format!("{}: {}", e.slo_display_name, e.rule),
+                    "description": format!("peak {:.2}", e.peak),
+                },
+                "startsAt": e.firing_at,
+                "endsAt": e.resolved_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                "generatorURL": "",
+                "fingerprint": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(
+                    format!("{}/{}/{}", e.slo, e.alert, e.firing_ms).as_bytes())),
+            })
+        })
+        .collect();
+    let firing = episodes.iter().any(|e| e.resolved_ms.is_none());
+    serde_json::json!({
+        "version": "4",
+        "groupKey": "{}:{service=\"2fa\"}",
+        "truncatedAlerts": 0,
+        "status": if firing { "firing" } else { "resolved" },
+        "receiver": receiver,
+        "groupLabels": {"service": "2fa"},
+        "commonLabels": {"service": "2fa"},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": alerts,
+    })
+}

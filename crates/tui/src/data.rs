@@ -1,0 +1,317 @@
+//! Panel data: time series of the `series.*` bindings, bucketed for the view's time range, from
+//! the live aggregator and the dashboard's own per-minute extras. Pure functions of bounded
+//! state: the work is proportional to the buckets in range, never to the events stored.
+
+use mfascope_core::event::Factor;
+use mfascope_sli::live::{Aggregator, Counter, MINUTE_MS, MinuteStats};
+use mfascope_sli::slice::significantly_below;
+
+use super::state::DashState;
+
+/// A value per bucket start (epoch ms); `None` where the bucket has no denominator.
+pub type Series = Vec<(i64, Option<f64>)>;
+
+/// What a series measures, for axis labels and number formatting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A ratio 0–1, shown as a percentage.
+    Ratio,
+    /// A count per bucket.
+    Count,
+    /// A duration in milliseconds.
+    Millis,
+}
+
+/// Bucket length (minutes) for a range (minutes): about 15–60 points per chart.
+pub fn bucket_minutes(range_minutes: i64) -> i64 {
+    match range_minutes {
+        ..=60 => 1,
+        61..=360 => 5,
+        361..=1440 => 30,
+        1441..=10080 => 360,
+        _ => 1440,
+    }
+}
+
+/// The range `[from, to)` ending at the minute after `latest` (the data's freshest minute),
+/// aligned to whole buckets.
+pub fn window(latest: i64, range_minutes: i64) -> (i64, i64, i64) {
+    let bucket = bucket_minutes(range_minutes) * MINUTE_MS;
+    let to = (latest - latest.rem_euclid(bucket)) + bucket;
+    (to - range_minutes * MINUTE_MS, to, bucket)
+}
+
+fn buckets(from: i64, to: i64, bucket: i64) -> impl Iterator<Item = i64> {
+    (0..)
+        .map(move |k| from + k * bucket)
+        .take_while(move |b| *b < to)
+}
+
+fn ratio(num: u64, den: u64) -> Option<f64> {
+    (den > 0).then(|| num as f64 / den as f64)
+}
+
+/// The success ratio below which (significantly) a minute of the 2FA path is bad: the shipped
+/// availability SLO's `timeSliceTarget`, as in `queries/m06_availability.sql`.
+pub const AVAILABILITY_SLICE_TARGET: f64 = 0.98;
+
+/// M6 per bucket: good minutes / minutes with verification traffic or a path error, by the
+/// same minute rule as the SQL query and the SLO evaluator.
+pub fn availability_series(agg: &Aggregator, from: i64, to: i64, bucket: i64) -> Series {
+    buckets(from, to, bucket)
+        .map(|b| {
+            let (mut good, mut minutes) = (0, 0);
+            for (_, m) in agg.minutes(b, b + bucket) {
+                let (attempts, errors) = (m.get(Counter::MfaAttempts), m.get(Counter::PathErrors));
+                if attempts == 0 && errors == 0 {
+                    continue;
+                }
+                minutes += 1;
+                let below = significantly_below(
+                    m.get(Counter::MfaSuccesses),
+                    attempts,
+                    AVAILABILITY_SLICE_TARGET,
+                );
+                if errors == 0 && !below {
+                    good += 1;
+                }
+            }
+            (b, ratio(good, minutes))
+        })
+        .collect()
+}
+
+/// A counter-based series (`series.*` bound to the aggregator) and its unit, or `None` for
+/// other bindings.
+pub fn counter_series(
+    bind: &str,
+    agg: &Aggregator,
+    from: i64,
+    to: i64,
+    bucket: i64,
+) -> Option<(Series, Unit)> {
+    if bind == "series.availability" {
+        return Some((availability_series(agg, from, to, bucket), Unit::Ratio));
+    }
+    let f: fn(&MinuteStats) -> Option<f64> = match bind {
+        "series.mfa_success_rate" => {
+            |m| ratio(m.get(Counter::MfaSuccesses), m.get(Counter::MfaAttempts))
+        }
+        "series.mfa_failures" => {
+            |m| Some((m.get(Counter::MfaAttempts) - m.get(Counter::MfaSuccesses)) as f64)
+        }
+        "series.enroll_completion" => |m| {
+            ratio(
+                m.get(Counter::EnrollCompletions),
+                m.get(Counter::EnrollStarts),
+            )
+        },
+        "series.recovery_rate" => {
+            |m| ratio(m.get(Counter::Recoveries), m.get(Counter::AuthAttempts))
+        }
+        "series.rate_limited" => |m| Some(m.get(Counter::RateLimited) as f64),
+        _ => return None,
+    };
+    let unit = match bind {
+        "series.mfa_failures" | "series.rate_limited" => Unit::Count,
+        _ => Unit::Ratio,
+    };
+    let series = buckets(from, to, bucket)
+        .map(|b| (b, f(&agg.totals(b, b + bucket))))
+        .collect();
+    Some((series, unit))
+}
+
+/// The whole range as one value (the headline of a `stat`).
+pub fn counter_total(bind: &str, agg: &Aggregator, from: i64, to: i64) -> Option<f64> {
+    counter_series(bind, agg, from, to, to - from).and_then(|(s, _)| s.first()?.1)
+}
+
+/// Share of successful verifications that used a phishing-resistant factor.
+pub fn phishing_resistant_series(dash: &DashState, from: i64, to: i64, bucket: i64) -> Series {
+    buckets(from, to, bucket)
+        .map(|b| {
+            let e = dash.extra(b, b + bucket);
+            (b, ratio(e.phishing_resistant, e.verify_successes))
+        })
+        .collect()
+}
+
+/// p95 verification latency per factor with data in range, one series each.
+pub fn latency_p95_by_factor(
+    agg: &Aggregator,
+    from: i64,
+    to: i64,
+    bucket: i64,
+) -> Vec<(Factor, Series)> {
+    let hour = 60 * MINUTE_MS;
+    let factors = agg.latency_factors(from - from.rem_euclid(hour), to + hour);
+    factors
+        .into_iter()
+        .map(|f| {
+            let s = buckets(from, to, bucket)
+                .map(|b| {
+                    let p95 = agg.latency(b, b + bucket, Some(f)).map(|l| l.p95_ms as f64);
+                    (b, p95)
+                })
+                .collect();
+            (f, s)
+        })
+        .collect()
+}
+
+/// Format a value of `unit` for a cell or a headline: percentages with two decimals, counts
+/// with thousands separators, durations in ms below 10 s and in s above.
+pub fn format(value: Option<f64>, unit: Unit) -> String {
+    match (value, unit) {
+        (None, _) => "–".into(),
+        (Some(v), Unit::Ratio) => format!("{:.2}%", v * 100.0),
+        (Some(v), Unit::Count) => thousands(v.round() as i64),
+        (Some(v), Unit::Millis) if v.abs() >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+        (Some(v), Unit::Millis) => format!("{v:.0} ms"),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The top of a count or duration axis: the next 1, 2 or 5 × 10ⁿ at or above `max` (at
+/// least 1), so the three labels (0, half, top) are round numbers.
+pub fn axis_top(max: f64) -> f64 {
+    if max <= 1.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|v| *v >= max)
+        .unwrap_or(10.0 * p)
+}
+
+/// An axis label: like [`format`], with one decimal where a small count is not whole.
+pub fn axis_label(v: f64, unit: Unit) -> String {
+    if unit == Unit::Count && v < 10.0 && v.fract() != 0.0 {
+        format!("{v:.1}")
+    } else {
+        format(Some(v), unit)
+    }
+}
+
+/// A length of time in minutes as text: `15m`, `6h`, `1d`.
+pub fn minutes_text(m: i64) -> String {
+    match m {
+        m if m % 1440 == 0 => format!("{}d", m / 1440),
+        m if m % 60 == 0 => format!("{}h", m / 60),
+        m => format!("{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfascope_core::event::{Action, Event, EventBatchBuilder, Outcome, Source};
+    use mfascope_sli::live::LiveConfig;
+
+    const T0: i64 = 1_714_557_600_000; // 2024-05-01T10:00:00Z
+
+    fn agg(events: &[(i64, Action, Outcome)]) -> Aggregator {
+        let mut b = EventBatchBuilder::default();
+        for (k, (t, a, o)) in events.iter().enumerate() {
+            b.append(&Event::new(
+                Source::Canonical,
+                format!("e{k}"),
+                *t,
+                "u",
+                "t",
+                (*a, Factor::Totp, *o),
+            ));
+        }
+        let mut agg = Aggregator::new(LiveConfig::default());
+        agg.observe(&b.finish());
+        agg
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_reading() {
+        assert_eq!(format(Some(20_000.0), Unit::Count), "20,000");
+        assert_eq!(format(Some(-1_234_567.0), Unit::Count), "-1,234,567");
+        assert_eq!(format(Some(999.0), Unit::Count), "999");
+        assert_eq!(format(Some(62_514.0), Unit::Millis), "62.5 s");
+        assert_eq!(format(Some(850.0), Unit::Millis), "850 ms");
+        assert_eq!(format(Some(0.98987), Unit::Ratio), "98.99%");
+        assert_eq!(format(None, Unit::Ratio), "–");
+        assert_eq!(axis_top(1.0), 1.0);
+        assert_eq!(axis_top(1.3), 2.0);
+        assert_eq!(axis_top(62_514.0), 100_000.0);
+        assert_eq!(axis_top(420.0), 500.0);
+        assert_eq!(axis_label(0.5, Unit::Count), "0.5");
+        assert_eq!(axis_label(2.5, Unit::Count), "2.5");
+        assert_eq!(axis_label(50.0, Unit::Count), "50");
+        assert_eq!(minutes_text(15), "15m");
+        assert_eq!(minutes_text(360), "6h");
+        assert_eq!(minutes_text(1440), "1d");
+    }
+
+    #[test]
+    fn buckets_and_windows_align() {
+        assert_eq!(bucket_minutes(15), 1);
+        assert_eq!(bucket_minutes(360), 5);
+        assert_eq!(bucket_minutes(30 * 1440), 1440);
+        let (from, to, bucket) = window(T0 + 90_000, 60);
+        assert_eq!(bucket, MINUTE_MS);
+        assert_eq!(
+            to,
+            T0 + 2 * MINUTE_MS,
+            "the minute holding the latest event is included"
+        );
+        assert_eq!(to - from, 60 * MINUTE_MS);
+    }
+
+    #[test]
+    fn success_rate_per_bucket_and_total() {
+        let a = agg(&[
+            (T0, Action::MfaVerify, Outcome::Success),
+            (T0 + 1000, Action::MfaVerify, Outcome::Failure),
+            (T0 + MINUTE_MS, Action::MfaVerify, Outcome::Success),
+        ]);
+        let (s, unit) = counter_series(
+            "series.mfa_success_rate",
+            &a,
+            T0,
+            T0 + 3 * MINUTE_MS,
+            MINUTE_MS,
+        )
+        .unwrap();
+        assert_eq!(unit, Unit::Ratio);
+        assert_eq!(
+            s,
+            vec![
+                (T0, Some(0.5)),
+                (T0 + MINUTE_MS, Some(1.0)),
+                (T0 + 2 * MINUTE_MS, None)
+            ]
+        );
+        let total = counter_total("series.mfa_success_rate", &a, T0, T0 + 3 * MINUTE_MS);
+        assert_eq!(total, Some(2.0 / 3.0));
+        let (f, _) =
+            counter_series("series.mfa_failures", &a, T0, T0 + MINUTE_MS, MINUTE_MS).unwrap();
+        assert_eq!(f, vec![(T0, Some(1.0))]);
+        assert!(counter_series("alerts.firing", &a, T0, T0 + 1, 1).is_none());
+        assert_eq!(format(total, Unit::Ratio), "66.67%");
+        assert_eq!(format(None, Unit::Count), "–");
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: SLIs (SQL and live), SLOs, detection and the metrics endpoint.
+//! One test binary per area, so DataFusion and rdkafka are linked once per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod detect;
+mod live;
+mod metrics;
+mod sli;
+mod slo;

@@ -1,0 +1,155 @@
+//! SLOs and burn-rate alerts end to end on generated incidents with known ground truth: a push
+//! outage pages within minutes and resolves after recovery; a slow degradation only opens a
+//! ticket; the live state computed during ingest equals a replay of the stored history; and
+//! `slo check` gates CI with exit code 3.
+
+use crate::common;
+
+use common::{generate, ingest_json, run_json, run_json_code};
+
+fn episodes<'a>(
+    v: &'a serde_json::Value,
+    slo: &'a str,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+    v["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(move |e| e["slo"] == slo)
+}
+
+fn minutes_between(a: &serde_json::Value, b: &str) -> i64 {
+    let t = |s: &str| mfascope::time::parse_rfc3339(s).unwrap();
+    (t(a.as_str().unwrap()) - t(b)) / 60_000
+}
+
+#[test]
+fn push_outage_pages_within_minutes_and_resolves_after_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generate(
+        tmp.path(),
+        "outage",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "300000",
+            "--days",
+            "3",
+            "--seed",
+            "7",
+            "--probes",
+            "--incident",
+            "push-outage@2024-05-02T14:00:00Z/20m",
+        ],
+    );
+    let out = tmp.path().join("out");
+    let summary = ingest_json(&[&input], &out);
+    let data = out.display().to_string();
+    let alerts = run_json(&["alerts", "--data", &data]);
+
+    // Availability (good minutes, 99.9 %): the fast-burn page fires within 3 minutes of the
+    // outage and resolves within 10 minutes of recovery; no page fires at any other time.
+    let pages: Vec<_> = alerts["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["severity"] == "page")
+        .collect();
+    let fast = pages
+        .iter()
+        .find(|e| e["slo"] == "mfa-availability" && e["alert"] == "fast-burn-1h")
+        .unwrap_or_else(|| panic!("no fast-burn page: {alerts}"));
+    let fired = minutes_between(&fast["firing_at"], "2024-05-02T14:00:00Z");
+    assert!(
+        (0..=3).contains(&fired),
+        "fired {fired} min after start: {fast}"
+    );
+    let resolved = minutes_between(&fast["resolved_at"], "2024-05-02T14:20:00Z");
+    assert!(
+        (1..=10).contains(&resolved),
+        "resolved {resolved} min after recovery: {fast}"
+    );
+    for p in &pages {
+        let start = minutes_between(&p["firing_at"], "2024-05-02T14:00:00Z");
+        assert!((0..=20).contains(&start), "page outside the outage: {p}");
+    }
+    // Alertmanager webhook v4 shape.
+    let am = run_json_code(&["alerts", "--data", &data, "--format", "alertmanager"], 0);
+    assert_eq!(am["version"], "4");
+    let first = &am["alerts"][0];
+    assert_eq!(first["labels"]["slo"], "mfa-availability");
+    assert!(
+        first["startsAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-05-02T14:0")
+    );
+    assert_eq!(first["status"], "resolved");
+
+    // Live (during ingest) and history (replay of the Parquet) agree exactly.
+    let history = run_json(&["slo", "--data", &data]);
+    assert_eq!(summary["live"]["slo"]["slos"], history["slos"]);
+    assert_eq!(summary["live"]["slo"]["episodes"], alerts["episodes"]);
+
+    // 20 bad minutes in 3 days miss 99.9 %: `slo check` gates with exit 3.
+    let status = run_json_code(&["slo", "check", "--data", &data], 3);
+    let avail = status["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mfa-availability")
+        .unwrap();
+    assert_eq!(avail["violated"], true);
+    assert_eq!(avail["total"].as_u64(), Some(3 * 1440), "{avail}");
+    // Before the outage everything holds.
+    run_json_code(
+        &[
+            "slo",
+            "check",
+            "--data",
+            &data,
+            "--to",
+            "2024-05-02T13:00:00Z",
+        ],
+        0,
+    );
+}
+
+#[test]
+fn slow_degradation_opens_a_ticket_but_never_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generate(
+        tmp.path(),
+        "degradation",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "400000",
+            "--days",
+            "5",
+            "--seed",
+            "8",
+            "--incident",
+            "degradation@2024-05-02T00:00:00Z/4d/0.025",
+        ],
+    );
+    let out = tmp.path().join("out");
+    ingest_json(&[&input], &out);
+    let alerts = run_json(&["alerts", "--data", &out.display().to_string()]);
+    let success: Vec<_> = episodes(&alerts, "mfa-success-rate").collect();
+    assert!(
+        success.iter().any(|e| e["severity"] == "ticket"),
+        "no ticket: {alerts}"
+    );
+    assert!(
+        success.iter().all(|e| e["severity"] != "page"),
+        "a slow burn paged: {alerts}"
+    );
+    // The ticket comes from the 3-day window, not from the early-warning 1-day one.
+    assert!(
+        success.iter().any(|e| e["alert"] == "slow-burn-3d"),
+        "{alerts}"
+    );
+}
