@@ -1,8 +1,7 @@
 //! Set-up shared by the single-thread benches: arguments, simulated canonical traffic in Arrow
 //! batches of 8192 rows, and the median of repeated runs.
 
-use arrow::array::RecordBatch;
-use mfascope::event::EventBatchBuilder;
+use mfascope::event::{CanonicalBatch, EventBatchBuilder};
 use mfascope::generate::{GenerateOptions, simulate};
 
 /// `EVENTS RUNS` from the command line (after `--`), with defaults.
@@ -18,7 +17,7 @@ pub fn args(events: usize, runs: usize) -> (usize, usize) {
 }
 
 /// Seven days of simulated traffic with attacks (and probes when asked), in batches.
-pub fn batches(events: usize, probes: bool) -> Vec<RecordBatch> {
+pub fn batches(events: usize, probes: bool) -> Vec<CanonicalBatch> {
     let sim = simulate(&GenerateOptions {
         events,
         days: 7.0,
@@ -33,7 +32,7 @@ pub fn batches(events: usize, probes: bool) -> Vec<RecordBatch> {
             for e in chunk {
                 b.append(e);
             }
-            b.finish()
+            b.finish_canonical()
         })
         .collect()
 }

@@ -42,8 +42,8 @@ pub fn default_log_file() -> PathBuf {
 pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     let views = crate::tui::spec::load(a.dashboards.as_deref())?;
     let mut app = App::new(views, a.view.as_deref()).map_err(anyhow::Error::msg)?;
-    let slos = resolve_slos(a.slos.as_deref())?;
-    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     let live = !a.follow.is_empty() || a.kafka.kafka.is_some();
     let stored = a
         .data
@@ -160,9 +160,12 @@ impl Dashboard {
         runtime()?.block_on(async {
             let engine = Engine::open(&self.data, &params).await?;
             engine
-                .for_each_batch("dashboard", "SELECT * FROM events ORDER BY time", |b| {
-                    model.observe(b)
-                })
+                .for_each_canonical(
+                    "dashboard",
+                    "SELECT * FROM events ORDER BY time",
+                    crate::event::col::ALL,
+                    |b| model.observe(b),
+                )
                 .await
         })?;
         Ok(())
@@ -190,7 +193,7 @@ impl Dashboard {
         opts.max_latency = a.max_latency;
         opts.progress = false;
         opts.keep_raw = !rules.collection(false).rules.is_empty();
-        super::ingest::pseudonymize(&mut opts, a.pseudonymize_key.as_deref(), rules)?;
+        super::ingest::pseudonymize(&mut opts, a.privacy.pseudonymize_key.as_deref(), rules)?;
         opts.observers.0.push(self.model.clone());
         let (log, changed) = (self.findings.clone(), self.changed.clone());
         let tap: FindingTap = Box::new(move |new| {

@@ -30,10 +30,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         .collect();
     let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
-    let slos = resolve_slos(a.slos.as_deref())?;
+    let slos = resolve_slos(a.slos.path.as_deref())?;
     let out = opts.out.clone();
     let dir = a.work.join("out");
-    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     // The sample files (one per vendor) each cover the same two days and are read one after
     // the other: let the streaming rule engine wait for the whole sample, so it sees events in
     // time order (bounded: the sample is small).

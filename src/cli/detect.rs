@@ -21,9 +21,10 @@ pub fn detect_history(
     runtime()?.block_on(async {
         let engine = Engine::open(data, &params).await?;
         engine
-            .for_each_batch(
+            .for_each_canonical(
                 "detect",
                 "SELECT * FROM events ORDER BY time, event_id",
+                crate::event::col::ALL,
                 |b| detector.process_sorted(b),
             )
             .await
@@ -49,7 +50,7 @@ pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String 
 /// `mfascope detect`.
 pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
     let (from, to) = range(&a.range.from, &a.range.to)?;
-    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     let (findings, counters) =
         detect_history(&a.range.data, from, to, &rules, DetectConfig::default())?;
     if let Some(out) = &a.out {
@@ -80,7 +81,7 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
 
 /// `mfascope rules lint|test`; exit 1 on lint errors or failed tests.
 pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
-    let dir = a.rules.clone().or_else(|| {
+    let dir = a.rules.path.clone().or_else(|| {
         let local = std::path::PathBuf::from("rules");
         local.is_dir().then_some(local)
     });

@@ -169,11 +169,11 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     if let Some(w) = a.workers {
         opts.workers = w;
     }
-    let slos = resolve_slos(a.slos.as_deref())?;
-    let rules = RuleSet::resolve(a.rules.as_deref())?;
+    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
-    pseudonymize(&mut opts, a.pseudonymize_key.as_deref(), &rules)?;
+    pseudonymize(&mut opts, a.privacy.pseudonymize_key.as_deref(), &rules)?;
     let live = a.follow || a.kafka.kafka.is_some();
     let allowance =
         a.detect_allowance

@@ -99,11 +99,9 @@ pub struct DashboardArgs {
     /// Live: longest time an event waits before it is committed to Parquet.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub max_latency: Duration,
-    /// Replace user, actor and client IP by keyed pseudonyms (HMAC-SHA256 under the key in
-    /// FILE, at least 32 random bytes): the same in every run with the same key. Raw vendor
-    /// records are then not kept (nor dead letters' text), so vendor-field rules cannot match.
-    #[arg(long, value_name = "FILE")]
-    pub pseudonymize_key: Option<PathBuf>,
+    /// Pseudonymization of the live ingest.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
     /// Diagnostics of the interactive dashboard go to this file (the terminal belongs to the
     /// dashboard) [default: mfascope-dashboard.log in the temporary directory].
     #[arg(long)]
@@ -114,12 +112,12 @@ pub struct DashboardArgs {
     /// Folder of view files (default: `./dashboards` if present, else the shipped views).
     #[arg(long)]
     pub dashboards: Option<PathBuf>,
-    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
-    #[arg(long)]
-    pub slos: Option<PathBuf>,
-    /// Rule file or folder (default: `./rules` if present, else the shipped rules).
-    #[arg(long)]
-    pub rules: Option<PathBuf>,
+    /// SLO specs.
+    #[command(flatten)]
+    pub slos: SlosArg,
+    /// Rules.
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// Redraw at least this often.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub refresh: Duration,
@@ -161,9 +159,9 @@ pub struct DetectArgs {
     /// Data and time range.
     #[command(flatten)]
     pub range: DataRange,
-    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
-    #[arg(long)]
-    pub rules: Option<PathBuf>,
+    /// Rules.
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// Also store the findings as Parquet under `OUT/findings/`.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -187,9 +185,9 @@ pub struct RulesArgs {
     /// `lint` or `test`.
     #[arg(value_enum)]
     pub mode: RulesMode,
-    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
-    #[arg(long)]
-    pub rules: Option<PathBuf>,
+    /// Rules.
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// `test`: also fail when a rule lacks a match or a no-match case.
     #[arg(long)]
     pub strict: bool,
@@ -207,24 +205,19 @@ pub enum SloMode {
     Check,
 }
 
-/// Stored history to evaluate SLOs over (shared by `slo` and `alerts`).
+/// Stored history to evaluate SLOs over (shared by `slo` and `alerts`): SLOs are evaluated at
+/// the end of the range.
 #[derive(clap::Args, Debug)]
 pub struct SloHistoryArgs {
-    /// Output of `mfascope ingest`: a directory or an object store URL (`s3://bucket/prefix`).
-    #[arg(long, value_parser = Location::parse)]
-    pub data: Location,
-    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
-    #[arg(long)]
-    pub slos: Option<PathBuf>,
-    /// Replay events from here (RFC 3339, inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Evaluate at this instant (RFC 3339, exclusive; default: the end of the data).
-    #[arg(long)]
-    pub to: Option<String>,
+    /// Data and time range.
+    #[command(flatten)]
+    pub range: DataRange,
+    /// SLO specs.
+    #[command(flatten)]
+    pub slos: SlosArg,
 }
 
-/// Stored events and a time range (shared by `sli`, `query` and `detect`).
+/// Stored events and a time range (`sli`, `query`, `detect`, `slo`, `alerts`).
 #[derive(clap::Args, Debug)]
 pub struct DataRange {
     /// Output of `mfascope ingest`: a directory or an object store URL (`s3://bucket/prefix`).
@@ -233,9 +226,36 @@ pub struct DataRange {
     /// Start of the range (RFC 3339, inclusive).
     #[arg(long)]
     pub from: Option<String>,
-    /// End of the range (RFC 3339, exclusive).
+    /// End of the range (RFC 3339, exclusive; default: the end of the data). SLOs are
+    /// evaluated at this instant.
     #[arg(long)]
     pub to: Option<String>,
+}
+
+/// `--slos` (every command that evaluates SLOs).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SlosArg {
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long = "slos", id = "slos", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+/// `--rules` (every command that runs Sigma rules).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RulesArg {
+    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
+    #[arg(long = "rules", id = "rules", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+/// `--pseudonymize-key` (every command that ingests).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct PrivacyArgs {
+    /// Replace user, actor and client IP by keyed pseudonyms (HMAC-SHA256 under the key in
+    /// FILE, at least 32 random bytes): the same in every run with the same key. Raw vendor
+    /// records are then not kept (nor dead letters' text), so vendor-field rules cannot match.
+    #[arg(long, value_name = "FILE")]
+    pub pseudonymize_key: Option<PathBuf>,
 }
 
 /// `mfascope slo`.
@@ -354,27 +374,23 @@ pub struct IngestArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// SLO spec file or folder for the live SLO state (default: `./slos` if present, else the
-    /// shipped SLOs).
-    #[arg(long)]
-    pub slos: Option<PathBuf>,
+    /// SLO specs for the live SLO state.
+    #[command(flatten)]
+    pub slos: SlosArg,
     /// Serve Prometheus metrics (SLIs, budgets, burn rates, pipeline counters) on this address,
     /// e.g. `127.0.0.1:9464` (`:0` picks a free port, printed on stderr).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Sigma rule file or folder for streaming detection (default: `./rules` if present, else
-    /// the built-in rules).
-    #[arg(long)]
-    pub rules: Option<PathBuf>,
+    /// Rules for streaming detection.
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// Store each vendor record, redacted, in the `raw` column (for vendor-field Sigma rules
     /// over history). On by default when the rules include vendor rules; costs ingest speed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pseudonymize_key")]
     pub keep_raw: bool,
-    /// Replace user, actor and client IP by keyed pseudonyms (HMAC-SHA256 under the key in
-    /// FILE, at least 32 random bytes): the same in every run with the same key. Raw vendor
-    /// records are then not kept (nor dead letters' text), so vendor-field rules cannot match.
-    #[arg(long, value_name = "FILE", conflicts_with = "keep_raw")]
-    pub pseudonymize_key: Option<PathBuf>,
+    /// Pseudonymization.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
     /// How long (in event time) streaming detection waits for out-of-order events before
     /// evaluating them [default: 5m for files, 500ms with --follow or --kafka, where a quiet input
     /// also releases what waits after that long].
@@ -480,12 +496,12 @@ pub struct DemoArgs {
     /// Folder of SLI `.sql` files (default: `./queries` if present, else the shipped queries).
     #[arg(long)]
     pub queries: Option<PathBuf>,
-    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
-    #[arg(long)]
-    pub slos: Option<PathBuf>,
-    /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
-    #[arg(long)]
-    pub rules: Option<PathBuf>,
+    /// SLO specs.
+    #[command(flatten)]
+    pub slos: SlosArg,
+    /// Rules.
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

@@ -30,9 +30,9 @@ pub fn evaluate_history(
 
 /// The report for `slo` / `alerts` arguments.
 fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
-    let (from, to) = range(&h.from, &h.to)?;
-    let slos = resolve_slos(h.slos.as_deref())?;
-    evaluate_history(&h.data, &slos, from, to)
+    let (from, to) = range(&h.range.from, &h.range.to)?;
+    let slos = resolve_slos(h.slos.path.as_deref())?;
+    evaluate_history(&h.range.data, &slos, from, to)
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -4,13 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use crate::event::CanonicalBatch;
 
 /// A consumer of every batch of canonical events, in input order, after latency pairing —
 /// the live SLI aggregator and the rule engine. Called on the ordering thread: keep it cheap.
 pub trait BatchObserver: Send + Sync {
     /// Look at one batch.
-    fn observe(&self, batch: &RecordBatch);
+    fn observe(&self, batch: &CanonicalBatch);
 
     /// Called now and then while the input is idle (live sources), so time-based work — a
     /// rule engine releasing what waited for stragglers — happens without new events.
@@ -21,11 +21,11 @@ pub trait BatchObserver: Send + Sync {
 /// shared between the engine and the views that read it.
 pub trait ObserveBatch: Send {
     /// Fold one batch into the state.
-    fn observe_batch(&mut self, batch: &RecordBatch);
+    fn observe_batch(&mut self, batch: &CanonicalBatch);
 }
 
 impl<T: ObserveBatch> BatchObserver for Mutex<T> {
-    fn observe(&self, batch: &RecordBatch) {
+    fn observe(&self, batch: &CanonicalBatch) {
         crate::sync::lock(self).observe_batch(batch);
     }
 }
@@ -36,7 +36,7 @@ pub struct Observers(pub Vec<Arc<dyn BatchObserver>>);
 
 impl Observers {
     /// Show `batch` to every observer, in order.
-    pub fn observe(&self, batch: &RecordBatch) {
+    pub fn observe(&self, batch: &CanonicalBatch) {
         for o in &self.0 {
             o.observe(batch);
         }

@@ -306,7 +306,7 @@ mod tests {
             e.country = Some((*country).into());
             b.append(&e);
         }
-        BatchView::of(&b.finish())
+        BatchView::of(&b.finish_canonical())
     }
 
     #[test]

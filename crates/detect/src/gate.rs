@@ -380,7 +380,7 @@ mod tests {
     fn admits(g: &Gate, (a, f, o): (Action, Factor, Outcome), derived: &Derived) -> bool {
         let mut b = EventBatchBuilder::default();
         b.append(&Event::new(Source::Canonical, "e", 0, "u", "t", (a, f, o)));
-        let view = BatchView::of(&b.finish());
+        let view = BatchView::of(&b.finish_canonical());
         g.admits(&view, 0, derived)
     }
 

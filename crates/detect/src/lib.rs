@@ -23,6 +23,7 @@ use rsigma_eval::{
 use serde::Serialize;
 
 use arrow::array::RecordBatch;
+use mfascope_core::event::CanonicalBatch;
 
 pub use enrich::{HistoryConfig, HistoryCounters};
 pub use finding::Finding;
@@ -126,13 +127,16 @@ pub struct DetectCounters {
 }
 
 /// `batch` with its `raw` column replaced by nulls (same schema).
-fn without_raw(batch: &RecordBatch) -> RecordBatch {
-    let Ok(idx) = batch.schema().index_of(mfascope_core::event::col::RAW) else {
+fn without_raw(batch: &CanonicalBatch) -> CanonicalBatch {
+    let record = batch.record_batch();
+    let Ok(idx) = record.schema().index_of(mfascope_core::event::col::RAW) else {
         return batch.clone();
     };
-    let mut columns = batch.columns().to_vec();
-    columns[idx] = arrow::array::new_null_array(columns[idx].data_type(), batch.num_rows());
-    RecordBatch::try_new(batch.schema(), columns).expect("same schema, nullable column")
+    let mut columns = record.columns().to_vec();
+    columns[idx] = arrow::array::new_null_array(columns[idx].data_type(), record.num_rows());
+    batch.derived(
+        RecordBatch::try_new(record.schema(), columns).expect("same schema, nullable column"),
+    )
 }
 
 /// Detection rules (result keys) that only feed correlations (`generate: false`): their
@@ -289,7 +293,7 @@ impl Detector {
 
     /// Streaming entry: buffer `batch` for event-time ordering and evaluate what the
     /// watermark released.
-    pub fn observe(&mut self, batch: &RecordBatch) {
+    pub fn observe(&mut self, batch: &CanonicalBatch) {
         // Without vendor rules nothing reads `raw`, the widest column: do not buffer it.
         let slim;
         let batch = if self.vendor.is_none() {
@@ -318,7 +322,7 @@ impl Detector {
     }
 
     /// History entry: evaluate a batch already in `(time, event_id)` order.
-    pub fn process_sorted(&mut self, batch: &RecordBatch) {
+    pub fn process_sorted(&mut self, batch: &CanonicalBatch) {
         let max_evidence = self.config.max_evidence;
         let correlation_only = std::mem::take(&mut self.correlation_only);
         let mut found = Vec::new();
@@ -350,7 +354,7 @@ impl Detector {
     /// the engine at the row's event time and hand the results to `sink`.
     pub fn evaluate(
         &mut self,
-        batch: &RecordBatch,
+        batch: &CanonicalBatch,
         mut pin: impl FnMut(usize, &mut Derived),
         mut sink: impl FnMut(&Row<'_>, &[EvaluationResult]),
     ) {

@@ -4,24 +4,18 @@
 //! engine identically. Rows older than what was already released are late: they are still
 //! evaluated (never dropped) and counted.
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, BooleanArray};
 use arrow::compute::kernels::cmp::{gt, lt_eq};
 use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices};
-use arrow::datatypes::TimestampMillisecondType;
 
-use mfascope_core::event::col;
+use mfascope_core::event::{CanonicalBatch, col};
 
 /// Sort a canonical batch by `(time, event_id)`.
-pub fn sort_by_time(batch: &RecordBatch) -> RecordBatch {
+pub fn sort_by_time(batch: &CanonicalBatch) -> CanonicalBatch {
     if batch.num_rows() < 2 {
         return batch.clone();
     }
-    let column = |name| {
-        batch
-            .column_by_name(name)
-            .expect("canonical schema")
-            .clone()
-    };
+    let column = |name| batch.column(name).clone();
     let idx = lexsort_to_indices(
         &[
             SortColumn {
@@ -36,7 +30,9 @@ pub fn sort_by_time(batch: &RecordBatch) -> RecordBatch {
         None,
     )
     .expect("time and event_id sort");
-    arrow::compute::take_record_batch(batch, &idx).expect("indices in range")
+    batch.derived(
+        arrow::compute::take_record_batch(batch.record_batch(), &idx).expect("indices in range"),
+    )
 }
 
 /// Rows released together at least (unless flushing): evaluating in larger sorted runs keeps
@@ -48,18 +44,11 @@ const MIN_RELEASE: usize = 8192;
 pub struct Reorder {
     allowance_ms: i64,
     min_release: usize,
-    pending: Vec<RecordBatch>,
+    pending: Vec<CanonicalBatch>,
     pending_rows: usize,
     max_time: i64,
     released_to: i64,
     late: u64,
-}
-
-fn times(batch: &RecordBatch) -> &arrow::array::PrimitiveArray<TimestampMillisecondType> {
-    batch
-        .column_by_name(col::TIME)
-        .expect("canonical schema")
-        .as_primitive::<TimestampMillisecondType>()
 }
 
 impl Reorder {
@@ -88,11 +77,11 @@ impl Reorder {
 
     /// Add a batch; returns the rows now behind the watermark, sorted (`None` when none are, or
     /// when fewer than [`MIN_RELEASE`] are and the buffer is large).
-    pub fn push(&mut self, batch: &RecordBatch) -> Option<RecordBatch> {
+    pub fn push(&mut self, batch: &CanonicalBatch) -> Option<CanonicalBatch> {
         if batch.num_rows() == 0 {
             return None;
         }
-        let t = times(batch);
+        let t = batch.times();
         self.late += t.values().iter().filter(|&&x| x < self.released_to).count() as u64;
         self.max_time = self
             .max_time
@@ -104,7 +93,7 @@ impl Reorder {
             .pending
             .iter()
             .map(|b| {
-                times(b)
+                b.times()
                     .values()
                     .iter()
                     .filter(|&&x| x <= watermark)
@@ -117,41 +106,54 @@ impl Reorder {
         if ready == 0 || (ready < self.min_release && !cheap) {
             return None;
         }
-        let all = concat_batches(&batch.schema(), &self.pending).expect("same schema");
+        let all = concat(batch, &self.pending);
         self.pending.clear();
         let scalar = arrow::array::Scalar::new(
             arrow::array::TimestampMillisecondArray::from(vec![watermark])
-                .with_data_type(times(&all).data_type().clone()),
+                .with_data_type(all.times().data_type().clone()),
         );
-        let ready: BooleanArray = lt_eq(times(&all), &scalar).expect("timestamps compare");
-        let waiting: BooleanArray = gt(times(&all), &scalar).expect("timestamps compare");
-        let keep = filter_record_batch(&all, &waiting).expect("mask matches");
+        let ready: BooleanArray = lt_eq(all.times(), &scalar).expect("timestamps compare");
+        let waiting: BooleanArray = gt(all.times(), &scalar).expect("timestamps compare");
+        let select = |mask: &BooleanArray| {
+            all.derived(filter_record_batch(all.record_batch(), mask).expect("mask matches"))
+        };
+        let keep = select(&waiting);
         self.pending_rows = keep.num_rows();
         if keep.num_rows() > 0 {
             self.pending.push(keep);
         }
-        let out = filter_record_batch(&all, &ready).expect("mask matches");
+        let out = select(&ready);
         self.release(out)
     }
 
     /// Everything still waiting, sorted (end of input).
-    pub fn flush(&mut self) -> Option<RecordBatch> {
+    pub fn flush(&mut self) -> Option<CanonicalBatch> {
         let first = self.pending.first()?;
-        let rest = concat_batches(&first.schema(), &self.pending).expect("same schema");
+        let rest = concat(first, &self.pending);
         self.pending.clear();
         self.pending_rows = 0;
         self.release(rest)
     }
 
-    fn release(&mut self, rows: RecordBatch) -> Option<RecordBatch> {
+    fn release(&mut self, rows: CanonicalBatch) -> Option<CanonicalBatch> {
         if rows.num_rows() == 0 {
             return None;
         }
         let sorted = sort_by_time(&rows);
-        let t = times(&sorted);
+        let t = sorted.times();
         self.released_to = self.released_to.max(t.value(t.len() - 1));
         Some(sorted)
     }
+}
+
+/// The rows of `parts` (batches of `like`'s columns) as one batch.
+fn concat(like: &CanonicalBatch, parts: &[CanonicalBatch]) -> CanonicalBatch {
+    let all = concat_batches(
+        &like.record_batch().schema(),
+        parts.iter().map(CanonicalBatch::record_batch),
+    )
+    .expect("same schema");
+    like.derived(all)
 }
 
 #[cfg(test)]
@@ -159,7 +161,7 @@ mod tests {
     use super::*;
     use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source};
 
-    fn batch(times: &[i64]) -> RecordBatch {
+    fn batch(times: &[i64]) -> CanonicalBatch {
         let mut b = EventBatchBuilder::default();
         for (k, t) in times.iter().enumerate() {
             b.append(&Event::new(
@@ -171,11 +173,11 @@ mod tests {
                 (Action::Other, Factor::None, Outcome::Success),
             ));
         }
-        b.finish()
+        b.finish_canonical()
     }
 
-    fn released(r: Option<RecordBatch>) -> Vec<i64> {
-        r.map(|b| times(&b).values().to_vec()).unwrap_or_default()
+    fn released(r: Option<CanonicalBatch>) -> Vec<i64> {
+        r.map(|b| b.times().values().to_vec()).unwrap_or_default()
     }
 
     #[test]

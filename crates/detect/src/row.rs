@@ -5,13 +5,12 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, AsArray, BooleanArray, PrimitiveArray, RecordBatch, StringArray};
+use arrow::array::{Array, BooleanArray, PrimitiveArray, StringArray};
 use arrow::datatypes::{TimestampMillisecondType, UInt32Type};
 use rsigma_eval::{Event as SigmaEvent, EventValue};
 use serde_json::{Map, Value};
 
-use mfascope_core::event::columns::{decode_enum, utf8};
-use mfascope_core::event::{Action, Factor, Outcome, Source, col};
+use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 
 /// Fields the enricher adds to every event (the mfascope per-user history extension).
 pub const DERIVED_FIELDS: &[&str] = &[
@@ -152,36 +151,34 @@ fn int_value(a: &PrimitiveArray<UInt32Type>, i: usize) -> Option<EventValue<'sta
 
 impl BatchView {
     /// Column views of a canonical batch (from the pipeline or from Parquet).
-    pub fn of(batch: &RecordBatch) -> BatchView {
-        let column = |name: &str| batch.column_by_name(name).expect("canonical schema");
+    pub fn of(batch: &CanonicalBatch) -> BatchView {
+        let utf8 = |name: &str| batch.strings(name);
         BatchView {
-            event_id: utf8(batch, col::EVENT_ID),
-            time: column(col::TIME)
-                .as_primitive::<TimestampMillisecondType>()
-                .clone(),
-            source: decode_enum(column(col::SOURCE)),
-            tenant: utf8(batch, col::TENANT),
-            app: utf8(batch, col::APP),
-            user: utf8(batch, col::USER),
-            actor: utf8(batch, col::ACTOR),
-            session_id: utf8(batch, col::SESSION_ID),
-            transaction_id: utf8(batch, col::TRANSACTION_ID),
-            action: decode_enum(column(col::ACTION)),
-            factor: decode_enum(column(col::FACTOR)),
-            outcome: decode_enum(column(col::OUTCOME)),
-            reason: utf8(batch, col::REASON),
-            latency_ms: column(col::LATENCY_MS).as_primitive::<UInt32Type>().clone(),
-            src_ip: utf8(batch, col::SRC_IP),
-            country: utf8(batch, col::COUNTRY),
-            region: utf8(batch, col::REGION),
-            city: utf8(batch, col::CITY),
-            asn: column(col::ASN).as_primitive::<UInt32Type>().clone(),
-            user_agent: utf8(batch, col::USER_AGENT),
-            device_id: utf8(batch, col::DEVICE_ID),
-            phishing_resistant: column(col::PHISHING_RESISTANT).as_boolean().clone(),
-            privileged: column(col::PRIVILEGED).as_boolean().clone(),
-            vendor_event_type: utf8(batch, col::VENDOR_EVENT_TYPE),
-            raw: utf8(batch, col::RAW),
+            event_id: utf8(col::EVENT_ID),
+            time: batch.times().clone(),
+            source: batch.enums(col::SOURCE),
+            tenant: utf8(col::TENANT),
+            app: utf8(col::APP),
+            user: utf8(col::USER),
+            actor: utf8(col::ACTOR),
+            session_id: utf8(col::SESSION_ID),
+            transaction_id: utf8(col::TRANSACTION_ID),
+            action: batch.enums(col::ACTION),
+            factor: batch.enums(col::FACTOR),
+            outcome: batch.enums(col::OUTCOME),
+            reason: utf8(col::REASON),
+            latency_ms: batch.u32s(col::LATENCY_MS).clone(),
+            src_ip: utf8(col::SRC_IP),
+            country: utf8(col::COUNTRY),
+            region: utf8(col::REGION),
+            city: utf8(col::CITY),
+            asn: batch.u32s(col::ASN).clone(),
+            user_agent: utf8(col::USER_AGENT),
+            device_id: utf8(col::DEVICE_ID),
+            phishing_resistant: batch.bools(col::PHISHING_RESISTANT).clone(),
+            privileged: batch.bools(col::PRIVILEGED).clone(),
+            vendor_event_type: utf8(col::VENDOR_EVENT_TYPE),
+            raw: utf8(col::RAW),
         }
     }
 

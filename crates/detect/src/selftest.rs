@@ -107,7 +107,7 @@ fn run_case(
         builder.append(&event);
         pins.push(p);
     }
-    let batch = builder.finish();
+    let batch = builder.finish_canonical();
     let mut detector = Detector::new(rules, DetectConfig::default(), true)
         .map_err(|e: DetectError| e.to_string())?;
     let (id, name, title) = target;

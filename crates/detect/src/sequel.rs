@@ -287,7 +287,7 @@ mod tests {
             for chunk in events.chunks(8192) {
                 let mut b = EventBatchBuilder::with_capacity(chunk.len());
                 chunk.iter().for_each(|e| b.append(e));
-                d.process_sorted(&crate::order::sort_by_time(&b.finish()));
+                d.process_sorted(&crate::order::sort_by_time(&b.finish_canonical()));
             }
             if skip_sequels {
                 skipped = d.counters().sequels_skipped;

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
-
 use super::finding::{Finding, write_parquet};
 use super::{DetectCounters, Detector};
+use mfascope_core::event::CanonicalBatch;
 use mfascope_core::observe::BatchObserver;
 use mfascope_sink::Location;
 
@@ -183,7 +182,7 @@ impl LiveDetector {
 }
 
 impl BatchObserver for LiveDetector {
-    fn observe(&self, batch: &RecordBatch) {
+    fn observe(&self, batch: &CanonicalBatch) {
         let mut s = self.lock();
         s.last_batch = Instant::now();
         s.detector.observe(batch);

@@ -8,13 +8,9 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::Int8Type;
 
-use strum::VariantNames;
-
-use mfascope_core::event::{Source, col};
+use mfascope_core::event::{CanonicalBatch, Source, col};
 
 /// Records remembered by default.
 pub const DEFAULT_WINDOW: usize = 250_000;
@@ -72,29 +68,27 @@ impl Dedupe {
 
     /// `batch` without the rows already seen, and those rows; `contents[i]` is a hash of row
     /// `i`'s record bytes. The batch is returned untouched when nothing repeats.
-    pub fn filter(&mut self, batch: RecordBatch, contents: &[u64]) -> (RecordBatch, Vec<Repeat>) {
+    pub fn filter(
+        &mut self,
+        batch: CanonicalBatch,
+        contents: &[u64],
+    ) -> (CanonicalBatch, Vec<Repeat>) {
         if self.window == 0 {
             return (batch, Vec::new());
         }
-        let ids = batch
-            .column_by_name(col::EVENT_ID)
-            .expect("event_id column")
-            .as_string::<i32>();
-        let sources = batch
-            .column_by_name(col::SOURCE)
-            .expect("source column")
-            .as_dictionary::<Int8Type>()
-            .keys();
+        let ids = batch.strings(col::EVENT_ID);
+        let sources: Vec<Option<Source>> = batch.enums(col::SOURCE);
         let mut repeats = Vec::new();
         let keep: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 let content = contents.get(i).copied().unwrap_or_default();
-                let first = self.first(sources.value(i), ids.value(i), content);
+                let source = sources[i].unwrap_or(Source::Canonical);
+                let first = self.first(source.key(), ids.value(i), content);
                 if !first {
                     repeats.push(Repeat {
                         row: i,
                         event_id: ids.value(i).to_string(),
-                        source: Source::VARIANTS[sources.value(i) as usize],
+                        source: source.as_str(),
                     });
                 }
                 first
@@ -103,8 +97,9 @@ impl Dedupe {
         if repeats.is_empty() {
             return (batch, repeats);
         }
-        let kept = filter_record_batch(&batch, &keep.into()).expect("mask of the batch's length");
-        (kept, repeats)
+        let kept = filter_record_batch(batch.record_batch(), &keep.into())
+            .expect("mask of the batch's length");
+        (batch.derived(kept), repeats)
     }
 }
 
@@ -114,7 +109,7 @@ mod tests {
     use mfascope_normalize::{LogFormat, Normalizer};
     use mfascope_source::{Chunk, ChunkKind};
 
-    fn batch(ids: &[(&str, Source)]) -> RecordBatch {
+    fn batch(ids: &[(&str, Source)]) -> CanonicalBatch {
         let text: String = ids
             .iter()
             .map(|(id, source)| {

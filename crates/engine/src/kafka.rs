@@ -337,7 +337,7 @@ fn hand_over(a: &mut Assigned) -> bool {
         end: a.next as u64,
         end_line: 0,
         bytes: std::mem::take(&mut a.bytes),
-        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
+        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish_canonical()),
         rows: sink.rows,
         dead: sink.dead,
         counts: sink.counts,

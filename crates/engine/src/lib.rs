@@ -12,16 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{Int8Type, TimestampMillisecondType};
 use crossbeam_channel::bounded;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use strum::VariantNames;
 
 use dedupe::Dedupe;
-use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source, col};
+use mfascope_core::event::{
+    Action, CanonicalBatch, Event, EventBatchBuilder, Factor, Outcome, Source, col,
+};
 pub use mfascope_core::observe::{BatchObserver, Observers};
 use mfascope_normalize::latency::LatencyPairer;
 use mfascope_normalize::pseudonym::Pseudonymizer;
@@ -228,7 +229,7 @@ struct Processed {
     end: u64,
     end_line: u64,
     bytes: u64,
-    batch: Option<RecordBatch>,
+    batch: Option<CanonicalBatch>,
     /// Where each row of `batch` came from.
     rows: Vec<Row>,
     dead: Vec<DeadLetter>,
@@ -572,20 +573,19 @@ impl OrderedStage {
             .inputs
             .get(&p.input)
             .map_or("", |(_, path)| path.as_str());
-        let key = |name: &str, row: usize| {
-            let keys = batch
-                .column_by_name(name)
-                .expect("canonical column")
-                .as_dictionary::<Int8Type>()
-                .keys()
-                .value(row);
-            keys as usize
-        };
+        let [source, action, factor, outcome] =
+            [col::SOURCE, col::ACTION, col::FACTOR, col::OUTCOME].map(|c| {
+                batch
+                    .vocabulary_keys(c)
+                    .map(<[i8]>::to_vec)
+                    .unwrap_or_default()
+            });
+        let key = |keys: &[i8], row: usize| keys.get(row).map_or(0, |k| *k as usize);
         for r in repeats {
-            p.counts.source[key(col::SOURCE, r.row)] -= 1;
-            p.counts.action[key(col::ACTION, r.row)] -= 1;
-            p.counts.factor[key(col::FACTOR, r.row)] -= 1;
-            p.counts.outcome[key(col::OUTCOME, r.row)] -= 1;
+            p.counts.source[key(&source, r.row)] -= 1;
+            p.counts.action[key(&action, r.row)] -= 1;
+            p.counts.factor[key(&factor, r.row)] -= 1;
+            p.counts.outcome[key(&outcome, r.row)] -= 1;
             let at = p.rows.get(r.row).copied().unwrap_or_default();
             p.dead.push(DeadLetter::new(
                 path,
@@ -636,9 +636,9 @@ fn reason_class(reason: &str) -> String {
 }
 
 /// Split a batch into per-hour batches (no copy when it spans one hour).
-fn split_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
-    let idx = batch.schema().index_of(col::TIME).expect("time column");
-    let times = batch.column(idx).as_primitive::<TimestampMillisecondType>();
+fn split_by_hour(batch: &CanonicalBatch) -> Vec<(i64, RecordBatch)> {
+    let times = batch.times();
+    let batch = batch.record_batch();
     let hour = |ms: i64| ms.div_euclid(3_600_000);
     let Some(&first) = times.values().first() else {
         return vec![];
@@ -749,7 +749,7 @@ fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
         end: chunk.start + data.len() as u64,
         end_line: chunk.first_line + chunk.lines,
         bytes: data.len() as u64,
-        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish()),
+        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish_canonical()),
         rows: sink.rows,
         dead: sink.dead,
         counts: sink.counts,
@@ -763,7 +763,7 @@ pub struct ChunkTally {
     /// Records seen (leaves of envelopes and arrays count one each).
     pub records: u64,
     /// The events, as the batch the Parquet sink would write.
-    pub batch: Option<RecordBatch>,
+    pub batch: Option<CanonicalBatch>,
     /// Deliberately ignored records.
     pub ignored: u64,
     /// Records that failed, with their reasons.

@@ -5,10 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{Int8Type, TimestampMillisecondType};
+use arrow::array::{Array, RecordBatch, UInt32Array};
 
-use mfascope_core::event::{Action, col};
+use mfascope_core::event::{Action, CanonicalBatch, col};
 
 /// Longest challenge → verification gap that still counts as one login (10 minutes).
 pub const MAX_GAP_MS: i64 = 600_000;
@@ -42,32 +41,23 @@ impl LatencyPairer {
         }
     }
 
-    /// Fill missing `latency_ms` in `batch` (canonical schema) where a challenge pairs.
-    pub fn apply(&mut self, batch: RecordBatch) -> RecordBatch {
-        let schema = batch.schema();
-        let idx = |name| schema.index_of(name).expect("canonical schema");
-        let action = batch
-            .column(idx(col::ACTION))
-            .as_dictionary::<Int8Type>()
-            .keys();
-        let time = batch
-            .column(idx(col::TIME))
-            .as_primitive::<TimestampMillisecondType>();
-        let source = batch
-            .column(idx(col::SOURCE))
-            .as_dictionary::<Int8Type>()
-            .keys();
-        let user = batch.column(idx(col::USER)).as_string::<i32>();
-        let txn = batch.column(idx(col::TRANSACTION_ID)).as_string::<i32>();
-        let session = batch.column(idx(col::SESSION_ID)).as_string::<i32>();
-        let lat_idx = idx(col::LATENCY_MS);
-        let latency = batch
-            .column(lat_idx)
-            .as_primitive::<arrow::datatypes::UInt32Type>();
+    /// Fill missing `latency_ms` in `batch` where a challenge pairs. Engine batches only
+    /// (built by `EventBatchBuilder`): batches read back through SQL are not paired again.
+    pub fn apply(&mut self, batch: CanonicalBatch) -> CanonicalBatch {
+        let (Some(action), Some(source)) = (
+            batch.vocabulary_keys(col::ACTION),
+            batch.vocabulary_keys(col::SOURCE),
+        ) else {
+            return batch;
+        };
+        let time = batch.times();
+        let [user, txn, session] =
+            [col::USER, col::TRANSACTION_ID, col::SESSION_ID].map(|c| batch.strings(c));
+        let latency = batch.u32s(col::LATENCY_MS);
 
         let mut updated: Option<Vec<Option<u32>>> = None;
         for row in 0..batch.num_rows() {
-            let a = action.value(row);
+            let a = action[row];
             if a != Action::MfaChallenge.key() && a != Action::MfaVerify.key() {
                 continue;
             }
@@ -81,7 +71,7 @@ impl LatencyPairer {
             let key = {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                (source.value(row), user.value(row), key_text).hash(&mut h);
+                (source[row], user.value(row), key_text).hash(&mut h);
                 h.finish()
             };
             let t = time.value(row);
@@ -113,9 +103,16 @@ impl LatencyPairer {
         match updated {
             None => batch,
             Some(values) => {
-                let mut columns = batch.columns().to_vec();
+                let record = batch.record_batch();
+                let lat_idx = record
+                    .schema()
+                    .index_of(col::LATENCY_MS)
+                    .expect("checked when the batch was made canonical");
+                let mut columns = record.columns().to_vec();
                 columns[lat_idx] = Arc::new(UInt32Array::from(values));
-                RecordBatch::try_new(schema, columns).expect("same schema")
+                let paired =
+                    RecordBatch::try_new(record.schema(), columns).expect("the same column types");
+                batch.derived(paired)
             }
         }
     }
@@ -124,6 +121,7 @@ impl LatencyPairer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
     use mfascope_core::event::{Event, EventBatchBuilder, Factor, Outcome, Source};
 
     fn e(id: &str, t: i64, action: Action, txn: &str) -> Event<'static> {
@@ -145,12 +143,12 @@ mod tests {
         let mut b = EventBatchBuilder::default();
         b.append(&e("1", 1_000, Action::MfaChallenge, "T"));
         b.append(&e("2", 1_500, Action::MfaChallenge, "U"));
-        let first = p.apply(b.finish());
+        let first = p.apply(b.finish_canonical()).into_record_batch();
         assert_eq!(first.column(13).null_count(), 2);
         b.append(&e("3", 3_250, Action::MfaVerify, "T"));
         b.append(&e("4", 999_999, Action::MfaVerify, "U")); // beyond the 10 min gap
         b.append(&e("5", 4_000, Action::MfaVerify, "Z")); // no challenge
-        let out = p.apply(b.finish());
+        let out = p.apply(b.finish_canonical()).into_record_batch();
         let lat = out
             .column(13)
             .as_primitive::<arrow::datatypes::UInt32Type>();

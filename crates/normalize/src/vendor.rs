@@ -168,9 +168,12 @@ mod tests {
                 .unwrap();
             let mut n = Normalizer::new(LogFormat::Auto);
             let mut sink = Collect::default();
-            if text.first() == Some(&b'{') && !text.contains(&b'\n')
-                || v.sample.ends_with(".json.gz")
-            {
+            // As the reader frames files: a first line that opens a JSON value without closing
+            // it starts a document read whole; otherwise every line is a record.
+            let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            let document = first.first() == Some(&b'{')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_err();
+            if document {
                 n.record(&text, &mut sink);
             } else {
                 for line in text.split(|b| *b == b'\n') {
@@ -192,8 +195,8 @@ mod tests {
         }
     }
 
-    /// What each vendor renders is detected as its own format and maps back to an event of the
-    /// same user, action and outcome (steps a vendor does not log are skipped).
+    /// What each vendor renders is detected as its own format and maps back without a dead
+    /// letter, to events of its source and user (steps a vendor does not log are skipped).
     #[test]
     fn every_vendor_renders_what_its_mapper_reads() {
         let steps = [
@@ -203,7 +206,7 @@ mod tests {
             (Action::MfaVerify, Factor::Totp, Outcome::Failure),
         ];
         for v in VENDORS {
-            let mut rendered = 0;
+            let (mut rendered, mut mapped) = (0, 0);
             for (k, step) in steps.iter().enumerate() {
                 let mut e = Event::new(
                     v.source,
@@ -237,15 +240,18 @@ mod tests {
                     v.format,
                     sink.dead
                 );
-                let got = sink
-                    .events
-                    .first()
-                    .unwrap_or_else(|| panic!("{:?}: {line}", v.format));
-                assert_eq!(got.user, "alice@example.com", "{:?}: {line}", v.format);
+                // A step the vendor logs without an authentication meaning (CloudTrail's
+                // GetSessionToken for a challenge) is ignored, counted, never a dead letter.
+                for got in &sink.events {
+                    mapped += 1;
+                    // Vendors name users their own way (an IAM user name has no domain).
+                    assert!(got.user.contains("alice"), "{:?}: {line}", v.format);
+                    assert_eq!(got.source, v.source, "{:?}: {line}", v.format);
+                }
             }
             assert!(
-                rendered >= 2,
-                "{:?} renders {rendered} of the steps",
+                rendered >= 2 && mapped >= 2,
+                "{:?} renders {rendered} of the steps, {mapped} map to events",
                 v.format
             );
         }

@@ -7,6 +7,7 @@ pub mod slice;
 
 use std::path::PathBuf;
 
+use mfascope_core::event::CanonicalBatch;
 use mfascope_sink::Location;
 use std::sync::Arc;
 
@@ -46,6 +47,14 @@ pub enum SliError {
         name: String,
         /// DataFusion's error.
         source: datafusion::error::DataFusionError,
+    },
+    /// A query's result is not the canonical events its consumer reads.
+    #[error("query {name}: {source}")]
+    Batch {
+        /// Query name.
+        name: String,
+        /// Which column is missing or of another type.
+        source: mfascope_core::event::BatchError,
     },
 }
 
@@ -116,8 +125,38 @@ impl Engine {
     pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
         let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
         let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
-        self.for_each_batch("replay", &sql, |b| agg.observe(b))
+        self.for_each_canonical("replay", &sql, live::COLUMNS, |b| agg.observe(b))
             .await
+    }
+
+    /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry
+    /// `needed` (the columns `f` reads) in a canonical layout before `f` sees it.
+    pub async fn for_each_canonical(
+        &self,
+        name: &str,
+        sql: &str,
+        needed: &[&str],
+        mut f: impl FnMut(&CanonicalBatch),
+    ) -> Result<u64, SliError> {
+        let mut failed = None;
+        let rows = self
+            .for_each_batch(name, sql, |b| {
+                if failed.is_some() {
+                    return;
+                }
+                match CanonicalBatch::with_columns(b.clone(), needed) {
+                    Ok(batch) => f(&batch),
+                    Err(e) => failed = Some(e),
+                }
+            })
+            .await?;
+        match failed {
+            Some(source) => Err(SliError::Batch {
+                name: name.to_string(),
+                source,
+            }),
+            None => Ok(rows),
+        }
     }
 
     /// Stream the result of `sql` batch by batch into `f` (memory stays bounded by DataFusion's

@@ -5,14 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, StringArray};
 use arrow::datatypes::{TimestampMillisecondType, UInt32Type};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use strum::{EnumCount, IntoEnumIterator};
 
-use mfascope_core::event::columns::{decode_enum, utf8};
-use mfascope_core::event::{Action, Factor, Outcome, Source, col};
+use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 
 /// Milliseconds per minute.
 pub const MINUTE_MS: i64 = 60_000;
@@ -250,20 +249,17 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(batch: &RecordBatch) -> Columns {
-        let column = |name: &str| batch.column_by_name(name).expect("canonical schema");
+    fn of(batch: &CanonicalBatch) -> Columns {
         Columns {
-            time: column(col::TIME)
-                .as_primitive::<TimestampMillisecondType>()
-                .clone(),
-            source: decode_enum(column(col::SOURCE)),
-            action: decode_enum(column(col::ACTION)),
-            factor: decode_enum(column(col::FACTOR)),
-            outcome: decode_enum(column(col::OUTCOME)),
-            reason: utf8(batch, col::REASON),
-            latency: column(col::LATENCY_MS).as_primitive::<UInt32Type>().clone(),
-            session: utf8(batch, col::SESSION_ID),
-            device: utf8(batch, col::DEVICE_ID),
+            time: batch.times().clone(),
+            source: batch.enums(col::SOURCE),
+            action: batch.enums(col::ACTION),
+            factor: batch.enums(col::FACTOR),
+            outcome: batch.enums(col::OUTCOME),
+            reason: batch.strings(col::REASON),
+            latency: batch.u32s(col::LATENCY_MS).clone(),
+            session: batch.strings(col::SESSION_ID),
+            device: batch.strings(col::DEVICE_ID),
         }
     }
 }
@@ -323,7 +319,7 @@ impl Aggregator {
     /// Aggregate one batch of canonical events (pipeline batches or Parquet rows projected to
     /// at least [`COLUMNS`]). Rows should arrive roughly in time order: a use of a revoked
     /// credential only counts as exposure when it arrives after the revocation.
-    pub fn observe(&mut self, batch: &RecordBatch) {
+    pub fn observe(&mut self, batch: &CanonicalBatch) {
         let c = Columns::of(batch);
         let floor = self
             .counters
@@ -593,7 +589,7 @@ impl Aggregator {
 }
 
 impl mfascope_core::observe::ObserveBatch for Aggregator {
-    fn observe_batch(&mut self, batch: &RecordBatch) {
+    fn observe_batch(&mut self, batch: &CanonicalBatch) {
         self.observe(batch);
     }
 }

@@ -241,7 +241,7 @@ mod tests {
             ));
         }
         let mut agg = Aggregator::new(LiveConfig::default());
-        agg.observe(&b.finish());
+        agg.observe(&b.finish_canonical());
         agg
     }
 

@@ -2,12 +2,11 @@
 //! what the user types and applied alike to table rows and to the batches the SLI panels are
 //! computed from.
 
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, BooleanArray, StringArray};
 use arrow::compute::filter_record_batch;
 
 use super::state::EventRow;
-use mfascope_core::event::columns::{decode_enum, utf8};
-use mfascope_core::event::{Factor, col};
+use mfascope_core::event::{CanonicalBatch, Factor, col};
 
 /// What the user narrowed the data to (`/`), e.g. `factor:push country:BR`; a bare word matches
 /// users containing it.
@@ -84,13 +83,12 @@ impl Filter {
     }
 
     /// The rows of a canonical batch that pass (the batch itself when nothing is filtered).
-    pub fn apply(&self, batch: &RecordBatch) -> RecordBatch {
+    pub fn apply(&self, batch: &CanonicalBatch) -> CanonicalBatch {
         if self.is_empty() {
             return batch.clone();
         }
-        let [app, user, country] = [col::APP, col::USER, col::COUNTRY].map(|c| utf8(batch, c));
-        let factor: Vec<Option<Factor>> =
-            decode_enum(batch.column_by_name(col::FACTOR).expect("canonical schema"));
+        let [app, user, country] = [col::APP, col::USER, col::COUNTRY].map(|c| batch.strings(c));
+        let factor: Vec<Option<Factor>> = batch.enums(col::FACTOR);
         fn value(a: &StringArray, i: usize) -> Option<&str> {
             (!a.is_null(i)).then(|| a.value(i))
         }
@@ -99,7 +97,9 @@ impl Filter {
                 Some(self.passes(value(&app, i), factor[i], user.value(i), value(&country, i)))
             })
             .collect();
-        filter_record_batch(batch, &keep).expect("the mask has the batch's length")
+        let kept = filter_record_batch(batch.record_batch(), &keep)
+            .expect("the mask has the batch's length");
+        batch.derived(kept)
     }
 
     /// Whether a finding about `user` passes (findings carry no app, factor or country: those
@@ -189,10 +189,10 @@ mod tests {
             e.country = country.map(|c| c.to_string().into());
             b.append(&e);
         }
-        let batch = b.finish();
+        let batch = b.finish_canonical();
         let ids = |f: &str| -> Vec<String> {
             let out = Filter::parse(f).unwrap().apply(&batch);
-            let id = utf8(&out, col::EVENT_ID);
+            let id = out.strings(col::EVENT_ID);
             (0..out.num_rows())
                 .map(|i| id.value(i).to_string())
                 .collect()

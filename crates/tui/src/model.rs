@@ -3,7 +3,7 @@
 //! findings ([`FindingLog`]). The pipeline feeds them batch by batch in live mode; a replay of
 //! the stored Parquet fills them at start and again whenever the filter changes.
 
-use arrow::array::RecordBatch;
+use mfascope_core::event::CanonicalBatch;
 
 use super::filter::Filter;
 use super::state::DashState;
@@ -34,7 +34,7 @@ impl Model {
     }
 
     /// Take in the rows of one canonical batch that pass the filter.
-    pub fn observe(&mut self, batch: &RecordBatch) {
+    pub fn observe(&mut self, batch: &CanonicalBatch) {
         let batch = self.filter.apply(batch);
         if batch.num_rows() > 0 {
             self.agg.observe(&batch);
@@ -44,7 +44,7 @@ impl Model {
 }
 
 impl mfascope_core::observe::ObserveBatch for Model {
-    fn observe_batch(&mut self, batch: &RecordBatch) {
+    fn observe_batch(&mut self, batch: &CanonicalBatch) {
         self.observe(batch);
     }
 }

@@ -6,11 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::TimestampMillisecondType;
+use arrow::array::Array;
 
-use mfascope_core::event::columns::{decode_enum, utf8};
-use mfascope_core::event::{Action, Factor, Outcome, Source, col};
+use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 use mfascope_sli::live::MINUTE_MS;
 
 /// Events kept in the "recent" ring.
@@ -136,21 +134,16 @@ impl Default for DashState {
 
 impl DashState {
     /// Take in one canonical batch.
-    pub fn observe(&mut self, batch: &RecordBatch) {
+    pub fn observe(&mut self, batch: &CanonicalBatch) {
         let n = batch.num_rows();
         if n == 0 {
             return;
         }
-        let time = batch
-            .column_by_name(col::TIME)
-            .expect("canonical schema")
-            .as_primitive::<TimestampMillisecondType>()
-            .clone();
-        let column = |name| batch.column_by_name(name).expect("canonical schema");
-        let source: Vec<Option<Source>> = decode_enum(column(col::SOURCE).as_ref());
-        let action: Vec<Option<Action>> = decode_enum(column(col::ACTION).as_ref());
-        let factor: Vec<Option<Factor>> = decode_enum(column(col::FACTOR).as_ref());
-        let outcome: Vec<Option<Outcome>> = decode_enum(column(col::OUTCOME).as_ref());
+        let time = batch.times();
+        let source: Vec<Option<Source>> = batch.enums(col::SOURCE);
+        let action: Vec<Option<Action>> = batch.enums(col::ACTION);
+        let factor: Vec<Option<Factor>> = batch.enums(col::FACTOR);
+        let outcome: Vec<Option<Outcome>> = batch.enums(col::OUTCOME);
         let [event_id, user, app, reason, country, src_ip, device_id] = [
             col::EVENT_ID,
             col::USER,
@@ -160,8 +153,8 @@ impl DashState {
             col::SRC_IP,
             col::DEVICE_ID,
         ]
-        .map(|c| utf8(batch, c));
-        let phishing_resistant = column(col::PHISHING_RESISTANT).as_boolean().clone();
+        .map(|c| batch.strings(c));
+        let phishing_resistant = batch.bools(col::PHISHING_RESISTANT);
         let opt = |a: &arrow::array::StringArray, i: usize| {
             (!a.is_null(i)).then(|| a.value(i).to_string())
         };
@@ -251,7 +244,7 @@ impl DashState {
 }
 
 impl mfascope_core::observe::ObserveBatch for DashState {
-    fn observe_batch(&mut self, batch: &RecordBatch) {
+    fn observe_batch(&mut self, batch: &CanonicalBatch) {
         self.observe(batch);
     }
 }
@@ -261,7 +254,7 @@ mod tests {
     use super::*;
     use mfascope_core::event::{Event, EventBatchBuilder};
 
-    fn batch(events: &[(&str, Action, Factor, Outcome, Option<&str>)]) -> RecordBatch {
+    fn batch(events: &[(&str, Action, Factor, Outcome, Option<&str>)]) -> CanonicalBatch {
         let mut b = EventBatchBuilder::default();
         for (k, (user, action, factor, outcome, country)) in events.iter().enumerate() {
             let mut e = Event::new(
@@ -275,7 +268,7 @@ mod tests {
             e.country = country.map(|c| c.to_string().into());
             b.append(&e);
         }
-        b.finish()
+        b.finish_canonical()
     }
 
     #[test]

@@ -34,6 +34,35 @@ pub mod col {
     pub const PRIVILEGED: &str = "privileged";
     pub const VENDOR_EVENT_TYPE: &str = "vendor_event_type";
     pub const RAW: &str = "raw";
+
+    /// Every column, in schema order.
+    pub const ALL: &[&str] = &[
+        EVENT_ID,
+        TIME,
+        SOURCE,
+        TENANT,
+        APP,
+        USER,
+        ACTOR,
+        SESSION_ID,
+        TRANSACTION_ID,
+        ACTION,
+        FACTOR,
+        OUTCOME,
+        REASON,
+        LATENCY_MS,
+        SRC_IP,
+        COUNTRY,
+        REGION,
+        CITY,
+        ASN,
+        USER_AGENT,
+        DEVICE_ID,
+        PHISHING_RESISTANT,
+        PRIVILEGED,
+        VENDOR_EVENT_TYPE,
+        RAW,
+    ];
 }
 
 fn dict() -> DataType {
