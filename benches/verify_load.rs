@@ -194,7 +194,7 @@ fn main() {
         ),
         Some("argon2") => argon2(),
         Some("enumeration") if args.len() == 4 => {
-            enumeration(&args[1], &args[2], args[3].parse().expect("ROUNDS"))
+            enumeration(&args[1], &args[2], args[3].parse().expect("ROUNDS"));
         }
         _ => eprintln!(
             "usage: verify_load prepare URL ADMIN_TOKEN_FILE USERS REQUESTS PLAN | argon2 | \

@@ -1,8 +1,8 @@
 //! mfascope: security telemetry and SLO analysis for two-factor authentication events.
 //!
-//! This package is the top layer: the CLI ([`cli`]), the Prometheus endpoint ([`metrics`]),
-//! text rendering of summaries ([`report`]) and the verifier's Kafka output
-//! ([`kafka_publish`]). Everything else lives in the workspace crates below it, re-exported here
+//! This package is the top layer: composition of an ingest run ([`run`]), the Prometheus
+//! endpoint ([`metrics`]), presentation ([`present`]), the verifier's Kafka output
+//! ([`kafka_publish`]) and the CLI ([`cli`]), which only parses flags and prints. Everything else lives in the workspace crates below it, re-exported here
 //! under the names the CLI, tests and benches use:
 //!
 //! - bottom: [`event`], [`time`], [`sync`] and the observer contract (`mfascope-core`);
@@ -16,7 +16,8 @@
 pub mod cli;
 pub mod kafka_publish;
 pub mod metrics;
-pub mod report;
+pub mod present;
+pub mod run;
 
 pub use mfascope_core::{event, observe, sync, time};
 pub use mfascope_detect as detect;

@@ -208,7 +208,7 @@ pub fn render(
     let kafka = progress
         .kafka
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     if let Some(k) = kafka {
         kafka_metrics(&mut r, &k);

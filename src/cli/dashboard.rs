@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,13 +16,14 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 
 use super::DashboardArgs;
 use super::detect::detect_history;
-use super::ingest::{LIVE_ALLOWANCE, attach_detector, run_ingest};
+use super::ingest::LIVE_ALLOWANCE;
 use super::sli::runtime;
-use crate::detect::stream::{FindingTap, LiveDetector};
+use crate::detect::stream::FindingTap;
 use crate::detect::{DetectConfig, RuleSet};
 use crate::metrics::PipelineProgress;
-use crate::pipeline::kafka::KafkaSummary;
-use crate::pipeline::{IngestOptions, Summary, stop_on_signals};
+use crate::pipeline::{IngestOptions, stop_on_signals};
+use crate::present::{ingest_table, kafka_table};
+use crate::run::{Run, RunReport, Running};
 use crate::sink::Location;
 use crate::sli::live::LiveConfig;
 use crate::sli::{Bucket, Engine, Params};
@@ -99,16 +99,13 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     ended
 }
 
-/// What the ingest thread returns.
-type IngestResult = anyhow::Result<(Summary, Option<KafkaSummary>)>;
-
 /// The live in-process ingest.
 struct LiveIngest {
     progress: Arc<PipelineProgress>,
-    detector: Arc<LiveDetector>,
-    handle: Option<JoinHandle<IngestResult>>,
-    /// The ingest's result once it ended by itself (an error, or the end of a Kafka backfill).
-    ended: Option<IngestResult>,
+    /// The run while it lasts.
+    running: Option<Running>,
+    /// The run's result once it ended by itself (an error, or the end of a Kafka backfill).
+    ended: Option<anyhow::Result<RunReport>>,
     rate: Rate,
 }
 
@@ -194,7 +191,6 @@ impl Dashboard {
         opts.progress = false;
         opts.keep_raw = !rules.collection(false).rules.is_empty();
         super::ingest::pseudonymize(&mut opts, a.privacy.pseudonymize_key.as_deref(), rules)?;
-        opts.observers.0.push(self.model.clone());
         let (log, changed) = (self.findings.clone(), self.changed.clone());
         let tap: FindingTap = Box::new(move |new| {
             lock(&log).push(new);
@@ -204,18 +200,15 @@ impl Dashboard {
             allowance_ms: LIVE_ALLOWANCE.as_millis() as i64,
             ..DetectConfig::default()
         };
-        let detector = attach_detector(&mut opts, (rules, detect), true, false, Some(tap))?;
-        let progress = opts.progress_counters.clone();
-        let kafka = a.kafka.clone().options();
-        let thread_stop = self.stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("ingest".into())
-            .spawn(move || run_ingest(&opts, kafka.as_ref(), thread_stop))
-            .context("starting the ingest thread")?;
+        let running = Run::new(opts)
+            .kafka(a.kafka.clone().options())
+            .observer(self.model.clone())
+            .rules(rules, detect)
+            .tap(tap)
+            .start(self.stop.clone())?;
         self.live = Some(LiveIngest {
-            progress,
-            detector,
-            handle: Some(handle),
+            progress: running.progress(),
+            running: Some(running),
             ended: None,
             rate: Rate::default(),
         });
@@ -229,27 +222,24 @@ impl Dashboard {
             return Ok(0);
         };
         self.stop.store(true, Ordering::Relaxed);
-        let ended = match live.handle.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked"))),
+        let ended = match live.running.take() {
+            Some(running) => running.finish(),
             None => live
                 .ended
                 .take()
                 .unwrap_or_else(|| Err(anyhow::anyhow!("the ingest ended"))),
         };
-        let (_, counters, files) = live.detector.finish().map_err(anyhow::Error::msg)?;
         match ended {
-            Ok((summary, kafka)) => {
-                print!("{}", crate::report::ingest_table(&summary));
-                if let Some(k) = &kafka {
-                    print!("{}", crate::report::kafka_table(k));
+            Ok(report) => {
+                print!("{}", ingest_table(&report.summary));
+                if let Some(k) = &report.kafka {
+                    print!("{}", kafka_table(k));
                 }
                 println!(
                     "{} findings over {} events this run ({} findings files written)",
-                    counters.findings,
-                    counters.events,
-                    files.len()
+                    report.detect.counters.findings,
+                    report.detect.counters.events,
+                    report.detect.files.len()
                 );
                 Ok(0)
             }
@@ -265,13 +255,10 @@ impl Dashboard {
         let Some(live) = &mut self.live else {
             return;
         };
-        if live.handle.as_ref().is_some_and(JoinHandle::is_finished)
-            && let Some(h) = live.handle.take()
+        if live.running.as_ref().is_some_and(Running::is_finished)
+            && let Some(running) = live.running.take()
         {
-            live.ended = Some(
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked"))),
-            );
+            live.ended = Some(running.finish());
         }
     }
 

@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 
-use super::ingest::ingest_live;
 use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
 use crate::detect::{DetectConfig, RuleSet};
-use crate::pipeline::IngestOptions;
-use crate::report::ingest_table;
+use crate::pipeline::{IngestOptions, stop_on_signals};
+use crate::present::{ingest_table, live_table};
+use crate::run::Run;
 use crate::sli::{Bucket, Params, resolve_queries};
 use crate::slo::resolve_slos;
 
@@ -41,15 +41,20 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         allowance_ms: 7 * 86_400_000,
         ..DetectConfig::default()
     };
-    let (summary, live, live_table) =
-        ingest_live(opts, &slos, (&rules, detect), None).context("demo ingest")?;
+    let stop = stop_on_signals().context("installing signal handlers")?;
+    let report = Run::new(opts)
+        .slos(&slos)
+        .rules(&rules, detect)
+        .run(stop)
+        .context("demo ingest")?;
+    let summary = &report.summary;
     let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {
         OutputFormat::Json => {
-            let mut v = serde_json::to_value(&summary)?;
+            let mut v = serde_json::to_value(summary)?;
             v["sli"] = report_slis(&out, &params, &queries, a.format)?;
-            v["live"] = live;
+            v["live"] = serde_json::to_value(&report)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
@@ -58,10 +63,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 a.data.display(),
                 dir.display()
             );
-            print!("{}", ingest_table(&summary));
+            print!("{}", ingest_table(summary));
             println!("\nSLIs per day:\n");
             report_slis(&out, &params, &queries, a.format)?;
-            println!("{live_table}");
+            println!("{}", live_table(&report));
             println!(
                 "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
                 dir.display(),

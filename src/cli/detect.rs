@@ -4,8 +4,9 @@ use anyhow::Context;
 
 use super::sli::{range, runtime};
 use super::{DetectArgs, FindingFormat, OutputFormat, RulesArgs, RulesMode};
-use crate::detect::finding::{alertmanager, table, write_parquet};
+use crate::detect::finding::{alertmanager, write_parquet};
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
+use crate::present::findings_text;
 use crate::sli::{Bucket, Engine, Params};
 
 /// Run `rules` over the events of `data` in `[from, to)`, in `(time, event_id)` order.
@@ -31,20 +32,6 @@ pub fn detect_history(
     })?;
     let counters = detector.counters();
     Ok((detector.take_findings(), counters))
-}
-
-/// Findings and counters as text.
-pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String {
-    format!(
-        "{}\n{} findings from {} rules over {} events ({} late; {} users in history, {} evicted)\n",
-        table(findings),
-        findings.len(),
-        counters.rules,
-        counters.events,
-        counters.late_events,
-        counters.history.users,
-        counters.history.evicted_capacity + counters.history.expired,
-    )
 }
 
 /// `mfascope detect`.
@@ -73,7 +60,7 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&alertmanager(&findings))?
-            )
+            );
         }
     }
     Ok(0)

@@ -122,10 +122,10 @@ pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
         let batches = engine.run("ad-hoc", &sql).await?;
         match a.format {
             OutputFormat::Table => {
-                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?)
+                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
             }
             OutputFormat::Json => {
-                println!("{}", serde_json::to_string_pretty(&rows_json(&batches)?)?)
+                println!("{}", serde_json::to_string_pretty(&rows_json(&batches)?)?);
             }
         }
         Ok(0)

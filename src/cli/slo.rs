@@ -1,10 +1,9 @@
 //! `mfascope slo` (status, `slo check`) and `mfascope alerts` over ingested history: the
 //! events are replayed through the live aggregator, then the SLO math runs on its counters.
 
-use std::fmt::Write;
-
 use super::sli::{range, runtime};
 use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
+use crate::present::{alerts_table, status_table};
 use crate::sli::live::Aggregator;
 use crate::sli::{Engine, Params};
 use crate::slo::{Slo, SloReport, alertmanager_payload, evaluate, live_config, resolve_slos};
@@ -33,97 +32,6 @@ fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
     let (from, to) = range(&h.range.from, &h.range.to)?;
     let slos = resolve_slos(h.slos.path.as_deref())?;
     evaluate_history(&h.range.data, &slos, from, to)
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{:.2}%", v * 100.0))
-}
-
-/// Status table, one row per SLO.
-pub fn status_table(r: &SloReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "SLO status at {} (data from {})\n",
-        r.at,
-        r.data_from.as_deref().unwrap_or("-")
-    );
-    let _ = write!(
-        out,
-        "{:<24} {:>8} {:>6} {:>9} {:>12} {:>9}",
-        "slo", "target", "window", "sli", "budget left", "events"
-    );
-    for w in crate::slo::eval::BURN_WINDOWS {
-        let _ = write!(out, " {:>7}", format!("burn{}", w.0));
-    }
-    let _ = writeln!(out, "  state");
-    for s in &r.slos {
-        let _ = write!(
-            out,
-            "{:<24} {:>8} {:>6} {:>9} {:>12} {:>9}",
-            s.name,
-            pct(Some(s.target)),
-            s.window,
-            pct(s.sli),
-            pct(s.budget_remaining),
-            s.total
-        );
-        for b in &s.burn_rates {
-            let _ = write!(
-                out,
-                " {:>7}",
-                b.rate.map_or("-".into(), |v| format!("{v:.2}"))
-            );
-        }
-        let state = match (s.sli, s.violated, s.firing.is_empty()) {
-            (None, _, _) => "no data".to_string(),
-            (_, true, _) => format!("VIOLATED {}", s.firing.join(",")),
-            (_, false, false) => format!("FIRING {}", s.firing.join(",")),
-            _ => "ok".to_string(),
-        };
-        let _ = writeln!(out, "  {state}");
-    }
-    out
-}
-
-/// Alert episodes table; with `last`, only the most recent episodes (and a count of the rest).
-pub fn alerts_table(r: &SloReport, last: Option<usize>) -> String {
-    let mut out = String::new();
-    if r.episodes.is_empty() {
-        let _ = writeln!(
-            out,
-            "no alerts fired between {} and {}",
-            r.data_from.as_deref().unwrap_or("-"),
-            r.at
-        );
-        return out;
-    }
-    let _ = writeln!(
-        out,
-        "{:<20} {:<20} {:<24} {:<18} {:<7} {:>8}  rule",
-        "firing at", "resolved at", "slo", "alert", "sev", "peak"
-    );
-    let skip = last.map_or(0, |n| r.episodes.len().saturating_sub(n));
-    if skip > 0 {
-        let _ = writeln!(
-            out,
-            "… {skip} earlier episodes (see `mfascope alerts --data …`)"
-        );
-    }
-    for e in &r.episodes[skip..] {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<20} {:<24} {:<18} {:<7} {:>8.2}  {}",
-            e.firing_at,
-            e.resolved_at.as_deref().unwrap_or("(firing)"),
-            e.slo,
-            e.alert,
-            e.severity,
-            e.peak,
-            e.rule
-        );
-    }
-    out
 }
 
 /// `mfascope slo [check]`.

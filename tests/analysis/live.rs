@@ -109,7 +109,11 @@ fn live_aggregator_and_sql_agree() {
     for (query, columns) in pairs {
         let batches = run(query);
         assert!(
-            batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+            batches
+                .iter()
+                .map(arrow::array::RecordBatch::num_rows)
+                .sum::<usize>()
+                > 0,
             "{query}"
         );
         for b in &batches {

@@ -81,7 +81,10 @@ pub static VENDORS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock
         .map(|v| v.format)
         .collect();
     formats.sort_by_key(|f| *f as u8);
-    formats.into_iter().map(|f| f.as_str()).collect()
+    formats
+        .into_iter()
+        .map(mfascope::normalize::LogFormat::as_str)
+        .collect()
 });
 
 /// Stdout of a Python script run on `args` by the test peers' interpreter (`MFASCOPE_PYTHON`,

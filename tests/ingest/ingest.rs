@@ -101,7 +101,7 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .map(|e| e.into_path())
+        .map(walkdir::DirEntry::into_path)
         .collect()
 }
 

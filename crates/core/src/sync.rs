@@ -6,5 +6,5 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Lock `m`, recovering the guard from a poisoned mutex.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

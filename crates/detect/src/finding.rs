@@ -147,9 +147,9 @@ impl Finding {
                 let mut summary = format!(
                     "{}: {} {} {} for {user}",
                     h.rule_title,
-                    word(v.action[i].map(|a| a.as_str())),
-                    word(v.factor[i].map(|a| a.as_str())),
-                    word(v.outcome[i].map(|a| a.as_str())),
+                    word(v.action[i].map(mfascope_core::event::Action::as_str)),
+                    word(v.factor[i].map(mfascope_core::event::Factor::as_str)),
+                    word(v.outcome[i].map(mfascope_core::event::Outcome::as_str)),
                 );
                 if let Some(ip) = &ip {
                     let _ = write!(summary, " from {ip}");

@@ -123,9 +123,15 @@ impl Column {
     /// Slot of a value (`None`: not a value of the column, so no row holds it).
     fn slot(self, value: &str) -> Option<usize> {
         let key = match self {
-            Column::Action => Action::from_str(value).ok().map(|v| v.key()),
-            Column::Factor => Factor::from_str(value).ok().map(|v| v.key()),
-            Column::Outcome => Outcome::from_str(value).ok().map(|v| v.key()),
+            Column::Action => Action::from_str(value)
+                .ok()
+                .map(mfascope_core::event::Action::key),
+            Column::Factor => Factor::from_str(value)
+                .ok()
+                .map(mfascope_core::event::Factor::key),
+            Column::Outcome => Outcome::from_str(value)
+                .ok()
+                .map(mfascope_core::event::Outcome::key),
         }?;
         Some(key as usize + 1)
     }

@@ -114,7 +114,7 @@ pub fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, RuleError> {
             source: e.into(),
         })?
         .into_iter()
-        .map(|e| e.into_path())
+        .map(walkdir::DirEntry::into_path)
         .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
         .collect();
     paths.sort();

@@ -116,7 +116,11 @@ impl VendorEngines {
 
     /// Correlation state entries across all engines.
     pub fn state_count(&self) -> usize {
-        self.engines.iter().flatten().map(|e| e.state_count()).sum()
+        self.engines
+            .iter()
+            .flatten()
+            .map(rsigma_eval::CorrelationEngine::state_count)
+            .sum()
     }
 
     /// Correlation groups holding evidence references.
@@ -124,7 +128,7 @@ impl VendorEngines {
         self.engines
             .iter()
             .flatten()
-            .map(|e| e.event_ref_buffer_count())
+            .map(rsigma_eval::CorrelationEngine::event_ref_buffer_count)
             .sum()
     }
 

@@ -153,7 +153,9 @@ struct Context {
 
 impl Context {
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -434,7 +436,11 @@ fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) 
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(rdkafka::metadata::MetadataPartition::id)
+            })
             .collect();
         !partitions.is_empty()
             && partitions.into_iter().all(|partition| {
@@ -459,7 +465,10 @@ fn writer(
     let mut written = Written::default();
     for c in rx {
         let end = c.segment.positions.last().map(|p| p.end as i64);
-        let mut out = c.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = c
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         written.add(commit_segment(&mut out, c.segment)?);
         drop(out);
         if let Some(end) = end {
@@ -644,5 +653,5 @@ fn publish_progress(opts: &IngestOptions, shared: &Shared) {
         .progress_counters
         .kafka
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(shared.kafka.clone());
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shared.kafka.clone());
 }

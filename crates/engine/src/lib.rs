@@ -79,7 +79,7 @@ impl IngestOptions {
             keep_raw: false,
             pseudonymize: None,
             dedupe_window: dedupe::DEFAULT_WINDOW,
-            workers: thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: thread::available_parallelism().map_or(2, std::num::NonZero::get),
             segment_rows: 200_000,
             segment_bytes: 16 << 20,
             max_latency: Duration::from_secs(1),

@@ -266,7 +266,7 @@ impl Normalizer {
             Ok(Some(format)) => {
                 self.last = Some(format);
                 let result = map_json(format, obj, &mut self.ctx);
-                emit(offset, obj, Some(format), result, sink, &self.output)
+                emit(offset, obj, Some(format), result, sink, &self.output);
             }
             Ok(None) => sink.dead(
                 offset,
@@ -311,7 +311,7 @@ fn emit<'a>(
             } else if out.keep_raw && format.is_some_and(|f| f != LogFormat::Canonical) {
                 e.raw = Some(redact::redact_record(raw).into());
             }
-            sink.event(offset, raw, *e)
+            sink.event(offset, raw, *e);
         }
         Ok(Mapped::Ignored(kind)) => sink.ignored(offset, kind),
         Err(reason) => sink.dead(offset, raw, Reject { format, reason }),

@@ -14,7 +14,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub fn is_secret_key(key: &str) -> bool {
     let k: String = key
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
     const EXACT: &[&str] = &[

@@ -118,8 +118,10 @@ impl Lease {
                 }
                 tracing::info!(lock = %remote.describe(rel), "taking over a stale lock");
                 match remote.put(rel, body(), PutMode::Update(version)) {
-                    Err(object_store::Error::Precondition { .. })
-                    | Err(object_store::Error::AlreadyExists { .. }) => {
+                    Err(
+                        object_store::Error::Precondition { .. }
+                        | object_store::Error::AlreadyExists { .. },
+                    ) => {
                         return Err(SinkError::Locked(remote.describe(rel)));
                     }
                     other => other,
@@ -164,7 +166,10 @@ impl Lease {
     /// Fail unless the lease is certainly still ours for a few seconds (checked before the
     /// step of a commit that makes files visible).
     pub fn ensure_held(&self) -> Result<(), SinkError> {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(why) = &held.lost {
             return Err(SinkError::LockLost(format!(
                 "{}: {why}",
@@ -185,13 +190,15 @@ impl Lease {
 fn renew(remote: &Remote, rel: &str, held: &Mutex<Held>) -> bool {
     let version = held
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .version
         .clone();
     let asked = Instant::now();
     let body = serde_json::to_vec(&Holder::me()).expect("serializable");
     let result = remote.put(rel, body, PutMode::Update(version));
-    let mut h = held.lock().unwrap_or_else(|p| p.into_inner());
+    let mut h = held
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match result {
         Ok(put) => {
             h.version = UpdateVersion {
@@ -226,7 +233,7 @@ impl Drop for Lease {
         let lost = self
             .held
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .lost
             .is_some();
         if !lost {

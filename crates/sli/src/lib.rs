@@ -77,8 +77,9 @@ impl Engine {
         if !has_files {
             return Err(SliError::NoData(data.to_string()));
         }
-        let config = SessionConfig::new()
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let config = SessionConfig::new().with_target_partitions(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        );
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(slice::udf());
         let sql_err = |source| SliError::Sql {

@@ -386,7 +386,7 @@ impl Aggregator {
                 }
                 Action::EnrollStart => stats.add(Counter::EnrollStarts),
                 Action::EnrollComplete if outcome == Outcome::Success => {
-                    stats.add(Counter::EnrollCompletions)
+                    stats.add(Counter::EnrollCompletions);
                 }
                 Action::RecoveryRequest => stats.add(Counter::Recoveries),
                 _ => {}

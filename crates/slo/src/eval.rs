@@ -329,7 +329,7 @@ pub fn alerts(
                     value: Some(value),
                     short_value: short,
                     threshold,
-                })
+                });
             };
             let fire = |episodes: &mut Vec<Episode>| {
                 episodes.push(Episode {

@@ -121,7 +121,7 @@ fn walk_dir(dir: &Path, d: &mut Discovery) {
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| dir.display().to_string()),
                 e.io_error()
-                    .map(|io| io.to_string())
+                    .map(std::string::ToString::to_string)
                     .unwrap_or_else(|| e.to_string()),
             )),
         }

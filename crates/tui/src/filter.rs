@@ -40,7 +40,7 @@ impl Filter {
                     f.factor = Some(value.parse().map_err(|_| {
                         let known: Vec<&str> = <Factor as strum::VariantNames>::VARIANTS.to_vec();
                         format!("factor {value:?}: one of {}", known.join(", "))
-                    })?)
+                    })?);
                 }
                 other => {
                     return Err(format!(

@@ -665,7 +665,7 @@ fn status_line(
     let mut left: Vec<(String, u8)> = vec![(st.source.clone(), 3)];
     match (st.now, snap.dash.latest) {
         (Some(now), Some(newest)) => {
-            left.push((format!("newest event {} ago", age_text(now - newest)), 0))
+            left.push((format!("newest event {} ago", age_text(now - newest)), 0));
         }
         (Some(_), None) => left.push(("waiting for events".into(), 0)),
         (None, _) if latest > 0 => left.push((

@@ -192,7 +192,7 @@ pub struct Engine {
 /// A recovery code as typed: case, spaces and dashes do not matter.
 fn normalize_recovery(code: &str) -> String {
     code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
         .collect()
 }

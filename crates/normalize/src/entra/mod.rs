@@ -38,7 +38,7 @@ pub(crate) static VENDOR: Vendor = Vendor {
             service: "auditlogs",
         },
     ],
-    logsource_of: logsource_of,
+    logsource_of,
     sample: "entra-eventhubs.json.gz",
 };
 

@@ -111,8 +111,13 @@ impl<'a> GEvent<'a> {
             Some(p) => p
                 .value
                 .iter()
-                .map(|v| v.as_ref())
-                .chain(p.multiValue.iter().flatten().map(|v| v.as_ref()))
+                .map(std::convert::AsRef::as_ref)
+                .chain(
+                    p.multiValue
+                        .iter()
+                        .flatten()
+                        .map(std::convert::AsRef::as_ref),
+                )
                 .collect(),
             None => vec![],
         }
@@ -173,7 +178,7 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
     let failure_type = ev
         .values("login_failure_type")
         .first()
-        .map(|s| s.to_string());
+        .map(std::string::ToString::to_string);
 
     use Action::*;
     let (action, factor, outcome, reason): (Action, Factor, Outcome, Option<Cow<'a, str>>) =

@@ -392,10 +392,10 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
         | "policy.rule.delete"
             if targets.iter().any(is_mfa_enroll_policy) =>
         {
-            reason = Some("mfa_disabled")
+            reason = Some("mfa_disabled");
         }
         _ if action == Action::MfaChallenge && outcome == Outcome::Success => {
-            outcome = Outcome::Challenge
+            outcome = Outcome::Challenge;
         }
         _ => {}
     }

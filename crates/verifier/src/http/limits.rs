@@ -55,7 +55,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |l| l.len())
+        self.0.as_ref().map_or(0, governor::RateLimiter::len)
     }
 }
 

@@ -1,0 +1,270 @@
+//! One ingest run, composed: a source (files or Kafka) driving the engine, with the live SLI
+//! aggregator and SLOs, the streaming rule engine, an optional Prometheus endpoint and any
+//! further observers (the live dashboard's model) attached, ending in a typed [`RunReport`].
+//! `mfascope ingest`, `mfascope demo` and the live `mfascope dashboard` all run ingest through
+//! [`Run`]; this module prints nothing (rendering is [`crate::present`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::detect::stream::{FindingTap, LiveDetector};
+use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
+use crate::observe::BatchObserver;
+use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
+use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
+use crate::sli::live::{Aggregator, LiveCounters};
+use crate::slo::{Slo, SloReport, evaluate, live_config};
+use crate::sync::lock;
+
+/// Shortest wait of the live rule engine before a quiet input releases what waits for the
+/// watermark.
+const MIN_IDLE_RELEASE: Duration = Duration::from_millis(200);
+
+/// What a run produced: the engine's counts, the live SLO state and the findings.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// Records, events, dead letters, files and rates of the run.
+    #[serde(skip)]
+    pub summary: Summary,
+    /// Per-partition state, when the source was Kafka.
+    #[serde(skip)]
+    pub kafka: Option<KafkaSummary>,
+    /// The live aggregator's counters.
+    pub counters: LiveCounters,
+    /// Every SLO evaluated at the end of the run.
+    pub slo: SloReport,
+    /// The streaming rule engine's findings and counters.
+    pub detect: DetectReport,
+}
+
+/// The rule engine's part of a [`RunReport`].
+#[derive(Debug, Serialize)]
+pub struct DetectReport {
+    /// Rules, events, state and evictions.
+    pub counters: DetectCounters,
+    /// The findings (capped for the report; the count is exact).
+    pub findings: Vec<Finding>,
+    /// Findings files written under `OUT/findings/`.
+    #[serde(skip)]
+    pub files: Vec<String>,
+}
+
+/// An ingest run being composed.
+///
+/// ```no_run
+/// use mfascope::pipeline::IngestOptions;
+/// use mfascope::run::Run;
+///
+/// let opts = IngestOptions::new(vec!["okta.ndjson".into()], std::path::PathBuf::from("out"));
+/// let report = Run::new(opts)
+///     .slos(&mfascope::slo::resolve_slos(None)?)
+///     .rules(&mfascope::detect::RuleSet::resolve(None)?, Default::default())
+///     .run(Default::default())?;
+/// println!("{} events, {} findings", report.summary.events, report.detect.findings.len());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+pub struct Run {
+    opts: IngestOptions,
+    kafka: Option<KafkaOptions>,
+    slos: Vec<Slo>,
+    rules: RuleSet,
+    detect: DetectConfig,
+    metrics: Option<SocketAddr>,
+    announce: bool,
+    tap: Option<FindingTap>,
+}
+
+impl Run {
+    /// A run of `opts` (files, or Kafka with [`Run::kafka`]) with no SLOs and no rules yet.
+    pub fn new(opts: IngestOptions) -> Run {
+        Run {
+            opts,
+            kafka: None,
+            slos: Vec::new(),
+            rules: RuleSet::default(),
+            detect: DetectConfig::default(),
+            metrics: None,
+            announce: false,
+            tap: None,
+        }
+    }
+
+    /// Consume from Kafka instead of the files of the options.
+    pub fn kafka(mut self, kafka: Option<KafkaOptions>) -> Run {
+        self.kafka = kafka;
+        self
+    }
+
+    /// Evaluate these SLOs live (the aggregator keeps what they need).
+    pub fn slos(mut self, slos: &[Slo]) -> Run {
+        self.slos = slos.to_vec();
+        self
+    }
+
+    /// Run these rules on every event; findings are stored under `OUT/findings/`.
+    pub fn rules(mut self, rules: &RuleSet, config: DetectConfig) -> Run {
+        self.rules = rules.clone();
+        self.detect = config;
+        self
+    }
+
+    /// Serve Prometheus metrics on `addr` while the run lasts.
+    pub fn metrics(mut self, addr: Option<SocketAddr>) -> Run {
+        self.metrics = addr;
+        self
+    }
+
+    /// Print each finding on stderr as it fires.
+    pub fn announce_findings(mut self, announce: bool) -> Run {
+        self.announce = announce;
+        self
+    }
+
+    /// Hand every new finding to `tap` as well (the dashboard's finding log).
+    pub fn tap(mut self, tap: FindingTap) -> Run {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Feed every batch to `observer` too, after the aggregator and before the rule engine.
+    pub fn observer(mut self, observer: Arc<dyn BatchObserver>) -> Run {
+        self.opts.observers.0.push(observer);
+        self
+    }
+
+    /// Whether the source is live (follow or Kafka): a quiet input then releases what the rule
+    /// engine holds for stragglers.
+    fn is_live(&self) -> bool {
+        self.opts.reader.follow || self.kafka.is_some()
+    }
+
+    /// Compose the run and start it on its own thread; it runs until the input ends or `stop`
+    /// is set.
+    pub fn start(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Running> {
+        let live = self.is_live();
+        let agg = Arc::new(Mutex::new(Aggregator::new(live_config(&self.slos))));
+        self.opts.observers.0.insert(0, agg.clone());
+        let mut detector = LiveDetector::new(
+            Detector::new(&self.rules, self.detect, false)?,
+            &self.opts.out,
+            self.opts.max_latency.max(Duration::from_secs(1)),
+            self.announce,
+        )
+        .context("creating a staging directory for findings")?;
+        if live {
+            let allowance = Duration::from_millis(self.detect.allowance_ms.max(0) as u64);
+            detector = detector.release_when_idle(allowance.max(MIN_IDLE_RELEASE));
+        }
+        if let Some(tap) = self.tap.take() {
+            detector = detector.with_tap(tap);
+        }
+        let detector = Arc::new(detector);
+        self.opts.observers.0.push(detector.clone());
+        let progress = self.opts.progress_counters.clone();
+        if let Some(addr) = self.metrics {
+            let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
+            let rules = detector.clone();
+            let scrape = Arc::new(move || {
+                let agg = lock(&agg);
+                let report = evaluate(&slos, &agg, None);
+                crate::metrics::render(&progress, &agg, &report, Some(&rules.counters()))
+            });
+            let bound = crate::metrics::serve(addr, scrape)
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+            eprintln!("metrics: http://{bound}/metrics");
+        }
+        let (opts, kafka) = (self.opts, self.kafka);
+        let handle = std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || drive(&opts, kafka.as_ref(), stop))
+            .context("starting the ingest thread")?;
+        Ok(Running {
+            progress,
+            agg,
+            detector,
+            slos: self.slos,
+            handle,
+        })
+    }
+
+    /// [`Run::start`] and wait for the end.
+    pub fn run(self, stop: Arc<AtomicBool>) -> anyhow::Result<RunReport> {
+        self.start(stop)?.finish()
+    }
+}
+
+/// The engine driven by the run's source, until it ends or `stop` is set.
+fn drive(
+    opts: &IngestOptions,
+    kafka: Option<&KafkaOptions>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Summary, Option<KafkaSummary>)> {
+    let context = || format!("ingest into {}", opts.out);
+    Ok(match kafka {
+        Some(k) => {
+            let (s, ks) = crate::pipeline::kafka::ingest(opts, k, stop).with_context(|| {
+                format!(
+                    "{} from Kafka {} ({})",
+                    context(),
+                    k.brokers,
+                    k.topics.join(",")
+                )
+            })?;
+            (s, Some(ks))
+        }
+        None => (
+            crate::pipeline::ingest(opts, stop).with_context(context)?,
+            None,
+        ),
+    })
+}
+
+/// A run in progress.
+pub struct Running {
+    progress: Arc<PipelineProgress>,
+    agg: Arc<Mutex<Aggregator>>,
+    detector: Arc<LiveDetector>,
+    slos: Vec<Slo>,
+    handle: JoinHandle<anyhow::Result<(Summary, Option<KafkaSummary>)>>,
+}
+
+impl Running {
+    /// The engine's running counters (events, Kafka lag), readable after the run too.
+    pub fn progress(&self) -> Arc<PipelineProgress> {
+        self.progress.clone()
+    }
+
+    /// True once the run has ended by itself (input exhausted, or an error).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Wait for the end: the engine's result, then the rule engine's remaining findings
+    /// stored and the SLOs evaluated. When the engine failed, its error is returned and the
+    /// findings of the uncommitted events are not stored (a rerun resumes and finds them).
+    pub fn finish(self) -> anyhow::Result<RunReport> {
+        let (summary, kafka) = self
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked")))?;
+        let (findings, counters, files) = self.detector.finish().map_err(anyhow::Error::msg)?;
+        let agg = lock(&self.agg);
+        Ok(RunReport {
+            summary,
+            kafka,
+            counters: agg.counters().clone(),
+            slo: evaluate(&self.slos, &agg, None),
+            detect: DetectReport {
+                counters,
+                findings,
+                files,
+            },
+        })
+    }
+}
