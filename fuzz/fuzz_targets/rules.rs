@@ -7,18 +7,18 @@
 
 use std::sync::OnceLock;
 
-use arrow::array::RecordBatch;
 use libfuzzer_sys::fuzz_target;
 use mfascope::detect::rules::parse_file;
 use mfascope::detect::{DetectConfig, Detector, RuleError, RuleSet};
+use mfascope::event::CanonicalBatch;
 use mfascope::normalize::{LogFormat, Normalizer};
 use mfascope::pipeline::normalize_chunk;
 use mfascope::source::{FileReader, Origin, ReadItem, ReaderConfig, Resume};
 
 /// Up to 2,000 events of each of two bundled samples (verifier and Okta, raw kept for
 /// vendor-field rules).
-fn events() -> &'static Vec<RecordBatch> {
-    static EVENTS: OnceLock<Vec<RecordBatch>> = OnceLock::new();
+fn events() -> &'static Vec<CanonicalBatch> {
+    static EVENTS: OnceLock<Vec<CanonicalBatch>> = OnceLock::new();
     EVENTS.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data/");
         ["canonical-verifier.ndjson.gz", "okta-system-log.ndjson.gz"]
@@ -36,7 +36,7 @@ fn events() -> &'static Vec<RecordBatch> {
                 match reader.next_item(&cfg, true) {
                     Some(ReadItem::Chunk(c)) => normalize_chunk(&mut normalizer, &c)
                         .batch
-                        .map(|b| b.slice(0, b.num_rows().min(2_000))),
+                        .map(|b| b.derived(b.record_batch().slice(0, b.num_rows().min(2_000)))),
                     _ => None,
                 }
             })
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         detector.observe(batch);
     }
     detector.finish();
-    let rows: usize = events().iter().map(RecordBatch::num_rows).sum();
+    let rows: usize = events().iter().map(CanonicalBatch::num_rows).sum();
     assert_eq!(
         detector.counters().events,
         rows as u64,

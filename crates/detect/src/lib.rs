@@ -219,6 +219,26 @@ impl Detector {
     /// Compile the canonical-field rules of `rules`. With `emit_all_detections` every matching
     /// detection rule is reported, including those only referenced by correlations (rule
     /// tests use this); otherwise they only feed their correlations.
+    ///
+    /// ```
+    /// use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source};
+    /// use mfascope_detect::{DetectConfig, Detector, RuleSet};
+    ///
+    /// let rules = RuleSet::resolve(None)?; // ./rules, else the built-in pack
+    /// let mut detector = Detector::new(&rules, DetectConfig::default(), false)?;
+    /// // Push bombing: six denied pushes for one user within five minutes.
+    /// let mut events = EventBatchBuilder::default();
+    /// let start = 1_714_557_600_000; // 2024-05-01T10:00:00Z
+    /// for i in 0..6 {
+    ///     let step = (Action::MfaVerify, Factor::Push, Outcome::Denied);
+    ///     events.append(&Event::new(Source::Okta, format!("e{i}"), start + i * 50_000, "bob", "t", step));
+    /// }
+    /// detector.observe(&events.finish_canonical());
+    /// detector.finish(); // end of input: evaluate what waits for stragglers
+    /// let findings = detector.take_findings();
+    /// assert!(findings.iter().any(|f| f.rule_name.as_deref() == Some("mfa_push_bombing")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         rules: &RuleSet,
         config: DetectConfig,

@@ -93,6 +93,38 @@ pub trait LeafSink {
 pub(crate) type MapResult<'a> = Result<Mapped<'a>, String>;
 
 /// Per-worker normalizer state: the forced or last detected format and lookup caches.
+///
+/// ```
+/// use mfascope_core::event::{Action, Event, Factor, Outcome};
+/// use mfascope_normalize::{LeafSink, LogFormat, Normalizer, Reject};
+///
+/// /// Keeps the events; every record must map.
+/// #[derive(Default)]
+/// struct Events(Vec<Event<'static>>);
+///
+/// impl LeafSink for Events {
+///     fn event(&mut self, _offset: usize, _raw: &[u8], e: Event<'_>) {
+///         self.0.push(e.into_owned());
+///     }
+///     fn ignored(&mut self, _offset: usize, kind: String) {
+///         panic!("ignored {kind}");
+///     }
+///     fn dead(&mut self, _offset: usize, _raw: &[u8], reject: Reject) {
+///         panic!("dead letter: {}", reject.reason);
+///     }
+/// }
+///
+/// // An Okta System Log record; the format is detected from its keys.
+/// let okta = br#"{"uuid":"u1","published":"2024-05-01T10:00:00.000Z",
+///     "actor":{"alternateId":"alice@example.com","type":"User"},
+///     "eventType":"user.authentication.auth_via_mfa","outcome":{"result":"SUCCESS"},
+///     "debugContext":{"debugData":{"factor":"OKTA_VERIFY_PUSH"}}}"#;
+/// let mut events = Events::default();
+/// Normalizer::new(LogFormat::Auto).record(okta, &mut events);
+/// let e = &events.0[0];
+/// assert_eq!((e.action, e.factor, e.outcome), (Action::MfaVerify, Factor::Push, Outcome::Success));
+/// assert_eq!(e.user, "alice@example.com");
+/// ```
 pub struct Normalizer {
     forced: Option<LogFormat>,
     output: Output,

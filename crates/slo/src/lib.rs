@@ -53,6 +53,28 @@ impl SloReport {
 
 /// Evaluate `slos` over everything `agg` holds, up to `at` (default: the end of the last minute
 /// with data).
+///
+/// ```
+/// use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source};
+/// use mfascope_sli::live::Aggregator;
+/// use mfascope_slo::{evaluate, live_config, resolve_slos};
+///
+/// let slos = resolve_slos(None)?; // ./slos, else the shipped SLOs
+/// let mut agg = Aggregator::new(live_config(&slos));
+/// let mut events = EventBatchBuilder::default();
+/// let start = 1_714_557_600_000; // 2024-05-01T10:00:00Z
+/// for i in 0..600 {
+///     // One push verification every 6 s for an hour; every 10th fails.
+///     let outcome = if i % 10 == 0 { Outcome::Failure } else { Outcome::Success };
+///     let step = (Action::MfaVerify, Factor::Push, outcome);
+///     events.append(&Event::new(Source::Okta, format!("e{i}"), start + i * 6_000, "alice", "t", step));
+/// }
+/// agg.observe(&events.finish_canonical());
+/// let report = evaluate(&slos, &agg, None);
+/// let success = report.slos.iter().find(|s| s.name == "mfa-success-rate").unwrap();
+/// assert_eq!((success.good, success.total), (540, 600));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
     let span = agg.span();
     let end = at

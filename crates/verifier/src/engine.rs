@@ -199,6 +199,42 @@ fn normalize_recovery(code: &str) -> String {
 
 impl Engine {
     /// A verifier over `store`, sealing secrets with `sealer`, reporting events to `emit`.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// use mfascope_core::event::{Action, Outcome};
+    /// use mfascope_verifier::engine::{Client, Config, Emit, Engine, Proof};
+    /// use mfascope_verifier::otp::{self, Params};
+    /// use mfascope_verifier::password::Cost;
+    /// use mfascope_verifier::seal::Sealer;
+    /// use mfascope_verifier::store::Store;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(&dir.path().join("state"))?;
+    /// let sealer = Sealer::from_key_file(&dir.path().join("secret.key"))?;
+    /// let events = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = events.clone();
+    /// let emit: Emit = Box::new(move |e| sink.lock().unwrap().push(e));
+    /// // A cheap password hash for the example; the default is argon2id at 19 MiB.
+    /// let cost = Cost { memory_kib: 64, iterations: 1, lanes: 1 };
+    /// let engine = Engine::new(Config { password_cost: cost, ..Config::default() }, store, sealer, emit);
+    ///
+    /// let now = 1_700_000_000_000;
+    /// engine.create_user("alice", "correct horse battery staple")?;
+    /// let totp = engine.enroll_otp("alice", Params::default(), None, now)?;
+    /// let secret = otp::secret_from_uri(totp.uri.as_deref().unwrap())?;
+    /// let challenge = engine.login("alice", "correct horse battery staple", &Client::default(), now)?;
+    /// let code = otp::totp(&secret, now / 1000, &Params::default())?;
+    /// let proof = Proof::Code(code);
+    /// let session = engine.verify(&challenge.id, &totp.factor_id, &proof, &Client::default(), now + 1500)?;
+    /// assert_eq!(engine.introspect(&session.token, now + 2000).unwrap().user, "alice");
+    /// // Every step is a canonical event; the code itself is in none of them.
+    /// let events = events.lock().unwrap();
+    /// let verify = events.iter().find(|e| e.action == Action::MfaVerify).unwrap();
+    /// assert_eq!((verify.outcome, verify.latency_ms), (Outcome::Success, Some(1500)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(config: Config, store: Store, sealer: Sealer, emit: Emit) -> Engine {
         Engine {
             pushes: Pushes::new(config.push_timeout),
