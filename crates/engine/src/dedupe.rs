@@ -10,6 +10,8 @@ use std::collections::{HashSet, VecDeque};
 
 use arrow::compute::filter_record_batch;
 
+use strum::VariantNames;
+
 use mfascope_core::event::{CanonicalBatch, Source, col};
 
 /// Records remembered by default.
@@ -77,18 +79,30 @@ impl Dedupe {
             return (batch, Vec::new());
         }
         let ids = batch.strings(col::EVENT_ID);
-        let sources: Vec<Option<Source>> = batch.enums(col::SOURCE);
+        // Engine batches carry the vocabulary dictionary: read its keys in place (this runs on
+        // every batch); decode only batches that come with another dictionary.
+        let decoded: Vec<i8>;
+        let sources: &[i8] = match batch.vocabulary_keys(col::SOURCE) {
+            Some(keys) => keys,
+            None => {
+                decoded = batch
+                    .enums::<Source>(col::SOURCE)
+                    .iter()
+                    .map(|s| s.unwrap_or(Source::Canonical).key())
+                    .collect();
+                &decoded
+            }
+        };
         let mut repeats = Vec::new();
         let keep: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 let content = contents.get(i).copied().unwrap_or_default();
-                let source = sources[i].unwrap_or(Source::Canonical);
-                let first = self.first(source.key(), ids.value(i), content);
+                let first = self.first(sources[i], ids.value(i), content);
                 if !first {
                     repeats.push(Repeat {
                         row: i,
                         event_id: ids.value(i).to_string(),
-                        source: source.as_str(),
+                        source: Source::VARIANTS[sources[i] as usize],
                     });
                 }
                 first
