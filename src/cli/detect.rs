@@ -4,7 +4,8 @@ use anyhow::Context;
 
 use super::sli::{range, runtime};
 use super::{DetectArgs, FindingFormat, OutputFormat, RulesArgs, RulesMode};
-use crate::detect::finding::{alertmanager, write_parquet};
+use crate::detect::finding::write_parquet;
+use crate::present::alertmanager;
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
 use crate::present::findings_text;
 use crate::sli::{Bucket, Engine, Params};
@@ -59,7 +60,7 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
         FindingFormat::Alertmanager => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&alertmanager(&findings))?
+                serde_json::to_string_pretty(&alertmanager::findings(&findings))?
             );
         }
     }

@@ -6,7 +6,8 @@ use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloM
 use crate::present::{alerts_table, status_table};
 use crate::sli::live::Aggregator;
 use crate::sli::{Engine, Params};
-use crate::slo::{Slo, SloReport, alertmanager_payload, evaluate, live_config, resolve_slos};
+use crate::present::alertmanager;
+use crate::slo::{Slo, SloReport, evaluate, live_config, resolve_slos};
 
 /// Exit code when an objective is violated (`slo check`).
 pub const EXIT_VIOLATED: i32 = 3;
@@ -76,7 +77,7 @@ pub fn run_alerts(a: AlertsArgs) -> anyhow::Result<i32> {
         ),
         AlertFormat::Alertmanager => println!(
             "{}",
-            serde_json::to_string_pretty(&alertmanager_payload(&report.episodes, "mfascope"))?
+            serde_json::to_string_pretty(&alertmanager::slo_episodes(&report.episodes, "mfascope"))?
         ),
     }
     Ok(0)

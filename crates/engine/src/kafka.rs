@@ -1,13 +1,14 @@
-//! Kafka ingest with an exactly-once effect into Parquet (the kafka-delta-ingest pattern). A
-//! consumer group member polls its partitions with librdkafka (`rdkafka`); each partition's
-//! messages are normalized into their own segment, which a writer thread commits like a file
-//! segment (Parquet made durable, then the partition's offsets in its own state under
-//! `OUT/_state/kafka/TOPIC/PARTITION/`, through the intent log). Only then are the offsets
-//! committed to Kafka, for lag monitoring; on assignment the consumer seeks to the offsets in
-//! the partition state, so Kafka's committed offsets never decide what is ingested. A segment's
-//! name derives from topic, partition and first offset, and the partition state is locked by
-//! its owner, so instances sharing `OUT` never write the same rows, and a replay after a crash
-//! rewrites exactly what was not committed.
+//! The Kafka source, with an exactly-once effect into Parquet (the kafka-delta-ingest pattern).
+//! A consumer group member polls its partitions with librdkafka (`rdkafka`); each assigned
+//! partition is a scope of the engine, with its own stage, segments and state under
+//! `OUT/_state/kafka/TOPIC/PARTITION/` (opened on assignment: the consumer seeks to the offset
+//! committed there; closed on revocation: what was buffered is committed first). The engine
+//! commits the partition's segments like file segments (Parquet made durable, then the offsets
+//! in the partition state, through the intent log) and acknowledges them; only then are the
+//! offsets committed to Kafka, for lag monitoring, so Kafka's committed offsets never decide
+//! what is ingested. A segment's name derives from topic, partition and first offset, and the
+//! partition state is locked by its owner, so instances sharing `OUT` never write the same
+//! rows, and a replay after a crash rewrites exactly what was not committed.
 //!
 //! Each message is one record, or several separated by newlines; the format is detected per
 //! record as for files, and rejects become dead letters naming `kafka://TOPIC/PARTITION` and
@@ -16,10 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -30,19 +29,20 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use serde::Serialize;
 
-use super::{
-    ChunkSink, Counts, IngestError, IngestOptions, OrderedStage, Processed, Summary, Work, Written,
+use crate::{IngestError, IngestOptions, PipelineProgress, Summary};
+use mfascope_source::{
+    BufferPool, Chunk, ChunkKind, Feed, MessageSpan, NamedInput, ReadItem, RecordSource, Scope,
+    ScopeId, SourceFailure,
 };
-use mfascope_core::event::EventBatchBuilder;
-use mfascope_normalize::{LeafSink, Normalizer};
-use mfascope_sink::{Location, OutDir, Segment, SinkError, commit_segment};
 
 /// How often the running counters are published for `--metrics-listen` (not per message).
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
-/// Rows normalized before a partition's messages are handed to its stage — and so to the live
+/// Messages gathered before a partition's chunk is handed to the engine — and so to the live
 /// SLIs and the rule engine — whatever the segment size …
-const CHUNK_ROWS: usize = 4096;
+const CHUNK_MESSAGES: usize = 4096;
+/// … or bytes …
+const CHUNK_BYTES: usize = 1 << 20;
 /// … or after this long: live views lag the stream by at most this, not by `--max-latency`.
 const CHUNK_WAIT: Duration = Duration::from_millis(50);
 
@@ -110,40 +110,46 @@ fn fingerprint(key: &PartitionKey) -> String {
     format!("kafka:{}", key_text(key))
 }
 
-/// A segment for the writer, with the partition state it commits into.
-struct ToCommit {
-    out: Arc<Mutex<OutDir>>,
-    key: PartitionKey,
-    segment: Segment,
-}
-
-/// One assigned partition: its state, what is buffered and the next offset expected.
-struct Assigned {
-    /// Holds the partition state, and so its lock, while assigned (and while segments of it
-    /// wait for the writer).
-    _state: Arc<Mutex<OutDir>>,
-    stage: OrderedStage,
-    sink: ChunkSink,
-    input: u32,
-    /// Offset of the first buffered message.
-    first: Option<i64>,
+/// One assigned partition: its engine scope, the messages gathered for its next chunk and the
+/// offsets it has reached.
+struct Partition {
+    scope: ScopeId,
+    /// `kafka://TOPIC/PARTITION`, naming it in dead letters.
+    path: Arc<str>,
+    buffer: Vec<u8>,
+    spans: Vec<MessageSpan>,
+    /// When the first gathered message arrived.
+    started: Option<Instant>,
     /// Next offset to ingest.
     next: i64,
-    bytes: u64,
-    started: Option<Instant>,
+    /// Next offset committed to Parquet (the partition state).
+    committed: Option<i64>,
 }
 
-/// State shared by the poll loop and the rebalance callback (both on the polling thread).
+impl Partition {
+    /// Gather one message for the next chunk.
+    fn take(&mut self, offset: i64, payload: &[u8]) {
+        self.started.get_or_insert_with(Instant::now);
+        self.buffer.extend_from_slice(payload);
+        self.spans.push(MessageSpan {
+            end: self.buffer.len(),
+            offset: offset as u64,
+        });
+        self.next = offset + 1;
+    }
+}
+
+/// State shared by the poll loop and the rebalance callback (both on the source's thread).
 struct Shared {
-    opts: IngestOptions,
-    assigned: HashMap<PartitionKey, Assigned>,
-    to_writer: Sender<ToCommit>,
-    /// Summaries of stages that were flushed and dropped (revoked partitions).
-    done: Vec<Summary>,
+    feed: Box<dyn Feed>,
+    assigned: HashMap<PartitionKey, Partition>,
+    /// The partition of every scope opened so far (acknowledgements may follow a revocation).
+    scopes: HashMap<ScopeId, PartitionKey>,
+    next_scope: ScopeId,
     kafka: KafkaSummary,
-    next_input: u32,
-    /// A failure inside a callback, reported by the poll loop.
-    failed: Option<IngestError>,
+    pool: BufferPool,
+    /// The engine refused an item or a scope: it reports why; the source stops.
+    engine_gone: bool,
 }
 
 /// The rdkafka context: rebalance handling and statistics.
@@ -153,9 +159,7 @@ struct Context {
 
 impl Context {
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        mfascope_core::sync::lock(&self.shared)
     }
 }
 
@@ -193,25 +197,20 @@ impl ConsumerContext for Context {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 for key in keys {
-                    match shared.assign(&key) {
-                        Ok(Some(next)) => {
-                            if let Err(e) =
-                                tpl.set_partition_offset(&key.0, key.1, Offset::Offset(next))
-                            {
-                                tracing::error!(partition = %key_text(&key), error = %e, "cannot seek");
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            shared.failed.get_or_insert(e.into());
-                        }
+                    let Some(next) = shared.assign(&key) else {
+                        break;
+                    };
+                    if let Some(next) = next
+                        && let Err(e) =
+                            tpl.set_partition_offset(&key.0, key.1, Offset::Offset(next))
+                    {
+                        tracing::error!(partition = %key_text(&key), error = %e, "cannot seek");
                     }
                 }
                 tracing::info!(partitions = tpl.count(), "partitions assigned");
                 if let Err(e) = consumer.assign(tpl) {
-                    shared
-                        .failed
-                        .get_or_insert(IngestError::Internal(format!("assigning partitions: {e}")));
+                    tracing::error!(error = %e, "assigning partitions");
+                    shared.engine_gone = true;
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -233,155 +232,117 @@ impl ConsumerContext for Context {
 }
 
 impl Shared {
-    /// Take ownership of a partition's state (waiting for a previous owner to let go) and
-    /// return the offset to resume at, when the state has one.
-    fn assign(&mut self, key: &PartitionKey) -> Result<Option<i64>, SinkError> {
-        let root = self.opts.out.clone();
-        let scope = state_dir(key);
-        let waited = Instant::now();
-        let out = loop {
-            match OutDir::open_scoped(&root, &scope) {
-                Ok(out) => break out,
-                Err(SinkError::Locked(_)) if waited.elapsed() < OWNER_WAIT => {
-                    thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let next = out
-            .checkpoint
-            .inputs
-            .get(&fingerprint(key))
-            .map(|s| s.offset as i64);
-        let out = Arc::new(Mutex::new(out));
-        let to_writer = self.to_writer.clone();
-        let (writer_out, writer_key) = (out.clone(), key.clone());
-        let mut stage = OrderedStage::new(
-            &self.opts,
-            Box::new(move |segment| {
-                to_writer
-                    .send(ToCommit {
-                        out: writer_out.clone(),
-                        key: writer_key.clone(),
-                        segment,
-                    })
-                    .is_ok()
-            }),
-        );
-        let input = self.next_input;
-        self.next_input += 1;
+    /// Open a partition's scope (the engine takes its state, waiting for a previous owner to
+    /// let go); `None` when the engine refused, else the offset to resume at, if committed.
+    fn assign(&mut self, key: &PartitionKey) -> Option<Option<i64>> {
+        let scope = self.next_scope;
+        self.next_scope += 1;
         let path = format!("kafka://{}", key_text(key));
-        stage.register(input, fingerprint(key), path.clone());
-        let entry = self.kafka.partitions.entry(key_text(key)).or_default();
-        entry.committed_offset = next;
+        let positions = self.feed.open(&Scope {
+            id: scope,
+            state: state_dir(key),
+            wait: OWNER_WAIT,
+            inputs: vec![NamedInput {
+                input: 0,
+                fingerprint: fingerprint(key),
+                path: path.clone(),
+            }],
+        });
+        let Some(positions) = positions else {
+            self.engine_gone = true;
+            return None;
+        };
+        let committed = positions.get(&fingerprint(key)).map(|&(at, _)| at as i64);
+        self.kafka
+            .partitions
+            .entry(key_text(key))
+            .or_default()
+            .committed_offset = committed;
+        self.scopes.insert(scope, key.clone());
         self.assigned.insert(
             key.clone(),
-            Assigned {
-                _state: out,
-                stage,
-                sink: new_sink(path, self.opts.pseudonymize.is_some()),
-                input,
-                first: None,
-                next: next.unwrap_or(0),
-                bytes: 0,
+            Partition {
+                scope,
+                path: path.into(),
+                buffer: Vec::new(),
+                spans: Vec::new(),
                 started: None,
+                next: committed.unwrap_or(0),
+                committed,
             },
         );
-        Ok(next)
+        Some(committed)
     }
 
-    /// Commit what a revoked partition buffered and let its state go (once the writer is done).
+    /// Commit what a revoked partition gathered and let its state go.
     fn revoke(&mut self, key: &PartitionKey) {
-        if let Some(mut a) = self.assigned.remove(key) {
-            if !flush(&mut a) {
-                self.failed
-                    .get_or_insert(IngestError::Internal("the writer stopped".into()));
-            }
-            let mut summary = std::mem::take(&mut a.stage.summary);
-            summary.latency_derived = a.stage.pairer.paired;
-            self.done.push(summary);
+        if let Some(mut p) = self.assigned.remove(key)
+            && !(hand_over(&mut *self.feed, &self.pool, &mut p) && self.feed.close(p.scope))
+        {
+            self.engine_gone = true;
         }
     }
-}
 
-fn new_sink(path: String, withhold_raw: bool) -> ChunkSink {
-    ChunkSink {
-        builder: EventBatchBuilder::default(),
-        rows: Vec::new(),
-        dead: Vec::new(),
-        counts: Counts::default(),
-        path,
-        line: 0,
-        record_offset: 0,
-        format_hint: None,
-        withhold_raw,
+    /// Hand over the chunks that are due (full, or waited `wait`).
+    fn hand_over_due(&mut self, wait: Duration) {
+        for p in self.assigned.values_mut() {
+            let due = p.spans.len() >= CHUNK_MESSAGES
+                || p.buffer.len() >= CHUNK_BYTES
+                || p.started.is_some_and(|t| t.elapsed() >= wait);
+            if due && !hand_over(&mut *self.feed, &self.pool, p) {
+                self.engine_gone = true;
+            }
+        }
+    }
+
+    /// The offsets the engine committed since last asked, to commit to Kafka too.
+    fn acknowledged(&mut self) -> Option<TopicPartitionList> {
+        let acks = self.feed.committed();
+        if acks.is_empty() {
+            return None;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (scope, _, at) in acks {
+            let Some(key) = self.scopes.get(&scope) else {
+                continue;
+            };
+            let at = at as i64;
+            let _ = tpl.add_partition_offset(&key.0, key.1, Offset::Offset(at));
+            if let Some(p) = self.assigned.get_mut(key) {
+                p.committed = Some(at);
+            }
+            self.kafka
+                .partitions
+                .entry(key_text(key))
+                .or_default()
+                .committed_offset = Some(at);
+        }
+        self.kafka.offset_commits += 1;
+        Some(tpl)
     }
 }
 
-/// Hand a partition's buffered messages to its stage and the stage's segment to the writer;
-/// false when the writer has gone away.
-fn flush(a: &mut Assigned) -> bool {
-    hand_over(a) && a.stage.flush()
-}
-
-/// Hand a partition's normalized messages to its stage (live observers see them now; the
-/// stage commits its segment on size, or when [`flush`]ed); false when the writer has gone.
-fn hand_over(a: &mut Assigned) -> bool {
-    let Some(first) = a.first.take() else {
+/// Send a partition's gathered messages to the engine as one chunk; false when the engine
+/// has gone away.
+fn hand_over(feed: &mut dyn Feed, pool: &BufferPool, p: &mut Partition) -> bool {
+    let Some(first) = p.spans.first() else {
         return true;
     };
-    let path = a.sink.path.clone();
-    let withhold_raw = a.sink.withhold_raw;
-    let mut sink = std::mem::replace(&mut a.sink, new_sink(path, withhold_raw));
-    let processed = Processed {
-        input: a.input,
-        start: first as u64,
-        end: a.next as u64,
-        end_line: 0,
-        bytes: std::mem::take(&mut a.bytes),
-        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish_canonical()),
-        rows: sink.rows,
-        dead: sink.dead,
-        counts: sink.counts,
+    let chunk = Chunk {
+        input: 0,
+        path: p.path.clone(),
+        start: first.offset,
+        first_line: 0,
+        lines: 0,
+        data: std::mem::replace(&mut p.buffer, pool.take(64 << 10)),
+        kind: ChunkKind::Messages(std::mem::take(&mut p.spans)),
     };
-    a.started = None;
-    a.stage.apply(Work::Processed(Box::new(processed)))
-}
-
-/// Normalize one message into its partition's buffer.
-fn take_message(normalizer: &mut Normalizer, a: &mut Assigned, offset: i64, payload: &[u8]) {
-    a.first.get_or_insert(offset);
-    a.started.get_or_insert_with(Instant::now);
-    a.bytes += payload.len() as u64;
-    a.sink.line = offset as u64;
-    let mut pos = 0;
-    let mut records = 0;
-    while pos < payload.len() {
-        let end = memchr::memchr(b'\n', &payload[pos..]).map_or(payload.len(), |i| pos + i);
-        let record = &payload[pos..end];
-        if !record.iter().all(u8::is_ascii_whitespace) {
-            a.sink.record_offset = offset as u64;
-            normalizer.record(record, &mut a.sink);
-            records += 1;
-        }
-        pos = end + 1;
-    }
-    if records == 0 {
-        // An empty message is a record too: nothing lost, nothing invented.
-        a.sink.dead(
-            0,
-            payload,
-            mfascope_normalize::Reject {
-                format: None,
-                reason: "empty Kafka message".into(),
-            },
-        );
-    }
-    a.next = offset + 1;
+    p.started = None;
+    feed.send(p.scope, ReadItem::Chunk(chunk))
 }
 
 /// Build the consumer: manual offset management, earliest start without state.
-fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>, IngestError> {
+fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>, SourceFailure> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &k.brokers)
@@ -402,33 +363,19 @@ fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>,
     }
     let consumer: BaseConsumer<Context> = config
         .create_with_context(context)
-        .map_err(|e| IngestError::Internal(format!("creating the Kafka consumer: {e}")))?;
+        .map_err(|e| format!("creating the Kafka consumer: {e}"))?;
     let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|e| {
-        IngestError::Internal(format!("subscribing to {}: {e}", k.topics.join(",")))
-    })?;
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("subscribing to {}: {e}", k.topics.join(",")))?;
     Ok(consumer)
 }
 
-/// The next offset in a partition's checkpoint under `root` (read-only; for partitions another
-/// instance owns).
-fn checkpointed(root: &Location, key: &PartitionKey) -> Option<i64> {
-    let cp = mfascope_sink::state::read_checkpoint(root, &state_dir(key)).ok()?;
-    cp.inputs.get(&fingerprint(key)).map(|s| s.offset as i64)
-}
-
 /// Whether every partition of the topics is committed up to its high watermark — by this
-/// instance (nothing buffered) or, for partitions it does not own, by the instance that does
-/// (its checkpoint in the shared output).
+/// instance (nothing gathered, the engine's acknowledgement in) or, for partitions it does not
+/// own, by the instance that does (its checkpoint in the shared output).
 fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) -> bool {
     let timeout = Duration::from_secs(5);
-    if shared
-        .assigned
-        .values()
-        .any(|a| a.first.is_some() || a.stage.has_pending())
-    {
-        return false;
-    }
     topics.iter().all(|topic| {
         let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
             return false;
@@ -448,34 +395,135 @@ fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) 
                 let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
                     return false;
                 };
-                let next = match shared.assigned.get(&key) {
-                    Some(a) => Some(a.next),
-                    None => checkpointed(&shared.opts.out, &key),
+                let committed = match shared.assigned.get(&key) {
+                    Some(p) if !p.spans.is_empty() => return false,
+                    Some(p) => p.committed,
+                    None => shared
+                        .feed
+                        .peek(&state_dir(&key))
+                        .and_then(|positions| positions.get(&fingerprint(&key)).copied())
+                        .map(|(at, _)| at as i64),
                 };
-                next.is_some_and(|n| n >= high) || high == 0
+                committed.is_some_and(|n| n >= high) || high == 0
             })
     })
 }
 
-/// The writer: commits segments in order, then reports each partition's new offset.
-fn writer(
-    rx: Receiver<ToCommit>,
-    committed: Sender<(PartitionKey, i64)>,
-) -> Result<Written, SinkError> {
-    let mut written = Written::default();
-    for c in rx {
-        let end = c.segment.positions.last().map(|p| p.end as i64);
-        let mut out = c
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        written.add(commit_segment(&mut out, c.segment)?);
-        drop(out);
-        if let Some(end) = end {
-            let _ = committed.send((c.key, end));
+/// Consumes the topics as a member of the group: each assigned partition is a scope of the
+/// engine (see the module documentation).
+pub struct KafkaSource {
+    options: KafkaOptions,
+    /// Longest time a message waits before its chunk is handed over.
+    chunk_wait: Duration,
+    pool: BufferPool,
+    progress: Arc<PipelineProgress>,
+    /// The consumer's counters, complete once [`RecordSource::run`] has returned.
+    pub summary: KafkaSummary,
+}
+
+impl KafkaSource {
+    /// A source for `options`, handing chunks over at least as often as `opts.max_latency`
+    /// and publishing its counters into `opts.progress_counters`.
+    pub fn new(options: KafkaOptions, opts: &IngestOptions) -> Self {
+        KafkaSource {
+            options,
+            chunk_wait: CHUNK_WAIT.min(opts.max_latency),
+            pool: opts.reader.pool.clone(),
+            progress: opts.progress_counters.clone(),
+            summary: KafkaSummary::default(),
         }
     }
-    Ok(written)
+
+    fn publish(&self, kafka: &KafkaSummary) {
+        *mfascope_core::sync::lock(&self.progress.kafka) = Some(kafka.clone());
+    }
+}
+
+impl RecordSource for KafkaSource {
+    fn run(&mut self, stop: &Arc<AtomicBool>, feed: Box<dyn Feed>) -> Result<(), SourceFailure> {
+        let context = Context {
+            shared: Mutex::new(Shared {
+                feed,
+                assigned: HashMap::new(),
+                scopes: HashMap::new(),
+                next_scope: 0,
+                kafka: KafkaSummary::default(),
+                pool: self.pool.clone(),
+                engine_gone: false,
+            }),
+        };
+        let consumer = consumer(&self.options, context)?;
+        let poll_every = self.chunk_wait.max(Duration::from_millis(10));
+        let mut last_end_check = Instant::now();
+        let mut last_publish = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let polled = consumer.poll(poll_every);
+            let idle = polled.is_none();
+            let mut shared = consumer.context().lock();
+            match polled {
+                None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    shared.kafka.consumer_errors += 1;
+                    tracing::warn!(error = %e, "Kafka consumer error (retrying)");
+                }
+                Some(Ok(m)) => {
+                    let key = (m.topic().to_string(), m.partition());
+                    let shared = &mut *shared;
+                    if let Some(p) = shared.assigned.get_mut(&key) {
+                        if m.offset() < p.next {
+                            shared.kafka.redelivered += 1;
+                        } else {
+                            p.take(m.offset(), m.payload().unwrap_or_default());
+                            let entry = shared.kafka.partitions.entry(key_text(&key)).or_default();
+                            entry.messages += 1;
+                        }
+                    }
+                }
+            }
+            shared.hand_over_due(self.chunk_wait);
+            if shared.engine_gone {
+                break;
+            }
+            let acknowledged = shared.acknowledged();
+            if last_publish.elapsed() >= PUBLISH_EVERY {
+                last_publish = Instant::now();
+                self.publish(&shared.kafka);
+            }
+            let done = self.options.exit_at_end
+                && idle
+                && last_end_check.elapsed() >= Duration::from_millis(500)
+                && {
+                    last_end_check = Instant::now();
+                    at_end(&consumer, &self.options.topics, &shared)
+                };
+            drop(shared);
+            commit(&consumer, acknowledged.as_ref());
+            if done {
+                break;
+            }
+        }
+        // Commit what is gathered and wait for the engine, then tell Kafka.
+        let mut shared = consumer.context().lock();
+        let keys: Vec<PartitionKey> = shared.assigned.keys().cloned().collect();
+        for key in keys {
+            shared.revoke(&key);
+        }
+        let acknowledged = shared.acknowledged();
+        self.summary = std::mem::take(&mut shared.kafka);
+        drop(shared);
+        commit(&consumer, acknowledged.as_ref());
+        self.publish(&self.summary);
+        Ok(())
+    }
+}
+
+/// Commit to Kafka offsets the engine made durable (asynchronously; informational).
+fn commit(consumer: &BaseConsumer<Context>, tpl: Option<&TopicPartitionList>) {
+    if let Some(tpl) = tpl
+        && let Err(e) = consumer.commit(tpl, CommitMode::Async)
+    {
+        tracing::warn!(error = %e, "committing offsets to Kafka (they are informational)");
+    }
 }
 
 /// Consume until stopped (or, with `exit_at_end`, until caught up), committing as it goes.
@@ -484,174 +532,6 @@ pub fn ingest(
     k: &KafkaOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<(Summary, KafkaSummary), IngestError> {
-    let started = Instant::now();
-    if let Some(dir) = opts.out.local() {
-        std::fs::create_dir_all(dir).map_err(mfascope_sink::io_err("creating", dir))?;
-    }
-    // At most a few segments queued: bounded memory whatever the lag.
-    let (to_writer, writer_rx) = bounded::<ToCommit>(4);
-    let (committed_tx, committed_rx) = unbounded::<(PartitionKey, i64)>();
-    let writer_handle = thread::Builder::new()
-        .name("writer".into())
-        .spawn(move || writer(writer_rx, committed_tx))
-        .map_err(|e| IngestError::Internal(e.to_string()))?;
-    let context = Context {
-        shared: Mutex::new(Shared {
-            opts: opts.clone(),
-            assigned: HashMap::new(),
-            to_writer,
-            done: Vec::new(),
-            kafka: KafkaSummary::default(),
-            next_input: 0,
-            failed: None,
-        }),
-    };
-    let consumer = consumer(k, context)?;
-    let mut normalizer = Normalizer::new(opts.format)
-        .keep_raw(opts.keep_raw)
-        .pseudonymize(opts.pseudonymize.clone());
-    let poll_every = (opts.max_latency / 4)
-        .min(CHUNK_WAIT)
-        .max(Duration::from_millis(10));
-    let mut failure = None;
-    let mut last_end_check = Instant::now();
-    let mut last_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let polled = consumer.poll(poll_every);
-        let idle = polled.is_none();
-        {
-            let mut shared = consumer.context().lock();
-            if let Some(e) = shared.failed.take() {
-                failure = Some(e);
-                break;
-            }
-            match polled {
-                None => {}
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => {
-                    shared.kafka.consumer_errors += 1;
-                    tracing::warn!(error = %e, "Kafka consumer error (retrying)");
-                }
-                Some(Ok(m)) => {
-                    let key = (m.topic().to_string(), m.partition());
-                    let payload = m.payload().unwrap_or_default();
-                    let shared = &mut *shared;
-                    if let Some(a) = shared.assigned.get_mut(&key) {
-                        if m.offset() < a.next {
-                            shared.kafka.redelivered += 1;
-                        } else {
-                            take_message(&mut normalizer, a, m.offset(), payload);
-                            let entry = shared.kafka.partitions.entry(key_text(&key)).or_default();
-                            entry.messages += 1;
-                            if a.sink.builder.len() >= CHUNK_ROWS && !hand_over(a) {
-                                failure = Some(IngestError::Internal("the writer stopped".into()));
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            let mut writer_gone = false;
-            let chunk_wait = CHUNK_WAIT.min(opts.max_latency);
-            for a in shared.assigned.values_mut() {
-                if a.started.is_some_and(|t| t.elapsed() >= chunk_wait) && !hand_over(a) {
-                    writer_gone = true;
-                }
-                if a.stage.due(opts.max_latency) && !flush(a) {
-                    writer_gone = true;
-                }
-            }
-            if writer_gone {
-                failure = Some(IngestError::Internal("the writer stopped".into()));
-                break;
-            }
-            if last_publish.elapsed() >= PUBLISH_EVERY {
-                last_publish = Instant::now();
-                publish_progress(opts, &shared);
-            }
-        }
-        if idle {
-            opts.observers.tick();
-        }
-        commit_offsets(&consumer, &committed_rx);
-        if k.exit_at_end && idle && last_end_check.elapsed() >= Duration::from_millis(500) {
-            last_end_check = Instant::now();
-            let shared = consumer.context().lock();
-            if at_end(&consumer, &k.topics, &shared) {
-                break;
-            }
-        }
-    }
-    // Commit what is buffered, then wait for the writer.
-    let summaries = {
-        let mut shared = consumer.context().lock();
-        let keys: Vec<PartitionKey> = shared.assigned.keys().cloned().collect();
-        for key in keys {
-            shared.revoke(&key);
-        }
-        if failure.is_none() {
-            failure = shared.failed.take();
-        }
-        // Dropping the sender lets the writer finish.
-        let (tx, _) = bounded(0);
-        drop(std::mem::replace(&mut shared.to_writer, tx));
-        std::mem::take(&mut shared.done)
-    };
-    let written = writer_handle
-        .join()
-        .map_err(|_| IngestError::Internal("writer thread panicked".into()))?;
-    commit_offsets(&consumer, &committed_rx);
-    let kafka = std::mem::take(&mut consumer.context().lock().kafka);
-    let written = written?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let mut summary = Summary::default();
-    summaries.iter().for_each(|s| summary.add(s));
-    summary.close(written, started);
-    Ok((summary, kafka))
-}
-
-/// Commit to Kafka the offsets the writer made durable (asynchronously; informational).
-fn commit_offsets(consumer: &BaseConsumer<Context>, committed: &Receiver<(PartitionKey, i64)>) {
-    let mut tpl = TopicPartitionList::new();
-    let mut latest: HashMap<PartitionKey, i64> = HashMap::new();
-    for (key, offset) in committed.try_iter() {
-        latest.insert(key, offset);
-    }
-    if latest.is_empty() {
-        return;
-    }
-    let mut shared = consumer.context().lock();
-    for ((topic, partition), offset) in &latest {
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-        if let Some(p) = shared
-            .kafka
-            .partitions
-            .get_mut(&key_text(&(topic.clone(), *partition)))
-        {
-            p.committed_offset = Some(*offset);
-        }
-    }
-    shared.kafka.offset_commits += 1;
-    drop(shared);
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-        tracing::warn!(error = %e, "committing offsets to Kafka (they are informational)");
-    }
-}
-
-/// Running counters for `--metrics-listen`: the stages' summaries so far, added up.
-fn publish_progress(opts: &IngestOptions, shared: &Shared) {
-    let mut total = Summary::default();
-    shared.done.iter().for_each(|s| total.add(s));
-    shared
-        .assigned
-        .values()
-        .for_each(|a| total.add(&a.stage.summary));
-    opts.progress_counters.publish(&total);
-    *opts
-        .progress_counters
-        .kafka
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shared.kafka.clone());
+    let (summary, source) = crate::run(KafkaSource::new(k.clone(), opts), opts, stop)?;
+    Ok((summary, source.summary))
 }

@@ -1,15 +1,21 @@
 //! Input discovery and reading: files, globs, directories (recursive), `-` for stdin, gzip
-//! (detected by magic bytes), and `--follow` tailing. A source yields raw bytes with positions;
+//! (detected by magic bytes), and `--follow` tailing; and the source contract ([`RecordSource`],
+//! [`Feed`]) every source drives the engine through. A source yields raw bytes with positions;
 //! it never interprets content.
 
+mod feed;
 mod fingerprint;
 mod reader;
 
 use std::path::{Path, PathBuf};
 
+pub use feed::{
+    FILE_STATE, Feed, FileSource, NamedInput, Positions, RecordSource, Scope, ScopeId,
+    SourceFailure, resume,
+};
 pub use fingerprint::{Fingerprint, fingerprint_of};
 pub use reader::{
-    BufferPool, Chunk, ChunkKind, FileReader, ReadItem, Reader, ReaderConfig, Resume,
+    BufferPool, Chunk, ChunkKind, FileReader, MessageSpan, ReadItem, Reader, ReaderConfig, Resume,
 };
 
 /// Errors found while discovering inputs.

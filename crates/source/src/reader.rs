@@ -74,12 +74,24 @@ impl Default for ReaderConfig {
 }
 
 /// How a chunk's bytes are split into records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChunkKind {
     /// One record per line (NDJSON, one-line arrays/envelopes, text log lines).
     Lines,
     /// One or more (pretty-printed) top-level JSON values.
     Document,
+    /// Messages one after the other (Kafka): each holds one record or several on lines of
+    /// their own, and is positioned by its message offset rather than by bytes.
+    Messages(Vec<MessageSpan>),
+}
+
+/// Where a message ends in its chunk's bytes, and its offset in its partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageSpan {
+    /// End of the message's bytes in the chunk (its start is the previous span's end).
+    pub end: usize,
+    /// The message's offset.
+    pub offset: u64,
 }
 
 /// Line-aligned bytes of one input.
@@ -365,7 +377,7 @@ impl FileReader {
             start: self.offset,
             first_line: self.line,
             lines,
-            kind: self.kind,
+            kind: self.kind.clone(),
             data,
         };
         self.offset += chunk.data.len() as u64;

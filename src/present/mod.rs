@@ -1,15 +1,18 @@
-//! Human-readable renderings of results: ingest summaries, Kafka state, SLO status and alert
-//! timelines, findings and a run's live state. The JSON form of each is its serde form; this
-//! module computes nothing, it only lays out what it is given.
+//! Renderings of results: ingest summaries, Kafka state, SLO status and alert timelines,
+//! findings and a run's live state as text tables, and Alertmanager payloads
+//! ([`alertmanager`]). The JSON form of each result is its serde form; this module computes
+//! nothing, it only lays out what it is given.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::detect::finding::table;
 use crate::detect::{DetectCounters, Finding};
 use crate::pipeline::Summary;
 use crate::run::RunReport;
 use crate::slo::SloReport;
+use mfascope_core::time::format_rfc3339;
+
+pub mod alertmanager;
 
 /// Render an ingest summary as aligned text.
 pub fn ingest_table(s: &Summary) -> String {
@@ -200,7 +203,7 @@ pub fn alerts_table(r: &SloReport, last: Option<usize>) -> String {
 pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String {
     format!(
         "{}\n{} findings from {} rules over {} events ({} late; {} users in history, {} evicted)\n",
-        table(findings),
+        findings_table(findings),
         findings.len(),
         counters.rules,
         counters.events,
@@ -219,3 +222,35 @@ pub fn live_table(r: &RunReport) -> String {
         findings_text(&r.detect.findings, &r.detect.counters),
     )
 }
+
+/// Findings as aligned text, most recent last.
+pub fn findings_table(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    if findings.is_empty() {
+        out.push_str("no findings\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<11} {:<40} {:>5}  summary",
+        "last seen", "severity", "att&ck", "group", "count"
+    );
+    for f in findings {
+        let mut group = f.group_key.clone();
+        if group.chars().count() > 40 {
+            group = group.chars().take(39).collect::<String>() + "…";
+        }
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<11} {:<40} {:>5}  {}",
+            format_rfc3339(f.last_time),
+            f.severity,
+            f.attack.first().map(String::as_str).unwrap_or("-"),
+            group,
+            f.count,
+            f.summary
+        );
+    }
+    out
+}
+
