@@ -21,6 +21,7 @@ pub use crate::pipeline::PipelineProgress;
 use crate::pipeline::kafka::KafkaSummary;
 use crate::sli::live::{Aggregator, Counter, HOUR_MS};
 use crate::slo::SloReport;
+use crate::time::TimeRange;
 
 type Labels = Vec<(String, String)>;
 
@@ -263,9 +264,9 @@ pub fn render(
     );
     if let Some(w) = live.watermark_ms {
         let to = w.div_euclid(HOUR_MS) * HOUR_MS;
-        let from = to - HOUR_MS;
-        for factor in agg.latency_factors(from, to) {
-            if let Some(s) = agg.latency(from, to, Some(factor)) {
+        let last_hour = TimeRange::new(to - HOUR_MS, to);
+        for factor in agg.latency_factors(last_hour) {
+            if let Some(s) = agg.latency(last_hour, Some(factor)) {
                 for (q, v) in [("0.5", s.p50_ms), ("0.95", s.p95_ms), ("0.99", s.p99_ms)] {
                     latency
                         .get_or_create(&labels(&[("factor", factor.as_str()), ("quantile", q)]))

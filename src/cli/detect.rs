@@ -5,8 +5,8 @@ use anyhow::Context;
 use super::sli::{range, runtime};
 use super::{DetectArgs, FindingFormat, OutputFormat, RulesArgs, RulesMode};
 use crate::detect::finding::write_parquet;
-use crate::present::alertmanager;
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
+use crate::present::alertmanager;
 use crate::present::findings_text;
 use crate::sli::{Bucket, Engine, Params};
 

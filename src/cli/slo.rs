@@ -3,10 +3,10 @@
 
 use super::sli::{range, runtime};
 use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
+use crate::present::alertmanager;
 use crate::present::{alerts_table, status_table};
 use crate::sli::live::Aggregator;
 use crate::sli::{Engine, Params};
-use crate::present::alertmanager;
 use crate::slo::{Slo, SloReport, evaluate, live_config, resolve_slos};
 
 /// Exit code when an objective is violated (`slo check`).
@@ -77,7 +77,10 @@ pub fn run_alerts(a: AlertsArgs) -> anyhow::Result<i32> {
         ),
         AlertFormat::Alertmanager => println!(
             "{}",
-            serde_json::to_string_pretty(&alertmanager::slo_episodes(&report.episodes, "mfascope"))?
+            serde_json::to_string_pretty(&alertmanager::slo_episodes(
+                &report.episodes,
+                "mfascope"
+            ))?
         ),
     }
     Ok(0)

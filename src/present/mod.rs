@@ -253,4 +253,3 @@ pub fn findings_table(findings: &[Finding]) -> String {
     }
     out
 }
-

@@ -13,6 +13,7 @@ use mfascope::pipeline::{IngestOptions, ingest};
 use mfascope::sli::live::{Aggregator, Counter, HOUR_MS, LiveConfig, Measure, Thresholds};
 use mfascope::sli::slice::significantly_below;
 use mfascope::sli::{Bucket, Engine, Params, resolve_queries};
+use mfascope::time::TimeRange;
 
 fn i64_at(batch: &arrow::array::RecordBatch, name: &str, row: usize) -> i64 {
     let c = batch.column_by_name(name).unwrap();
@@ -119,7 +120,7 @@ fn live_aggregator_and_sql_agree() {
         for b in &batches {
             for row in 0..b.num_rows() {
                 let hour = hour_of(b, row);
-                let live = agg.totals(hour, hour + HOUR_MS);
+                let live = agg.totals(TimeRange::new(hour, hour + HOUR_MS));
                 for (column, counter) in *columns {
                     assert_eq!(
                         i64_at(b, column, row) as u64,
@@ -136,7 +137,7 @@ fn live_aggregator_and_sql_agree() {
     for b in run("time_to_revoke") {
         for row in 0..b.num_rows() {
             let hour = hour_of(&b, row);
-            let live = agg.totals(hour, hour + HOUR_MS);
+            let live = agg.totals(TimeRange::new(hour, hour + HOUR_MS));
             assert_eq!(
                 i64_at(&b, "within_5m", row) as u64,
                 live.below[0],
@@ -157,7 +158,7 @@ fn live_aggregator_and_sql_agree() {
         for row in 0..b.num_rows() {
             let hour = hour_of(&b, row);
             let (mut minutes, mut good) = (0, 0);
-            for (_, m) in agg.minutes(hour, hour + HOUR_MS) {
+            for (_, m) in agg.minutes(TimeRange::new(hour, hour + HOUR_MS)) {
                 let (s, a, e) = (
                     m.get(Counter::MfaSuccesses),
                     m.get(Counter::MfaAttempts),
@@ -193,7 +194,9 @@ fn live_aggregator_and_sql_agree() {
     }
     for (hour, mut values) in by_hour {
         values.sort_unstable();
-        let live = agg.latency(hour, hour + HOUR_MS, None).unwrap();
+        let live = agg
+            .latency(TimeRange::new(hour, hour + HOUR_MS), None)
+            .unwrap();
         assert_eq!(live.count, values.len() as u64);
         for (q, got) in [(0.5, live.p50_ms), (0.95, live.p95_ms), (0.99, live.p99_ms)] {
             let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());

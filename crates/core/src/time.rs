@@ -92,6 +92,27 @@ impl TimeRange {
         }
     }
 
+    /// All of time (for totals over everything held).
+    pub const ALL: TimeRange = TimeRange {
+        from: EventTime(i64::MIN),
+        to: EventTime(i64::MAX),
+    };
+
+    /// `[from, to)` in epoch milliseconds, for range look-ups in maps keyed by milliseconds.
+    pub fn as_millis(self) -> std::ops::Range<i64> {
+        self.from.0..self.to.0
+    }
+
+    /// The consecutive `span_ms`-long sub-ranges starting at `from` (the last may reach past
+    /// `to`).
+    pub fn buckets(self, span_ms: i64) -> impl Iterator<Item = TimeRange> {
+        let span_ms = span_ms.max(1);
+        (0..)
+            .map(move |k| self.from.plus_millis(k * span_ms))
+            .take_while(move |b| *b < self.to)
+            .map(move |b| TimeRange::new(b, b.plus_millis(span_ms)))
+    }
+
     /// The range's length in milliseconds (0 when empty).
     pub fn millis(self) -> i64 {
         (self.to.0 - self.from.0).max(0)

@@ -322,4 +322,3 @@ pub fn write_parquet(dir: &Path, findings: &[Finding]) -> std::io::Result<Option
     std::fs::rename(&tmp, &path)?;
     Ok(Some(path))
 }
-

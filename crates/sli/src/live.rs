@@ -12,6 +12,7 @@ use serde::Serialize;
 use strum::{EnumCount, IntoEnumIterator};
 
 use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
+use mfascope_core::time::TimeRange;
 
 /// Milliseconds per minute.
 pub const MINUTE_MS: i64 = 60_000;
@@ -514,9 +515,9 @@ impl Aggregator {
         }
     }
 
-    /// Minutes with data in `[from, to)`, in order.
-    pub fn minutes(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, &MinuteStats)> {
-        self.minutes.range(from..to).map(|(k, v)| (*k, v))
+    /// Minutes with data in `range`, in order.
+    pub fn minutes(&self, range: TimeRange) -> impl Iterator<Item = (i64, &MinuteStats)> {
+        self.minutes.range(range.as_millis()).map(|(k, v)| (*k, v))
     }
 
     /// Earliest and latest minute held.
@@ -527,21 +528,22 @@ impl Aggregator {
         ))
     }
 
-    /// Counters summed over `[from, to)`.
-    pub fn totals(&self, from: i64, to: i64) -> MinuteStats {
+    /// Counters summed over `range`.
+    pub fn totals(&self, range: TimeRange) -> MinuteStats {
         let mut out = MinuteStats::default();
-        for (_, m) in self.minutes(from, to) {
+        for (_, m) in self.minutes(range) {
             out.merge(m);
         }
         out
     }
 
-    /// Latency percentiles over `[from, to)` for one factor or all. Ranges aligned to whole
-    /// hours use the hourly histograms (kept for the whole retention); others need per-minute
+    /// Latency percentiles over `range` for one factor or all. Ranges aligned to whole hours
+    /// use the hourly histograms (kept for the whole retention); others need per-minute
     /// histograms, which are kept for [`LiveConfig::histogram_minutes`]. `None` without data.
-    pub fn latency(&self, from: i64, to: i64, factor: Option<Factor>) -> Option<LatencySummary> {
+    pub fn latency(&self, range: TimeRange, factor: Option<Factor>) -> Option<LatencySummary> {
         let mut h = Histogram::<u32>::new(HISTOGRAM_SIGFIG).expect("valid sigfig");
         let f = factor.map(|f| f as usize);
+        let (from, to) = (range.from.millis(), range.to.millis());
         if from % HOUR_MS == 0 && to % HOUR_MS == 0 {
             for (_, hs) in self.hour_hists.range(from..to) {
                 hs.merge_into(&mut h, f);
@@ -560,11 +562,11 @@ impl Aggregator {
         })
     }
 
-    /// Factors with latency data in `[from, to)` (hour-aligned).
-    pub fn latency_factors(&self, from: i64, to: i64) -> Vec<Factor> {
+    /// Factors with latency data in `range` (hour-aligned).
+    pub fn latency_factors(&self, range: TimeRange) -> Vec<Factor> {
         Factor::iter()
             .filter(|f| {
-                self.hour_hists.range(from..to).any(|(_, hs)| {
+                self.hour_hists.range(range.as_millis()).any(|(_, hs)| {
                     hs.0.get(*f as usize)
                         .is_some_and(|h| h.as_ref().is_some_and(|h| !h.is_empty()))
                 })

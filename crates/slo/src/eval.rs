@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::spec::{Budgeting, Indicator, Rule, Slo};
-use mfascope_core::time::format_rfc3339;
+use mfascope_core::time::{TimeRange, format_rfc3339};
 use mfascope_sli::live::{Aggregator, MINUTE_MS};
 use mfascope_sli::slice::significantly_below;
 
@@ -29,9 +29,10 @@ pub struct Series {
 }
 
 impl Series {
-    /// The SLO's per-minute good/total over `[from, to)` (minute-aligned) from `agg`.
-    pub fn build(slo: &Slo, agg: &Aggregator, from: i64, to: i64) -> Series {
-        let n = ((to - from) / MINUTE_MS).max(0) as usize;
+    /// The SLO's per-minute good/total over `range` (minute-aligned) from `agg`.
+    pub fn build(slo: &Slo, agg: &Aggregator, range: TimeRange) -> Series {
+        let from = range.from.millis();
+        let n = (range.millis() / MINUTE_MS) as usize;
         let mut good = vec![0u64; n + 1];
         let mut total = vec![0u64; n + 1];
         let thresholds = &agg.config().thresholds;
@@ -40,7 +41,7 @@ impl Series {
             .indicator
             .threshold()
             .and_then(|(m, b)| Some((thresholds.index(m, b)?, Indicator::threshold_total(m))));
-        for (minute, m) in agg.minutes(from, to) {
+        for (minute, m) in agg.minutes(range) {
             let i = ((minute - from) / MINUTE_MS) as usize + 1;
             let (g, t) = match (ratio, threshold, slo.budgeting) {
                 (Some((g, t, bad_if)), _, Budgeting::Timeslices) => {

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub use eval::{AlertState, Episode, Status, Transition};
 pub use spec::{Budgeting, Indicator, Slo, SpecError, resolve_slos};
 
-use mfascope_core::time::format_rfc3339;
+use mfascope_core::time::{TimeRange, format_rfc3339};
 use mfascope_sli::live::{Aggregator, LiveConfig, MINUTE_MS};
 
 /// Aggregator settings that hold everything `slos` need: thresholds, and counters for the
@@ -90,7 +90,7 @@ pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
         episodes: Vec::new(),
     };
     for slo in slos {
-        let series = eval::Series::build(slo, agg, start, end);
+        let series = eval::Series::build(slo, agg, TimeRange::new(start, end));
         let (transitions, episodes) = eval::alerts(slo, &series, start, end, start);
         let firing = episodes
             .iter()
@@ -105,4 +105,3 @@ pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
     report.episodes.sort_by_key(|e| e.firing_ms);
     report
 }
-

@@ -3,7 +3,8 @@
 //! state: the work is proportional to the buckets in range, never to the events stored.
 
 use mfascope_core::event::Factor;
-use mfascope_sli::live::{Aggregator, Counter, MINUTE_MS, MinuteStats};
+use mfascope_core::time::TimeRange;
+use mfascope_sli::live::{Aggregator, Counter, HOUR_MS, MINUTE_MS, MinuteStats};
 use mfascope_sli::slice::significantly_below;
 
 use super::state::DashState;
@@ -33,18 +34,27 @@ pub fn bucket_minutes(range_minutes: i64) -> i64 {
     }
 }
 
-/// The range `[from, to)` ending at the minute after `latest` (the data's freshest minute),
-/// aligned to whole buckets.
-pub fn window(latest: i64, range_minutes: i64) -> (i64, i64, i64) {
-    let bucket = bucket_minutes(range_minutes) * MINUTE_MS;
-    let to = (latest - latest.rem_euclid(bucket)) + bucket;
-    (to - range_minutes * MINUTE_MS, to, bucket)
+/// The time a view shows: its range and the length of its charts' buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// The range shown.
+    pub range: TimeRange,
+    /// Bucket length in milliseconds.
+    pub bucket: i64,
+    /// The range's length as chosen (minutes), for axis labels.
+    pub minutes: i64,
 }
 
-fn buckets(from: i64, to: i64, bucket: i64) -> impl Iterator<Item = i64> {
-    (0..)
-        .map(move |k| from + k * bucket)
-        .take_while(move |b| *b < to)
+/// The `range_minutes` ending at the minute after `latest` (the data's freshest minute),
+/// aligned to whole buckets.
+pub fn window(latest: i64, range_minutes: i64) -> Window {
+    let bucket = bucket_minutes(range_minutes) * MINUTE_MS;
+    let to = (latest - latest.rem_euclid(bucket)) + bucket;
+    Window {
+        range: TimeRange::new(to - range_minutes * MINUTE_MS, to),
+        bucket,
+        minutes: range_minutes,
+    }
 }
 
 fn ratio(num: u64, den: u64) -> Option<f64> {
@@ -57,11 +67,12 @@ pub const AVAILABILITY_SLICE_TARGET: f64 = 0.98;
 
 /// M6 per bucket: good minutes / minutes with verification traffic or a path error, by the
 /// same minute rule as the SQL query and the SLO evaluator.
-pub fn availability_series(agg: &Aggregator, from: i64, to: i64, bucket: i64) -> Series {
-    buckets(from, to, bucket)
+pub fn availability_series(agg: &Aggregator, range: TimeRange, bucket: i64) -> Series {
+    range
+        .buckets(bucket)
         .map(|b| {
             let (mut good, mut minutes) = (0, 0);
-            for (_, m) in agg.minutes(b, b + bucket) {
+            for (_, m) in agg.minutes(b) {
                 let (attempts, errors) = (m.get(Counter::MfaAttempts), m.get(Counter::PathErrors));
                 if attempts == 0 && errors == 0 {
                     continue;
@@ -76,7 +87,7 @@ pub fn availability_series(agg: &Aggregator, from: i64, to: i64, bucket: i64) ->
                     good += 1;
                 }
             }
-            (b, ratio(good, minutes))
+            (b.from.millis(), ratio(good, minutes))
         })
         .collect()
 }
@@ -86,12 +97,11 @@ pub fn availability_series(agg: &Aggregator, from: i64, to: i64, bucket: i64) ->
 pub fn counter_series(
     bind: &str,
     agg: &Aggregator,
-    from: i64,
-    to: i64,
+    range: TimeRange,
     bucket: i64,
 ) -> Option<(Series, Unit)> {
     if bind == "series.availability" {
-        return Some((availability_series(agg, from, to, bucket), Unit::Ratio));
+        return Some((availability_series(agg, range, bucket), Unit::Ratio));
     }
     let f: fn(&MinuteStats) -> Option<f64> = match bind {
         "series.mfa_success_rate" => {
@@ -116,23 +126,28 @@ pub fn counter_series(
         "series.mfa_failures" | "series.rate_limited" => Unit::Count,
         _ => Unit::Ratio,
     };
-    let series = buckets(from, to, bucket)
-        .map(|b| (b, f(&agg.totals(b, b + bucket))))
+    let series = range
+        .buckets(bucket)
+        .map(|b| (b.from.millis(), f(&agg.totals(b))))
         .collect();
     Some((series, unit))
 }
 
 /// The whole range as one value (the headline of a `stat`).
-pub fn counter_total(bind: &str, agg: &Aggregator, from: i64, to: i64) -> Option<f64> {
-    counter_series(bind, agg, from, to, to - from).and_then(|(s, _)| s.first()?.1)
+pub fn counter_total(bind: &str, agg: &Aggregator, range: TimeRange) -> Option<f64> {
+    counter_series(bind, agg, range, range.millis()).and_then(|(s, _)| s.first()?.1)
 }
 
 /// Share of successful verifications that used a phishing-resistant factor.
-pub fn phishing_resistant_series(dash: &DashState, from: i64, to: i64, bucket: i64) -> Series {
-    buckets(from, to, bucket)
+pub fn phishing_resistant_series(dash: &DashState, range: TimeRange, bucket: i64) -> Series {
+    range
+        .buckets(bucket)
         .map(|b| {
-            let e = dash.extra(b, b + bucket);
-            (b, ratio(e.phishing_resistant, e.verify_successes))
+            let e = dash.extra(b);
+            (
+                b.from.millis(),
+                ratio(e.phishing_resistant, e.verify_successes),
+            )
         })
         .collect()
 }
@@ -140,24 +155,27 @@ pub fn phishing_resistant_series(dash: &DashState, from: i64, to: i64, bucket: i
 /// p95 verification latency per factor with data in range, one series each.
 pub fn latency_p95_by_factor(
     agg: &Aggregator,
-    from: i64,
-    to: i64,
+    range: TimeRange,
     bucket: i64,
 ) -> Vec<(Factor, Series)> {
-    let hour = 60 * MINUTE_MS;
-    let factors = agg.latency_factors(from - from.rem_euclid(hour), to + hour);
-    factors
+    agg.latency_factors(whole_hours(range))
         .into_iter()
         .map(|f| {
-            let s = buckets(from, to, bucket)
+            let s = range
+                .buckets(bucket)
                 .map(|b| {
-                    let p95 = agg.latency(b, b + bucket, Some(f)).map(|l| l.p95_ms as f64);
-                    (b, p95)
+                    let p95 = agg.latency(b, Some(f)).map(|l| l.p95_ms as f64);
+                    (b.from.millis(), p95)
                 })
                 .collect();
             (f, s)
         })
         .collect()
+}
+
+/// `range` widened to whole hours (the hourly latency histograms' grain).
+pub fn whole_hours(range: TimeRange) -> TimeRange {
+    TimeRange::new(range.from.floor(HOUR_MS), range.to.plus_millis(HOUR_MS))
 }
 
 /// Format a value of `unit` for a cell or a headline: percentages with two decimals, counts
@@ -271,7 +289,8 @@ mod tests {
         assert_eq!(bucket_minutes(15), 1);
         assert_eq!(bucket_minutes(360), 5);
         assert_eq!(bucket_minutes(30 * 1440), 1440);
-        let (from, to, bucket) = window(T0 + 90_000, 60);
+        let w = window(T0 + 90_000, 60);
+        let (from, to, bucket) = (w.range.from.millis(), w.range.to.millis(), w.bucket);
         assert_eq!(bucket, MINUTE_MS);
         assert_eq!(
             to,
@@ -291,8 +310,7 @@ mod tests {
         let (s, unit) = counter_series(
             "series.mfa_success_rate",
             &a,
-            T0,
-            T0 + 3 * MINUTE_MS,
+            TimeRange::new(T0, T0 + 3 * MINUTE_MS),
             MINUTE_MS,
         )
         .unwrap();
@@ -305,12 +323,21 @@ mod tests {
                 (T0 + 2 * MINUTE_MS, None)
             ]
         );
-        let total = counter_total("series.mfa_success_rate", &a, T0, T0 + 3 * MINUTE_MS);
+        let total = counter_total(
+            "series.mfa_success_rate",
+            &a,
+            TimeRange::new(T0, T0 + 3 * MINUTE_MS),
+        );
         assert_eq!(total, Some(2.0 / 3.0));
-        let (f, _) =
-            counter_series("series.mfa_failures", &a, T0, T0 + MINUTE_MS, MINUTE_MS).unwrap();
+        let (f, _) = counter_series(
+            "series.mfa_failures",
+            &a,
+            TimeRange::new(T0, T0 + MINUTE_MS),
+            MINUTE_MS,
+        )
+        .unwrap();
         assert_eq!(f, vec![(T0, Some(1.0))]);
-        assert!(counter_series("alerts.firing", &a, T0, T0 + 1, 1).is_none());
+        assert!(counter_series("alerts.firing", &a, TimeRange::new(T0, T0 + 1), 1).is_none());
         assert_eq!(format(total, Unit::Ratio), "66.67%");
         assert_eq!(format(None, Unit::Count), "–");
     }

@@ -14,10 +14,11 @@ use ratatui::widgets::{
 };
 
 use super::app::App;
-use super::data::{self, Series, Unit};
+use super::data::{self, Series, Unit, Window};
 use super::model::FindingLog;
 use super::spec::{Kind, Panel};
 use super::state::{DashState, EventRow};
+use mfascope_core::time::TimeRange;
 use mfascope_detect::finding::Finding;
 use mfascope_sli::live::{Aggregator, MINUTE_MS};
 use mfascope_slo::SloReport;
@@ -371,7 +372,7 @@ fn countries_table(snap: &Snapshot) -> TableData {
     t
 }
 
-fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
+fn latency_table(snap: &Snapshot, range: TimeRange) -> TableData {
     let mut t = TableData::with_columns(&[
         ("factor", Constraint::Fill(1), 0),
         ("p50", Constraint::Fill(1), 2),
@@ -379,12 +380,8 @@ fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
         ("p99", Constraint::Fill(1), 1),
         ("count", Constraint::Fill(1), 3),
     ]);
-    let hour = 60 * MINUTE_MS;
-    for f in snap
-        .agg
-        .latency_factors(from - from.rem_euclid(hour), to + hour)
-    {
-        if let Some(l) = snap.agg.latency(from, to, Some(f)) {
+    for f in snap.agg.latency_factors(data::whole_hours(range)) {
+        if let Some(l) = snap.agg.latency(range, Some(f)) {
             t.rows.push(vec![
                 f.to_string(),
                 format!("{} ms", data::thousands(l.p50_ms as i64)),
@@ -398,14 +395,14 @@ fn latency_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
     t
 }
 
-fn impact_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
+fn impact_table(snap: &Snapshot, range: TimeRange) -> TableData {
     let mut t = TableData::with_columns(&[
         ("what", Constraint::Fill(2), 0),
         ("value", Constraint::Fill(1), 0),
     ]);
     let violated = snap.report.slos.iter().filter(|s| s.violated).count();
-    let totals = snap.agg.totals(from, to);
-    let extra = snap.dash.extra(from, to);
+    let totals = snap.agg.totals(range);
+    let extra = snap.dash.extra(range);
     let severe = snap.findings.severe;
     for (what, value) in [
         (
@@ -432,7 +429,7 @@ fn impact_table(snap: &Snapshot, from: i64, to: i64) -> TableData {
 }
 
 /// The rows of a `table` panel, filtered (sorting is applied by [`sort`]).
-pub fn table_data(panel: &Panel, snap: &Snapshot, app: &App, from: i64, to: i64) -> TableData {
+pub fn table_data(panel: &Panel, snap: &Snapshot, app: &App, range: TimeRange) -> TableData {
     match panel.bind.as_str() {
         "slo.budgets" => slo_table(snap),
         "alerts.firing" => alerts_table(snap),
@@ -441,8 +438,8 @@ pub fn table_data(panel: &Panel, snap: &Snapshot, app: &App, from: i64, to: i64)
         "events.idp_errors" => event_table(&mut snap.dash.idp_errors.newest_first(), app),
         "events.enrollment" => event_table(&mut snap.dash.enrollment.newest_first(), app),
         "top.failures_by_country" => countries_table(snap),
-        "series.latency_p95_by_factor" => latency_table(snap, from, to),
-        _ => impact_table(snap, from, to),
+        "series.latency_p95_by_factor" => latency_table(snap, range),
+        _ => impact_table(snap, range),
     }
 }
 
@@ -520,7 +517,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
 
     let latest = snap.agg.span().map(|(_, last)| last).unwrap_or(0);
     let (range_minutes, range_text) = app.range();
-    let (from, to, bucket) = data::window(latest, range_minutes);
+    let window = data::window(latest, range_minutes);
     let view = app.view().clone();
     let heights = row_heights(
         body.height,
@@ -535,7 +532,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
     let mut tables: Vec<TableData> = Vec::new();
     for row in &view.rows {
         for p in row.panels.iter().filter(|p| p.kind == Kind::Table) {
-            let mut t = table_data(p, snap, app, from, to);
+            let mut t = table_data(p, snap, app, window.range);
             if tables.len() == app.focus
                 && let Some((col, descending)) = app.sort
             {
@@ -569,17 +566,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, snap: &Snapshot, theme: Theme) {
                     draw_table(frame, *a, block, t, (selected, sorted), theme);
                     table_index += 1;
                 }
-                Kind::Stat => draw_stat(frame, *a, block, p, snap, (from, to, bucket), theme),
-                Kind::Chart => draw_chart(
-                    frame,
-                    *a,
-                    block,
-                    p,
-                    snap,
-                    (from, to, bucket),
-                    range_minutes,
-                    theme,
-                ),
+                Kind::Stat => draw_stat(frame, *a, block, p, snap, window, theme),
+                Kind::Chart => draw_chart(frame, *a, block, p, snap, window, theme),
                 Kind::Gauges => draw_gauges(frame, *a, block, snap, theme),
                 Kind::Detail => {
                     let rows = tables
@@ -793,30 +781,24 @@ fn draw_table(
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn series_for(
-    p: &Panel,
-    snap: &Snapshot,
-    from: i64,
-    to: i64,
-    bucket: i64,
-) -> (Vec<(String, Series)>, Unit) {
+fn series_for(p: &Panel, snap: &Snapshot, w: Window) -> (Vec<(String, Series)>, Unit) {
     if p.bind == "series.phishing_resistant_share" {
         return (
             vec![(
                 "phishing-resistant".into(),
-                data::phishing_resistant_series(snap.dash, from, to, bucket),
+                data::phishing_resistant_series(snap.dash, w.range, w.bucket),
             )],
             Unit::Ratio,
         );
     }
     if p.bind == "series.latency_p95_by_factor" {
-        let s = data::latency_p95_by_factor(snap.agg, from, to, bucket)
+        let s = data::latency_p95_by_factor(snap.agg, w.range, w.bucket)
             .into_iter()
             .map(|(f, s)| (f.to_string(), s))
             .collect();
         return (s, Unit::Millis);
     }
-    match data::counter_series(&p.bind, snap.agg, from, to, bucket) {
+    match data::counter_series(&p.bind, snap.agg, w.range, w.bucket) {
         Some((s, unit)) => (vec![(p.title.clone(), s)], unit),
         None => (Vec::new(), Unit::Count),
     }
@@ -828,15 +810,15 @@ fn draw_stat(
     block: Block,
     p: &Panel,
     snap: &Snapshot,
-    (from, to, bucket): (i64, i64, i64),
+    w: Window,
     theme: Theme,
 ) {
-    let (series, unit) = series_for(p, snap, from, to, bucket);
+    let (series, unit) = series_for(p, snap, w);
     let headline = if p.bind == "series.phishing_resistant_share" {
-        let e = snap.dash.extra(from, to);
+        let e = snap.dash.extra(w.range);
         (e.verify_successes > 0).then(|| e.phishing_resistant as f64 / e.verify_successes as f64)
     } else {
-        data::counter_total(&p.bind, snap.agg, from, to)
+        data::counter_total(&p.bind, snap.agg, w.range)
     };
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -846,8 +828,8 @@ fn draw_stat(
             Line::styled(data::format(headline, unit), theme.title()),
             Line::from(format!(
                 "{}, {} bars",
-                data::minutes_text((to - from) / MINUTE_MS),
-                data::minutes_text(bucket / MINUTE_MS)
+                data::minutes_text(w.range.millis() / MINUTE_MS),
+                data::minutes_text(w.bucket / MINUTE_MS)
             )),
         ]),
         top,
@@ -871,18 +853,17 @@ fn draw_stat(
     frame.render_widget(Sparkline::default().data(values).style(theme.good()), spark);
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draw_chart(
     frame: &mut Frame,
     area: Rect,
     block: Block,
     p: &Panel,
     snap: &Snapshot,
-    (from, to, bucket): (i64, i64, i64),
-    range_minutes: i64,
+    w: Window,
     theme: Theme,
 ) {
-    let (series, unit) = series_for(p, snap, from, to, bucket);
+    let (series, unit) = series_for(p, snap, w);
+    let (from, to, range_minutes) = (w.range.from.millis(), w.range.to.millis(), w.minutes);
     let points: Vec<(String, Vec<(f64, f64)>)> = series
         .into_iter()
         .map(|(name, s)| {

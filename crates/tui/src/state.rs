@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use arrow::array::Array;
 
 use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
+use mfascope_core::time::TimeRange;
 use mfascope_sli::live::MINUTE_MS;
 
 /// Events kept in the "recent" ring.
@@ -230,10 +231,10 @@ impl DashState {
         }
     }
 
-    /// Counters summed over `[from, to)` (epoch ms).
-    pub fn extra(&self, from: i64, to: i64) -> Extra {
+    /// Counters summed over `range`.
+    pub fn extra(&self, range: TimeRange) -> Extra {
         self.minutes
-            .range(from..to)
+            .range(range.as_millis())
             .fold(Extra::default(), |mut acc, (_, e)| {
                 acc.verify_successes += e.verify_successes;
                 acc.phishing_resistant += e.phishing_resistant;
@@ -327,7 +328,7 @@ mod tests {
             ),
             ("g", Action::Lockout, Factor::None, Outcome::Success, None),
         ]));
-        let all = s.extra(i64::MIN, i64::MAX);
+        let all = s.extra(TimeRange::ALL);
         assert_eq!(all.verify_successes, 2);
         assert_eq!(all.phishing_resistant, 1);
         assert_eq!(all.lockouts, 1);
