@@ -189,40 +189,7 @@ pub fn run<S: RecordSource + 'static>(
         })
         .map_err(spawn_failed)?;
 
-    let mut worker_handles = Vec::new();
-    for i in 0..workers {
-        let (rx, tx) = (item_rx.clone(), done_tx.clone());
-        let mut normalizer = Normalizer::new(opts.format)
-            .keep_raw(opts.keep_raw)
-            .pseudonymize(opts.pseudonymize.clone());
-        let pool = opts.reader.pool.clone();
-        worker_handles.push(
-            thread::Builder::new()
-                .name(format!("normalize-{i}"))
-                .spawn(move || {
-                    for (seq, msg) in rx {
-                        let work = match msg {
-                            Msg::Item {
-                                scope,
-                                item: ReadItem::Chunk(mut chunk),
-                            } => {
-                                let processed = process_chunk(&mut normalizer, &chunk);
-                                pool.put(std::mem::take(&mut chunk.data));
-                                Work::Normalized {
-                                    scope,
-                                    chunk: Box::new(processed),
-                                }
-                            }
-                            other => Work::Other(other),
-                        };
-                        if tx.send((seq, work)).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .map_err(spawn_failed)?,
-        );
-    }
+    let worker_handles = spawn_workers(opts, &item_rx, &done_tx)?;
     drop(item_rx);
     drop(done_tx);
 
@@ -240,31 +207,10 @@ pub fn run<S: RecordSource + 'static>(
         failure: None,
         progress: ProgressBar::new(opts.progress),
     };
-    let mut reorder: BTreeMap<u64, Work> = BTreeMap::new();
-    let mut next = 1u64;
-    loop {
-        match done_rx.recv_timeout(opts.max_latency / 4) {
-            Ok((seq, work)) => {
-                reorder.insert(seq, work);
-                while let Some(work) = reorder.remove(&next) {
-                    next += 1;
-                    apply.work(work);
-                }
-                apply.publish();
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        // Checked on every wake-up: in follow mode the reader reports idle polls more often
-        // than the receive times out.
-        apply.flush_due();
-        opts.observers.tick();
-        if apply.failure.is_some() {
-            // Stop everything and report the error below.
-            shared.failed.store(true, Ordering::Relaxed);
-            stop.store(true, Ordering::Relaxed);
-            break;
-        }
+    if !apply.drain(&done_rx) {
+        // Stop everything and report the error below.
+        shared.failed.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
     }
     let summaries = apply.finish();
     drop(done_rx);
@@ -291,6 +237,47 @@ pub fn run<S: RecordSource + 'static>(
     Ok((summary, source))
 }
 
+/// Normalize workers: chunks become batches in parallel; other messages pass through.
+fn spawn_workers(
+    opts: &IngestOptions,
+    items: &Receiver<(u64, Msg)>,
+    done: &Sender<(u64, Work)>,
+) -> Result<Vec<thread::JoinHandle<()>>, IngestError> {
+    (0..opts.workers.max(1))
+        .map(|i| {
+            let (rx, tx) = (items.clone(), done.clone());
+            let mut normalizer = Normalizer::new(opts.format)
+                .keep_raw(opts.keep_raw)
+                .pseudonymize(opts.pseudonymize.clone());
+            let pool = opts.reader.pool.clone();
+            thread::Builder::new()
+                .name(format!("normalize-{i}"))
+                .spawn(move || {
+                    for (seq, msg) in rx {
+                        let work = match msg {
+                            Msg::Item {
+                                scope,
+                                item: ReadItem::Chunk(mut chunk),
+                            } => {
+                                let processed = process_chunk(&mut normalizer, &chunk);
+                                pool.put(std::mem::take(&mut chunk.data));
+                                Work::Normalized {
+                                    scope,
+                                    chunk: Box::new(processed),
+                                }
+                            }
+                            other => Work::Other(other),
+                        };
+                        if tx.send((seq, work)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| IngestError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
 /// The engine thread's state: the open scopes' stages, in the order their items arrive.
 struct Apply<'a> {
     opts: &'a IngestOptions,
@@ -303,6 +290,35 @@ struct Apply<'a> {
 }
 
 impl Apply<'_> {
+    /// Apply the workers' output in the order the source sent it until the source and the
+    /// workers are done (true), or until the engine must stop (false: its failure is in
+    /// `self.failure`).
+    fn drain(&mut self, done: &Receiver<(u64, Work)>) -> bool {
+        let mut reorder: BTreeMap<u64, Work> = BTreeMap::new();
+        let mut next = 1u64;
+        loop {
+            match done.recv_timeout(self.opts.max_latency / 4) {
+                Ok((seq, work)) => {
+                    reorder.insert(seq, work);
+                    while let Some(work) = reorder.remove(&next) {
+                        next += 1;
+                        self.work(work);
+                    }
+                    self.publish();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return true,
+            }
+            // Checked on every wake-up: in follow mode the reader reports idle polls more
+            // often than the receive times out.
+            self.flush_due();
+            self.opts.observers.tick();
+            if self.failure.is_some() {
+                return false;
+            }
+        }
+    }
+
     fn work(&mut self, work: Work) {
         let ok = match work {
             Work::Normalized { scope, chunk } => self
