@@ -16,6 +16,7 @@ pub mod latency;
 mod okta;
 pub mod pseudonym;
 pub mod redact;
+pub mod ticket;
 pub mod vendor;
 
 pub use detect::Markers;
