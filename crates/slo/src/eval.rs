@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::spec::{Budgeting, Indicator, Rule, Slo};
-use mfascope_core::time::{TimeRange, format_rfc3339};
+use mfascope_core::time::{EventTime, TimeRange, format_rfc3339};
 use mfascope_sli::live::{Aggregator, MINUTE_MS};
 use mfascope_sli::slice::significantly_below;
 
@@ -139,7 +139,8 @@ fn span_label(ms: i64) -> String {
 }
 
 /// Status of `slo` at `at` (exclusive, minute-aligned) from `series`.
-pub fn status(slo: &Slo, series: &Series, at: i64, firing: Vec<String>) -> Status {
+pub fn status(slo: &Slo, series: &Series, at: EventTime, firing: Vec<String>) -> Status {
+    let at = at.millis();
     let (good, total) = series.sums(at, slo.window_ms);
     let sli = (total > 0).then(|| good as f64 / total as f64);
     let budget_remaining = sli.map(|s| 1.0 - (1.0 - s) / (1.0 - slo.target));
@@ -299,16 +300,17 @@ fn check(
     }
 }
 
-/// Alert timeline of one SLO: every minute boundary in `(from, to]` evaluated in order.
-/// `data_start` is the first minute with data (a rule is only judged once its long window is
-/// covered). Returns transitions and episodes (still-firing episodes have no resolution).
+/// Alert timeline of one SLO: every minute boundary after `range.from`, up to and including
+/// `range.to`, evaluated in order. `data_start` is the first minute with data (a rule is only
+/// judged once its long window is covered). Returns transitions and episodes (still-firing
+/// episodes have no resolution).
 pub fn alerts(
     slo: &Slo,
     series: &Series,
-    from: i64,
-    to: i64,
-    data_start: i64,
+    range: TimeRange,
+    data_start: EventTime,
 ) -> (Vec<Transition>, Vec<Episode>) {
+    let (from, to, data_start) = (range.from.millis(), range.to.millis(), data_start.millis());
     let mut transitions = Vec::new();
     let mut episodes: Vec<Episode> = Vec::new();
     let mut tracks: Vec<Track> = slo.conditions.iter().map(|_| Track::Idle).collect();

@@ -89,15 +89,18 @@ pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
         transitions: Vec::new(),
         episodes: Vec::new(),
     };
+    let range = TimeRange::new(start, end);
     for slo in slos {
-        let series = eval::Series::build(slo, agg, TimeRange::new(start, end));
-        let (transitions, episodes) = eval::alerts(slo, &series, start, end, start);
+        let series = eval::Series::build(slo, agg, range);
+        let (transitions, episodes) = eval::alerts(slo, &series, range, range.from);
         let firing = episodes
             .iter()
             .filter(|e| e.resolved_ms.is_none())
             .map(|e| e.alert.clone())
             .collect();
-        report.slos.push(eval::status(slo, &series, end, firing));
+        report
+            .slos
+            .push(eval::status(slo, &series, end.into(), firing));
         report.transitions.extend(transitions);
         report.episodes.extend(episodes);
     }
