@@ -104,12 +104,7 @@ impl Feed for EngineFeed {
                 }
             }
         };
-        let positions = out
-            .checkpoint
-            .inputs
-            .iter()
-            .map(|(fp, s)| (fp.clone(), (s.offset, s.line)))
-            .collect();
+        let positions = out.checkpoint.positions();
         let opened = self.post(Msg::Open {
             scope: scope.id,
             out: Arc::new(Mutex::new(out)),
@@ -147,14 +142,7 @@ impl Feed for EngineFeed {
     }
 
     fn peek(&self, state: &str) -> Option<Positions> {
-        let checkpoint = read_checkpoint(&self.root, state).ok()?;
-        Some(
-            checkpoint
-                .inputs
-                .into_iter()
-                .map(|(fp, s)| (fp, (s.offset, s.line)))
-                .collect(),
-        )
+        Some(read_checkpoint(&self.root, state).ok()?.positions())
     }
 }
 
@@ -397,18 +385,14 @@ impl Apply<'_> {
 
     /// Running counters for `--metrics-listen` and the progress bar.
     fn publish(&self) {
-        let counts = self
+        let mut total = Summary::default();
+        for s in self
             .closed
             .iter()
-            .chain(self.scopes.values().map(|s| &s.summary));
-        let total = counts.fold(Summary::default(), |mut total, s| {
-            total.records += s.records;
-            total.events += s.events;
-            total.deadletter += s.deadletter;
-            total.ignored += s.ignored;
-            total.bytes_in += s.bytes_in;
-            total
-        });
+            .chain(self.scopes.values().map(|s| &s.summary))
+        {
+            total.add_totals(s);
+        }
         self.opts.progress_counters.publish(&total);
         self.progress.show(&total);
     }

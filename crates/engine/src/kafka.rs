@@ -238,13 +238,14 @@ impl Shared {
         let scope = self.next_scope;
         self.next_scope += 1;
         let path = format!("kafka://{}", key_text(key));
+        let fingerprint = fingerprint(key);
         let positions = self.feed.open(&Scope {
             id: scope,
             state: state_dir(key),
             wait: OWNER_WAIT,
             inputs: vec![NamedInput {
                 input: 0,
-                fingerprint: fingerprint(key),
+                fingerprint: fingerprint.clone(),
                 path: path.clone(),
             }],
         });
@@ -252,7 +253,7 @@ impl Shared {
             self.engine_gone = true;
             return None;
         };
-        let committed = positions.get(&fingerprint(key)).map(|&(at, _)| at as i64);
+        let committed = positions.get(&fingerprint).map(|&(at, _)| at as i64);
         self.kafka
             .partitions
             .entry(key_text(key))

@@ -68,11 +68,7 @@ impl Summary {
                 *into.entry(k.clone()).or_default() += v;
             }
         };
-        self.records += other.records;
-        self.events += other.events;
-        self.deadletter += other.deadletter;
-        self.ignored += other.ignored;
-        self.bytes_in += other.bytes_in;
+        self.add_totals(other);
         self.latency_derived += other.latency_derived;
         self.inputs += other.inputs;
         self.bytes_already_ingested += other.bytes_already_ingested;
@@ -83,6 +79,15 @@ impl Summary {
         add(&mut self.by_action, &other.by_action);
         add(&mut self.by_factor, &other.by_factor);
         add(&mut self.by_outcome, &other.by_outcome);
+    }
+
+    /// Add only the running totals the progress counters show (cheap: no maps).
+    pub(crate) fn add_totals(&mut self, other: &Summary) {
+        self.records += other.records;
+        self.events += other.events;
+        self.deadletter += other.deadletter;
+        self.ignored += other.ignored;
+        self.bytes_in += other.bytes_in;
     }
 
     /// Record what the writer committed and the run's wall time and rate.

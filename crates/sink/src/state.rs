@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
 use super::{Location, SinkError, io_err};
-use mfascope_source::Fingerprint;
 
 /// Committed position of one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,16 +39,12 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Resume positions for the reader.
-    pub fn resume(&self) -> mfascope_source::Resume {
+    /// The committed position of every input: `(offset, next line)` by fingerprint, as a
+    /// source resumes from them.
+    pub fn positions(&self) -> mfascope_source::Positions {
         self.inputs
             .iter()
-            .filter_map(|(fp, s)| {
-                Some((
-                    Fingerprint(u64::from_str_radix(fp, 16).ok()?),
-                    (s.offset, s.line),
-                ))
-            })
+            .map(|(fp, s)| (fp.clone(), (s.offset, s.line)))
             .collect()
     }
 }
@@ -83,13 +78,9 @@ pub struct OutDir {
 }
 
 impl OutDir {
-    /// Create/open `root`, take the lock, finish an interrupted commit and clear stray temp files.
-    pub fn open(root: &Location) -> Result<OutDir, SinkError> {
-        OutDir::open_scoped(root, "_state")
-    }
-
-    /// As [`OutDir::open`], with the state (lock, checkpoint, intent log, staging) under
-    /// `scope`, relative to `root`.
+    /// Create/open `root` with the state (lock, checkpoint, intent log, staging) under `scope`
+    /// (relative to `root`), take the lock, finish an interrupted commit and clear stray temp
+    /// files.
     pub fn open_scoped(root: &Location, scope: &str) -> Result<OutDir, SinkError> {
         let scope = scope.trim_matches('/').to_string();
         let guard = match root {
