@@ -1,6 +1,6 @@
 //! The bottom layer of mfascope: the canonical 2FA event ([`event`]: vocabulary, row type, Arrow
 //! schema and builder), event time ([`time`]), the contract every consumer of canonical batches
-//! implements ([`observe`]) and poison-tolerant locking ([`sync`]).
+//! implements ([`observe`]), the canonical support ticket ([`ticket`]) and poison-tolerant locking ([`sync`]).
 //!
 //! Every other crate depends on this one; it depends on none of them, and holds no I/O, no
 //! threads and no engine: only the shapes the layers above agree on.
@@ -8,4 +8,5 @@
 pub mod event;
 pub mod observe;
 pub mod sync;
+pub mod ticket;
 pub mod time;

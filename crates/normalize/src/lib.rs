@@ -27,7 +27,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use mfascope_core::event::Event;
+use mfascope_core::ticket::Ticket;
 use pseudonym::Pseudonymizer;
+use ticket::TicketConfig;
 
 /// Input log formats (`--log-format`).
 #[derive(
@@ -88,6 +90,8 @@ pub trait LeafSink {
     fn ignored(&mut self, offset: usize, kind: String);
     /// A record that failed; `raw` is the leaf's bytes.
     fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject);
+    /// A support ticket (from a ticket export); `raw` is the ticket's bytes.
+    fn ticket(&mut self, offset: usize, raw: &[u8], ticket: Ticket);
 }
 
 /// Result of a vendor mapper.
@@ -113,6 +117,9 @@ pub(crate) type MapResult<'a> = Result<Mapped<'a>, String>;
 ///     fn dead(&mut self, _offset: usize, _raw: &[u8], reject: Reject) {
 ///         panic!("dead letter: {}", reject.reason);
 ///     }
+///     fn ticket(&mut self, _offset: usize, _raw: &[u8], t: mfascope_core::ticket::Ticket) {
+///         panic!("ticket {}", t.id);
+///     }
 /// }
 ///
 /// // An Okta System Log record; the format is detected from its keys.
@@ -131,6 +138,7 @@ pub struct Normalizer {
     output: Output,
     last: Option<LogFormat>,
     ctx: fields::Ctx,
+    tickets: Arc<TicketConfig>,
 }
 
 impl Normalizer {
@@ -141,6 +149,41 @@ impl Normalizer {
             output: Output::default(),
             last: None,
             ctx: fields::Ctx::default(),
+            tickets: ticket::default_config(),
+        }
+    }
+
+    /// How ticket exports are classified and CSV columns read (default: the shipped rules and
+    /// guessed headers).
+    pub fn tickets(mut self, config: Arc<TicketConfig>) -> Self {
+        self.tickets = config;
+        self
+    }
+
+    /// Normalize a CSV ticket export (a whole file: header and rows). Each row is a ticket or a
+    /// dead letter naming its line and column; `sink` gets row offsets within `data`, and the
+    /// row's line (1-based) through `line`.
+    pub fn csv_tickets(
+        &mut self,
+        data: &[u8],
+        sink: &mut impl LeafSink,
+        line: &mut dyn FnMut(u64),
+    ) {
+        let pseudonymizer = self.output.pseudonymizer.as_deref();
+        for row in ticket::csv::rows(data, &self.tickets, pseudonymizer) {
+            line(row.line);
+            let raw = &data[row.bytes.clone()];
+            match row.ticket {
+                Ok(t) => sink.ticket(row.bytes.start, raw, t),
+                Err(reason) => sink.dead(
+                    row.bytes.start,
+                    raw,
+                    Reject {
+                        format: None,
+                        reason,
+                    },
+                ),
+            }
         }
     }
 
@@ -275,9 +318,40 @@ impl Normalizer {
                     reason,
                 },
             ),
-            None => return false,
+            None => match ticket::envelope(obj) {
+                Some(Ok(export)) => self.ticket_leaves(raw, &export, sink),
+                Some(Err(reason)) => sink.dead(
+                    offset,
+                    obj,
+                    Reject {
+                        format: None,
+                        reason,
+                    },
+                ),
+                None => return false,
+            },
         }
         true
+    }
+
+    /// The tickets of a ticket export: each a ticket or a dead letter naming the field.
+    fn ticket_leaves(&mut self, raw: &[u8], export: &ticket::Export<'_>, sink: &mut impl LeafSink) {
+        let pseudonymizer = self.output.pseudonymizer.as_deref();
+        for leaf in &export.tickets {
+            let bytes = leaf.get().as_bytes();
+            let offset = bytes.as_ptr() as usize - raw.as_ptr() as usize;
+            match ticket::map_json(export, bytes, &self.tickets, pseudonymizer) {
+                Ok(t) => sink.ticket(offset, bytes, t),
+                Err(reason) => sink.dead(
+                    offset,
+                    bytes,
+                    Reject {
+                        format: None,
+                        reason,
+                    },
+                ),
+            }
+        }
     }
 
     /// An envelope element: the forced or last format, else detection.

@@ -139,6 +139,9 @@ mod tests {
         fn dead(&mut self, _: usize, _: &[u8], reject: Reject) {
             self.dead.push(reject.reason);
         }
+        fn ticket(&mut self, _: usize, _: &[u8], t: mfascope_core::ticket::Ticket) {
+            self.dead.push(format!("unexpected ticket {}", t.id));
+        }
     }
 
     #[test]
