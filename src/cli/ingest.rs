@@ -50,6 +50,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     opts.max_latency = a.max_latency;
     opts.progress = !a.no_progress;
     opts.dedupe_window = a.dedupe_window;
+    opts.tickets = a.tickets.config()?;
     if let Some(w) = a.workers {
         opts.workers = w;
     }

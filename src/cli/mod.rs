@@ -13,7 +13,7 @@ pub mod slo;
 mod verifier;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
@@ -23,6 +23,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::normalize::LogFormat;
+use crate::normalize::ticket::TicketConfig;
+use crate::normalize::ticket::classify::Classifier;
+use crate::normalize::ticket::csv::Columns;
 
 /// Security telemetry and SLO analyzer for two-factor authentication events.
 #[derive(Parser, Debug)]
@@ -333,6 +336,41 @@ pub struct QueryArgs {
     pub format: OutputFormat,
 }
 
+/// How support-ticket exports (Zendesk, Jira, ServiceNow JSON; CSV) are read.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TicketArgs {
+    /// Which tickets are MFA-related: a TOML file of `tags`, `categories` and subject
+    /// `keywords` [default: the shipped rules/mfa-tickets.toml].
+    #[arg(long, value_name = "FILE")]
+    pub ticket_rules: Option<PathBuf>,
+    /// Column names of CSV ticket exports: a TOML file mapping `id`, `created`, `updated`,
+    /// `requester`, `subject`, `status`, `category`, `tags` (and `tags_separator`) to header
+    /// names [default: common header names are recognised].
+    #[arg(long, value_name = "FILE")]
+    pub ticket_columns: Option<PathBuf>,
+}
+
+impl TicketArgs {
+    /// The ticket configuration these flags name.
+    pub fn config(&self) -> anyhow::Result<Arc<TicketConfig>> {
+        if self.ticket_rules.is_none() && self.ticket_columns.is_none() {
+            return Ok(crate::normalize::ticket::default_config());
+        }
+        let classifier = match &self.ticket_rules {
+            Some(p) => Classifier::load(p)?,
+            None => Classifier::builtin(),
+        };
+        let columns = match &self.ticket_columns {
+            Some(p) => Columns::load(p).map_err(anyhow::Error::msg)?,
+            None => Columns::default(),
+        };
+        Ok(Arc::new(TicketConfig {
+            classifier,
+            columns,
+        }))
+    }
+}
+
 /// `mfascope ingest`.
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
@@ -391,6 +429,9 @@ pub struct IngestArgs {
     /// Pseudonymization.
     #[command(flatten)]
     pub privacy: PrivacyArgs,
+    /// Support-ticket exports.
+    #[command(flatten)]
+    pub tickets: TicketArgs,
     /// How long (in event time) streaming detection waits for out-of-order events before
     /// evaluating them [default: 5m for files, 500ms with --follow or --kafka, where a quiet input
     /// also releases what waits after that long].

@@ -19,16 +19,23 @@ pub fn ingest_table(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "records        {:>12}", s.records);
     let _ = writeln!(out, "  events       {:>12}", s.events);
+    if s.tickets > 0 {
+        let _ = writeln!(
+            out,
+            "  tickets      {:>12}  ({} MFA-related)",
+            s.tickets, s.mfa_tickets
+        );
+    }
     let _ = writeln!(out, "  dead letters {:>12}", s.deadletter);
     let _ = writeln!(out, "  ignored      {:>12}", s.ignored);
-    let check = if s.records == s.events + s.deadletter + s.ignored {
+    let check = if s.records == s.events + s.tickets + s.deadletter + s.ignored {
         "ok"
     } else {
         "MISMATCH"
     };
     let _ = writeln!(
         out,
-        "accounted      {check:>12}  (records = events + dead letters + ignored)"
+        "accounted      {check:>12}  (records = events + tickets + dead letters + ignored)"
     );
     let _ = writeln!(out, "inputs         {:>12}", s.inputs);
     let _ = writeln!(out, "bytes in       {:>12}", s.bytes_in);

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use strum::VariantNames;
 
+use arrow::array::RecordBatch;
 use mfascope_core::event::{
     Action, CanonicalBatch, Event, EventBatchBuilder, Factor, Outcome, Source,
 };
+use mfascope_core::ticket::{Ticket, TicketBatchBuilder};
 use mfascope_normalize::{LeafSink, LogFormat, Normalizer, Reject};
 use mfascope_sink::DeadLetter;
 use mfascope_source::{Chunk, ChunkKind, MessageSpan};
@@ -18,6 +20,9 @@ use mfascope_source::{Chunk, ChunkKind, MessageSpan};
 #[derive(Default)]
 pub(crate) struct Counts {
     pub(crate) records: u64,
+    /// Support tickets, and how many of them are MFA-related.
+    pub(crate) tickets: u64,
+    pub(crate) mfa_tickets: u64,
     pub(crate) ignored: HashMap<String, u64>,
     pub(crate) source: [u64; Source::VARIANTS.len()],
     pub(crate) action: [u64; Action::VARIANTS.len()],
@@ -35,6 +40,8 @@ pub(crate) struct Processed {
     pub(crate) end_line: u64,
     pub(crate) bytes: u64,
     pub(crate) batch: Option<CanonicalBatch>,
+    /// Support tickets (of the ticket schema).
+    pub(crate) tickets: Option<RecordBatch>,
     /// Where each row of `batch` came from.
     pub(crate) rows: Vec<Row>,
     pub(crate) dead: Vec<DeadLetter>,
@@ -53,6 +60,7 @@ pub(crate) struct Row {
 /// Collects the leaves of one chunk.
 struct ChunkSink {
     builder: EventBatchBuilder,
+    tickets: TicketBatchBuilder,
     /// Where each event appended to `builder` came from.
     rows: Vec<Row>,
     dead: Vec<DeadLetter>,
@@ -94,21 +102,50 @@ impl LeafSink for ChunkSink {
             DeadLetter::new(path, line, offset, format, reject.reason, raw)
         });
     }
+    fn ticket(&mut self, _offset: usize, _raw: &[u8], t: Ticket) {
+        self.counts.records += 1;
+        self.counts.tickets += 1;
+        self.counts.mfa_tickets += u64::from(t.match_reason.is_some());
+        self.tickets.append(&t);
+    }
+}
+
+impl ChunkSink {
+    fn new(normalizer: &Normalizer, chunk: &Chunk) -> ChunkSink {
+        ChunkSink {
+            builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
+            tickets: TicketBatchBuilder::default(),
+            rows: Vec::new(),
+            dead: Vec::new(),
+            counts: Counts::default(),
+            path: chunk.path.to_string(),
+            line: chunk.first_line,
+            record_offset: chunk.start,
+            format_hint: None,
+            withhold_raw: normalizer.withholds_raw(),
+        }
+    }
+
+    /// What the chunk became, covering input positions `start..end`.
+    fn finish(mut self, input: u32, start: u64, end: u64, end_line: u64, bytes: u64) -> Processed {
+        Processed {
+            input,
+            start,
+            end,
+            end_line,
+            bytes,
+            batch: (!self.builder.is_empty()).then(|| self.builder.finish_canonical()),
+            tickets: (!self.tickets.is_empty()).then(|| self.tickets.finish()),
+            rows: self.rows,
+            dead: self.dead,
+            counts: self.counts,
+        }
+    }
 }
 
 pub(crate) fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Processed {
     let data = &chunk.data;
-    let mut sink = ChunkSink {
-        builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
-        rows: Vec::new(),
-        dead: Vec::new(),
-        counts: Counts::default(),
-        path: chunk.path.to_string(),
-        line: chunk.first_line,
-        record_offset: chunk.start,
-        format_hint: None,
-        withhold_raw: normalizer.withholds_raw(),
-    };
+    let mut sink = ChunkSink::new(normalizer, chunk);
     match &chunk.kind {
         ChunkKind::Lines => {
             let mut pos = 0usize;
@@ -121,18 +158,56 @@ pub(crate) fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Proce
             }
         }
         ChunkKind::Document => process_document(normalizer, chunk, &mut sink),
+        ChunkKind::Csv => normalizer.csv_tickets(
+            data,
+            &mut CsvRows {
+                sink: &mut sink,
+                data,
+                counted: 0,
+            },
+        ),
         ChunkKind::Messages(spans) => return process_messages(normalizer, chunk, spans, sink),
     }
-    Processed {
-        input: chunk.input,
-        start: chunk.start,
-        end: chunk.start + data.len() as u64,
-        end_line: chunk.first_line + chunk.lines,
-        bytes: data.len() as u64,
-        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish_canonical()),
-        rows: sink.rows,
-        dead: sink.dead,
-        counts: sink.counts,
+    let end = chunk.start + data.len() as u64;
+    sink.finish(chunk.input, chunk.start, end, chunk.first_line + chunk.lines, data.len() as u64)
+}
+
+/// Positions each CSV row (line and offset, from its byte offset) before the chunk's sink
+/// takes it: rows arrive in order, so newlines are counted once.
+struct CsvRows<'a> {
+    sink: &'a mut ChunkSink,
+    data: &'a [u8],
+    counted: usize,
+}
+
+impl CsvRows<'_> {
+    fn at(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.data.len());
+        if offset > self.counted {
+            self.sink.line +=
+                memchr::memchr_iter(b'\n', &self.data[self.counted..offset]).count() as u64;
+            self.counted = offset;
+        }
+        offset
+    }
+}
+
+impl LeafSink for CsvRows<'_> {
+    fn event(&mut self, offset: usize, raw: &[u8], event: Event<'_>) {
+        let at = self.at(offset);
+        self.sink.event(at, raw, event);
+    }
+    fn ignored(&mut self, offset: usize, kind: String) {
+        let at = self.at(offset);
+        self.sink.ignored(at, kind);
+    }
+    fn dead(&mut self, offset: usize, raw: &[u8], reject: Reject) {
+        let at = self.at(offset);
+        self.sink.dead(at, raw, reject);
+    }
+    fn ticket(&mut self, offset: usize, raw: &[u8], ticket: Ticket) {
+        let at = self.at(offset);
+        self.sink.ticket(at, raw, ticket);
     }
 }
 
@@ -247,15 +322,6 @@ fn process_messages(
         }
     }
     let first = spans.first().map_or(chunk.start, |s| s.offset);
-    Processed {
-        input: chunk.input,
-        start: first,
-        end: spans.last().map_or(first, |s| s.offset + 1),
-        end_line: 0,
-        bytes: data.len() as u64,
-        batch: (!sink.builder.is_empty()).then(|| sink.builder.finish_canonical()),
-        rows: sink.rows,
-        dead: sink.dead,
-        counts: sink.counts,
-    }
+    let end = spans.last().map_or(first, |s| s.offset + 1);
+    sink.finish(chunk.input, first, end, 0, data.len() as u64)
 }

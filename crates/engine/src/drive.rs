@@ -236,7 +236,8 @@ fn spawn_workers(
             let (rx, tx) = (items.clone(), done.clone());
             let mut normalizer = Normalizer::new(opts.format)
                 .keep_raw(opts.keep_raw)
-                .pseudonymize(opts.pseudonymize.clone());
+                .pseudonymize(opts.pseudonymize.clone())
+                .tickets(opts.tickets.clone());
             let pool = opts.reader.pool.clone();
             thread::Builder::new()
                 .name(format!("normalize-{i}"))

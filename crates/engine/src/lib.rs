@@ -23,6 +23,8 @@
 //! ```
 
 use std::sync::Arc;
+
+use mfascope_normalize::ticket::TicketConfig;
 use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub struct IngestOptions {
     pub keep_raw: bool,
     /// Replace user, actor and client IP by keyed pseudonyms; no raw record is kept.
     pub pseudonymize: Option<Arc<Pseudonymizer>>,
+    /// How support-ticket exports are classified and CSV columns read.
+    pub tickets: Arc<TicketConfig>,
     /// Recent records remembered to turn repeats into dead letters (0: off).
     pub dedupe_window: usize,
     /// Parser threads.
@@ -88,6 +92,7 @@ impl IngestOptions {
             format: LogFormat::Auto,
             keep_raw: false,
             pseudonymize: None,
+            tickets: mfascope_normalize::ticket::default_config(),
             dedupe_window: dedupe::DEFAULT_WINDOW,
             workers: thread::available_parallelism().map_or(2, std::num::NonZero::get),
             segment_rows: 200_000,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use strum::VariantNames;
 
@@ -171,6 +171,15 @@ impl OrderedStage {
             &p.counts.outcome,
         );
         self.segment.dead_letters.extend(p.dead);
+        self.summary.tickets += p.counts.tickets;
+        self.summary.mfa_tickets += p.counts.mfa_tickets;
+        if let Some(tickets) = p.tickets {
+            for (hour, part) in split_tickets_by_hour(&tickets) {
+                self.buffered_rows += part.num_rows();
+                self.buffered_bytes += part.get_array_memory_size();
+                self.segment.tickets.entry(hour).or_default().push(part);
+            }
+        }
         if let Some(batch) = p.batch {
             self.summary.events += batch.num_rows() as u64;
             let batch = self.pairer.apply(batch);
@@ -275,8 +284,26 @@ fn reason_class(reason: &str) -> String {
 
 /// Split a batch into per-hour batches (no copy when it spans one hour).
 pub(crate) fn split_by_hour(batch: &CanonicalBatch) -> Vec<(i64, RecordBatch)> {
-    let times = batch.times();
-    let batch = batch.record_batch();
+    split_times_by_hour(batch.record_batch(), batch.times())
+}
+
+/// Split a ticket batch into per-hour batches of creation time.
+fn split_tickets_by_hour(batch: &RecordBatch) -> Vec<(i64, RecordBatch)> {
+    let idx = batch
+        .schema()
+        .index_of(mfascope_core::ticket::col::TIME)
+        .expect("tickets have a time column");
+    let times = batch
+        .column(idx)
+        .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+        .clone();
+    split_times_by_hour(batch, &times)
+}
+
+fn split_times_by_hour(
+    batch: &RecordBatch,
+    times: &arrow::array::TimestampMillisecondArray,
+) -> Vec<(i64, RecordBatch)> {
     let hour = |ms: i64| ms.div_euclid(3_600_000);
     let Some(&first) = times.values().first() else {
         return vec![];

@@ -1,5 +1,5 @@
-//! What an ingest did: the run's [`Summary`] (every record counted once, as an event, a dead
-//! letter or an ignored record) and what the writer committed. Counts only; it renders nothing.
+//! What an ingest did: the run's [`Summary`] (every record counted once, as an event, a support
+//! ticket, a dead letter or an ignored record) and what the writer committed. Counts only; it renders nothing.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -15,13 +15,17 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-/// What an ingest did; `records == events + deadletter + ignored` always holds.
+/// What an ingest did; `records == events + tickets + deadletter + ignored` always holds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// Leaf records read.
     pub records: u64,
     /// Canonical events written.
     pub events: u64,
+    /// Support tickets written (to the `tickets` table).
+    pub tickets: u64,
+    /// Of those, MFA-related ones.
+    pub mfa_tickets: u64,
     /// Records written to dead letters.
     pub deadletter: u64,
     /// Records deliberately ignored as not about authentication.
@@ -85,6 +89,8 @@ impl Summary {
     pub(crate) fn add_totals(&mut self, other: &Summary) {
         self.records += other.records;
         self.events += other.events;
+        self.tickets += other.tickets;
+        self.mfa_tickets += other.mfa_tickets;
         self.deadletter += other.deadletter;
         self.ignored += other.ignored;
         self.bytes_in += other.bytes_in;

@@ -161,17 +161,11 @@ impl Normalizer {
     }
 
     /// Normalize a CSV ticket export (a whole file: header and rows). Each row is a ticket or a
-    /// dead letter naming its line and column; `sink` gets row offsets within `data`, and the
-    /// row's line (1-based) through `line`.
-    pub fn csv_tickets(
-        &mut self,
-        data: &[u8],
-        sink: &mut impl LeafSink,
-        line: &mut dyn FnMut(u64),
-    ) {
+    /// dead letter naming its column; `sink` gets each row's byte offset within `data`, in
+    /// order.
+    pub fn csv_tickets(&mut self, data: &[u8], sink: &mut impl LeafSink) {
         let pseudonymizer = self.output.pseudonymizer.as_deref();
         for row in ticket::csv::rows(data, &self.tickets, pseudonymizer) {
-            line(row.line);
             let raw = &data[row.bytes.clone()];
             match row.ticket {
                 Ok(t) => sink.ticket(row.bytes.start, raw, t),

@@ -15,7 +15,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{SinkError, io_err};
-use mfascope_core::event::{SCHEMA_VERSION, col, event_schema};
+use mfascope_core::event::{SCHEMA_VERSION, col};
+use mfascope_core::ticket::{TICKET_SCHEMA_VERSION, ticket_schema};
 
 /// Metadata key holding the canonical schema version.
 pub const META_SCHEMA_VERSION: &str = "mfascope.schema_version";
@@ -30,15 +31,28 @@ const PLAIN_COLUMNS: &[&str] = &[
     col::RAW,
 ];
 
-/// Write `batches` sorted by time to `tmp` (fsynced). Returns rows and bytes written. Batches
-/// that are already in time order (the common case: logs arrive in order) are written as they
-/// are; otherwise they are concatenated and sorted.
+/// Write `batches` (events, or support tickets: the schema of the first batch decides) sorted
+/// by time to `tmp` (fsynced). Returns rows and bytes written. Batches that are already in time
+/// order (the common case: logs arrive in order) are written as they are; otherwise they are
+/// concatenated and sorted.
 pub fn write_partition(
     tmp: &Path,
     batches: &[RecordBatch],
     positions_json: &str,
 ) -> Result<(usize, u64), SinkError> {
-    let schema = event_schema();
+    let Some(first) = batches.first() else {
+        return Err(SinkError::Io {
+            op: "writing",
+            path: tmp.to_path_buf(),
+            source: std::io::Error::other("no rows for a partition file"),
+        });
+    };
+    let schema = first.schema();
+    let version = if schema == ticket_schema() {
+        TICKET_SCHEMA_VERSION
+    } else {
+        SCHEMA_VERSION
+    };
     let time_idx = schema.index_of(col::TIME).expect("time column");
     let times = |b: &RecordBatch| {
         b.column(time_idx)
@@ -59,7 +73,7 @@ pub fn write_partition(
     let sorted: Vec<RecordBatch> = if in_order {
         batches.to_vec()
     } else {
-        let all = concat_batches(&schema, batches).expect("batches share the canonical schema");
+        let all = concat_batches(&schema, batches).expect("a partition's batches share a schema");
         let idx = sort_to_indices(all.column(time_idx), Some(SortOptions::default()), None)
             .expect("timestamps sort");
         vec![take_record_batch(&all, &idx).expect("indices in range")]
@@ -76,7 +90,7 @@ pub fn write_partition(
             nulls_first: false,
         }]))
         .set_key_value_metadata(Some(vec![
-            KeyValue::new(META_SCHEMA_VERSION.into(), SCHEMA_VERSION.to_string()),
+            KeyValue::new(META_SCHEMA_VERSION.into(), version.to_string()),
             KeyValue::new(META_POSITIONS.into(), positions_json.to_string()),
         ]))
         .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")));

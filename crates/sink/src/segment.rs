@@ -1,5 +1,5 @@
-//! A segment is the unit of commit: the events of a contiguous stretch of input, split by hour,
-//! plus its dead letters and the input positions it advances. Commit order: temp files (fsync) →
+//! A segment is the unit of commit: the events (and support tickets) of a contiguous stretch of
+//! input, split by hour, plus its dead letters and the input positions it advances. Commit order: temp files (fsync) →
 //! intent log → renames (fsync dirs) → checkpoint; on object storage uploads → intent log →
 //! server-side copies → checkpoint. Names derive from where the segment starts, so a replay
 //! after a crash writes the same names.
@@ -40,6 +40,8 @@ pub struct Segment {
     pub id: String,
     /// Event batches by hour index (epoch ms / 3 600 000).
     pub partitions: BTreeMap<i64, Vec<RecordBatch>>,
+    /// Support-ticket batches by hour index of creation (the `tickets` table).
+    pub tickets: BTreeMap<i64, Vec<RecordBatch>>,
     /// Records that failed.
     pub dead_letters: Vec<DeadLetter>,
     /// Inputs advanced, in order.
@@ -53,7 +55,7 @@ pub struct SegmentStats {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Event rows.
+    /// Event and ticket rows.
     pub rows: u64,
 }
 
@@ -79,13 +81,15 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
     let staging = out.staging_dir();
     let result = (|| {
         fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
-        for (hour, batches) in &seg.partitions {
-            let dst = format!("events/{}/{}.parquet", partition_dir(*hour), seg.id);
-            let tmp = staging.join(format!("{}.{hour}.parquet", seg.id));
-            let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
-            files.push((tmp, dst));
-            stats.rows += rows as u64;
-            stats.bytes += bytes;
+        for (table, parts) in [("events", &seg.partitions), ("tickets", &seg.tickets)] {
+            for (hour, batches) in parts {
+                let dst = format!("{table}/{}/{}.parquet", partition_dir(*hour), seg.id);
+                let tmp = staging.join(format!("{}.{table}.{hour}.parquet", seg.id));
+                let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
+                files.push((tmp, dst));
+                stats.rows += rows as u64;
+                stats.bytes += bytes;
+            }
         }
         if !seg.dead_letters.is_empty() {
             let dst = format!("deadletter/{}.ndjson", seg.id);

@@ -80,6 +80,9 @@ pub enum ChunkKind {
     Lines,
     /// One or more (pretty-printed) top-level JSON values.
     Document,
+    /// A CSV table (a `.csv` or `.csv.gz` input: header then rows), read whole like a document
+    /// because every row needs the header.
+    Csv,
     /// Messages one after the other (Kafka): each holds one record or several on lines of
     /// their own, and is positioned by its message offset rather than by bytes.
     Messages(Vec<MessageSpan>),
@@ -220,10 +223,14 @@ impl FileReader {
             return Ok(None);
         }
         let fingerprint = fingerprint_of(&head);
-        let kind = detect_kind(&head);
+        let kind = if is_csv(origin) {
+            ChunkKind::Csv
+        } else {
+            detect_kind(&head)
+        };
         let (mut offset, mut line) = resume.get(&fingerprint).copied().unwrap_or((0, 1));
         // Documents are committed whole; a recorded offset means "done".
-        let document_done = kind == ChunkKind::Document && offset > 0;
+        let document_done = kind.is_whole() && offset > 0;
         let pending = if document_done {
             Vec::new()
         } else if offset as usize <= head.len() {
@@ -273,7 +280,7 @@ impl FileReader {
     /// (not in follow mode, where the writer may still be appending to it).
     pub fn next_item(&mut self, cfg: &ReaderConfig, finalize: bool) -> Option<ReadItem> {
         loop {
-            if self.kind == ChunkKind::Document {
+            if self.kind.is_whole() {
                 match self.read_document(cfg) {
                     Ok(item) => return item,
                     // What was read of the document goes on as lines, then the error.
@@ -404,10 +411,17 @@ impl FileReader {
                 offset: 0,
                 line: 1,
                 len,
-                reason: format!(
-                    "multi-line JSON document larger than {} MiB; convert it to NDJSON (jq -c '.[]')",
-                    cfg.max_document >> 20
-                ),
+                reason: if self.kind == ChunkKind::Csv {
+                    format!(
+                        "CSV file larger than {} MiB; split it into smaller files (each with the header)",
+                        cfg.max_document >> 20
+                    )
+                } else {
+                    format!(
+                        "multi-line JSON document larger than {} MiB; convert it to NDJSON (jq -c '.[]')",
+                        cfg.max_document >> 20
+                    )
+                },
             }));
         }
         if self.pending.is_empty() {
@@ -458,6 +472,22 @@ impl FileReader {
     /// True when the input is a plain file that can be tailed.
     fn followable(&self) -> bool {
         self.identity.is_some() && !self.gzip && self.kind == ChunkKind::Lines
+    }
+}
+
+/// A CSV table by its name (`.csv`, `.csv.gz`; standard input is never one).
+fn is_csv(origin: &Origin) -> bool {
+    let Origin::File(p) = origin else {
+        return false;
+    };
+    let name = p.to_string_lossy().to_ascii_lowercase();
+    name.ends_with(".csv") || name.ends_with(".csv.gz")
+}
+
+impl ChunkKind {
+    /// True for inputs read and committed whole (documents and CSV tables).
+    pub fn is_whole(&self) -> bool {
+        matches!(self, ChunkKind::Document | ChunkKind::Csv)
     }
 }
 
