@@ -21,6 +21,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
         days: a.days,
         incidents: a.incident,
         probes: a.probes,
+        tickets: a.tickets,
     };
     anyhow::ensure!(
         !a.probes || a.log_format == crate::normalize::LogFormat::Canonical,
@@ -39,11 +40,32 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
     let mut labels = BufWriter::new(
         File::create(&labels_path).with_context(|| format!("creating {labels_path}"))?,
     );
-    let n = generate(a.log_format, &opts, &mut out, &mut labels)
+    let ticket_paths = a.tickets.map(|system| {
+        (
+            format!("{}.tickets.{}", a.out.display(), system.extension()),
+            format!("{}.tickets.labels.jsonl", a.out.display()),
+        )
+    });
+    let mut ticket_files = match &ticket_paths {
+        Some((export, labels)) => Some((
+            BufWriter::new(File::create(export).with_context(|| format!("creating {export}"))?),
+            BufWriter::new(File::create(labels).with_context(|| format!("creating {labels}"))?),
+        )),
+        None => None,
+    };
+    let tickets = ticket_files
+        .as_mut()
+        .map(|(export, labels)| crate::generate::TicketOutput { export, labels });
+    let n = generate(a.log_format, &opts, &mut out, &mut labels, tickets)
         .with_context(|| format!("writing {}", a.out.display()))?;
     out.flush()?;
     drop(out);
     labels.flush()?;
+    if let (Some((export, labels)), Some((e, l))) = (ticket_files.as_mut(), &ticket_paths) {
+        export.flush()?;
+        labels.flush()?;
+        eprintln!("wrote support tickets to {e} (labels: {l})");
+    }
     eprintln!(
         "wrote {n} {} records to {} (labels: {labels_path})",
         a.log_format.as_str(),

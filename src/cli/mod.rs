@@ -520,6 +520,10 @@ pub struct GenerateArgs {
     /// First event time (RFC 3339).
     #[arg(long, default_value = "2024-05-01T00:00:00Z")]
     pub start: String,
+    /// Also write the support tickets this traffic causes (more after incidents), as this
+    /// system's export: `FILE.tickets.json` (`.csv`) and `FILE.tickets.labels.jsonl`.
+    #[arg(long, value_enum)]
+    pub tickets: Option<crate::generate::TicketSystem>,
     /// Output file (`FILE.labels.jsonl` is written beside it); `.gz` compresses.
     #[arg(long)]
     pub out: PathBuf,

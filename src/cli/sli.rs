@@ -83,6 +83,9 @@ pub fn report_slis(
 ) -> anyhow::Result<serde_json::Value> {
     runtime()?.block_on(async {
         let engine = Engine::open(data, params).await?;
+        if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
+            engine.set_episodes(&episodes_of_history(&engine, params.to).await?)?;
+        }
         let mut report = Vec::new();
         for q in queries {
             let batches = engine.run(&q.name, &params.render(q)).await?;
@@ -103,6 +106,29 @@ pub fn report_slis(
         }
         Ok(serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))
     })
+}
+
+/// The SLO alert episodes of the engine's data (the default or `./slos` specs), for queries
+/// that relate other data to alerts (`slo_episodes`).
+async fn episodes_of_history(
+    engine: &Engine,
+    to: Option<i64>,
+) -> anyhow::Result<Vec<crate::sli::EpisodeRow>> {
+    let slos = crate::slo::resolve_slos(None)?;
+    let mut agg = crate::sli::live::Aggregator::new(crate::slo::live_config(&slos));
+    engine.replay(&mut agg).await?;
+    let report = crate::slo::evaluate(&slos, &agg, to);
+    Ok(report
+        .episodes
+        .iter()
+        .map(|e| crate::sli::EpisodeRow {
+            slo: e.slo.clone(),
+            alert: e.alert.clone(),
+            severity: e.severity.clone(),
+            firing_ms: e.firing_ms,
+            resolved_ms: e.resolved_ms,
+        })
+        .collect())
 }
 
 /// Run ad-hoc SQL (or a file) against `events`.

@@ -9,3 +9,4 @@ mod live;
 mod metrics;
 mod sli;
 mod slo;
+mod tickets;

@@ -169,7 +169,13 @@ pub(crate) fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Proce
         ChunkKind::Messages(spans) => return process_messages(normalizer, chunk, spans, sink),
     }
     let end = chunk.start + data.len() as u64;
-    sink.finish(chunk.input, chunk.start, end, chunk.first_line + chunk.lines, data.len() as u64)
+    sink.finish(
+        chunk.input,
+        chunk.start,
+        end,
+        chunk.first_line + chunk.lines,
+        data.len() as u64,
+    )
 }
 
 /// Positions each CSV row (line and offset, from its byte offset) before the chunk's sink

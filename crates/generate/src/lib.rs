@@ -5,6 +5,7 @@
 
 mod incident;
 mod simulate;
+pub mod tickets;
 
 use std::io::Write;
 
@@ -15,6 +16,7 @@ use mfascope_normalize::{LogFormat, vendor};
 
 pub use incident::{Incident, IncidentKind};
 pub use simulate::{Simulation, simulate};
+pub use tickets::{TicketLabel, TicketSystem};
 
 /// Output formats of `mfascope generate`.
 pub use mfascope_normalize::LogFormat as GenFormat;
@@ -36,6 +38,8 @@ pub struct GenerateOptions {
     pub incidents: Vec<Incident>,
     /// Add one synthetic probe check per minute (source `probe`; canonical format only).
     pub probes: bool,
+    /// Also write the support tickets the traffic causes, as this system's export.
+    pub tickets: Option<TicketSystem>,
 }
 
 impl Default for GenerateOptions {
@@ -48,6 +52,7 @@ impl Default for GenerateOptions {
             days: 1.0,
             incidents: Vec::new(),
             probes: false,
+            tickets: None,
         }
     }
 }
@@ -71,15 +76,43 @@ pub struct Label {
     pub event_ids: Vec<String>,
 }
 
+/// Where `generate` writes support tickets: the export and its labels (JSON lines).
+pub struct TicketOutput<'a> {
+    /// The export (`opts.tickets` says which system's).
+    pub export: &'a mut dyn Write,
+    /// One [`TicketLabel`] per ticket.
+    pub labels: &'a mut dyn Write,
+}
+
 /// Simulate `opts.events` events, write those the vendor logs in `format` to `out` (one record
-/// each) and the labels to `labels`; returns the records written.
+/// each) and the labels to `labels`, and with `opts.tickets` the tickets they cause to
+/// `tickets`; returns the records written.
 pub fn generate(
     format: GenFormat,
     opts: &GenerateOptions,
     out: &mut dyn Write,
     labels: &mut dyn Write,
+    tickets: Option<TicketOutput<'_>>,
 ) -> std::io::Result<usize> {
     let sim = simulate(opts);
+    if let (Some(system), Some(t)) = (opts.tickets, tickets) {
+        let span = (
+            opts.start_ms,
+            opts.start_ms + (opts.days * 86_400_000.0) as i64,
+        );
+        let made = tickets::tickets(&sim.events, &sim.labels, opts.seed, span);
+        let rows: Vec<_> = made.iter().map(|(t, _)| t.clone()).collect();
+        t.export
+            .write_all(tickets::render_tickets(system, &rows).as_bytes())?;
+        for (_, label) in made {
+            let label = TicketLabel {
+                id: tickets::exported_id(system, &label.id),
+                ..label
+            };
+            serde_json::to_writer(&mut *t.labels, &label)?;
+            t.labels.write_all(b"\n")?;
+        }
+    }
     let mut line = String::with_capacity(4096);
     let mut written = 0;
     for e in &sim.events {

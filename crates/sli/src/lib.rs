@@ -1,5 +1,6 @@
 //! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
-//! metadata + `${…}` parameters), registering `events` for a time range, and running SQL.
+//! metadata + `${…}` parameters), registering `events` and `tickets` for a time range (and the
+//! `slo_episodes` the caller computed), and running SQL.
 
 pub mod live;
 mod query;
@@ -61,6 +62,61 @@ pub enum SliError {
 /// A DataFusion session with the `events` table (restricted to the requested time range).
 pub struct Engine {
     ctx: SessionContext,
+    has_tickets: bool,
+}
+
+/// One SLO alert episode, as the `slo_episodes` table holds it.
+#[derive(Clone, Debug)]
+pub struct EpisodeRow {
+    /// SLO id.
+    pub slo: String,
+    /// Condition name.
+    pub alert: String,
+    /// `page` or `ticket`.
+    pub severity: String,
+    /// Epoch ms it started firing.
+    pub firing_ms: i64,
+    /// Epoch ms it resolved (none while firing).
+    pub resolved_ms: Option<i64>,
+}
+
+fn episodes_batch(rows: &[EpisodeRow]) -> RecordBatch {
+    use arrow::array::{StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = |name: &str, nullable| {
+        Field::new(
+            name,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            nullable,
+        )
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("slo", DataType::Utf8, false),
+        Field::new("alert", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        ts("firing_at", false),
+        ts("resolved_at", true),
+    ]));
+    let strings = |f: fn(&EpisodeRow) -> &str| {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as arrow::array::ArrayRef
+    };
+    RecordBatch::try_new(
+        schema,
+        vec![
+            strings(|r| &r.slo),
+            strings(|r| &r.alert),
+            strings(|r| &r.severity),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.firing_ms))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(
+                TimestampMillisecondArray::from_iter(rows.iter().map(|r| r.resolved_ms))
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .expect("columns match the episode schema")
 }
 
 impl Engine {
@@ -117,7 +173,97 @@ impl Engine {
             params.time_filter()
         );
         ctx.sql(&view).await.map_err(sql_err)?;
-        Ok(Engine { ctx })
+        let mut engine = Engine {
+            ctx,
+            has_tickets: false,
+        };
+        engine.has_tickets = engine.register_tickets(data, params).await?;
+        engine.set_episodes(&[])?;
+        Ok(engine)
+    }
+
+    /// True when support tickets were ingested into the data (`tickets_all` is not empty).
+    pub fn has_tickets(&self) -> bool {
+        self.has_tickets
+    }
+
+    /// `tickets_all` (every stored version of every ticket; empty when none was ingested) and
+    /// `tickets`: the latest version of each ticket (by `updated`) created in the range. True
+    /// when there are ticket files.
+    async fn register_tickets(&self, data: &Location, params: &Params) -> Result<bool, SliError> {
+        let sql_err = |source| SliError::Sql {
+            name: "tickets".into(),
+            source,
+        };
+        let has_files = {
+            let listing = data.clone();
+            tokio::task::spawn_blocking(move || listing.has_file_under("tickets", ".parquet"))
+                .await
+                .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))??
+        };
+        let schema = mfascope_core::ticket::ticket_schema();
+        if has_files {
+            let url = match data {
+                Location::Local(dir) => {
+                    let t = dir.join("tickets");
+                    format!("{}/", t.canonicalize().unwrap_or(t.clone()).display())
+                }
+                Location::Remote(_) => format!("{}/", data.describe("tickets")),
+            };
+            let url = ListingTableUrl::parse(url).map_err(sql_err)?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![
+                    ("dt".into(), arrow::datatypes::DataType::Utf8),
+                    ("hour".into(), arrow::datatypes::DataType::Utf8),
+                ]);
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema);
+            let table = ListingTable::try_new(config).map_err(sql_err)?;
+            self.ctx
+                .register_table("tickets_all", Arc::new(table))
+                .map_err(sql_err)?;
+        } else {
+            let empty =
+                datafusion::datasource::MemTable::try_new(schema, vec![vec![]]).map_err(sql_err)?;
+            self.ctx
+                .register_table("tickets_all", Arc::new(empty))
+                .map_err(sql_err)?;
+        }
+        // A ticket exported again (incremental exports repeat updated tickets) counts once,
+        // as its latest version.
+        let filter = params.time_filter();
+        let view = format!(
+            "CREATE VIEW tickets AS SELECT * EXCLUDE (version) FROM ( \
+               SELECT *, row_number() OVER (PARTITION BY system, ticket_id \
+                 ORDER BY updated DESC NULLS LAST, time DESC) AS version FROM tickets_all) \
+             {} version = 1",
+            if filter.is_empty() {
+                "WHERE".to_string()
+            } else {
+                format!("{filter} AND")
+            }
+        );
+        self.ctx.sql(&view).await.map_err(sql_err)?;
+        Ok(has_files)
+    }
+
+    /// Replace the `slo_episodes` table (slo, alert, severity, firing_at, resolved_at) that
+    /// queries relating SLO alerts to other data read; empty until set.
+    pub fn set_episodes(&self, rows: &[EpisodeRow]) -> Result<(), SliError> {
+        let sql_err = |source| SliError::Sql {
+            name: "slo_episodes".into(),
+            source,
+        };
+        let batch = episodes_batch(rows);
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])
+            .map_err(sql_err)?;
+        let _ = self.ctx.deregister_table("slo_episodes").map_err(sql_err)?;
+        self.ctx
+            .register_table("slo_episodes", Arc::new(table))
+            .map_err(sql_err)?;
+        Ok(())
     }
 
     /// Feed every event of the range to `agg`, in time order (the history path of the live

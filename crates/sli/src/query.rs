@@ -49,6 +49,7 @@ const BUILTIN: &[(&str, &str)] = shipped![
     "m02_mfa_latency.sql",
     "m03_enrollment_completion.sql",
     "m04_recovery_rate.sql",
+    "m05_mfa_support_tickets.sql",
     "m06_availability.sql",
     "m07_phishing_resistant_adoption.sql",
     "m08_blocked_attempts.sql",
