@@ -56,18 +56,30 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
     let tickets = ticket_files
         .as_mut()
         .map(|(export, labels)| crate::generate::TicketOutput { export, labels });
-    let n = generate(a.log_format, &opts, &mut out, &mut labels, tickets)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    let users_path = format!("{}.users.jsonl", a.out.display());
+    let mut users = BufWriter::new(
+        File::create(&users_path).with_context(|| format!("creating {users_path}"))?,
+    );
+    let n = generate(
+        a.log_format,
+        &opts,
+        &mut out,
+        &mut labels,
+        Some(&mut users),
+        tickets,
+    )
+    .with_context(|| format!("writing {}", a.out.display()))?;
     out.flush()?;
     drop(out);
     labels.flush()?;
+    users.flush()?;
     if let (Some((export, labels)), Some((e, l))) = (ticket_files.as_mut(), &ticket_paths) {
         export.flush()?;
         labels.flush()?;
         eprintln!("wrote support tickets to {e} (labels: {l})");
     }
     eprintln!(
-        "wrote {n} {} records to {} (labels: {labels_path})",
+        "wrote {n} {} records to {} (labels: {labels_path}, users: {users_path})",
         a.log_format.as_str(),
         a.out.display()
     );

@@ -8,6 +8,7 @@ mod generate;
 mod ingest;
 mod otp;
 mod probe;
+mod report;
 pub mod sli;
 pub mod slo;
 mod verifier;
@@ -81,6 +82,10 @@ pub enum Command {
     /// Synthetic 2FA login checks against a verifier (JUnit, JSON, events); exit 3 when a
     /// check fails or a threshold is missed.
     Probe(probe::ProbeArgs),
+    /// Reports people read: 2FA coverage posture (`posture`), and the weekly or monthly
+    /// report (`weekly`, `monthly`: self-contained HTML or Markdown).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// `mfascope dashboard`.
@@ -633,6 +638,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Otp(a) => otp::run(a),
         Command::Verifier(a) => verifier::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Report(c) => report::run(c),
     }
 }
 

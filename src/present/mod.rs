@@ -13,6 +13,9 @@ use crate::slo::SloReport;
 use mfascope_core::time::format_rfc3339;
 
 pub mod alertmanager;
+mod posture;
+
+pub use posture::{posture_headline, posture_table};
 
 /// Render an ingest summary as aligned text.
 pub fn ingest_table(s: &Summary) -> String {

@@ -7,6 +7,7 @@ mod common;
 mod detect;
 mod live;
 mod metrics;
+mod posture;
 mod sli;
 mod slo;
 mod tickets;

@@ -175,7 +175,7 @@ fn m5_on_generated_tickets_equals_python_and_incidents_bring_tickets() {
             "--seed",
             "5",
             "--incident",
-            "push-outage@2024-05-08T10:00:00Z/40m",
+            "push-outage@2024-05-08T10:00:00Z/3h",
             "--tickets",
             "zendesk",
         ],

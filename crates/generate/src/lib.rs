@@ -15,7 +15,7 @@ use mfascope_core::event::Event;
 use mfascope_normalize::{LogFormat, vendor};
 
 pub use incident::{Incident, IncidentKind};
-pub use simulate::{Simulation, simulate};
+pub use simulate::{Simulation, UserLabel, simulate};
 pub use tickets::{TicketLabel, TicketSystem};
 
 /// Output formats of `mfascope generate`.
@@ -85,13 +85,14 @@ pub struct TicketOutput<'a> {
 }
 
 /// Simulate `opts.events` events, write those the vendor logs in `format` to `out` (one record
-/// each) and the labels to `labels`, and with `opts.tickets` the tickets they cause to
-/// `tickets`; returns the records written.
+/// each), the attack labels to `labels`, one [`UserLabel`] per user to `users`, and with
+/// `opts.tickets` the tickets they cause to `tickets`; returns the records written.
 pub fn generate(
     format: GenFormat,
     opts: &GenerateOptions,
     out: &mut dyn Write,
     labels: &mut dyn Write,
+    users: Option<&mut dyn Write>,
     tickets: Option<TicketOutput<'_>>,
 ) -> std::io::Result<usize> {
     let sim = simulate(opts);
@@ -127,6 +128,12 @@ pub fn generate(
     for l in &sim.labels {
         serde_json::to_writer(&mut *labels, l)?;
         labels.write_all(b"\n")?;
+    }
+    if let Some(users) = users {
+        for u in &sim.users {
+            serde_json::to_writer(&mut *users, u)?;
+            users.write_all(b"\n")?;
+        }
     }
     Ok(written)
 }

@@ -14,6 +14,21 @@ pub struct Simulation {
     pub events: Vec<Event<'static>>,
     /// Ground truth.
     pub labels: Vec<Label>,
+    /// Who the users are (the 2FA posture's ground truth).
+    pub users: Vec<UserLabel>,
+}
+
+/// Ground truth for one simulated user.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UserLabel {
+    /// The user's name in events.
+    pub user: String,
+    /// The second factor the user signs in with (`none` for users without one).
+    pub factor: Factor,
+    /// Marked privileged (an administrator).
+    pub privileged: bool,
+    /// Signs in with a password only: an app policy that does not ask for a second factor.
+    pub no_mfa: bool,
 }
 
 struct User {
@@ -23,6 +38,7 @@ struct User {
     ip: String,
     device: String,
     privileged: bool,
+    no_mfa: bool,
     ua: &'static str,
 }
 
@@ -156,6 +172,9 @@ impl Sim {
             &txn,
         );
         self.push(e);
+        if self.users[u].no_mfa {
+            return;
+        }
         let t1 = t + self.rng.random_range(200..900);
         if self.rng.random_bool(0.004) {
             let mut e = self.base(u, t1, (Action::RateLimited, factor, Outcome::Failure), &txn);
@@ -207,6 +226,10 @@ impl Sim {
     }
 
     fn lifecycle(&mut self, u: usize, t: i64) {
+        if self.users[u].no_mfa {
+            // No second factor to enrol, verify or recover.
+            return self.login(u, t);
+        }
         let txn = self.id();
         let roll: f64 = self.rng.random();
         let factor = self.users[u].factor;
@@ -694,6 +717,8 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
                 device: format!("guo{:016x}", rng.random::<u64>()),
                 privileged: rng.random_bool(0.03),
                 ua: UAS[rng.random_range(0..UAS.len())],
+                // Drawn last, so every other trait of a user is what it was before.
+                no_mfa: rng.random_bool(0.02),
             }
         })
         .collect();
@@ -751,8 +776,19 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
         sim.events.iter().map(|e| e.event_id.as_ref()).collect();
     let mut labels = sim.labels;
     labels.retain(|l| l.event_ids.iter().all(|id| kept.contains(id.as_str())));
+    let users = sim
+        .users
+        .iter()
+        .map(|u| UserLabel {
+            user: u.name.clone(),
+            factor: if u.no_mfa { Factor::None } else { u.factor },
+            privileged: u.privileged,
+            no_mfa: u.no_mfa,
+        })
+        .collect();
     Simulation {
         events: sim.events,
         labels,
+        users,
     }
 }

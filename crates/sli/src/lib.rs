@@ -3,6 +3,7 @@
 //! `slo_episodes` the caller computed), and running SQL.
 
 pub mod live;
+pub mod posture;
 mod query;
 pub mod slice;
 
