@@ -13,7 +13,9 @@ use crate::slo::SloReport;
 use mfascope_core::time::format_rfc3339;
 
 pub mod alertmanager;
+pub mod chart;
 mod posture;
+pub mod report;
 
 pub use posture::{posture_headline, posture_table};
 

@@ -8,6 +8,7 @@ mod detect;
 mod live;
 mod metrics;
 mod posture;
+mod report;
 mod sli;
 mod slo;
 mod tickets;
