@@ -6,7 +6,7 @@ use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
 use crate::detect::{DetectConfig, RuleSet};
 use crate::pipeline::{IngestOptions, stop_on_signals};
-use crate::present::{ingest_table, live_table};
+use crate::present::{ingest_table, live_table, posture_headline};
 use crate::run::Run;
 use crate::sli::{Bucket, Params, resolve_queries};
 use crate::slo::resolve_slos;
@@ -48,6 +48,33 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         .run(stop)
         .context("demo ingest")?;
     let summary = &report.summary;
+    let posture = super::report::posture(&super::report::PostureArgs {
+        range: super::DataRange {
+            data: out.clone(),
+            from: None,
+            to: None,
+        },
+        privileged: None,
+        sms_price: 0.0079,
+        format: a.format,
+    })?;
+    let weekly = a.work.join("weekly-report.html");
+    let document = super::report::document(
+        &super::report::DocumentArgs {
+            data: out.clone(),
+            to: None,
+            out: weekly.clone(),
+            format: super::report::DocumentFormat::Html,
+            privileged: None,
+            sms_price: 0.0079,
+            slos: a.slos.clone(),
+            rules: a.rules.clone(),
+        },
+        "weekly",
+        7,
+    )?;
+    std::fs::write(&weekly, document.html())
+        .with_context(|| format!("writing {}", weekly.display()))?;
     let queries = resolve_queries(a.queries.as_deref())?;
     let params = Params::new(None, None, Bucket::Day, vec![])?;
     match a.format {
@@ -55,6 +82,8 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             let mut v = serde_json::to_value(summary)?;
             v["sli"] = report_slis(&out, &params, &queries, a.format)?;
             v["live"] = serde_json::to_value(&report)?;
+            v["posture"] = serde_json::to_value(&posture)?;
+            v["weekly_report"] = serde_json::json!(weekly.display().to_string());
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
@@ -67,6 +96,16 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             println!("\nSLIs per day:\n");
             report_slis(&out, &params, &queries, a.format)?;
             println!("{}", live_table(&report));
+            println!("2FA coverage posture: {}", posture_headline(&posture));
+            println!(
+                "  (details: mfascope report posture --data {})\n",
+                dir.display()
+            );
+            println!(
+                "Weekly report: {}  (open it in a browser; mfascope report weekly|monthly --data {} --out FILE)",
+                weekly.display(),
+                dir.display()
+            );
             println!(
                 "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
                 dir.display(),

@@ -43,7 +43,7 @@ fn n(v: &serde_json::Value, k: &str) -> u64 {
 fn assert_accounted(v: &serde_json::Value) {
     assert_eq!(
         n(v, "records"),
-        n(v, "events") + n(v, "deadletter") + n(v, "ignored"),
+        n(v, "events") + n(v, "tickets") + n(v, "deadletter") + n(v, "ignored"),
         "{v}"
     );
 }
@@ -324,6 +324,25 @@ fn demo_reports_every_source_and_exactly_the_planted_bad_records() {
             "{source}: {s}"
         );
     }
+    // The bundled Zendesk export: M5 shows its tickets, the posture headline is there, and the
+    // weekly report was written.
+    assert_eq!(n(&s, "tickets"), 9, "{s}");
+    let m5 = s["sli"]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "mfa_support_tickets")
+        .unwrap();
+    let tickets: u64 = m5["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tickets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tickets, 9);
+    assert!(s["posture"]["active_users"].as_u64().unwrap() > 100, "{s}");
+    let report = std::fs::read_to_string(s["weekly_report"].as_str().unwrap()).unwrap();
+    assert!(report.starts_with("<!doctype html>") && report.contains("<svg"));
 }
 
 #[test]
