@@ -324,3 +324,102 @@ fn m5_on_hand_made_exports_of_every_system_with_unknown_users_and_bad_records() 
         "IT-2 (no email) and INC1 (carol): {first}"
     );
 }
+
+/// An SLO on the M5 counters: the share of tickets that are not about MFA.
+const TICKET_SLO: &str = "apiVersion: openslo/v1
+kind: SLO
+metadata: {name: mfa-ticket-share, displayName: at most 30 % of tickets about MFA}
+spec:
+  service: 2fa
+  indicator:
+    metadata: {name: non-mfa-tickets}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: mfascope, spec: {counter: tickets_not_mfa}}}
+        total: {metricSource: {type: mfascope, spec: {counter: tickets}}}
+  timeWindow: [{duration: 30d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{displayName: share, target: 0.7}]
+";
+
+#[test]
+fn m5_is_slo_able_live_and_over_history_with_the_latest_version_of_each_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let okta = generate(
+        d,
+        "okta",
+        &[
+            "--log-format",
+            "okta",
+            "--events",
+            "8000",
+            "--days",
+            "5",
+            "--seed",
+            "6",
+            "--tickets",
+            "csv",
+        ],
+    );
+    let csv = d.join("okta.ndjson.tickets.csv");
+    // A second export in which ticket 10000 was re-tagged as MFA later: its latest version wins.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let first = text.lines().nth(1).unwrap();
+    let mut cells: Vec<String> = first.split(',').map(str::to_string).collect();
+    cells[2] = "2024-05-09T00:00:00.000Z".into();
+    let retagged = format!("{},mfa", cells[..7].join(","));
+    let again = d.join("again.csv");
+    std::fs::write(
+        &again,
+        format!("{}\n{retagged}\n", text.lines().next().unwrap()),
+    )
+    .unwrap();
+    let spec = d.join("slo.yaml");
+    std::fs::write(&spec, TICKET_SLO).unwrap();
+    let out = d.join("out");
+    let data = out.display().to_string();
+    let live = run_json(&[
+        "ingest",
+        "--no-progress",
+        "--format",
+        "json",
+        "--slos",
+        spec.to_str().unwrap(),
+        "--out",
+        &data,
+        okta.to_str().unwrap(),
+        csv.to_str().unwrap(),
+        again.to_str().unwrap(),
+    ]);
+    let history = run_json(&[
+        "slo",
+        "--data",
+        &data,
+        "--slos",
+        spec.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let status = |v: &serde_json::Value| v["slos"][0].clone();
+    let (l, h) = (status(&live["live"]["slo"]), status(&history));
+    assert_eq!(
+        (l["good"].clone(), l["total"].clone()),
+        (h["good"].clone(), h["total"].clone()),
+        "live {l}\nhistory {h}"
+    );
+    // Independently: the labels, with ticket 10000 counted once and as MFA.
+    let labels: Vec<serde_json::Value> =
+        std::fs::read_to_string(d.join("okta.ndjson.tickets.labels.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let not_mfa = labels
+        .iter()
+        .filter(|l| l["mfa"] == false && l["id"] != cells[0].as_str())
+        .count();
+    assert_eq!(h["total"].as_u64(), Some(labels.len() as u64), "{h}");
+    assert_eq!(h["good"].as_u64(), Some(not_mfa as u64), "{h}");
+}

@@ -12,6 +12,10 @@ pub trait BatchObserver: Send + Sync {
     /// Look at one batch.
     fn observe(&self, batch: &CanonicalBatch);
 
+    /// Look at one batch of support tickets ([`crate::ticket::ticket_schema`]). Consumers of
+    /// events only (the rule engine) have nothing to do with them.
+    fn observe_tickets(&self, _tickets: &arrow::array::RecordBatch) {}
+
     /// Called now and then while the input is idle (live sources), so time-based work — a
     /// rule engine releasing what waited for stragglers — happens without new events.
     fn tick(&self) {}
@@ -22,11 +26,18 @@ pub trait BatchObserver: Send + Sync {
 pub trait ObserveBatch: Send {
     /// Fold one batch into the state.
     fn observe_batch(&mut self, batch: &CanonicalBatch);
+
+    /// Fold one batch of support tickets into the state (nothing for event-only consumers).
+    fn observe_ticket_batch(&mut self, _tickets: &arrow::array::RecordBatch) {}
 }
 
 impl<T: ObserveBatch> BatchObserver for Mutex<T> {
     fn observe(&self, batch: &CanonicalBatch) {
         crate::sync::lock(self).observe_batch(batch);
+    }
+
+    fn observe_tickets(&self, tickets: &arrow::array::RecordBatch) {
+        crate::sync::lock(self).observe_ticket_batch(tickets);
     }
 }
 
@@ -39,6 +50,13 @@ impl Observers {
     pub fn observe(&self, batch: &CanonicalBatch) {
         for o in &self.0 {
             o.observe(batch);
+        }
+    }
+
+    /// Show a batch of support tickets to every observer, in order.
+    pub fn observe_tickets(&self, tickets: &arrow::array::RecordBatch) {
+        for o in &self.0 {
+            o.observe_tickets(tickets);
         }
     }
 

@@ -174,6 +174,7 @@ impl OrderedStage {
         self.summary.tickets += p.counts.tickets;
         self.summary.mfa_tickets += p.counts.mfa_tickets;
         if let Some(tickets) = p.tickets {
+            self.observers.observe_tickets(&tickets);
             for (hour, part) in split_tickets_by_hour(&tickets) {
                 self.buffered_rows += part.num_rows();
                 self.buffered_bytes += part.get_array_memory_size();

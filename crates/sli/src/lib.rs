@@ -273,8 +273,17 @@ impl Engine {
     pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
         let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
         let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
-        self.for_each_canonical("replay", &sql, live::COLUMNS, |b| agg.observe(b))
-            .await
+        let rows = self
+            .for_each_canonical("replay", &sql, live::COLUMNS, |b| agg.observe(b))
+            .await?;
+        if self.has_tickets {
+            // The latest version of each ticket in the range: what live ingest ends with too.
+            let sql = "SELECT ticket_id, system, time, updated, mfa_related FROM tickets \
+                       ORDER BY time";
+            self.for_each_batch("replay tickets", sql, |b| agg.observe_tickets(b))
+                .await?;
+        }
+        Ok(rows)
     }
 
     /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry

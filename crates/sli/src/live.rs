@@ -64,6 +64,12 @@ pub enum Counter {
     LatencyMeasured,
     /// `mfa_verify` events with a latency from the reference verifier or a probe.
     PathLatencyMeasured,
+    /// Support tickets created in the minute (latest version of each; M5 denominator).
+    Tickets,
+    /// Of those, MFA-related ones (M5).
+    MfaTickets,
+    /// Of those, not MFA-related ones (the good events of a ticket-share SLO).
+    TicketsNotMfa,
 }
 
 /// Measurements with thresholds counted per minute (for threshold SLOs).
@@ -225,6 +231,8 @@ pub struct LatencySummary {
 /// The incremental aggregator.
 pub struct Aggregator {
     config: LiveConfig,
+    /// Each ticket's counted version: `system\0id` → (minute, MFA-related, updated).
+    tickets: HashMap<String, (i64, bool, i64)>,
     minutes: BTreeMap<i64, MinuteStats>,
     minute_hists: BTreeMap<i64, FactorHists>,
     hour_hists: BTreeMap<i64, FactorHists>,
@@ -290,6 +298,7 @@ impl Aggregator {
     pub fn new(config: LiveConfig) -> Aggregator {
         Aggregator {
             config,
+            tickets: HashMap::new(),
             minutes: BTreeMap::new(),
             minute_hists: BTreeMap::new(),
             hour_hists: BTreeMap::new(),
@@ -434,6 +443,87 @@ impl Aggregator {
             }
         }
         self.expire();
+    }
+
+    /// Aggregate one batch of support tickets (the ticket schema, or at least its
+    /// `ticket_id`, `system`, `time`, `updated` and `mfa_related` columns). A ticket seen again
+    /// counts once, as its latest version (by `updated`), as the `tickets` view of the SQL path
+    /// does.
+    pub fn observe_tickets(&mut self, batch: &arrow::array::RecordBatch) {
+        use arrow::array::{AsArray, BooleanArray};
+        use mfascope_core::ticket::col as tcol;
+        let (Some(id), Some(system), Some(time), Some(updated), Some(mfa)) = (
+            batch.column_by_name(tcol::TICKET_ID),
+            batch.column_by_name(tcol::SYSTEM),
+            batch.column_by_name(tcol::TIME),
+            batch.column_by_name(tcol::UPDATED),
+            batch.column_by_name(tcol::MFA_RELATED),
+        ) else {
+            return;
+        };
+        let as_strings = |a: &arrow::array::ArrayRef| {
+            arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8)
+                .map(|a| a.as_string::<i32>().clone())
+        };
+        let (Ok(id), Ok(system)) = (as_strings(id), as_strings(system)) else {
+            return;
+        };
+        let time = time.as_primitive::<TimestampMillisecondType>();
+        let updated = updated.as_primitive::<TimestampMillisecondType>();
+        let mfa: &BooleanArray = mfa.as_boolean();
+        let floor = self
+            .counters
+            .watermark_ms
+            .map_or(i64::MIN, |w| w - self.config.retention_minutes * MINUTE_MS);
+        for row in 0..batch.num_rows() {
+            let t = time.value(row);
+            if t < floor {
+                self.counters.too_old += 1;
+                continue;
+            }
+            let key = format!("{}\0{}", system.value(row), id.value(row));
+            let version = if updated.is_null(row) {
+                i64::MIN
+            } else {
+                updated.value(row)
+            };
+            let is_mfa = mfa.value(row);
+            let minute = t.div_euclid(MINUTE_MS) * MINUTE_MS;
+            if let Some(&(old_minute, old_mfa, old_version)) = self.tickets.get(&key) {
+                if version < old_version {
+                    continue;
+                }
+                self.count_ticket(old_minute, old_mfa, false);
+            }
+            self.tickets.insert(key, (minute, is_mfa, version));
+            self.count_ticket(minute, is_mfa, true);
+        }
+    }
+
+    fn count_ticket(&mut self, minute: i64, mfa: bool, add: bool) {
+        let below = self.config.thresholds.0.len();
+        let stats = self.minutes.entry(minute).or_insert_with(|| MinuteStats {
+            below: vec![0; below],
+            ..MinuteStats::default()
+        });
+        let kind = if mfa {
+            Counter::MfaTickets
+        } else {
+            Counter::TicketsNotMfa
+        };
+        for c in [Counter::Tickets, kind] {
+            let (n, total) = (
+                &mut stats.counters[c as usize],
+                &mut self.cumulative[c as usize],
+            );
+            if add {
+                *n += 1;
+                *total += 1;
+            } else {
+                *n = n.saturating_sub(1);
+                *total = total.saturating_sub(1);
+            }
+        }
     }
 
     fn open_revocation(&mut self, is_session: bool, id: &str, minute: i64, time: i64) {
@@ -593,5 +683,9 @@ impl Aggregator {
 impl mfascope_core::observe::ObserveBatch for Aggregator {
     fn observe_batch(&mut self, batch: &CanonicalBatch) {
         self.observe(batch);
+    }
+
+    fn observe_ticket_batch(&mut self, tickets: &arrow::array::RecordBatch) {
+        self.observe_tickets(tickets);
     }
 }

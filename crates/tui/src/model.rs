@@ -47,6 +47,11 @@ impl mfascope_core::observe::ObserveBatch for Model {
     fn observe_batch(&mut self, batch: &CanonicalBatch) {
         self.observe(batch);
     }
+
+    /// Tickets have no app, factor or country: the filter does not apply to them.
+    fn observe_ticket_batch(&mut self, tickets: &arrow::array::RecordBatch) {
+        self.agg.observe_tickets(tickets);
+    }
 }
 
 /// The newest findings (oldest first) and exact counts of all of them.
