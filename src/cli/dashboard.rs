@@ -163,6 +163,11 @@ impl Dashboard {
                     crate::event::col::ALL,
                     |b| model.observe(b),
                 )
+                .await?;
+            engine
+                .replay_tickets(|b| {
+                    crate::observe::ObserveBatch::observe_ticket_batch(&mut *model, b);
+                })
                 .await
         })?;
         Ok(())

@@ -276,14 +276,18 @@ impl Engine {
         let rows = self
             .for_each_canonical("replay", &sql, live::COLUMNS, |b| agg.observe(b))
             .await?;
-        if self.has_tickets {
-            // The latest version of each ticket in the range: what live ingest ends with too.
-            let sql = "SELECT ticket_id, system, time, updated, mfa_related FROM tickets \
-                       ORDER BY time";
-            self.for_each_batch("replay tickets", sql, |b| agg.observe_tickets(b))
-                .await?;
-        }
+        self.replay_tickets(|b| agg.observe_tickets(b)).await?;
         Ok(rows)
+    }
+
+    /// Feed the latest version of each ticket in the range (what live ingest ends with too) to
+    /// `f`, in creation order; nothing when no tickets were ingested.
+    pub async fn replay_tickets(&self, f: impl FnMut(&RecordBatch)) -> Result<u64, SliError> {
+        if !self.has_tickets {
+            return Ok(0);
+        }
+        let sql = "SELECT ticket_id, system, time, updated, mfa_related FROM tickets ORDER BY time";
+        self.for_each_batch("replay tickets", sql, f).await
     }
 
     /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry

@@ -120,10 +120,12 @@ pub fn counter_series(
             |m| ratio(m.get(Counter::Recoveries), m.get(Counter::AuthAttempts))
         }
         "series.rate_limited" => |m| Some(m.get(Counter::RateLimited) as f64),
+        "series.mfa_tickets" => |m| Some(m.get(Counter::MfaTickets) as f64),
+        "series.mfa_ticket_share" => |m| ratio(m.get(Counter::MfaTickets), m.get(Counter::Tickets)),
         _ => return None,
     };
     let unit = match bind {
-        "series.mfa_failures" | "series.rate_limited" => Unit::Count,
+        "series.mfa_failures" | "series.rate_limited" | "series.mfa_tickets" => Unit::Count,
         _ => Unit::Ratio,
     };
     let series = range

@@ -62,6 +62,16 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
         "rate-limited attempts per bucket",
     ),
     (
+        "series.mfa_tickets",
+        &[Kind::Stat, Kind::Chart],
+        "MFA-related support tickets created per bucket (M5; ingested ticket exports)",
+    ),
+    (
+        "series.mfa_ticket_share",
+        &[Kind::Stat, Kind::Chart],
+        "MFA-related support tickets / all tickets created (M5; ratio)",
+    ),
+    (
         "series.phishing_resistant_share",
         &[Kind::Stat, Kind::Chart],
         "successful verifications that were phishing-resistant (factor or vendor signal; ratio)",
