@@ -22,7 +22,13 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
         incidents: a.incident,
         probes: a.probes,
         tickets: a.tickets,
+        no_mfa_share: a.no_mfa_share,
     };
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.no_mfa_share),
+        "--no-mfa-share {}: give a share between 0 and 1",
+        a.no_mfa_share
+    );
     anyhow::ensure!(
         !a.probes || a.log_format == crate::normalize::LogFormat::Canonical,
         "--probes needs --log-format canonical (probe events are mfascope's own)"
@@ -56,30 +62,37 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
     let tickets = ticket_files
         .as_mut()
         .map(|(export, labels)| crate::generate::TicketOutput { export, labels });
-    let users_path = format!("{}.users.jsonl", a.out.display());
-    let mut users = BufWriter::new(
-        File::create(&users_path).with_context(|| format!("creating {users_path}"))?,
-    );
+    let users_path = a
+        .user_labels
+        .then(|| format!("{}.users.jsonl", a.out.display()));
+    let mut users = match &users_path {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("creating {p}"))?,
+        )),
+        None => None,
+    };
     let n = generate(
         a.log_format,
         &opts,
         &mut out,
         &mut labels,
-        Some(&mut users),
+        users.as_mut().map(|u| u as &mut dyn Write),
         tickets,
     )
     .with_context(|| format!("writing {}", a.out.display()))?;
     out.flush()?;
     drop(out);
     labels.flush()?;
-    users.flush()?;
+    if let Some(u) = users.as_mut() {
+        u.flush()?;
+    }
     if let (Some((export, labels)), Some((e, l))) = (ticket_files.as_mut(), &ticket_paths) {
         export.flush()?;
         labels.flush()?;
         eprintln!("wrote support tickets to {e} (labels: {l})");
     }
     eprintln!(
-        "wrote {n} {} records to {} (labels: {labels_path}, users: {users_path})",
+        "wrote {n} {} records to {} (labels: {labels_path})",
         a.log_format.as_str(),
         a.out.display()
     );

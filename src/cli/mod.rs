@@ -529,6 +529,14 @@ pub struct GenerateArgs {
     /// system's export: `FILE.tickets.json` (`.csv`) and `FILE.tickets.labels.jsonl`.
     #[arg(long, value_enum)]
     pub tickets: Option<crate::generate::TicketSystem>,
+    /// Share of users who sign in with a password only (no second factor asked), for the
+    /// posture report.
+    #[arg(long, default_value_t = 0.0)]
+    pub no_mfa_share: f64,
+    /// Also write who the users are (factor, privileged, no second factor) to
+    /// `FILE.users.jsonl`: the posture report's ground truth.
+    #[arg(long)]
+    pub user_labels: bool,
     /// Output file (`FILE.labels.jsonl` is written beside it); `.gz` compresses.
     #[arg(long)]
     pub out: PathBuf,

@@ -51,6 +51,9 @@ fn posture_equals_duckdb_and_the_generator_labels() {
             "7",
             "--seed",
             "9",
+            "--no-mfa-share",
+            "0.02",
+            "--user-labels",
         ],
     );
     let out = dir.path().join("out");

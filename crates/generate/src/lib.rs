@@ -40,6 +40,9 @@ pub struct GenerateOptions {
     pub probes: bool,
     /// Also write the support tickets the traffic causes, as this system's export.
     pub tickets: Option<TicketSystem>,
+    /// Share of users who sign in with a password only (an app policy asks them for no second
+    /// factor); 0 keeps every user on 2FA.
+    pub no_mfa_share: f64,
 }
 
 impl Default for GenerateOptions {
@@ -53,6 +56,7 @@ impl Default for GenerateOptions {
             incidents: Vec::new(),
             probes: false,
             tickets: None,
+            no_mfa_share: 0.0,
         }
     }
 }

@@ -717,8 +717,9 @@ pub fn simulate(opts: &GenerateOptions) -> Simulation {
                 device: format!("guo{:016x}", rng.random::<u64>()),
                 privileged: rng.random_bool(0.03),
                 ua: UAS[rng.random_range(0..UAS.len())],
-                // Drawn last, so every other trait of a user is what it was before.
-                no_mfa: rng.random_bool(0.02),
+                // Drawn last, from the user's own generator: the rest of the traffic is the
+                // same whatever the share.
+                no_mfa: rng.random_bool(opts.no_mfa_share.clamp(0.0, 1.0)),
             }
         })
         .collect();
