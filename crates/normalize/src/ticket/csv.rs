@@ -139,7 +139,9 @@ pub fn rows(data: &[u8], cfg: &TicketConfig, pseudonymizer: Option<&Pseudonymize
             Ok(true) => {
                 let end = reader.position().byte() as usize;
                 let bytes = start.byte() as usize..end.min(data.len());
-                let line = record.position().map_or(start.line(), ::csv::Position::line);
+                let line = record
+                    .position()
+                    .map_or(start.line(), ::csv::Position::line);
                 let ticket =
                     map_row(&record, &headers, &index, sep).map(|t| finish(t, cfg, pseudonymizer));
                 out.push(Row {
