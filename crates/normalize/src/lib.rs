@@ -166,18 +166,7 @@ impl Normalizer {
     pub fn csv_tickets(&mut self, data: &[u8], sink: &mut impl LeafSink) {
         let pseudonymizer = self.output.pseudonymizer.as_deref();
         for row in ticket::csv::rows(data, &self.tickets, pseudonymizer) {
-            let raw = &data[row.bytes.clone()];
-            match row.ticket {
-                Ok(t) => sink.ticket(row.bytes.start, raw, t),
-                Err(reason) => sink.dead(
-                    row.bytes.start,
-                    raw,
-                    Reject {
-                        format: None,
-                        reason,
-                    },
-                ),
-            }
+            emit_ticket(row.bytes.start, &data[row.bytes.clone()], row.ticket, sink);
         }
     }
 
@@ -313,15 +302,7 @@ impl Normalizer {
                 },
             ),
             None => match ticket::envelope(obj) {
-                Some(Ok(export)) => self.ticket_leaves(raw, &export, sink),
-                Some(Err(reason)) => sink.dead(
-                    offset,
-                    obj,
-                    Reject {
-                        format: None,
-                        reason,
-                    },
-                ),
+                Some(export) => self.ticket_leaves(raw, &export, sink),
                 None => return false,
             },
         }
@@ -334,17 +315,8 @@ impl Normalizer {
         for leaf in &export.tickets {
             let bytes = leaf.get().as_bytes();
             let offset = bytes.as_ptr() as usize - raw.as_ptr() as usize;
-            match ticket::map_json(export, bytes, &self.tickets, pseudonymizer) {
-                Ok(t) => sink.ticket(offset, bytes, t),
-                Err(reason) => sink.dead(
-                    offset,
-                    bytes,
-                    Reject {
-                        format: None,
-                        reason,
-                    },
-                ),
-            }
+            let result = ticket::map_json(export, bytes, &self.tickets, pseudonymizer);
+            emit_ticket(offset, bytes, result, sink);
         }
     }
 
@@ -416,6 +388,26 @@ fn emit<'a>(
         }
         Ok(Mapped::Ignored(kind)) => sink.ignored(offset, kind),
         Err(reason) => sink.dead(offset, raw, Reject { format, reason }),
+    }
+}
+
+/// A mapped ticket, or a dead letter with the reason naming the field.
+fn emit_ticket(
+    offset: usize,
+    raw: &[u8],
+    result: Result<Ticket, String>,
+    sink: &mut impl LeafSink,
+) {
+    match result {
+        Ok(t) => sink.ticket(offset, raw, t),
+        Err(reason) => sink.dead(
+            offset,
+            raw,
+            Reject {
+                format: None,
+                reason,
+            },
+        ),
     }
 }
 

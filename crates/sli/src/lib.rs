@@ -120,18 +120,47 @@ fn episodes_batch(rows: &[EpisodeRow]) -> RecordBatch {
     .expect("columns match the episode schema")
 }
 
+/// True when `DATA/table/` holds Parquet files. Listing an object store blocks on the sink's
+/// own runtime, so it runs off this one.
+async fn has_parquet(data: &Location, table: &'static str) -> Result<bool, SliError> {
+    let listing = data.clone();
+    tokio::task::spawn_blocking(move || listing.has_file_under(table, ".parquet"))
+        .await
+        .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))?
+        .map_err(SliError::from)
+}
+
+/// `DATA/table/` as a hive-partitioned (`dt`, `hour`) Parquet table of `schema` (the object
+/// store, when remote, is registered by the caller).
+fn listing_table(
+    data: &Location,
+    table: &str,
+    schema: arrow::datatypes::SchemaRef,
+) -> datafusion::error::Result<ListingTable> {
+    let url = match data {
+        Location::Local(dir) => {
+            let path = dir.join(table);
+            format!("{}/", path.canonicalize().unwrap_or(path.clone()).display())
+        }
+        Location::Remote(_) => format!("{}/", data.describe(table)),
+    };
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![
+            ("dt".into(), arrow::datatypes::DataType::Utf8),
+            ("hour".into(), arrow::datatypes::DataType::Utf8),
+        ]);
+    let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ListingTable::try_new(config)
+}
+
 impl Engine {
     /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
     /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
     pub async fn open(data: &Location, params: &Params) -> Result<Engine, SliError> {
-        let has_files = {
-            let listing = data.clone();
-            // Listing an object store blocks on the sink's own runtime, off this one.
-            tokio::task::spawn_blocking(move || listing.has_file_under("events", ".parquet"))
-                .await
-                .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))??
-        };
-        if !has_files {
+        if !has_parquet(data, "events").await? {
             return Err(SliError::NoData(data.to_string()));
         }
         let config = SessionConfig::new().with_target_partitions(
@@ -143,30 +172,11 @@ impl Engine {
             name: "events".into(),
             source,
         };
-        let url = match data {
-            Location::Local(dir) => {
-                let events = dir.join("events");
-                format!(
-                    "{}/",
-                    events.canonicalize().unwrap_or(events.clone()).display()
-                )
-            }
-            Location::Remote(remote) => {
-                ctx.register_object_store(remote.base(), remote.store());
-                format!("{}/", data.describe("events"))
-            }
-        };
-        let url = ListingTableUrl::parse(url).map_err(sql_err)?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![
-                ("dt".into(), arrow::datatypes::DataType::Utf8),
-                ("hour".into(), arrow::datatypes::DataType::Utf8),
-            ]);
-        let table_config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(mfascope_core::event::event_schema());
-        let table = ListingTable::try_new(table_config).map_err(sql_err)?;
+        if let Location::Remote(remote) = data {
+            ctx.register_object_store(remote.base(), remote.store());
+        }
+        let table =
+            listing_table(data, "events", mfascope_core::event::event_schema()).map_err(sql_err)?;
         ctx.register_table("events_all", Arc::new(table))
             .map_err(sql_err)?;
         let view = format!(
@@ -196,32 +206,10 @@ impl Engine {
             name: "tickets".into(),
             source,
         };
-        let has_files = {
-            let listing = data.clone();
-            tokio::task::spawn_blocking(move || listing.has_file_under("tickets", ".parquet"))
-                .await
-                .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))??
-        };
+        let has_files = has_parquet(data, "tickets").await?;
         let schema = mfascope_core::ticket::ticket_schema();
         if has_files {
-            let url = match data {
-                Location::Local(dir) => {
-                    let t = dir.join("tickets");
-                    format!("{}/", t.canonicalize().unwrap_or(t.clone()).display())
-                }
-                Location::Remote(_) => format!("{}/", data.describe("tickets")),
-            };
-            let url = ListingTableUrl::parse(url).map_err(sql_err)?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet")
-                .with_table_partition_cols(vec![
-                    ("dt".into(), arrow::datatypes::DataType::Utf8),
-                    ("hour".into(), arrow::datatypes::DataType::Utf8),
-                ]);
-            let config = ListingTableConfig::new(url)
-                .with_listing_options(options)
-                .with_schema(schema);
-            let table = ListingTable::try_new(config).map_err(sql_err)?;
+            let table = listing_table(data, "tickets", schema).map_err(sql_err)?;
             self.ctx
                 .register_table("tickets_all", Arc::new(table))
                 .map_err(sql_err)?;

@@ -77,7 +77,7 @@ pub struct Export<'a> {
 
 /// The export `obj` is, if it is one: `None` for anything else (so vendor log envelopes keep
 /// their own path). Only objects that mention an envelope key pay for the parse.
-pub fn envelope(obj: &[u8]) -> Option<Result<Export<'_>, String>> {
+pub fn envelope(obj: &[u8]) -> Option<Export<'_>> {
     let has = |needle: &[u8]| memchr::memmem::find(obj, needle).is_some();
     if !(has(b"\"tickets\"") || has(b"\"issues\"") || has(b"\"result\"")) {
         return None;
@@ -100,18 +100,18 @@ pub fn envelope(obj: &[u8]) -> Option<Result<Export<'_>, String>> {
             .into_iter()
             .filter_map(|u| Some((u.id, u.email?)))
             .collect();
-        return Some(Ok(Export {
+        return Some(Export {
             system: System::Zendesk,
             tickets,
             users,
-        }));
+        });
     }
     if let Some(issues) = env.issues {
-        return Some(Ok(Export {
+        return Some(Export {
             system: System::Jira,
             tickets: issues,
             users: HashMap::new(),
-        }));
+        });
     }
     // `result` is a common word: only an array of ServiceNow records (they carry `sys_id`)
     // makes a ServiceNow export.
@@ -120,11 +120,11 @@ pub fn envelope(obj: &[u8]) -> Option<Result<Export<'_>, String>> {
     if !rows.is_empty() && !rows.iter().any(|r| r.get().contains("\"sys_id\"")) {
         return None;
     }
-    Some(Ok(Export {
+    Some(Export {
         system: System::ServiceNow,
         tickets: rows,
         users: HashMap::new(),
-    }))
+    })
 }
 
 /// Map one ticket of `export` (a JSON object) to a [`Ticket`]: the reason names the field.
@@ -349,9 +349,7 @@ mod tests {
     fn result_arrays_without_servicenow_records_are_not_tickets() {
         assert!(envelope(br#"{"result":[{"x":1}]}"#).is_none());
         assert!(envelope(br#"{"result":"ok"}"#).is_none());
-        let e = envelope(br#"{"result":[{"sys_id":"a","number":"INC1"}]}"#)
-            .unwrap()
-            .unwrap();
+        let e = envelope(br#"{"result":[{"sys_id":"a","number":"INC1"}]}"#).unwrap();
         assert_eq!(e.system, System::ServiceNow);
     }
 }
