@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use mfascope::sli::live::Aggregator;
 use mfascope::slo::{evaluate, live_config, resolve_slos};
 use mfascope::tui::app::{App, Filter};
 use mfascope::tui::model::{FindingLog, Model};
@@ -17,7 +18,7 @@ mod common;
 /// Median milliseconds per frame over every shipped view at 160×48, and the events behind it.
 fn frame_ms(events: usize, runs: usize) -> (f64, u64) {
     let slos = resolve_slos(None).expect("shipped SLOs");
-    let mut model = Model::new(Filter::default(), live_config(&slos));
+    let mut model = Model::new(Filter::default(), Aggregator::new(live_config(&slos)));
     for b in common::batches(events, true) {
         model.observe(&b);
     }

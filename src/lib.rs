@@ -13,6 +13,7 @@
 //! A crate depends only on crates below it (`docs/ARCHITECTURE.md`), so an upward import is a
 //! compile error rather than a review comment.
 
+pub mod attack;
 pub mod cli;
 pub mod kafka_publish;
 pub mod metrics;

@@ -13,13 +13,14 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::attack::AttackPolicy;
 use crate::detect::stream::{FindingTap, LiveDetector};
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
 use crate::observe::BatchObserver;
 use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
 use crate::sli::live::{Aggregator, LiveCounters};
-use crate::slo::{Slo, SloReport, evaluate, live_config};
+use crate::slo::{Slo, SloReport, evaluate};
 use crate::sync::lock;
 
 /// Shortest wait of the live rule engine before a quiet input releases what waits for the
@@ -73,6 +74,7 @@ pub struct Run {
     opts: IngestOptions,
     kafka: Option<KafkaOptions>,
     slos: Vec<Slo>,
+    attack: AttackPolicy,
     rules: RuleSet,
     detect: DetectConfig,
     metrics: Option<SocketAddr>,
@@ -87,6 +89,7 @@ impl Run {
             opts,
             kafka: None,
             slos: Vec::new(),
+            attack: AttackPolicy::default(),
             rules: RuleSet::default(),
             detect: DetectConfig::default(),
             metrics: None,
@@ -104,6 +107,13 @@ impl Run {
     /// Evaluate these SLOs live (the aggregator keeps what they need).
     pub fn slos(mut self, slos: &[Slo]) -> Run {
         self.slos = slos.to_vec();
+        self
+    }
+
+    /// Recognise attack traffic (from the rules of [`Run::rules`]) by `policy` [default: the
+    /// default rules, excluded from the SLIs].
+    pub fn attack(mut self, policy: &AttackPolicy) -> Run {
+        self.attack = policy.clone();
         self
     }
 
@@ -148,7 +158,8 @@ impl Run {
     /// is set.
     pub fn start(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Running> {
         let live = self.is_live();
-        let agg = Arc::new(Mutex::new(Aggregator::new(live_config(&self.slos))));
+        let agg = self.attack.aggregator(&self.slos, &self.rules)?;
+        let agg = Arc::new(Mutex::new(agg));
         self.opts.observers.0.insert(0, agg.clone());
         let mut detector = LiveDetector::new(
             Detector::new(&self.rules, self.detect, false)?,

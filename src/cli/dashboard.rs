@@ -18,6 +18,7 @@ use super::DashboardArgs;
 use super::detect::detect_history;
 use super::ingest::LIVE_ALLOWANCE;
 use super::sli::runtime;
+use crate::attack::AttackPolicy;
 use crate::detect::stream::FindingTap;
 use crate::detect::{DetectConfig, RuleSet};
 use crate::metrics::PipelineProgress;
@@ -25,9 +26,8 @@ use crate::pipeline::{IngestOptions, stop_on_signals};
 use crate::present::{ingest_table, kafka_table};
 use crate::run::{Run, RunReport, Running};
 use crate::sink::Location;
-use crate::sli::live::LiveConfig;
 use crate::sli::{Bucket, Engine, Params};
-use crate::slo::{Slo, evaluate, live_config, resolve_slos};
+use crate::slo::{Slo, evaluate, resolve_slos};
 use crate::sync::lock;
 use crate::tui::app::{App, Filter, Key};
 use crate::tui::model::{FindingLog, Model};
@@ -44,6 +44,7 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     let mut app = App::new(views, a.view.as_deref()).map_err(anyhow::Error::msg)?;
     let slos = resolve_slos(a.slos.path.as_deref())?;
     let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let policy = a.slos.attack.policy();
     let live = !a.follow.is_empty() || a.kafka.kafka.is_some();
     let stored = a
         .data
@@ -58,11 +59,12 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     }
     let mut dash = Dashboard {
         data: a.data.clone(),
-        config: live_config(&slos),
         model: Arc::new(Mutex::new(Model::new(
             Filter::default(),
-            live_config(&slos),
+            policy.aggregator(&slos, &rules)?,
         ))),
+        policy,
+        rules: rules.clone(),
         findings: Arc::default(),
         changed: Arc::default(),
         source: if live {
@@ -134,7 +136,9 @@ impl Rate {
 struct Dashboard {
     data: Location,
     slos: Vec<Slo>,
-    config: LiveConfig,
+    /// Attack traffic of the model's aggregator, and the rules it is drawn from.
+    policy: AttackPolicy,
+    rules: RuleSet,
     model: Arc<Mutex<Model>>,
     findings: Arc<Mutex<FindingLog>>,
     /// Bumped when findings arrive: the frame is redrawn at once, not at the next refresh.
@@ -181,7 +185,8 @@ impl Dashboard {
             if model.filter == *filter {
                 return Ok(());
             }
-            *model = Model::new(filter.clone(), self.config.clone());
+            let agg = self.policy.aggregator(&self.slos, &self.rules)?;
+            *model = Model::new(filter.clone(), agg);
         }
         self.replay()
     }

@@ -42,8 +42,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         ..DetectConfig::default()
     };
     let stop = stop_on_signals().context("installing signal handlers")?;
+    let policy = a.slos.attack.policy();
+    let attack = (&policy, &rules);
     let report = Run::new(opts)
         .slos(&slos)
+        .attack(&policy)
         .rules(&rules, detect)
         .run(stop)
         .context("demo ingest")?;
@@ -80,7 +83,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(summary)?;
-            v["sli"] = report_slis(&out, &params, &queries, a.format)?;
+            v["sli"] = report_slis(&out, &params, &queries, a.format, attack)?;
             v["live"] = serde_json::to_value(&report)?;
             v["posture"] = serde_json::to_value(&posture)?;
             v["weekly_report"] = serde_json::json!(weekly.display().to_string());
@@ -94,7 +97,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             );
             print!("{}", ingest_table(summary));
             println!("\nSLIs per day:\n");
-            report_slis(&out, &params, &queries, a.format)?;
+            report_slis(&out, &params, &queries, a.format, attack)?;
             println!("{}", live_table(&report));
             println!("2FA coverage posture: {}", posture_headline(&posture));
             println!(

@@ -76,6 +76,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let report = Run::new(opts)
         .kafka(a.kafka.options())
         .slos(&slos)
+        .attack(&a.slos.attack.policy())
         .rules(&rules, detect)
         .metrics(a.metrics_listen)
         .announce_findings(live)

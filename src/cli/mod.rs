@@ -223,6 +223,9 @@ pub struct SloHistoryArgs {
     /// SLO specs.
     #[command(flatten)]
     pub slos: SlosArg,
+    /// Rules (the attack-exclusion rules are taken from them).
+    #[command(flatten)]
+    pub rules: RulesArg,
 }
 
 /// Stored events and a time range (`sli`, `query`, `detect`, `slo`, `alerts`).
@@ -240,12 +243,47 @@ pub struct DataRange {
     pub to: Option<String>,
 }
 
-/// `--slos` (every command that evaluates SLOs).
+/// `--slos` and the attack exclusion (every command that evaluates SLOs).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct SlosArg {
     /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
     #[arg(long = "slos", id = "slos", value_name = "PATH")]
     pub path: Option<PathBuf>,
+    /// Attack traffic.
+    #[command(flatten)]
+    pub attack: AttackArgs,
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+/// `--attack-exclusion`, `--attack-rules` (every command that computes SLIs or SLOs).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct AttackArgs {
+    /// Leave attack traffic (every event of a campaign of --attack-rules) out of the SLIs and
+    /// error budgets; it is counted as attack traffic beside them either way.
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub attack_exclusion: Switch,
+    /// Correlation rules whose campaigns are attack traffic (Sigma name or id, comma-separated)
+    /// [default: mfa_push_bombing, mfa_otp_brute_force, mfa_spray, those the rules have].
+    #[arg(long, value_delimiter = ',', value_name = "RULE")]
+    pub attack_rules: Option<Vec<String>>,
+}
+
+impl AttackArgs {
+    /// The policy these flags name.
+    pub fn policy(&self) -> crate::attack::AttackPolicy {
+        crate::attack::AttackPolicy {
+            exclude: self.attack_exclusion == Switch::On,
+            rules: self.attack_rules.clone(),
+        }
+    }
 }
 
 /// `--rules` (every command that runs Sigma rules).
@@ -320,6 +358,12 @@ pub struct SliArgs {
     /// Run only these queries (by name).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Attack traffic.
+    #[command(flatten)]
+    pub attack: AttackArgs,
+    /// Rules (the attack-exclusion rules are taken from them).
+    #[command(flatten)]
+    pub rules: RulesArg,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

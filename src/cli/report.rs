@@ -139,6 +139,8 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
             .cloned()
             .collect()
     };
+    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let policy = a.slos.attack.policy();
     let daily = Params::new(Some(from), Some(to), Bucket::Day, vec![])?;
     let overall = report_slis(
         &a.data,
@@ -151,6 +153,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
             "phishing_resistant_adoption",
         ]),
         OutputFormat::Json,
+        (&policy, &rules),
     )?;
     let by_factor = Params::new(Some(from), Some(to), Bucket::Day, vec!["factor".into()])?;
     let factors = report_slis(
@@ -158,6 +161,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
         &by_factor,
         &pick(&["mfa_success_rate", "mfa_latency"]),
         OutputFormat::Json,
+        (&policy, &rules),
     )?;
     let rows = |report: &serde_json::Value, name: &str| -> Vec<serde_json::Value> {
         report["queries"]
@@ -226,10 +230,9 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
         .collect();
     let adoption = series("phishing_resistant_adoption", "adoption", "all users");
     let slos = resolve_slos(a.slos.path.as_deref())?;
-    let mut slo = evaluate_history(&a.data, &slos, None, Some(to))?;
+    let mut slo = evaluate_history(&a.data, &slos, None, Some(to), (&policy, &rules))?;
     slo.episodes
         .retain(|e| e.firing_ms < to && e.resolved_ms.is_none_or(|r| r >= from));
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     let (found, _) = detect_history(
         &a.data,
         Some(from),

@@ -4,6 +4,8 @@ use anyhow::Context;
 use arrow::array::RecordBatch;
 
 use super::{OutputFormat, QueryArgs, SliArgs};
+use crate::attack::AttackPolicy;
+use crate::detect::RuleSet;
 use crate::sli::{Engine, Params, resolve_queries};
 use crate::time::parse_rfc3339;
 
@@ -66,25 +68,31 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             a.only.join(",")
         );
     }
-    let report = report_slis(&a.range.data, &params, &queries, a.format)?;
+    let rules = crate::detect::RuleSet::resolve(a.rules.path.as_deref())?;
+    let attack = (&a.attack.policy(), &rules);
+    let report = report_slis(&a.range.data, &params, &queries, a.format, attack)?;
     if a.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(0)
 }
 
-/// Run `queries` over `data`; tables are printed as they come, JSON is returned as
-/// `{"bucket", "by", "queries": [{name, title, …, rows}]}`.
+/// Run `queries` over `data`, attack traffic recognised by `attack` (policy, rules); tables are
+/// printed as they come, JSON is returned as `{"bucket", "by", "queries": [{name, title, …,
+/// rows}]}`.
 pub fn report_slis(
     data: &crate::sink::Location,
     params: &Params,
     queries: &[crate::sli::Query],
     format: OutputFormat,
+    attack: (&AttackPolicy, &RuleSet),
 ) -> anyhow::Result<serde_json::Value> {
     runtime()?.block_on(async {
         let engine = Engine::open(data, params).await?;
+        attack.0.mark(&engine, attack.1, queries).await?;
         if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
-            engine.set_episodes(&episodes_of_history(&engine, params.to).await?)?;
+            let episodes = episodes_of_history(&engine, params.to, attack).await?;
+            engine.set_episodes(&episodes)?;
         }
         let mut report = Vec::new();
         for q in queries {
@@ -113,9 +121,10 @@ pub fn report_slis(
 async fn episodes_of_history(
     engine: &Engine,
     to: Option<i64>,
+    (policy, rules): (&AttackPolicy, &RuleSet),
 ) -> anyhow::Result<Vec<crate::sli::EpisodeRow>> {
     let slos = crate::slo::resolve_slos(None)?;
-    let mut agg = crate::sli::live::Aggregator::new(crate::slo::live_config(&slos));
+    let mut agg = policy.aggregator(&slos, rules)?;
     engine.replay(&mut agg).await?;
     let report = crate::slo::evaluate(&slos, &agg, to);
     Ok(report

@@ -3,24 +3,27 @@
 
 use super::sli::{range, runtime};
 use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
+use crate::attack::AttackPolicy;
+use crate::detect::RuleSet;
 use crate::present::alertmanager;
 use crate::present::{alerts_table, status_table};
-use crate::sli::live::Aggregator;
 use crate::sli::{Engine, Params};
-use crate::slo::{Slo, SloReport, evaluate, live_config, resolve_slos};
+use crate::slo::{Slo, SloReport, evaluate, resolve_slos};
 
 /// Exit code when an objective is violated (`slo check`).
 pub const EXIT_VIOLATED: i32 = 3;
 
-/// Replay `data` in `[from, to)` through a live aggregator sized for `slos` and evaluate.
+/// Replay `data` in `[from, to)` through a live aggregator sized for `slos`, recognising attack
+/// traffic by `attack` (policy, rules), and evaluate.
 pub fn evaluate_history(
     data: &crate::sink::Location,
     slos: &[Slo],
     from: Option<i64>,
     to: Option<i64>,
+    (policy, rules): (&AttackPolicy, &RuleSet),
 ) -> anyhow::Result<SloReport> {
     let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?;
-    let mut agg = Aggregator::new(live_config(slos));
+    let mut agg = policy.aggregator(slos, rules)?;
     runtime()?.block_on(async {
         let engine = Engine::open(data, &params).await?;
         engine.replay(&mut agg).await
@@ -32,7 +35,14 @@ pub fn evaluate_history(
 fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
     let (from, to) = range(&h.range.from, &h.range.to)?;
     let slos = resolve_slos(h.slos.path.as_deref())?;
-    evaluate_history(&h.range.data, &slos, from, to)
+    let rules = RuleSet::resolve(h.rules.path.as_deref())?;
+    evaluate_history(
+        &h.range.data,
+        &slos,
+        from,
+        to,
+        (&h.slos.attack.policy(), &rules),
+    )
 }
 
 /// `mfascope slo [check]`.

@@ -11,18 +11,27 @@ pub fn slo_episodes(episodes: &[Episode], receiver: &str) -> serde_json::Value {
     let alerts: Vec<serde_json::Value> = episodes
         .iter()
         .map(|e| {
+            let mut labels = serde_json::json!({
+                "alertname": format!("SLOBurn_{}", e.alert),
+                "slo": e.slo,
+                "severity": e.severity,
+                "service": "2fa",
+            });
+            let mut annotations = serde_json::json!({
+                "summary": format!("{}: {}", e.slo_display_name, e.rule),
+                "description": format!("peak {:.2}", e.peak),
+            });
+            if e.explained_by_attack {
+                // Routable: send attack-driven burns to security rather than paging on-call.
+                labels["cause"] = "attack".into();
+            }
+            if let Some(note) = e.attack_note() {
+                annotations["attack"] = note.into();
+            }
             serde_json::json!({
                 "status": if e.resolved_ms.is_some() { "resolved" } else { "firing" },
-                "labels": {
-                    "alertname": format!("SLOBurn_{}", e.alert),
-                    "slo": e.slo,
-                    "severity": e.severity,
-                    "service": "2fa",
-                },
-                "annotations": {
-                    "summary": format!("{}: {}", e.slo_display_name, e.rule),
-                    "description": format!("peak {:.2}", e.peak),
-                },
+                "labels": labels,
+                "annotations": annotations,
                 "startsAt": e.firing_at,
                 "endsAt": e.resolved_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
                 "generatorURL": "",

@@ -166,7 +166,19 @@ pub fn status_table(r: &SloReport) -> String {
             (_, false, false) => format!("FIRING {}", s.firing.join(",")),
             _ => "ok".to_string(),
         };
-        let _ = writeln!(out, "  {state}");
+        let _ = writeln!(out, "  {}", state.trim_end());
+    }
+    if let Some(a) = r.attack_traffic.as_ref().filter(|a| a.attempts > 0) {
+        let how = if a.excluded {
+            "left out of the SLIs and budgets (--attack-exclusion off counts them)"
+        } else {
+            "counted in the SLIs and budgets (--attack-exclusion off)"
+        };
+        let _ = writeln!(
+            out,
+            "\nattack traffic: {} verification attempts in {} campaigns, {how}",
+            a.attempts, a.campaigns
+        );
     }
     out
 }
@@ -207,6 +219,9 @@ pub fn alerts_table(r: &SloReport, last: Option<usize>) -> String {
             e.peak,
             e.rule
         );
+        if let Some(note) = e.attack_note() {
+            let _ = writeln!(out, "{:<20} ↳ {note}", "");
+        }
     }
     out
 }

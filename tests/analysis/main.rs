@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attack;
 mod detect;
 mod live;
 mod metrics;

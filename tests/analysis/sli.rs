@@ -81,7 +81,13 @@ fn rows<'a>(report: &'a serde_json::Value, name: &str) -> &'a Vec<serde_json::Va
 fn sli_numbers_match_an_independent_engine() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ingest_sample(tmp.path());
-    let report = run_json(&["sli", "--data", &out, "--bucket", "1d", "--by", "factor"]);
+    // Every event counted (DuckDB cannot recognise attack campaigns); exclusion is checked
+    // against these raw totals below and end to end in analysis::attack.
+    let sli = |exclusion: &str| {
+        let args = ["sli", "--data", &out, "--bucket", "1d", "--by", "factor"];
+        run_json(&[&args[..], &["--attack-exclusion", exclusion]].concat())
+    };
+    let report = sli("off");
 
     let m1 = rows(&report, "mfa_success_rate");
     assert!(!m1.is_empty());
@@ -96,6 +102,14 @@ fn sli_numbers_match_an_independent_engine() {
         let expect = r["successes"].as_f64().unwrap() / r["attempts"].as_f64().unwrap();
         assert!((rate - expect).abs() < 1e-12);
     }
+    // With exclusion, the attack attempts leave M1's denominator and are counted beside it.
+    let excluded = sli("on");
+    let sum = |col: &str| -> i64 {
+        let m1 = rows(&excluded, "mfa_success_rate");
+        m1.iter().map(|r| r[col].as_i64().unwrap()).sum()
+    };
+    assert!(sum("attack_attempts") > 0, "the sample has attacks");
+    assert_eq!(sum("attempts") + sum("attack_attempts"), total_attempts);
     let m10 = rows(&report, "rate_limit_rejections");
     let rejected: i64 = m10.iter().map(|r| r["rejected"].as_i64().unwrap()).sum();
     assert!(rejected > 0, "the generator rate-limits some logins");
@@ -296,6 +310,10 @@ fn availability_recovery_spikes_and_time_to_revoke_match_an_independent_engine()
         "1h",
         "--only",
         "availability,recovery_rate,time_to_revoke",
+        // The independent engine has no rule engine to recognise attack campaigns: compare
+        // the definitions on every event (exclusion is tested in analysis::attack).
+        "--attack-exclusion",
+        "off",
     ]);
     let Some(m6) = duckdb_py(&out, M6_PY) else {
         eprintln!("MFASCOPE_PYTHON not set; skipping the independent cross-check");

@@ -1,10 +1,11 @@
 //! The bottom layer of mfascope: the canonical 2FA event ([`event`]: vocabulary, row type, Arrow
 //! schema and builder), event time ([`time`]), the contract every consumer of canonical batches
-//! implements ([`observe`]), the canonical support ticket ([`ticket`]) and poison-tolerant locking ([`sync`]).
+//! implements ([`observe`]), the canonical support ticket ([`ticket`]), attack traffic as the SLO path sees it ([`attack`]) and poison-tolerant locking ([`sync`]).
 //!
 //! Every other crate depends on this one; it depends on none of them, and holds no I/O, no
 //! threads and no engine: only the shapes the layers above agree on.
 
+pub mod attack;
 pub mod event;
 pub mod observe;
 pub mod sync;

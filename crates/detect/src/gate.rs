@@ -366,6 +366,50 @@ impl Gate {
         (k * 2 + usize::from(travel)) * 2 + usize::from(device_new)
     }
 
+    /// A SQL predicate over the canonical `action`, `factor` and `outcome` columns that holds
+    /// for every row the gate may let through (each column's values in some allowed
+    /// combination; a column is left out where every value is allowed). `None` when nothing is
+    /// ruled out; `Some("false")` when nothing passes.
+    pub fn sql_filter(&self) -> Option<String> {
+        let mut seen = [vec![false; A], vec![false; F], vec![false; O]];
+        for k in Key::all().filter(|k| self.allowed.0[k.index()]) {
+            seen[0][k.action] = true;
+            seen[1][k.factor] = true;
+            seen[2][k.outcome] = true;
+        }
+        if seen[0].iter().all(|s| !s) {
+            return Some("false".into());
+        }
+        let names: [&[&str]; 3] = [Action::VARIANTS, Factor::VARIANTS, Outcome::VARIANTS];
+        let columns = ["action", "factor", "outcome"];
+        let terms: Vec<String> = seen
+            .iter()
+            .zip(names)
+            .zip(columns)
+            .filter(|((s, _), _)| !s.iter().all(|x| *x))
+            .map(|((s, names), column)| {
+                let values: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| s[i + 1])
+                    .map(|(_, v)| format!("'{v}'"))
+                    .collect();
+                let mut alts = Vec::new();
+                if !values.is_empty() {
+                    alts.push(format!(
+                        "CAST({column} AS VARCHAR) IN ({})",
+                        values.join(", ")
+                    ));
+                }
+                if s[0] {
+                    alts.push(format!("{column} IS NULL"));
+                }
+                format!("({})", alts.join(" OR "))
+            })
+            .collect();
+        (!terms.is_empty()).then(|| terms.join(" AND "))
+    }
+
     /// Combinations let through (for diagnostics and tests).
     pub fn open_slots(&self) -> usize {
         self.allowed.0.iter().filter(|x| **x).count()
@@ -408,6 +452,26 @@ mod tests {
             (PrimaryAuth, Factor::Password, Outcome::Denied),
             &d
         ));
+    }
+
+    #[test]
+    fn sql_filter_bounds_the_columns_the_rules_constrain() {
+        let g = gate(&format!(
+            "{HEAD}  a: {{action: mfa_verify, outcome: [denied, Timeout]}}\n  condition: a\n"
+        ));
+        assert_eq!(
+            g.sql_filter().as_deref(),
+            Some(
+                "(CAST(action AS VARCHAR) IN ('mfa_verify')) AND \
+                 (CAST(outcome AS VARCHAR) IN ('denied', 'timeout'))"
+            )
+        );
+        let open = gate(&format!("{HEAD}  a: {{user: bob}}\n  condition: a\n"));
+        assert_eq!(open.sql_filter(), None);
+        assert_eq!(
+            Gate::of(std::iter::empty()).sql_filter().as_deref(),
+            Some("false")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! engine ([`gate`], [`sequel`]) and the conversion of its results into [`Finding`]s. Both paths feed rows in `(time, event_id)`
 //! order through the same code, so they produce identical findings.
 
+pub mod attack;
 pub mod enrich;
 pub mod finding;
 pub mod gate;

@@ -1,6 +1,6 @@
 //! SLIs over the canonical Parquet table with DataFusion: loading `queries/*.sql` (header
 //! metadata + `${…}` parameters), registering `events` and `tickets` for a time range (and the
-//! `slo_episodes` the caller computed), and running SQL.
+//! `slo_episodes` and `attack_traffic` the caller computed), and running SQL.
 
 pub mod live;
 pub mod posture;
@@ -9,6 +9,7 @@ pub mod slice;
 
 use std::path::PathBuf;
 
+use mfascope_core::attack::{AttackEvent, AttackFilter};
 use mfascope_core::event::CanonicalBatch;
 use mfascope_sink::Location;
 use std::sync::Arc;
@@ -156,6 +157,16 @@ fn listing_table(
     ListingTable::try_new(config)
 }
 
+/// `events_marked`: every event with `attack` (an attack rule marked it) and `attack_excluded`
+/// (the SLIs leave it out). SLI queries read it instead of `events` where attack traffic matters.
+/// The join runs in a subquery so that DataFusion's common-subexpression pass sees plain columns.
+const EVENTS_MARKED_VIEW: &str = "CREATE OR REPLACE VIEW events_marked AS \
+    SELECT * EXCLUDE (a_source, a_event_id, a_excluded), \
+      a_event_id IS NOT NULL AS attack, COALESCE(a_excluded, false) AS attack_excluded \
+    FROM events LEFT JOIN ( \
+      SELECT source AS a_source, event_id AS a_event_id, excluded AS a_excluded FROM attack_traffic \
+    ) ON event_id = a_event_id AND CAST(source AS VARCHAR) = a_source";
+
 impl Engine {
     /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
     /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
@@ -190,6 +201,7 @@ impl Engine {
         };
         engine.has_tickets = engine.register_tickets(data, params).await?;
         engine.set_episodes(&[])?;
+        engine.set_attack_traffic(&[], false).await?;
         Ok(engine)
     }
 
@@ -255,14 +267,103 @@ impl Engine {
         Ok(())
     }
 
+    /// Recognise the attack traffic of the range with `filter` (events replayed in time order)
+    /// and register it as `attack_traffic`; returns the events marked.
+    pub async fn mark_attacks(
+        &self,
+        filter: &mut dyn AttackFilter,
+        exclude: bool,
+    ) -> Result<usize, SliError> {
+        let needed = filter.columns();
+        let cols: Vec<String> = needed.iter().map(|c| format!("\"{c}\"")).collect();
+        let filter_sql = filter
+            .sql_filter()
+            .map_or_else(String::new, |w| format!(" WHERE {w}"));
+        let sql = format!(
+            "SELECT {} FROM events{filter_sql} ORDER BY time",
+            cols.join(", ")
+        );
+        let mut marks = Vec::new();
+        self.for_each_canonical("attack traffic", &sql, &needed, |b| {
+            marks.extend(filter.observe(b));
+        })
+        .await?;
+        self.set_attack_traffic(&marks, exclude).await?;
+        Ok(marks.len())
+    }
+
+    /// Replace the `attack_traffic` table (source, event_id, rule, group_key, time, excluded)
+    /// that SLI queries join to count attack traffic apart (and, where `excluded`, leave it
+    /// out); empty until set.
+    pub async fn set_attack_traffic(
+        &self,
+        marks: &[AttackEvent],
+        exclude: bool,
+    ) -> Result<(), SliError> {
+        use arrow::array::{BooleanArray, StringArray, TimestampMillisecondArray};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let sql_err = |source| SliError::Sql {
+            name: "attack_traffic".into(),
+            source,
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source", DataType::Utf8, false),
+            Field::new("event_id", DataType::Utf8, false),
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("group_key", DataType::Utf8, false),
+            Field::new(
+                "time",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("excluded", DataType::Boolean, false),
+        ]));
+        let strings = |f: fn(&AttackEvent) -> &str| {
+            Arc::new(StringArray::from_iter_values(marks.iter().map(f))) as arrow::array::ArrayRef
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                strings(|m| m.source.as_str()),
+                strings(|m| &m.event_id),
+                strings(|m| &m.rule),
+                strings(|m| &m.group),
+                Arc::new(
+                    TimestampMillisecondArray::from_iter_values(marks.iter().map(|m| m.time_ms))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(BooleanArray::from(vec![exclude; marks.len()])),
+            ],
+        )
+        .expect("columns match the attack traffic schema");
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])
+            .map_err(sql_err)?;
+        let _ = self
+            .ctx
+            .deregister_table("attack_traffic")
+            .map_err(sql_err)?;
+        self.ctx
+            .register_table("attack_traffic", Arc::new(table))
+            .map_err(sql_err)?;
+        self.ctx
+            .sql(EVENTS_MARKED_VIEW)
+            .await
+            .map_err(sql_err)?
+            .collect()
+            .await
+            .map_err(sql_err)?;
+        Ok(())
+    }
+
     /// Feed every event of the range to `agg`, in time order (the history path of the live
     /// aggregator: SLO evaluation over history uses exactly the live code). Returns the rows
     /// replayed.
     pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
-        let cols: Vec<String> = live::COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+        let needed = agg.columns();
+        let cols: Vec<String> = needed.iter().map(|c| format!("\"{c}\"")).collect();
         let sql = format!("SELECT {} FROM events ORDER BY time", cols.join(", "));
         let rows = self
-            .for_each_canonical("replay", &sql, live::COLUMNS, |b| agg.observe(b))
+            .for_each_canonical("replay", &sql, &needed, |b| agg.observe(b))
             .await?;
         self.replay_tickets(|b| agg.observe_tickets(b)).await?;
         Ok(rows)
@@ -279,7 +380,8 @@ impl Engine {
     }
 
     /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry
-    /// `needed` (the columns `f` reads) in a canonical layout before `f` sees it.
+    /// `needed` (the columns `f` reads) in a canonical layout before `f` sees it; the columns
+    /// the query left out read as nulls.
     pub async fn for_each_canonical(
         &self,
         name: &str,
@@ -293,7 +395,7 @@ impl Engine {
                 if failed.is_some() {
                     return;
                 }
-                match CanonicalBatch::with_columns(b.clone(), needed) {
+                match CanonicalBatch::padded(b.clone(), needed) {
                     Ok(batch) => f(&batch),
                     Err(e) => failed = Some(e),
                 }

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use strum::{EnumCount, IntoEnumIterator};
 
+use mfascope_core::attack::{AttackEvent, AttackFilter};
 use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 use mfascope_core::time::TimeRange;
 
@@ -70,6 +71,9 @@ pub enum Counter {
     MfaTickets,
     /// Of those, not MFA-related ones (the good events of a ticket-share SLO).
     TicketsNotMfa,
+    /// `mfa_verify` attempts recognised as attack traffic (a campaign of an attack-exclusion
+    /// rule). With exclusion on they are taken out of every other counter but `blocked`.
+    AttackAttempts,
 }
 
 /// Measurements with thresholds counted per minute (for threshold SLOs).
@@ -183,6 +187,17 @@ impl FactorHists {
             .record(ms.min(HOUR_MS as u64));
     }
 
+    /// Take one recorded value out again (attack traffic); a value never recorded is ignored.
+    fn remove(&mut self, factor: usize, ms: u64) {
+        let Some(Some(h)) = self.0.get_mut(factor) else {
+            return;
+        };
+        let mut one = Histogram::<u32>::new(HISTOGRAM_SIGFIG).expect("valid sigfig");
+        if one.record(ms.min(HOUR_MS as u64)).is_ok() {
+            let _ = h.subtract(&one);
+        }
+    }
+
     fn merge_into(&self, out: &mut Histogram<u32>, factor: Option<usize>) {
         for (i, h) in self.0.iter().enumerate() {
             if let Some(h) = h
@@ -228,9 +243,40 @@ pub struct LatencySummary {
     pub max_ms: u64,
 }
 
+/// One attack campaign as the SLO path saw it: the attack traffic of one rule and group key,
+/// marks closer than the rule's timespan merged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Campaign {
+    /// Sigma `name` of the correlation rule.
+    pub rule: String,
+    /// Group key (`user=alice`, `src_ip=203.0.113.7`).
+    pub group: String,
+    /// First event (epoch ms).
+    pub first_ms: i64,
+    /// Last event (epoch ms).
+    pub last_ms: i64,
+    /// Events recognised as attack traffic.
+    pub events: u64,
+    /// Of those, `mfa_verify` attempts (taken out of the SLIs when exclusion is on).
+    pub attempts: u64,
+    /// The rule's timespan (ms).
+    #[serde(skip)]
+    pub window_ms: i64,
+}
+
+/// Attack traffic recognition attached to an aggregator.
+struct Attacks {
+    filter: Box<dyn AttackFilter>,
+    /// Take attack traffic out of the SLI counters (`--attack-exclusion on`).
+    exclude: bool,
+    /// Campaigns per (rule, group), in time order.
+    campaigns: HashMap<(String, String), Vec<Campaign>>,
+}
+
 /// The incremental aggregator.
 pub struct Aggregator {
     config: LiveConfig,
+    attacks: Option<Attacks>,
     /// Each ticket's counted version: `system\0id` → (minute, MFA-related, updated).
     tickets: HashMap<String, (i64, bool, i64)>,
     minutes: BTreeMap<i64, MinuteStats>,
@@ -286,6 +332,92 @@ pub const COLUMNS: &[&str] = &[
     col::DEVICE_ID,
 ];
 
+/// What one event adds to the SLI counters (revocation bookkeeping aside).
+struct Facts<'a> {
+    source: Source,
+    action: Action,
+    outcome: Outcome,
+    reason: Option<&'a str>,
+    latency: Option<u32>,
+}
+
+/// Count an event in, or take attack traffic out again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tally {
+    Add,
+    /// Everything [`Tally::Add`] counted except `blocked` (M8 counts attacks stopped on purpose).
+    Exclude,
+}
+
+/// Apply one event's contribution to a minute's counters.
+fn tally(stats: &mut MinuteStats, thresholds: &Thresholds, f: &Facts<'_>, how: Tally) {
+    let mut bump = |c: Counter| {
+        let n = &mut stats.counters[c as usize];
+        match how {
+            Tally::Add => *n += 1,
+            Tally::Exclude => *n = n.saturating_sub(1),
+        }
+    };
+    let path = matches!(f.source, Source::Verifier | Source::Probe);
+    match f.action {
+        Action::MfaVerify => {
+            if f.outcome != Outcome::Challenge && f.outcome != Outcome::Unknown {
+                bump(Counter::MfaAttempts);
+            }
+            if f.outcome == Outcome::Success {
+                bump(Counter::MfaSuccesses);
+            }
+            bump(Counter::AuthAttempts);
+            bump(Counter::AuthAttemptsNotRateLimited);
+            if f.latency.is_some() {
+                bump(Counter::LatencyMeasured);
+                if path {
+                    bump(Counter::PathLatencyMeasured);
+                }
+            }
+        }
+        Action::PrimaryAuth => {
+            bump(Counter::AuthAttempts);
+            bump(Counter::AuthAttemptsNotRateLimited);
+        }
+        Action::RateLimited => {
+            bump(Counter::AuthAttempts);
+            bump(Counter::RateLimited);
+        }
+        Action::EnrollStart => bump(Counter::EnrollStarts),
+        Action::EnrollComplete if f.outcome == Outcome::Success => {
+            bump(Counter::EnrollCompletions);
+        }
+        Action::RecoveryRequest => bump(Counter::Recoveries),
+        _ => {}
+    }
+    if how == Tally::Add
+        && (matches!(f.action, Action::Lockout | Action::RateLimited)
+            || (matches!(f.outcome, Outcome::Denied | Outcome::Failure)
+                && f.reason.is_some_and(|r| BLOCKING_REASONS.contains(&r))))
+    {
+        bump(Counter::Blocked);
+    }
+    if path && f.outcome == Outcome::Error {
+        bump(Counter::PathErrors);
+    }
+    if let (Action::MfaVerify, Some(ms)) = (f.action, f.latency) {
+        for (n, (measure, bound)) in stats.below.iter_mut().zip(&thresholds.0) {
+            let counts = match measure {
+                Measure::LatencyMs => true,
+                Measure::PathLatencyMs => path,
+                Measure::RevokeExposureMs => false,
+            };
+            if counts && u64::from(ms) < *bound {
+                match how {
+                    Tally::Add => *n += 1,
+                    Tally::Exclude => *n = n.saturating_sub(1),
+                }
+            }
+        }
+    }
+}
+
 const BLOCKING_REASONS: &[&str] = &[
     "blocked_by_policy",
     "policy_denied",
@@ -298,6 +430,7 @@ impl Aggregator {
     pub fn new(config: LiveConfig) -> Aggregator {
         Aggregator {
             config,
+            attacks: None,
             tickets: HashMap::new(),
             minutes: BTreeMap::new(),
             minute_hists: BTreeMap::new(),
@@ -307,6 +440,104 @@ impl Aggregator {
             revoke_order: VecDeque::new(),
             counters: LiveCounters::default(),
             cumulative: [0; Counter::COUNT],
+        }
+    }
+
+    /// Recognise attack traffic with `filter` (attack-aware SLOs): its events are counted as
+    /// [`Counter::AttackAttempts`] and grouped into [`Campaign`]s, and with `exclude` taken
+    /// out of every other SLI counter (and the latency histograms) but `blocked`.
+    pub fn with_attack_filter(mut self, filter: Box<dyn AttackFilter>, exclude: bool) -> Self {
+        self.attacks = Some(Attacks {
+            filter,
+            exclude,
+            campaigns: HashMap::new(),
+        });
+        self
+    }
+
+    /// Whether an attack filter is attached.
+    pub fn recognises_attacks(&self) -> bool {
+        self.attacks.is_some()
+    }
+
+    /// Whether attack traffic is taken out of the SLIs.
+    pub fn excludes_attacks(&self) -> bool {
+        self.attacks.as_ref().is_some_and(|a| a.exclude)
+    }
+
+    /// Columns [`Aggregator::observe`] reads (for projections when replaying Parquet): the
+    /// aggregator's own, and the attack filter's.
+    pub fn columns(&self) -> Vec<&'static str> {
+        let mut cols = COLUMNS.to_vec();
+        if let Some(a) = &self.attacks {
+            for c in a.filter.columns() {
+                if !cols.contains(&c) {
+                    cols.push(c);
+                }
+            }
+        }
+        cols
+    }
+
+    /// Attack campaigns held whose events overlap `range`, in order of their first event.
+    pub fn campaigns(&self, range: TimeRange) -> Vec<&Campaign> {
+        let (from, to) = (range.from.millis(), range.to.millis());
+        let mut out: Vec<&Campaign> = self
+            .attacks
+            .iter()
+            .flat_map(|a| a.campaigns.values().flatten())
+            .filter(|c| c.last_ms >= from && c.first_ms < to)
+            .collect();
+        out.sort_by(|a, b| (a.first_ms, &a.rule, &a.group).cmp(&(b.first_ms, &b.rule, &b.group)));
+        out
+    }
+
+    /// Count attack traffic the filter recognised: per minute, into its campaign, and (with
+    /// exclusion) out of the SLI counters it was counted in when it arrived.
+    fn take_out(&mut self, marks: Vec<AttackEvent>) {
+        let Some(attacks) = &mut self.attacks else {
+            return;
+        };
+        let floor = self
+            .counters
+            .watermark_ms
+            .map_or(i64::MIN, |w| w - self.config.retention_minutes * MINUTE_MS);
+        for e in marks {
+            if e.time_ms < floor {
+                continue;
+            }
+            let attempt = e.action == Action::MfaVerify
+                && !matches!(e.outcome, Outcome::Challenge | Outcome::Unknown);
+            record_campaign(&mut attacks.campaigns, &e, attempt);
+            let minute = e.time_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let Some(stats) = self.minutes.get_mut(&minute) else {
+                continue;
+            };
+            if attempt {
+                stats.add(Counter::AttackAttempts);
+                self.cumulative[Counter::AttackAttempts as usize] += 1;
+            }
+            if !attacks.exclude {
+                continue;
+            }
+            let facts = Facts {
+                source: e.source,
+                action: e.action,
+                outcome: e.outcome,
+                reason: e.reason.as_deref(),
+                latency: e.latency_ms,
+            };
+            tally(stats, &self.config.thresholds, &facts, Tally::Exclude);
+            if let (Action::MfaVerify, Some(ms)) = (e.action, e.latency_ms) {
+                let (f, ms) = (e.factor as usize, u64::from(ms));
+                if let Some(h) = self.minute_hists.get_mut(&minute) {
+                    h.remove(f, ms);
+                }
+                let hour = e.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
+                if let Some(h) = self.hour_hists.get_mut(&hour) {
+                    h.remove(f, ms);
+                }
+            }
         }
     }
 
@@ -354,61 +585,21 @@ impl Aggregator {
                 ..MinuteStats::default()
             });
             let before = stats.counters;
-            let path = matches!(source, Source::Verifier | Source::Probe);
             let reason = (!c.reason.is_null(row)).then(|| c.reason.value(row));
-            match action {
-                Action::MfaVerify => {
-                    if outcome != Outcome::Challenge && outcome != Outcome::Unknown {
-                        stats.add(Counter::MfaAttempts);
-                    }
-                    if outcome == Outcome::Success {
-                        stats.add(Counter::MfaSuccesses);
-                    }
-                    stats.add(Counter::AuthAttempts);
-                    stats.add(Counter::AuthAttemptsNotRateLimited);
-                    if !c.latency.is_null(row) {
-                        let ms = c.latency.value(row) as u64;
-                        stats.add(Counter::LatencyMeasured);
-                        if path {
-                            stats.add(Counter::PathLatencyMeasured);
-                        }
-                        for (n, (measure, bound)) in stats.below.iter_mut().zip(&thresholds.0) {
-                            let counts = match measure {
-                                Measure::LatencyMs => true,
-                                Measure::PathLatencyMs => path,
-                                Measure::RevokeExposureMs => false,
-                            };
-                            *n += u64::from(counts && ms < *bound);
-                        }
-                        let f = factor as usize;
-                        self.minute_hists.entry(minute).or_default().record(f, ms);
-                        let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
-                        self.hour_hists.entry(hour).or_default().record(f, ms);
-                    }
-                }
-                Action::PrimaryAuth => {
-                    stats.add(Counter::AuthAttempts);
-                    stats.add(Counter::AuthAttemptsNotRateLimited);
-                }
-                Action::RateLimited => {
-                    stats.add(Counter::AuthAttempts);
-                    stats.add(Counter::RateLimited);
-                }
-                Action::EnrollStart => stats.add(Counter::EnrollStarts),
-                Action::EnrollComplete if outcome == Outcome::Success => {
-                    stats.add(Counter::EnrollCompletions);
-                }
-                Action::RecoveryRequest => stats.add(Counter::Recoveries),
-                _ => {}
-            }
-            if matches!(action, Action::Lockout | Action::RateLimited)
-                || (matches!(outcome, Outcome::Denied | Outcome::Failure)
-                    && reason.is_some_and(|r| BLOCKING_REASONS.contains(&r)))
-            {
-                stats.add(Counter::Blocked);
-            }
-            if path && outcome == Outcome::Error {
-                stats.add(Counter::PathErrors);
+            let latency = (!c.latency.is_null(row)).then(|| c.latency.value(row));
+            let facts = Facts {
+                source,
+                action,
+                outcome,
+                reason,
+                latency,
+            };
+            tally(stats, thresholds, &facts, Tally::Add);
+            if let (Action::MfaVerify, Some(ms)) = (action, latency) {
+                let (f, ms) = (factor as usize, u64::from(ms));
+                self.minute_hists.entry(minute).or_default().record(f, ms);
+                let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
+                self.hour_hists.entry(hour).or_default().record(f, ms);
             }
             for ((total, now), was) in self.cumulative.iter_mut().zip(stats.counters).zip(before) {
                 *total += now - was;
@@ -441,6 +632,10 @@ impl Aggregator {
             if self.counters.watermark_ms.is_none_or(|w| t > w) {
                 self.counters.watermark_ms = Some(t);
             }
+        }
+        if let Some(a) = &mut self.attacks {
+            let marks = a.filter.observe(batch);
+            self.take_out(marks);
         }
         self.expire();
     }
@@ -597,6 +792,12 @@ impl Aggregator {
         let hist_from = w - self.config.histogram_minutes * MINUTE_MS;
         self.minute_hists = self.minute_hists.split_off(&floor(hist_from, MINUTE_MS));
         self.hour_hists = self.hour_hists.split_off(&floor(keep_from, HOUR_MS));
+        if let Some(a) = &mut self.attacks {
+            a.campaigns.retain(|_, list| {
+                list.retain(|c| c.last_ms >= keep_from);
+                !list.is_empty()
+            });
+        }
         while let Some((t, s, _)) = self.revoke_order.front()
             && *t < w - REVOKE_HORIZON_MS
         {
@@ -678,6 +879,52 @@ impl Aggregator {
             + hist(&self.hour_hists)
             + (self.sessions.len() + self.devices.len()) * 96
     }
+}
+
+/// Add one mark to its campaign: the campaign of the same rule and group it is within the
+/// rule's timespan of (campaigns it bridges merge), or a new one.
+fn record_campaign(
+    campaigns: &mut HashMap<(String, String), Vec<Campaign>>,
+    e: &AttackEvent,
+    attempt: bool,
+) {
+    let list = campaigns
+        .entry((e.rule.to_string(), e.group.clone()))
+        .or_default();
+    let (t, w) = (e.time_ms, e.window_ms);
+    match list
+        .iter_mut()
+        .find(|c| t >= c.first_ms - w && t <= c.last_ms + w)
+    {
+        Some(c) => {
+            c.first_ms = c.first_ms.min(t);
+            c.last_ms = c.last_ms.max(t);
+            c.events += 1;
+            c.attempts += u64::from(attempt);
+        }
+        None => list.push(Campaign {
+            rule: e.rule.to_string(),
+            group: e.group.clone(),
+            first_ms: t,
+            last_ms: t,
+            events: 1,
+            attempts: u64::from(attempt),
+            window_ms: w,
+        }),
+    }
+    list.sort_by_key(|c| c.first_ms);
+    let mut merged: Vec<Campaign> = Vec::with_capacity(list.len());
+    for c in list.drain(..) {
+        match merged.last_mut() {
+            Some(m) if c.first_ms <= m.last_ms + m.window_ms => {
+                m.last_ms = m.last_ms.max(c.last_ms);
+                m.events += c.events;
+                m.attempts += c.attempts;
+            }
+            _ => merged.push(c),
+        }
+    }
+    *list = merged;
 }
 
 impl mfascope_core::observe::ObserveBatch for Aggregator {

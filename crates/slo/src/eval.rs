@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::spec::{Budgeting, Indicator, Rule, Slo};
 use mfascope_core::time::{EventTime, TimeRange, format_rfc3339};
-use mfascope_sli::live::{Aggregator, MINUTE_MS};
+use mfascope_sli::live::{Aggregator, Counter, MINUTE_MS};
 use mfascope_sli::slice::significantly_below;
 
 /// Burn-rate windows reported in status (label, ms).
@@ -225,6 +225,92 @@ pub struct Episode {
     /// Epoch ms of `resolved_at`.
     #[serde(skip)]
     pub resolved_ms: Option<i64>,
+    /// The rule's long window (ms, scaled): the burn that fired it lies in
+    /// `[firing_ms - window_ms, firing_ms]`.
+    #[serde(skip)]
+    pub window_ms: i64,
+    /// Attack campaigns (attack-exclusion rules' traffic) overlapping the episode, from the
+    /// start of its long window at firing to its resolution.
+    pub attacks: Vec<EpisodeAttack>,
+    /// `mfa_verify` attempts recognised as attack traffic in the long window when it fired.
+    pub attack_attempts: u64,
+    /// The burn is attack traffic rather than an outage: exclusion is off, the SLO counts
+    /// verification attempts, and attack attempts make at least half of its bad events in the
+    /// long window when it fired.
+    pub explained_by_attack: bool,
+}
+
+impl Episode {
+    /// One line on the attack campaigns in the episode's span, e.g. `burn explained by attack
+    /// traffic (612 attack attempts in the window): mfa_push_bombing user=alice (600 attempts)`;
+    /// `None` when no campaign overlaps it.
+    pub fn attack_note(&self) -> Option<String> {
+        let first = self.attacks.iter().max_by_key(|a| a.attempts)?;
+        let more = match self.attacks.len() - 1 {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let lead = if self.explained_by_attack {
+            "burn explained by attack traffic"
+        } else {
+            "attack traffic overlaps"
+        };
+        Some(format!(
+            "{lead} ({} attack attempts in the window): {} {} ({} attempts, {} to {}){more}",
+            self.attack_attempts,
+            first.rule,
+            first.group,
+            first.attempts,
+            first.first_at,
+            first.last_at
+        ))
+    }
+}
+
+/// One attack campaign overlapping an [`Episode`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EpisodeAttack {
+    /// Correlation rule (`mfa_push_bombing`, …).
+    pub rule: String,
+    /// Its group key (`user=alice`).
+    pub group: String,
+    /// First event of the campaign (RFC 3339).
+    pub first_at: String,
+    /// Last event of the campaign so far (RFC 3339).
+    pub last_at: String,
+    /// Verification attempts in it.
+    pub attempts: u64,
+}
+
+/// Fill the attack fields of `episode` from `agg` (evaluated up to `end`).
+pub fn link_attacks(slo: &Slo, series: &Series, agg: &Aggregator, episode: &mut Episode, end: i64) {
+    let from = episode.firing_ms - episode.window_ms;
+    let to = episode
+        .resolved_ms
+        .unwrap_or(end)
+        .max(episode.firing_ms + 1);
+    episode.attacks = agg
+        .campaigns(TimeRange::new(from, to))
+        .into_iter()
+        .map(|c| EpisodeAttack {
+            rule: c.rule.clone(),
+            group: c.group.clone(),
+            first_at: format_rfc3339(c.first_ms),
+            last_at: format_rfc3339(c.last_ms),
+            attempts: c.attempts,
+        })
+        .collect();
+    let window = TimeRange::new(from, episode.firing_ms);
+    episode.attack_attempts = agg.totals(window).get(Counter::AttackAttempts);
+    let counts_attempts = slo
+        .indicator
+        .ratio_counters()
+        .is_some_and(|(_, total, _)| total == Counter::MfaAttempts)
+        && slo.budgeting == Budgeting::Occurrences;
+    let (good, total) = series.sums(episode.firing_ms, episode.window_ms);
+    let bad = total.saturating_sub(good);
+    episode.explained_by_attack =
+        !agg.excludes_attacks() && counts_attempts && bad > 0 && episode.attack_attempts * 2 >= bad;
 }
 
 enum Track {
@@ -258,6 +344,14 @@ fn describe(slo: &Slo, rule: &Rule) -> String {
             fraction * 100.0,
             span_label(slo.scale(window_ms))
         ),
+    }
+}
+
+/// The rule's long window, scaled to the SLO.
+fn long_window(slo: &Slo, rule: &Rule) -> i64 {
+    match *rule {
+        Rule::BurnRate { long_ms, .. } => slo.scale(long_ms),
+        Rule::BudgetConsumption { window_ms, .. } => slo.scale(window_ms),
     }
 }
 
@@ -346,6 +440,10 @@ pub fn alerts(
                     peak: value,
                     firing_ms: t,
                     resolved_ms: None,
+                    window_ms: long_window(slo, &cond.rule),
+                    attacks: Vec::new(),
+                    attack_attempts: 0,
+                    explained_by_attack: false,
                 });
                 episodes.len() - 1
             };

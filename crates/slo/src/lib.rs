@@ -7,11 +7,11 @@ pub mod spec;
 
 use serde::Serialize;
 
-pub use eval::{AlertState, Episode, Status, Transition};
+pub use eval::{AlertState, Episode, EpisodeAttack, Status, Transition};
 pub use spec::{Budgeting, Indicator, Slo, SpecError, resolve_slos};
 
 use mfascope_core::time::{TimeRange, format_rfc3339};
-use mfascope_sli::live::{Aggregator, LiveConfig, MINUTE_MS};
+use mfascope_sli::live::{Aggregator, Counter, LiveConfig, MINUTE_MS};
 
 /// Aggregator settings that hold everything `slos` need: thresholds, and counters for the
 /// longest SLO window plus its longest alert window.
@@ -42,6 +42,19 @@ pub struct SloReport {
     pub transitions: Vec<Transition>,
     /// Alerts from firing to resolution, in order of firing.
     pub episodes: Vec<Episode>,
+    /// Attack traffic recognised over the range; null when no attack rules ran.
+    pub attack_traffic: Option<AttackTraffic>,
+}
+
+/// What the attack rules recognised over an evaluation's range.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AttackTraffic {
+    /// Left out of the SLIs and budgets (`--attack-exclusion on`).
+    pub excluded: bool,
+    /// Verification attempts in campaigns.
+    pub attempts: u64,
+    /// Campaigns (rule × group key) with events in the range.
+    pub campaigns: usize,
 }
 
 impl SloReport {
@@ -88,11 +101,22 @@ pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
         slos: Vec::new(),
         transitions: Vec::new(),
         episodes: Vec::new(),
+        attack_traffic: None,
     };
     let range = TimeRange::new(start, end);
+    if agg.recognises_attacks() {
+        report.attack_traffic = Some(AttackTraffic {
+            excluded: agg.excludes_attacks(),
+            attempts: agg.totals(range).get(Counter::AttackAttempts),
+            campaigns: agg.campaigns(range).len(),
+        });
+    }
     for slo in slos {
         let series = eval::Series::build(slo, agg, range);
-        let (transitions, episodes) = eval::alerts(slo, &series, range, range.from);
+        let (transitions, mut episodes) = eval::alerts(slo, &series, range, range.from);
+        for e in &mut episodes {
+            eval::link_attacks(slo, &series, agg, e, end);
+        }
         let firing = episodes
             .iter()
             .filter(|e| e.resolved_ms.is_none())

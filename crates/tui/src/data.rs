@@ -121,11 +121,15 @@ pub fn counter_series(
         }
         "series.rate_limited" => |m| Some(m.get(Counter::RateLimited) as f64),
         "series.mfa_tickets" => |m| Some(m.get(Counter::MfaTickets) as f64),
+        "series.attack_attempts" => |m| Some(m.get(Counter::AttackAttempts) as f64),
         "series.mfa_ticket_share" => |m| ratio(m.get(Counter::MfaTickets), m.get(Counter::Tickets)),
         _ => return None,
     };
     let unit = match bind {
-        "series.mfa_failures" | "series.rate_limited" | "series.mfa_tickets" => Unit::Count,
+        "series.mfa_failures"
+        | "series.rate_limited"
+        | "series.mfa_tickets"
+        | "series.attack_attempts" => Unit::Count,
         _ => Unit::Ratio,
     };
     let series = range

@@ -8,7 +8,7 @@ use mfascope_core::event::CanonicalBatch;
 use super::filter::Filter;
 use super::state::DashState;
 use mfascope_detect::finding::Finding;
-use mfascope_sli::live::{Aggregator, LiveConfig};
+use mfascope_sli::live::Aggregator;
 
 /// Findings kept for the tables (the newest; counts stay exact).
 pub const FINDINGS: usize = 1_000;
@@ -24,11 +24,12 @@ pub struct Model {
 }
 
 impl Model {
-    /// Empty state for the events passing `filter`.
-    pub fn new(filter: Filter, config: LiveConfig) -> Model {
+    /// Empty state for the events passing `filter`, counted by `agg` (fresh: it sees only
+    /// what passes the filter).
+    pub fn new(filter: Filter, agg: Aggregator) -> Model {
         Model {
             filter,
-            agg: Aggregator::new(config),
+            agg,
             dash: DashState::default(),
         }
     }

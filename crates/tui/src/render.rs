@@ -336,7 +336,11 @@ fn alerts_table(snap: &Snapshot) -> TableData {
                 .map_or_else(|_| e.firing_at.clone(), |t| cell_time(t.timestamp_millis())),
             e.severity.clone(),
             e.slo_display_name.clone(),
-            e.alert.clone(),
+            if e.explained_by_attack {
+                format!("{} (attack)", e.alert)
+            } else {
+                e.alert.clone()
+            },
             format!("{:.1}×", e.peak),
         ]);
         t.details.push(vec![
@@ -344,6 +348,10 @@ fn alerts_table(snap: &Snapshot) -> TableData {
             ("alert".into(), e.alert.clone()),
             ("rule".into(), e.rule.clone()),
             ("firing since".into(), e.firing_at.clone()),
+            (
+                "attack".into(),
+                e.attack_note().unwrap_or_else(|| "none overlapping".into()),
+            ),
         ]);
     }
     t

@@ -67,6 +67,12 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
         "MFA-related support tickets created per bucket (M5; ingested ticket exports)",
     ),
     (
+        "series.attack_attempts",
+        &[Kind::Stat, Kind::Chart],
+        "verification attempts recognised as attack traffic per bucket (push fatigue, OTP brute \
+         force, spray; left out of the SLIs unless --attack-exclusion off)",
+    ),
+    (
         "series.mfa_ticket_share",
         &[Kind::Stat, Kind::Chart],
         "MFA-related support tickets / all tickets created (M5; ratio)",

@@ -82,6 +82,28 @@ impl CanonicalBatch {
         Ok(CanonicalBatch { batch })
     }
 
+    /// [`CanonicalBatch::with_columns`], with every canonical column the projection left out
+    /// added as nulls, for consumers that look at every column but read only `needed` (a
+    /// rule engine whose rules name few fields).
+    pub fn padded(batch: RecordBatch, needed: &[&str]) -> Result<Self, BatchError> {
+        use std::sync::Arc;
+        let checked = Self::with_columns(batch, needed)?.batch;
+        let schema = event_schema();
+        let rows = checked.num_rows();
+        let mut fields: Vec<arrow::datatypes::FieldRef> =
+            checked.schema().fields().iter().cloned().collect();
+        let mut columns: Vec<ArrayRef> = checked.columns().to_vec();
+        for field in schema.fields() {
+            if checked.column_by_name(field.name()).is_none() {
+                columns.push(arrow::array::new_null_array(field.data_type(), rows));
+                fields.push(Arc::new(field.as_ref().clone().with_nullable(true)));
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+            .expect("null columns of the canonical types, as many rows as the batch");
+        Ok(CanonicalBatch { batch })
+    }
+
     /// A batch the engine's builder made (every column canonical by construction).
     pub(crate) fn built(batch: RecordBatch) -> Self {
         CanonicalBatch { batch }
