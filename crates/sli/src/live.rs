@@ -74,6 +74,9 @@ pub enum Counter {
     /// `mfa_verify` attempts recognised as attack traffic (a campaign of an attack-exclusion
     /// rule). With exclusion on they are taken out of every other counter but `blocked`.
     AttackAttempts,
+    /// Of those, the successful ones (an approved bombing push: a compromise, not a success
+    /// of the 2FA service).
+    AttackSuccesses,
 }
 
 /// Measurements with thresholds counted per minute (for threshold SLOs).
@@ -516,6 +519,10 @@ impl Aggregator {
             if attempt {
                 stats.add(Counter::AttackAttempts);
                 self.cumulative[Counter::AttackAttempts as usize] += 1;
+                if e.outcome == Outcome::Success {
+                    stats.add(Counter::AttackSuccesses);
+                    self.cumulative[Counter::AttackSuccesses as usize] += 1;
+                }
             }
             if !attacks.exclude {
                 continue;

@@ -179,6 +179,33 @@ pub fn latency_p95_by_factor(
         .collect()
 }
 
+/// The 2FA success rate of legitimate users and with attack traffic counted, per bucket
+/// (the attack-aware success chart): whichever way `--attack-exclusion` is set, the
+/// aggregator's counters and its attack counters give both.
+pub fn success_with_attacks(agg: &Aggregator, range: TimeRange, bucket: i64) -> [Series; 2] {
+    let excluded = agg.excludes_attacks();
+    let (mut legit, mut all) = (Series::new(), Series::new());
+    for b in range.buckets(bucket) {
+        let m = agg.totals(b);
+        let (s, a) = (m.get(Counter::MfaSuccesses), m.get(Counter::MfaAttempts));
+        let (xs, xa) = (
+            m.get(Counter::AttackSuccesses),
+            m.get(Counter::AttackAttempts),
+        );
+        let (legit_rate, all_rate) = if excluded {
+            (ratio(s, a), ratio(s + xs, a + xa))
+        } else {
+            (
+                ratio(s.saturating_sub(xs), a.saturating_sub(xa)),
+                ratio(s, a),
+            )
+        };
+        legit.push((b.from.millis(), legit_rate));
+        all.push((b.from.millis(), all_rate));
+    }
+    [legit, all]
+}
+
 /// `range` widened to whole hours (the hourly latency histograms' grain).
 pub fn whole_hours(range: TimeRange) -> TimeRange {
     TimeRange::new(range.from.floor(HOUR_MS), range.to.plus_millis(HOUR_MS))

@@ -799,6 +799,15 @@ fn series_for(p: &Panel, snap: &Snapshot, w: Window) -> (Vec<(String, Series)>, 
             Unit::Ratio,
         );
     }
+    if p.bind == "series.mfa_success_rate" && p.kind == Kind::Chart && snap.agg.recognises_attacks()
+    {
+        let [legit, all] = data::success_with_attacks(snap.agg, w.range, w.bucket);
+        let s = vec![
+            ("legitimate users".into(), legit),
+            ("incl. attack traffic".into(), all),
+        ];
+        return (s, Unit::Ratio);
+    }
     if p.bind == "series.latency_p95_by_factor" {
         let s = data::latency_p95_by_factor(snap.agg, w.range, w.bucket)
             .into_iter()

@@ -28,7 +28,8 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
     (
         "series.mfa_success_rate",
         &[Kind::Stat, Kind::Chart],
-        "2FA verifications that succeeded (ratio)",
+        "2FA verifications that succeeded (ratio); as a chart, legitimate users' rate beside \
+         the rate with attack traffic counted",
     ),
     (
         "series.availability",
