@@ -168,19 +168,24 @@ pub fn status_table(r: &SloReport) -> String {
         };
         let _ = writeln!(out, "  {}", state.trim_end());
     }
-    if let Some(a) = r.attack_traffic.as_ref().filter(|a| a.attempts > 0) {
-        let how = if a.excluded {
-            "left out of the SLIs and budgets (--attack-exclusion off counts them)"
-        } else {
-            "counted in the SLIs and budgets (--attack-exclusion off)"
-        };
-        let _ = writeln!(
-            out,
-            "\nattack traffic: {} verification attempts in {} campaigns, {how}",
-            a.attempts, a.campaigns
-        );
+    if let Some(line) = attack_traffic_line(r) {
+        let _ = writeln!(out, "\n{line}");
     }
     out
+}
+
+/// One line on the attack traffic an SLO evaluation recognised, when there was any.
+pub fn attack_traffic_line(r: &SloReport) -> Option<String> {
+    let a = r.attack_traffic.as_ref().filter(|a| a.attempts > 0)?;
+    let how = if a.excluded {
+        "left out of the SLIs and budgets (--attack-exclusion off counts them)"
+    } else {
+        "counted in the SLIs and budgets (--attack-exclusion off)"
+    };
+    Some(format!(
+        "attack traffic: {} verification attempts in {} campaigns, {how}",
+        a.attempts, a.campaigns
+    ))
 }
 
 /// Alert episodes table; with `last`, only the most recent episodes (and a count of the rest).

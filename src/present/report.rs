@@ -297,10 +297,16 @@ impl Report {
                 }
             );
         }
-        o.push_str("</table><h2>Alert timeline</h2>");
+        o.push_str("</table>");
+        if let Some(line) = super::attack_traffic_line(&self.slo) {
+            let _ = write!(o, "<p>{}</p>", esc(&line));
+        }
+        o.push_str("<h2>Alert timeline</h2>");
         table(
             &mut o,
-            &["SLO", "alert", "severity", "fired", "resolved", "peak"],
+            &[
+                "SLO", "alert", "severity", "fired", "resolved", "peak", "cause",
+            ],
             self.slo.episodes.iter().map(|e| {
                 vec![
                     e.slo_display_name.clone(),
@@ -309,6 +315,7 @@ impl Report {
                     e.firing_at.clone(),
                     e.resolved_at.clone().unwrap_or_else(|| "firing".into()),
                     format!("{:.1}", e.peak),
+                    cause(e),
                 ]
             }),
         );
@@ -428,17 +435,21 @@ impl Report {
                 pct(s.budget_remaining)
             );
         }
+        if let Some(line) = super::attack_traffic_line(&self.slo) {
+            let _ = writeln!(o, "\n{line}");
+        }
         o.push_str(
-            "\n## Alert timeline\n\n| SLO | alert | fired | resolved |\n|---|---|---|---|\n",
+            "\n## Alert timeline\n\n| SLO | alert | fired | resolved | cause |\n|---|---|---|---|---|\n",
         );
         for e in &self.slo.episodes {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 e.slo_display_name,
                 e.alert,
                 e.firing_at,
-                e.resolved_at.as_deref().unwrap_or("firing")
+                e.resolved_at.as_deref().unwrap_or("firing"),
+                cause(e)
             );
         }
         o.push_str("\n## Findings by rule\n\n| rule | techniques | findings |\n|---|---|---|\n");
@@ -487,4 +498,13 @@ fn table(o: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>)
         let _ = write!(o, "<tr><td colspan=\"{}\">none</td></tr>", head.len());
     }
     o.push_str("</table>");
+}
+
+/// An episode's cause as the report states it: `attack` when attack traffic explains the burn.
+fn cause(e: &crate::slo::Episode) -> String {
+    if e.explained_by_attack {
+        "attack".into()
+    } else {
+        String::new()
+    }
 }
