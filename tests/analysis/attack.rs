@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::common;
 
-use common::{generate, ingest_json, run_json};
+use common::{ingest_json, run_json};
 
 /// Denied pushes in the campaign: one every 4 s for an hour, against one user.
 const CAMPAIGN: usize = 900;
@@ -77,23 +77,7 @@ fn sum(report: &serde_json::Value, query: &str, column: &str) -> u64 {
 #[test]
 fn push_bombing_burns_no_budget_and_pages_nobody_while_the_outage_still_pages() {
     let tmp = tempfile::tempdir().unwrap();
-    let outage = generate(
-        tmp.path(),
-        "outage",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "300000",
-            "--days",
-            "3",
-            "--seed",
-            "7",
-            "--probes",
-            "--incident",
-            "push-outage@2024-05-02T14:00:00Z/20m",
-        ],
-    );
+    let outage = common::outage_sample(tmp.path());
     let campaign = tmp.path().join("campaign.ndjson");
     write_campaign(&campaign);
 

@@ -26,23 +26,7 @@ fn minutes_between(a: &serde_json::Value, b: &str) -> i64 {
 #[test]
 fn push_outage_pages_within_minutes_and_resolves_after_recovery() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = generate(
-        tmp.path(),
-        "outage",
-        &[
-            "--log-format",
-            "canonical",
-            "--events",
-            "300000",
-            "--days",
-            "3",
-            "--seed",
-            "7",
-            "--probes",
-            "--incident",
-            "push-outage@2024-05-02T14:00:00Z/20m",
-        ],
-    );
+    let input = common::outage_sample(tmp.path());
     let out = tmp.path().join("out");
     let summary = ingest_json(&[&input], &out);
     let data = out.display().to_string();

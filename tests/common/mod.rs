@@ -64,6 +64,28 @@ pub fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// The outage sample: 300,000 canonical events over three days with probes (seed 7) and a
+/// 20-minute push outage from 2024-05-02T14:00Z, in `dir/outage.ndjson`.
+pub fn outage_sample(dir: &Path) -> PathBuf {
+    generate(
+        dir,
+        "outage",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "300000",
+            "--days",
+            "3",
+            "--seed",
+            "7",
+            "--probes",
+            "--incident",
+            "push-outage@2024-05-02T14:00:00Z/20m",
+        ],
+    )
+}
+
 /// `mfascope ingest --format json` of `inputs` into `out`; returns the summary.
 pub fn ingest_json(inputs: &[&Path], out: &Path) -> serde_json::Value {
     let mut args = vec!["ingest".to_string(), "--no-progress".into(), "--out".into()];
