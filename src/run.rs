@@ -75,6 +75,7 @@ pub struct Run {
     kafka: Option<KafkaOptions>,
     slos: Vec<Slo>,
     attack: AttackPolicy,
+    resume: bool,
     rules: RuleSet,
     detect: DetectConfig,
     metrics: Option<SocketAddr>,
@@ -90,6 +91,7 @@ impl Run {
             kafka: None,
             slos: Vec::new(),
             attack: AttackPolicy::default(),
+            resume: true,
             rules: RuleSet::default(),
             detect: DetectConfig::default(),
             metrics: None,
@@ -114,6 +116,14 @@ impl Run {
     /// default rules, excluded from the SLIs].
     pub fn attack(mut self, policy: &AttackPolicy) -> Run {
         self.attack = policy.clone();
+        self
+    }
+
+    /// Whether the live SLO state starts from the events already stored under `OUT` (default:
+    /// yes, for file sources, so a restarted run shows what an uninterrupted one would); off
+    /// for callers that rebuild it themselves (the dashboard's model).
+    pub fn resume_slos(mut self, resume: bool) -> Run {
+        self.resume = resume;
         self
     }
 
@@ -158,7 +168,10 @@ impl Run {
     /// is set.
     pub fn start(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Running> {
         let live = self.is_live();
-        let agg = self.attack.aggregator(&self.slos, &self.rules)?;
+        let mut agg = self.attack.aggregator(&self.slos, &self.rules)?;
+        if self.resume && self.kafka.is_none() {
+            resume_slos(&self.opts.out, &mut agg)?;
+        }
         let agg = Arc::new(Mutex::new(agg));
         self.opts.observers.0.insert(0, agg.clone());
         let mut detector = LiveDetector::new(
@@ -208,6 +221,30 @@ impl Run {
     pub fn run(self, stop: Arc<AtomicBool>) -> anyhow::Result<RunReport> {
         self.start(stop)?.finish()
     }
+}
+
+/// Start `agg` from the events stored under `out`: an interrupted commit is rolled forward
+/// first (taking and releasing the output's lock), so the store holds exactly what the
+/// checkpoint says and the source resumes right after it.
+fn resume_slos(out: &crate::sink::Location, agg: &mut Aggregator) -> anyhow::Result<()> {
+    drop(
+        crate::sink::OutDir::open_scoped(out, crate::source::FILE_STATE)
+            .with_context(|| format!("opening {out}"))?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")?;
+    let replayed = runtime
+        .block_on(crate::sli::resume(out, agg))
+        .with_context(|| format!("resuming the live SLO state from the events under {out}"))?;
+    if replayed > 0 {
+        tracing::info!(
+            events = replayed,
+            "live SLO state resumed from the stored events"
+        );
+    }
+    Ok(())
 }
 
 /// The engine driven by the run's source, until it ends or `stop` is set.

@@ -212,6 +212,8 @@ impl Dashboard {
         };
         let running = Run::new(opts)
             .kafka(a.kafka.clone().options())
+            // The model was rebuilt from the stored events (`replay`).
+            .resume_slos(false)
             .observer(self.model.clone())
             .rules(rules, detect)
             .tap(tap)

@@ -10,6 +10,7 @@ mod live;
 mod metrics;
 mod posture;
 mod report;
+mod resume;
 mod sli;
 mod slo;
 mod tickets;

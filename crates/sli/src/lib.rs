@@ -167,6 +167,48 @@ const EVENTS_MARKED_VIEW: &str = "CREATE OR REPLACE VIEW events_marked AS \
       SELECT source AS a_source, event_id AS a_event_id, excluded AS a_excluded FROM attack_traffic \
     ) ON event_id = a_event_id AND CAST(source AS VARCHAR) = a_source";
 
+/// Rebuild `agg`'s live state from the events stored under `data`: those of its retention
+/// before the latest stored event, in time order, as an uninterrupted run would have seen
+/// them (a restarted `ingest` resumes its SLO status, budgets and alert episodes this way).
+/// Returns the events replayed (0 when nothing is stored). Bounded by the retention (33 days
+/// by default), not by the history.
+pub async fn resume(data: &Location, agg: &mut live::Aggregator) -> Result<u64, SliError> {
+    use arrow::array::{Array, AsArray};
+    if !has_parquet(data, "events").await? {
+        return Ok(0);
+    }
+    let all = Params::new(None, None, Bucket::Hour, vec![])?;
+    let engine = Engine::open(data, &all).await?;
+    let mut latest = None;
+    engine
+        .for_each_batch(
+            "latest stored event",
+            "SELECT max(time) AS t FROM events",
+            |b| {
+                let t = arrow::compute::cast(
+                    b.column(0),
+                    &arrow::datatypes::DataType::Timestamp(
+                        arrow::datatypes::TimeUnit::Millisecond,
+                        None,
+                    ),
+                );
+                if let Ok(t) = t {
+                    let t = t.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+                    if !t.is_empty() && !t.is_null(0) {
+                        latest = Some(t.value(0));
+                    }
+                }
+            },
+        )
+        .await?;
+    let Some(latest) = latest else {
+        return Ok(0);
+    };
+    let from = latest - agg.config().retention_minutes * live::MINUTE_MS;
+    let engine = Engine::open(data, &Params::new(Some(from), None, Bucket::Hour, vec![])?).await?;
+    engine.replay(agg).await
+}
+
 impl Engine {
     /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
     /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
