@@ -322,3 +322,59 @@ pub fn write_parquet(dir: &Path, findings: &[Finding]) -> std::io::Result<Option
     std::fs::rename(&tmp, &path)?;
     Ok(Some(path))
 }
+
+/// Ids of the findings stored under `OUT/findings/` (local or object storage), so a restarted
+/// or replaying run never stores a finding twice. Reads only the `id` column; findings are
+/// few beside events, so this stays small.
+pub fn stored_ids(
+    out: &mfascope_sink::Location,
+) -> Result<std::collections::HashSet<String>, String> {
+    use arrow::array::AsArray;
+    use mfascope_sink::Location;
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let files: Vec<String> = match out {
+        Location::Local(root) => match std::fs::read_dir(root.join("findings")) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| format!("findings/{}", e.file_name().to_string_lossy()))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("listing {}: {e}", out.describe("findings"))),
+        },
+        Location::Remote(remote) => remote
+            .list("findings")
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|k| k.trim_start_matches('/').to_string())
+            .collect(),
+    };
+    let mut ids = std::collections::HashSet::new();
+    for rel in files.iter().filter(|f| f.ends_with(".parquet")) {
+        let Some(bytes) = out.read(rel).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let named = |e: &dyn std::fmt::Display| format!("reading {}: {e}", out.describe(rel));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .map_err(|e| named(&e))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["id"]);
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| named(&e))?
+        {
+            let batch = batch.map_err(|e| named(&e))?;
+            let column = batch
+                .column_by_name("id")
+                .ok_or_else(|| named(&"no id column"))?;
+            ids.extend(
+                column
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
+        }
+    }
+    Ok(ids)
+}

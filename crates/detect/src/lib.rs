@@ -125,6 +125,9 @@ pub struct DetectCounters {
     pub correlation_evicted: u64,
     /// Per-user history state.
     pub history: HistoryCounters,
+    /// Findings fired again whose id was already stored (after a restart or a replay): not
+    /// stored twice (live runs only).
+    pub repeats_not_stored: u64,
 }
 
 /// `batch` with its `raw` column replaced by nulls (same schema).
@@ -483,6 +486,7 @@ impl Detector {
                     .map_or(0, vendor::VendorEngines::ref_count),
             correlation_evicted: self.correlation_evicted,
             history: self.enricher.counters(),
+            repeats_not_stored: 0,
         }
     }
 }

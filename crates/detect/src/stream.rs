@@ -3,6 +3,7 @@
 //! `OUT/findings/` at least every `flush_every`, so a long-running `ingest --follow` keeps
 //! neither its findings nor their file in memory.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,6 +19,11 @@ const REPORT_CAP: usize = 10_000;
 
 struct State {
     detector: Detector,
+    /// Ids of the findings stored (by earlier runs too): a finding fired again after a restart
+    /// or a replay is not stored twice.
+    stored: HashSet<String>,
+    /// Findings not stored again because their id was.
+    repeats: u64,
     pending: Vec<Finding>,
     reported: Vec<Finding>,
     written: Vec<String>,
@@ -47,14 +53,15 @@ pub struct LiveDetector {
 }
 
 impl LiveDetector {
-    /// Store findings under `OUT/findings/` at least every `flush_every`; with `announce`,
-    /// print one line per finding on stderr as it fires.
+    /// Store findings under `OUT/findings/` at least every `flush_every` (never one whose id
+    /// is stored already); with `announce`, print one line per finding on stderr as it fires.
     pub fn new(
         detector: Detector,
         out: &Location,
         flush_every: Duration,
         announce: bool,
     ) -> std::io::Result<Self> {
+        let stored = super::finding::stored_ids(out).map_err(std::io::Error::other)?;
         let (dir, upload_from) = match out {
             Location::Local(root) => (root.join("findings"), None),
             Location::Remote(_) => {
@@ -67,6 +74,8 @@ impl LiveDetector {
         Ok(LiveDetector {
             state: Mutex::new(State {
                 detector,
+                stored,
+                repeats: 0,
                 pending: Vec::new(),
                 reported: Vec::new(),
                 written: Vec::new(),
@@ -119,7 +128,11 @@ impl LiveDetector {
 
     /// The rule engine's counters so far (state sizes and evictions included).
     pub fn counters(&self) -> DetectCounters {
-        self.lock().detector.counters()
+        let s = self.lock();
+        DetectCounters {
+            repeats_not_stored: s.repeats,
+            ..s.detector.counters()
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -129,7 +142,10 @@ impl LiveDetector {
     }
 
     fn collect(&self, s: &mut State, force: bool) {
-        let new = s.detector.take_findings();
+        let mut new = s.detector.take_findings();
+        let before = new.len();
+        new.retain(|f| s.stored.insert(f.id.clone()));
+        s.repeats += (before - new.len()) as u64;
         if let (Some(tap), false) = (&self.tap, new.is_empty()) {
             tap(&new);
         }
@@ -175,9 +191,13 @@ impl LiveDetector {
         if let Some(e) = s.error.take() {
             return Err(e);
         }
+        let counters = DetectCounters {
+            repeats_not_stored: s.repeats,
+            ..s.detector.counters()
+        };
         Ok((
             std::mem::take(&mut s.reported),
-            s.detector.counters(),
+            counters,
             std::mem::take(&mut s.written),
         ))
     }
