@@ -258,6 +258,16 @@ fn out_of_order_input_within_the_allowance_gives_the_same_findings() {
     assert_eq!(mixed["live"]["detect"]["counters"]["late_events"], 0);
 }
 
+/// The Python with pyarrow (`MFASCOPE_PYTHON`, set by scripts/test); `None`, said on stderr,
+/// without it.
+fn pyarrow_peer() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("MFASCOPE_PYTHON");
+    if python.is_none() {
+        eprintln!("MFASCOPE_PYTHON not set (scripts/test sets it); skipping the pyarrow check");
+    }
+    python
+}
+
 /// The findings stored under `out/findings/` as pyarrow reads them: file and row counts, ids
 /// (sorted, repeats kept), severities, techniques and whether first <= last time everywhere.
 fn pyarrow_findings(python: &std::ffi::OsStr, out: &Path) -> serde_json::Value {
@@ -275,8 +285,7 @@ print(json.dumps({"files": len(files), "rows": t.num_rows, "ids": sorted(t.colum
 
 #[test]
 fn findings_parquet_reads_back_with_pyarrow() {
-    let Some(python) = std::env::var_os("MFASCOPE_PYTHON") else {
-        eprintln!("MFASCOPE_PYTHON not set (scripts/test sets it); skipping the pyarrow check");
+    let Some(python) = pyarrow_peer() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -543,8 +552,7 @@ fn rule_state_stays_within_max_rule_state_and_evictions_are_counted() {
 
 #[test]
 fn a_replay_of_stored_events_never_stores_a_finding_twice() {
-    let Some(python) = std::env::var_os("MFASCOPE_PYTHON") else {
-        eprintln!("MFASCOPE_PYTHON not set (scripts/test sets it); skipping the pyarrow check");
+    let Some(python) = pyarrow_peer() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -236,6 +236,7 @@ impl AttackMarker {
         let mut campaigns = Vec::new();
         let mut feeds: HashMap<String, Vec<usize>> = HashMap::new();
         let mut collection = rsigma_parser::SigmaCollection::new();
+        let mut gated = Vec::new();
         for name in names {
             let Some((_, c)) = rules
                 .correlations()
@@ -301,6 +302,8 @@ impl AttackMarker {
                 };
                 let key = result_key(&rule.id, &rule.title);
                 if !feeds.contains_key(&key) {
+                    // The gate reads the rules as written (folding rewrites their items).
+                    gated.push(rule.clone());
                     let mut rule = rule.clone();
                     fold_lower_case_fields(&mut rule);
                     collection.rules.push(rule);
@@ -315,8 +318,8 @@ impl AttackMarker {
                 threshold: threshold.max(1) as usize,
             });
         }
-        let gate = Gate::of(&collection.rules);
-        let columns = columns_for(&collection.rules, &campaigns);
+        let gate = Gate::of(&gated);
+        let columns = columns_for(&gated, &campaigns);
         let mut engine = rsigma_eval::Engine::new();
         if !collection.rules.is_empty() {
             for f in rules.collection(true).filters {
@@ -738,5 +741,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("event_count or value_count"), "{err}");
+    }
+
+    #[test]
+    fn the_default_rules_read_few_columns_and_only_failed_verifications() {
+        let names: Vec<String> = DEFAULT_ATTACK_RULES
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let m = AttackMarker::new(&RuleSet::builtin(), &names, AttackConfig::default()).unwrap();
+        let filter = m.sql_filter().unwrap();
+        assert!(
+            filter.contains("IN ('mfa_verify')") && filter.contains("outcome"),
+            "{filter}"
+        );
+        assert!(!m.columns().contains(&col::RAW), "{:?}", m.columns());
     }
 }

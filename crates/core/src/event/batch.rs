@@ -15,6 +15,9 @@ pub enum BatchError {
     /// A column a consumer reads is absent.
     #[error("canonical batch: column `{0}` is missing")]
     Missing(String),
+    /// A column could not be converted to its canonical type.
+    #[error("canonical batch: converting a column: {0}")]
+    Convert(String),
     /// A column has a type no accessor reads.
     #[error("canonical batch: column `{name}` is {found}, expected {expected}")]
     Type {
