@@ -18,6 +18,7 @@ pub mod cli;
 pub mod kafka_publish;
 pub mod metrics;
 pub mod present;
+pub mod resume;
 pub mod run;
 
 pub use mfascope_core::{event, observe, sync, time};

@@ -19,6 +19,7 @@ use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
 use crate::observe::BatchObserver;
 use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
+use crate::resume::RulesResumed;
 use crate::sli::live::{Aggregator, LiveCounters};
 use crate::slo::{Slo, SloReport, evaluate};
 use crate::sync::lock;
@@ -26,6 +27,10 @@ use crate::sync::lock;
 /// Shortest wait of the live rule engine before a quiet input releases what waits for the
 /// watermark.
 const MIN_IDLE_RELEASE: Duration = Duration::from_millis(200);
+
+/// How often a file ingest saves the rule engine's state with a segment (it is also saved
+/// with the last segment of every run).
+pub const SAVE_STATE_EVERY: Duration = Duration::from_secs(10);
 
 /// What a run produced: the engine's counts, the live SLO state and the findings.
 #[derive(Debug, Serialize)]
@@ -42,6 +47,9 @@ pub struct RunReport {
     pub slo: SloReport,
     /// The streaming rule engine's findings and counters.
     pub detect: DetectReport,
+    /// How the rule engine's state was brought back at start (file ingest only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_resumed: Option<RulesResumed>,
 }
 
 /// The rule engine's part of a [`RunReport`].
@@ -168,9 +176,16 @@ impl Run {
     /// is set.
     pub fn start(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Running> {
         let live = self.is_live();
+        // File ingest keeps one state for the whole store: it resumes from it and saves the
+        // rule engine's state with its commits. Kafka partitions do not yet (issue 22, item 4).
+        let files = self.kafka.is_none();
+        if files {
+            crate::resume::settle(&self.opts.out)?;
+            self.opts.save_state = Some(self.opts.save_state.unwrap_or(SAVE_STATE_EVERY));
+        }
         let mut agg = self.attack.aggregator(&self.slos, &self.rules)?;
-        if self.resume && self.kafka.is_none() {
-            resume_slos(&self.opts.out, &mut agg)?;
+        if self.resume && files {
+            crate::resume::slos(&self.opts.out, &mut agg)?;
         }
         let agg = Arc::new(Mutex::new(agg));
         self.opts.observers.0.insert(0, agg.clone());
@@ -189,6 +204,15 @@ impl Run {
             detector = detector.with_tap(tap);
         }
         let detector = Arc::new(detector);
+        let rules_resumed = if files {
+            Some(crate::resume::rules(
+                &self.opts.out,
+                &detector,
+                &self.rules,
+            )?)
+        } else {
+            None
+        };
         self.opts.observers.0.push(detector.clone());
         let progress = self.opts.progress_counters.clone();
         if let Some(addr) = self.metrics {
@@ -212,6 +236,7 @@ impl Run {
             progress,
             agg,
             detector,
+            rules_resumed,
             slos: self.slos,
             handle,
         })
@@ -221,30 +246,6 @@ impl Run {
     pub fn run(self, stop: Arc<AtomicBool>) -> anyhow::Result<RunReport> {
         self.start(stop)?.finish()
     }
-}
-
-/// Start `agg` from the events stored under `out`: an interrupted commit is rolled forward
-/// first (taking and releasing the output's lock), so the store holds exactly what the
-/// checkpoint says and the source resumes right after it.
-fn resume_slos(out: &crate::sink::Location, agg: &mut Aggregator) -> anyhow::Result<()> {
-    drop(
-        crate::sink::OutDir::open_scoped(out, crate::source::FILE_STATE)
-            .with_context(|| format!("opening {out}"))?,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
-    let replayed = runtime
-        .block_on(crate::sli::resume(out, agg))
-        .with_context(|| format!("resuming the live SLO state from the events under {out}"))?;
-    if replayed > 0 {
-        tracing::info!(
-            events = replayed,
-            "live SLO state resumed from the stored events"
-        );
-    }
-    Ok(())
 }
 
 /// The engine driven by the run's source, until it ends or `stop` is set.
@@ -278,6 +279,7 @@ pub struct Running {
     progress: Arc<PipelineProgress>,
     agg: Arc<Mutex<Aggregator>>,
     detector: Arc<LiveDetector>,
+    rules_resumed: Option<RulesResumed>,
     slos: Vec<Slo>,
     handle: JoinHandle<anyhow::Result<(Summary, Option<KafkaSummary>)>>,
 }
@@ -313,6 +315,7 @@ impl Running {
                 findings,
                 files,
             },
+            rules_resumed: self.rules_resumed,
         })
     }
 }

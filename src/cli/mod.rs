@@ -458,6 +458,12 @@ pub struct IngestArgs {
     /// Longest time an event waits before it is committed, in follow mode (e.g. `1s`, `500ms`).
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub max_latency: Duration,
+    /// How often the rule engine's live state (correlation windows, per-user history, rows
+    /// waiting for stragglers, latency pairing) is saved with a commit, so a restart or a crash
+    /// resumes from it; it is always saved with a run's last commit. After a crash, the events
+    /// committed since the last save are replayed from the store.
+    #[arg(long, default_value = "10s", value_parser = crate::time::parse_duration)]
+    pub state_every: Duration,
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,

@@ -11,6 +11,7 @@ mod metrics;
 mod posture;
 mod report;
 mod resume;
+mod rule_state;
 mod sli;
 mod slo;
 mod tickets;

@@ -19,6 +19,13 @@ pub trait BatchObserver: Send + Sync {
     /// Called now and then while the input is idle (live sources), so time-based work — a
     /// rule engine releasing what waited for stragglers — happens without new events.
     fn tick(&self) {}
+
+    /// This observer's state after every batch it has seen, as `(name, bytes)`, for the
+    /// engine to commit with the segment those batches end (so a restart continues from it);
+    /// `None` for observers that rebuild their state otherwise.
+    fn save_state(&self) -> Option<(String, Vec<u8>)> {
+        None
+    }
 }
 
 /// A consumer that owns its state mutably; wrapped in a [`Mutex`] it is a [`BatchObserver`]
@@ -58,6 +65,11 @@ impl Observers {
         for o in &self.0 {
             o.observe_tickets(tickets);
         }
+    }
+
+    /// [`BatchObserver::save_state`] of every observer that keeps state.
+    pub fn save_state(&self) -> Vec<(String, Vec<u8>)> {
+        self.0.iter().filter_map(|o| o.save_state()).collect()
     }
 
     /// [`BatchObserver::tick`] every observer.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3Builder, xxh3_64};
 
 use super::row::{BatchView, Derived, opt_str};
@@ -35,7 +35,7 @@ impl Default for HistoryConfig {
 }
 
 /// Counters of the history state.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HistoryCounters {
     /// Users currently remembered.
     pub users: usize,
@@ -62,12 +62,15 @@ fn packed(hash: u64, kind: Kind) -> u32 {
 }
 
 /// One user's history: 64 bytes, 4 per remembered value and the last MFA login's event id.
-#[derive(Clone, Debug, Default)]
-struct UserHistory {
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct UserHistory {
+    #[serde(rename = "t")]
     last_seen: i64,
     /// Packed values of all kinds, least recently seen first (rows come in event-time order).
+    #[serde(rename = "v")]
     values: Vec<u32>,
     /// The last successful MFA login.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     last_mfa: Option<LastMfa>,
 }
 
@@ -100,7 +103,7 @@ impl UserHistory {
 }
 
 /// Where and when a user last passed MFA.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct LastMfa {
     time: i64,
     country: [u8; 2],
@@ -184,6 +187,17 @@ impl Enricher {
             None
         };
         let key = xxh3_64(v.user.value(i).as_bytes());
+        // Where the user last passed MFA, looked up (not only cached: a restored history
+        // names countries this process has not seen yet).
+        let last_country = match (derive, mfa_here) {
+            (true, Some(_)) => self
+                .users
+                .get(&key)
+                .and_then(|h| h.last_mfa.as_ref())
+                .map(|l| l.country),
+            _ => None,
+        };
+        let there = last_country.and_then(|c| self.centroid(c));
         let value = |a, kind| opt_str(a, i).map(|s| packed(xxh3_64(s.as_bytes()), kind));
         let (ip, country, device) = (
             value(&v.src_ip, Kind::Ip),
@@ -207,7 +221,7 @@ impl Enricher {
         if let (Some((code, here)), Some(last)) =
             (mfa_here, known.and_then(|h| h.last_mfa.as_ref()))
             && code != last.country
-            && let Some(there) = self.centroids.get(&last.country).copied().flatten()
+            && let Some(there) = there
         {
             let km = distance_km(there, here);
             let hours = ((t - last.time).max(60_000)) as f64 / 3_600_000.0;
@@ -284,6 +298,35 @@ impl Enricher {
             ..self.counters
         }
     }
+
+    /// The history as it can be saved (users sorted by key, so equal histories save equally).
+    pub(crate) fn save(&self) -> SavedHistory {
+        let mut users: Vec<(u64, UserHistory)> =
+            self.users.iter().map(|(k, h)| (*k, h.clone())).collect();
+        users.sort_unstable_by_key(|(k, _)| *k);
+        SavedHistory {
+            users,
+            counters: self.counters,
+            last_sweep: self.last_sweep,
+        }
+    }
+
+    /// Replace the history with a saved one (the bounds stay this enricher's: a smaller
+    /// `max_users` evicts at the next new user).
+    pub(crate) fn restore(&mut self, saved: SavedHistory) {
+        self.users.clear();
+        self.users.extend(saved.users);
+        self.counters = saved.counters;
+        self.last_sweep = saved.last_sweep;
+    }
+}
+
+/// The per-user history in its saved form (see [`crate::snapshot`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SavedHistory {
+    users: Vec<(u64, UserHistory)>,
+    counters: HistoryCounters,
+    last_sweep: i64,
 }
 
 #[cfg(test)]

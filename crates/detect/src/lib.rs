@@ -15,6 +15,7 @@ pub mod row;
 pub mod rules;
 pub mod selftest;
 pub mod sequel;
+pub mod snapshot;
 pub mod stream;
 pub mod vendor;
 
@@ -29,6 +30,7 @@ use mfascope_core::event::CanonicalBatch;
 pub use enrich::{HistoryConfig, HistoryCounters};
 pub use finding::Finding;
 pub use rules::{RuleError, RuleSet};
+pub use snapshot::SnapshotError;
 
 use enrich::Enricher;
 use gate::{Admit, Gate};
@@ -128,6 +130,12 @@ pub struct DetectCounters {
     /// Findings fired again whose id was already stored (after a restart or a replay): not
     /// stored twice (live runs only).
     pub repeats_not_stored: u64,
+    /// Times the engine's state was saved with a segment (live runs only).
+    pub state_saves: u64,
+    /// Bytes of the last saved state.
+    pub state_bytes: u64,
+    /// Milliseconds the last save took (the ingest's ordering thread waits for it).
+    pub state_save_ms: u64,
 }
 
 /// `batch` with its `raw` column replaced by nulls (same schema).
@@ -211,6 +219,24 @@ pub struct Detector {
     names: std::collections::HashMap<String, String>,
     /// Detection rules (id or title) that only feed correlations: see [`correlation_only()`].
     correlation_only: std::collections::HashSet<String>,
+    /// Fingerprint of the rules, kept in saved state ([`snapshot`]).
+    fingerprint: u64,
+}
+
+/// What [`Detector::restore_state`] brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The state was taken with other rules: only the per-user history (and the findings not
+    /// yet stored) were restored; correlation windows must be rebuilt from stored events.
+    pub rules_changed: bool,
+    /// Findings that had fired but were not stored when the state was saved.
+    pub unstored: Vec<Finding>,
+    /// Rows restored to wait for the watermark.
+    pub waiting_rows: usize,
+    /// Correlation groups and users restored.
+    pub groups: usize,
+    /// Users in the per-user history restored.
+    pub users: usize,
 }
 
 impl std::fmt::Debug for Detector {
@@ -312,7 +338,89 @@ impl Detector {
             correlation_evicted: 0,
             names,
             correlation_only,
+            fingerprint: snapshot::rules_fingerprint(rules, emit_all_detections),
         })
+    }
+
+    /// The engine's whole state as bytes ([`snapshot`]), with `unstored`, the findings that
+    /// fired but are not stored yet.
+    pub fn save_state(&self, unstored: &[Finding]) -> Vec<u8> {
+        let (order, rows) = self.reorder.save();
+        let body = snapshot::Body {
+            engine: self.engine.export_state(),
+            vendor: self
+                .vendor
+                .as_ref()
+                .map_or_else(Vec::new, vendor::VendorEngines::export_state),
+            sequels: self.sequels.save(),
+            history: self.enricher.save(),
+            order,
+            last_evict_s: self.last_evict_s,
+            correlation_evicted: self.correlation_evicted,
+            unstored: unstored.to_vec(),
+        };
+        snapshot::encode(self.fingerprint, &body, rows.as_ref())
+    }
+
+    /// Continue from bytes of [`Detector::save_state`]. With the same rules everything is
+    /// restored; with other rules only the per-user history is (correlation state of other
+    /// rules means nothing), and [`Restored::rules_changed`] says so. On an error nothing
+    /// changed.
+    pub fn restore_state(&mut self, bytes: &[u8]) -> Result<Restored, SnapshotError> {
+        let decoded = snapshot::decode(bytes)?;
+        let body = decoded.body;
+        let mut restored = Restored {
+            rules_changed: decoded.rules != self.fingerprint,
+            unstored: body.unstored,
+            ..Restored::default()
+        };
+        if !restored.rules_changed {
+            let imported = self.engine.import_state(body.engine)
+                && self
+                    .vendor
+                    .as_mut()
+                    .is_none_or(|v| v.import_state(body.vendor));
+            if !imported {
+                return Err(SnapshotError::Decode(
+                    "rsigma refused the correlation state's version".into(),
+                ));
+            }
+            self.sequels.restore(body.sequels);
+            restored.waiting_rows = decoded.rows.as_ref().map_or(0, CanonicalBatch::num_rows);
+            self.reorder.restore(body.order, decoded.rows);
+            self.last_evict_s = body.last_evict_s;
+            self.correlation_evicted = body.correlation_evicted;
+            restored.groups = self.engine.state_count();
+        }
+        self.enricher.restore(body.history);
+        restored.users = self.enricher.counters().users;
+        Ok(restored)
+    }
+
+    /// The longest event-time span (ms) over which a correlation's state can still change what
+    /// fires: the longest correlation window or suppression period, plus the out-of-order
+    /// allowance. Replaying this much stored history rebuilds the correlation state.
+    pub fn state_span_ms(&self, rules: &RuleSet) -> i64 {
+        let longest_window = rules
+            .correlations()
+            .map(|(_, c)| c.timespan.seconds as i64)
+            .max()
+            .unwrap_or(0);
+        longest_window.max(self.config.suppress_secs as i64) * 1000 + self.config.allowance_ms
+    }
+
+    /// Learn the per-user history from `batch` (in event-time order) without evaluating any
+    /// rule: rebuilding the history from stored events older than [`Detector::state_span_ms`].
+    pub fn learn_history(&mut self, batch: &CanonicalBatch) {
+        let view = BatchView::of(batch);
+        for i in 0..view.len() {
+            self.enricher.observe(&view, i, false);
+        }
+    }
+
+    /// How long (ms) the per-user history remembers an idle user.
+    pub fn history_span_ms(&self) -> i64 {
+        self.config.history.ttl_ms
     }
 
     /// Streaming entry: buffer `batch` for event-time ordering and evaluate what the
@@ -487,6 +595,9 @@ impl Detector {
             correlation_evicted: self.correlation_evicted,
             history: self.enricher.counters(),
             repeats_not_stored: 0,
+            state_saves: 0,
+            state_bytes: 0,
+            state_save_ms: 0,
         }
     }
 }

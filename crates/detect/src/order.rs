@@ -146,6 +146,46 @@ impl Reorder {
     }
 }
 
+/// The watermark and its counters in saved form (the waiting rows travel beside it, see
+/// [`crate::snapshot`]).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedOrder {
+    max_time: i64,
+    released_to: i64,
+    late: u64,
+}
+
+impl Reorder {
+    /// The watermark and the rows waiting for it (one batch, `None` when none wait).
+    pub(crate) fn save(&self) -> (SavedOrder, Option<CanonicalBatch>) {
+        let rows = self
+            .pending
+            .first()
+            .map(|first| concat(first, &self.pending));
+        (
+            SavedOrder {
+                max_time: self.max_time,
+                released_to: self.released_to,
+                late: self.late,
+            },
+            rows,
+        )
+    }
+
+    /// Restore [`Reorder::save`]'s output.
+    pub(crate) fn restore(&mut self, saved: SavedOrder, rows: Option<CanonicalBatch>) {
+        self.max_time = saved.max_time;
+        self.released_to = saved.released_to;
+        self.late = saved.late;
+        self.pending.clear();
+        self.pending_rows = 0;
+        if let Some(rows) = rows.filter(|r| r.num_rows() > 0) {
+            self.pending_rows = rows.num_rows();
+            self.pending.push(rows);
+        }
+    }
+}
+
 /// The rows of `parts` (batches of `like`'s columns) as one batch.
 fn concat(like: &CanonicalBatch, parts: &[CanonicalBatch]) -> CanonicalBatch {
     let all = concat_batches(

@@ -192,6 +192,21 @@ impl Sequels {
         )
     }
 
+    /// Where each ordered correlation's first step is live, for a snapshot.
+    pub(crate) fn save(&self) -> Vec<Vec<(GroupKey, i64)>> {
+        self.ordered
+            .iter()
+            .map(|o| o.live.iter().map(|(k, t)| (k.clone(), *t)).collect())
+            .collect()
+    }
+
+    /// Restore [`Sequels::save`]'s output, taken with the same rules.
+    pub(crate) fn restore(&mut self, saved: Vec<Vec<(GroupKey, i64)>>) {
+        for (o, live) in self.ordered.iter_mut().zip(saved) {
+            o.live = live.into_iter().collect();
+        }
+    }
+
     /// Whether some ordered correlation's first step is live for `event`'s group at `secs`.
     pub fn live_for(&self, event: &impl Event, secs: i64) -> bool {
         self.ordered.iter().any(|o| {

@@ -14,6 +14,9 @@ use mfascope_core::event::CanonicalBatch;
 use mfascope_core::observe::BatchObserver;
 use mfascope_sink::Location;
 
+/// Name of the rule engine's saved state (`_state/observers/rules.state`).
+pub const STATE_NAME: &str = "rules";
+
 /// Findings kept for the end-of-run report (the count is exact; the list is capped).
 const REPORT_CAP: usize = 10_000;
 
@@ -24,6 +27,8 @@ struct State {
     stored: HashSet<String>,
     /// Findings not stored again because their id was.
     repeats: u64,
+    /// State saves so far, the last one's bytes and milliseconds.
+    saves: (u64, u64, u64),
     pending: Vec<Finding>,
     reported: Vec<Finding>,
     written: Vec<String>,
@@ -76,6 +81,7 @@ impl LiveDetector {
                 detector,
                 stored,
                 repeats: 0,
+                saves: (0, 0, 0),
                 pending: Vec::new(),
                 reported: Vec::new(),
                 written: Vec::new(),
@@ -128,11 +134,41 @@ impl LiveDetector {
 
     /// The rule engine's counters so far (state sizes and evictions included).
     pub fn counters(&self) -> DetectCounters {
-        let s = self.lock();
+        Self::counters_of(&self.lock())
+    }
+
+    fn counters_of(s: &State) -> DetectCounters {
         DetectCounters {
             repeats_not_stored: s.repeats,
+            state_saves: s.saves.0,
+            state_bytes: s.saves.1,
+            state_save_ms: s.saves.2,
             ..s.detector.counters()
         }
+    }
+
+    /// [`Detector::learn_history`] (rebuilding state from stored events).
+    pub fn learn_history(&self, batch: &CanonicalBatch) {
+        self.lock().detector.learn_history(batch);
+    }
+
+    /// [`Detector::state_span_ms`] and [`Detector::history_span_ms`] of the rules run.
+    pub fn spans_ms(&self, rules: &super::RuleSet) -> (i64, i64) {
+        let s = self.lock();
+        (
+            s.detector.state_span_ms(rules),
+            s.detector.history_span_ms(),
+        )
+    }
+
+    /// Continue from state saved by an earlier run ([`Detector::restore_state`]); the findings
+    /// it had not stored yet are stored with the next ones (unless stored since). On an error
+    /// nothing changed.
+    pub fn restore(&self, bytes: &[u8]) -> Result<super::Restored, super::SnapshotError> {
+        let mut s = self.lock();
+        let mut restored = s.detector.restore_state(bytes)?;
+        s.detector.findings.append(&mut restored.unstored);
+        Ok(restored)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -191,10 +227,7 @@ impl LiveDetector {
         if let Some(e) = s.error.take() {
             return Err(e);
         }
-        let counters = DetectCounters {
-            repeats_not_stored: s.repeats,
-            ..s.detector.counters()
-        };
+        let counters = Self::counters_of(&s);
         Ok((
             std::mem::take(&mut s.reported),
             counters,
@@ -209,6 +242,19 @@ impl BatchObserver for LiveDetector {
         s.last_batch = Instant::now();
         s.detector.observe(batch);
         self.collect(&mut s, false);
+    }
+
+    fn save_state(&self) -> Option<(String, Vec<u8>)> {
+        let started = Instant::now();
+        let mut s = self.lock();
+        self.collect(&mut s, false);
+        let bytes = s.detector.save_state(&s.pending);
+        s.saves = (
+            s.saves.0 + 1,
+            bytes.len() as u64,
+            started.elapsed().as_millis() as u64,
+        );
+        Some((STATE_NAME.to_string(), bytes))
     }
 
     fn tick(&self) {

@@ -132,6 +132,26 @@ impl VendorEngines {
             .sum()
     }
 
+    /// Every engine's correlation state, in engine order.
+    pub fn export_state(&self) -> Vec<Option<rsigma_eval::CorrelationSnapshot>> {
+        self.engines
+            .iter()
+            .map(|e| e.as_ref().map(CorrelationEngine::export_state))
+            .collect()
+    }
+
+    /// Restore [`VendorEngines::export_state`]'s output (taken with the same rules); false
+    /// when an engine refused its snapshot's version.
+    pub fn import_state(&mut self, saved: Vec<Option<rsigma_eval::CorrelationSnapshot>>) -> bool {
+        let mut ok = true;
+        for (engine, snapshot) in self.engines.iter_mut().zip(saved) {
+            if let (Some(engine), Some(snapshot)) = (engine, snapshot) {
+                ok &= engine.import_state(snapshot);
+            }
+        }
+        ok
+    }
+
     /// Evict expired correlation state.
     pub fn evict_expired(&mut self, secs: i64) {
         for e in self.engines.iter_mut().flatten() {

@@ -319,6 +319,7 @@ impl Apply<'_> {
             }),
             Work::Other(Msg::Open { scope, out, inputs }) => {
                 let writer = self.writer.clone();
+                let state = out.clone();
                 let mut stage = OrderedStage::new(
                     self.opts,
                     Box::new(move |segment| {
@@ -332,6 +333,7 @@ impl Apply<'_> {
                             .is_ok()
                     }),
                 );
+                stage.resume(&lock(&state));
                 for i in inputs {
                     stage.register(i.input, i.fingerprint, i.path);
                 }
@@ -340,7 +342,7 @@ impl Apply<'_> {
             }
             Work::Other(Msg::Close { scope, done }) => {
                 let flushed = self.scopes.remove(&scope).is_none_or(|mut stage| {
-                    let flushed = stage.flush();
+                    let flushed = stage.flush(true);
                     self.closed.push(stage.into_summary());
                     flushed
                 });
@@ -376,7 +378,7 @@ impl Apply<'_> {
         let mut ok = true;
         for stage in self.scopes.values_mut() {
             if stage.due(max_latency) {
-                ok &= stage.flush();
+                ok &= stage.flush(false);
             }
         }
         if !ok {
@@ -403,7 +405,7 @@ impl Apply<'_> {
     fn finish(mut self) -> Result<Vec<Summary>, IngestError> {
         let failed = self.failure.is_some();
         for (_, mut stage) in std::mem::take(&mut self.scopes) {
-            if !failed && !stage.flush() {
+            if !failed && !stage.flush(true) {
                 self.fail_writer();
             }
             self.closed.push(stage.into_summary());

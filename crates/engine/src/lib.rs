@@ -79,6 +79,10 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Consumers fed every batch (live SLIs, rules).
     pub observers: Observers,
+    /// Commit the observers' saved state (and the latency pairing table) with a segment at
+    /// most this often and with a scope's last segment; `None`: never (the checkpoint then
+    /// records that no saved state goes with it).
+    pub save_state: Option<Duration>,
     /// Running counters, readable while the pipeline runs (metrics endpoint).
     pub progress_counters: Arc<PipelineProgress>,
 }
@@ -101,6 +105,7 @@ impl IngestOptions {
             reader: ReaderConfig::default(),
             progress: true,
             observers: Observers::default(),
+            save_state: None,
             progress_counters: Arc::default(),
         }
     }

@@ -15,8 +15,10 @@ use crate::{IngestOptions, Summary, Unreadable};
 use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 use mfascope_core::observe::Observers;
 use mfascope_normalize::latency::LatencyPairer;
+use mfascope_sink::parquet::read_events;
 use mfascope_sink::segment::Position;
-use mfascope_sink::{DeadLetter, Segment};
+use mfascope_sink::state::{observer_state_rel, read_observer_state};
+use mfascope_sink::{DeadLetter, OutDir, Segment};
 use mfascope_source::ReadItem;
 
 /// Where a finished segment goes (the writer); false when it has gone away.
@@ -38,7 +40,14 @@ pub(crate) struct OrderedStage {
     dedupe: Dedupe,
     pub(crate) summary: Summary,
     observers: Observers,
+    /// Save the observers' state with a segment at most this often (see
+    /// [`IngestOptions::save_state`]).
+    save_every: Option<Duration>,
+    last_saved: Instant,
 }
+
+/// Name of the latency pairing table among a segment's saved states.
+const PAIRER_STATE: &str = "latency";
 
 impl OrderedStage {
     pub(crate) fn new(opts: &IngestOptions, sink: SegmentSink) -> Self {
@@ -56,7 +65,39 @@ impl OrderedStage {
             dedupe: Dedupe::new(opts.dedupe_window),
             summary: Summary::default(),
             observers: opts.observers.clone(),
+            save_every: opts.save_state,
+            last_saved: Instant::now(),
         }
+    }
+
+    /// Continue the latency pairing table from the scope's checkpoint: its saved table, then
+    /// the event files committed after it. A table that cannot be read is reported and the
+    /// pairing starts empty (a verification whose challenge came before then gets no derived
+    /// latency; nothing is invented).
+    pub(crate) fn resume(&mut self, out: &OutDir) {
+        if self.save_every.is_none() || !out.checkpoint.saved.iter().any(|n| n == PAIRER_STATE) {
+            return;
+        }
+        let result = (|| {
+            let saved = read_observer_state(&out.root, out.scope(), PAIRER_STATE)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the checkpoint names it but it is missing".to_string())?;
+            self.pairer.restore(&saved).map_err(|e| e.to_string())?;
+            for rel in &out.checkpoint.replay {
+                for batch in read_events(&out.root, rel).map_err(|e| e.to_string())? {
+                    self.pairer.apply(batch);
+                }
+            }
+            Ok::<_, String>(())
+        })();
+        if let Err(reason) = result {
+            let file = out
+                .root
+                .describe(&observer_state_rel(out.scope(), PAIRER_STATE));
+            tracing::warn!(%file, %reason, "latency pairing table not restored; pairing starts empty");
+            self.pairer = LatencyPairer::default();
+        }
+        self.pairer.paired = 0;
     }
 
     pub(crate) fn due(&self, max_latency: Duration) -> bool {
@@ -193,7 +234,7 @@ impl OrderedStage {
         }
         self.advance(p.input, p.start, p.end, p.end_line);
         if self.buffered_rows >= self.segment_rows || self.buffered_bytes >= self.segment_bytes {
-            return self.flush();
+            return self.flush(false);
         }
         true
     }
@@ -251,13 +292,15 @@ impl OrderedStage {
         summary
     }
 
-    /// Hand the current segment to the writer; false when the writer has gone away.
-    pub(crate) fn flush(&mut self) -> bool {
+    /// Hand the current segment to the writer (`last`: the scope's last one); false when the
+    /// writer has gone away.
+    pub(crate) fn flush(&mut self, last: bool) -> bool {
         if self.positions.is_empty() && self.segment.dead_letters.is_empty() {
             return true;
         }
         let mut seg = std::mem::take(&mut self.segment);
         seg.positions = std::mem::take(&mut self.positions);
+        seg.state = self.saved_state(last);
         let first = &seg.positions[0];
         seg.id = format!(
             "part-{:016x}",
@@ -267,6 +310,24 @@ impl OrderedStage {
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
         (self.sink)(seg)
+    }
+}
+
+impl OrderedStage {
+    /// What state goes with the segment being cut: the observers' and the pairing table's
+    /// when saving is on and due (or `last`), nothing new (`None`) between saves, and an empty
+    /// list when saving is off (so the checkpoint says no saved state goes with it).
+    fn saved_state(&mut self, last: bool) -> Option<Vec<(String, Vec<u8>)>> {
+        let Some(every) = self.save_every else {
+            return Some(Vec::new());
+        };
+        if !last && self.last_saved.elapsed() < every {
+            return None;
+        }
+        self.last_saved = Instant::now();
+        let mut state = self.observers.save_state();
+        state.push((PAIRER_STATE.to_string(), self.pairer.save()));
+        Some(state)
     }
 }
 

@@ -41,6 +41,24 @@ impl LatencyPairer {
         }
     }
 
+    /// The open challenges, oldest first, as bytes to commit with a checkpoint.
+    pub fn save(&self) -> Vec<u8> {
+        let open: Vec<(u64, i64)> = self
+            .order
+            .iter()
+            .filter_map(|k| Some((*k, *self.open.get(k)?)))
+            .collect();
+        serde_json::to_vec(&open).expect("pairs serialize")
+    }
+
+    /// Continue from [`LatencyPairer::save`]'s bytes (the table's capacity stays this one's).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let open: Vec<(u64, i64)> = serde_json::from_slice(bytes)?;
+        self.open = open.iter().copied().collect();
+        self.order = open.into_iter().map(|(k, _)| k).collect();
+        Ok(())
+    }
+
     /// Fill missing `latency_ms` in `batch` where a challenge pairs. Engine batches only
     /// (built by `EventBatchBuilder`): batches read back through SQL are not paired again.
     pub fn apply(&mut self, batch: CanonicalBatch) -> CanonicalBatch {

@@ -119,3 +119,30 @@ pub fn write_partition(
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok((rows, bytes))
 }
+
+/// The rows of the Parquet file `rel` under `root` (an event file named by a checkpoint's
+/// replay list), as canonical batches with their enum columns in the engine's layout.
+pub fn read_events(
+    root: &super::Location,
+    rel: &str,
+) -> Result<Vec<mfascope_core::event::CanonicalBatch>, SinkError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let corrupt = |reason: String| SinkError::CorruptState {
+        path: root.describe(rel),
+        reason,
+    };
+    let bytes = root
+        .read(rel)?
+        .ok_or_else(|| corrupt("the checkpoint lists it but it is missing".into()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(ParquetRecordBatchReaderBuilder::build)
+        .map_err(|e| corrupt(e.to_string()))?;
+    reader
+        .map(|batch| {
+            let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+            mfascope_core::event::CanonicalBatch::new(batch)
+                .map(|b| b.in_vocabulary())
+                .map_err(|e| corrupt(e.to_string()))
+        })
+        .collect()
+}

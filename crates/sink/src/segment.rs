@@ -13,6 +13,7 @@ use arrow::array::RecordBatch;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
+use super::state::observer_state_rel;
 use super::{
     Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition,
 };
@@ -46,6 +47,9 @@ pub struct Segment {
     pub dead_letters: Vec<DeadLetter>,
     /// Inputs advanced, in order.
     pub positions: Vec<Position>,
+    /// The observers' state after this segment's events (name, bytes), committed with it; `None`
+    /// when not saved this time (the segment's event files join the checkpoint's replay list).
+    pub state: Option<Vec<(String, Vec<u8>)>>,
 }
 
 /// What a commit wrote.
@@ -91,6 +95,11 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
                 stats.bytes += bytes;
             }
         }
+        for (name, bytes) in seg.state.iter().flatten() {
+            let tmp = staging.join(format!("{}.state.{name}", seg.id));
+            write_synced(&tmp, bytes)?;
+            files.push((tmp, observer_state_rel(out.scope(), name)));
+        }
         if !seg.dead_letters.is_empty() {
             let dst = format!("deadletter/{}.ndjson", seg.id);
             let tmp = staging.join(format!("{}.deadletter.ndjson", seg.id));
@@ -108,6 +117,17 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
     let mut checkpoint: Checkpoint = out.checkpoint.clone();
     checkpoint.version = 1;
     checkpoint.segments += 1;
+    if let Some(state) = &seg.state {
+        checkpoint.replay.clear();
+        checkpoint.saved = state.iter().map(|(name, _)| name.clone()).collect();
+    } else {
+        checkpoint.replay.extend(
+            files
+                .iter()
+                .filter(|(_, dst)| dst.starts_with("events/"))
+                .map(|(_, dst)| dst.clone()),
+        );
+    }
     for p in &seg.positions {
         checkpoint.inputs.insert(
             p.fingerprint.clone(),
@@ -121,6 +141,12 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
     stats.files = files.len() as u64;
     out.publish(files, checkpoint)?;
     Ok(stats)
+}
+
+fn write_synced(tmp: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let mut file = File::create(tmp).map_err(io_err("creating", tmp))?;
+    file.write_all(bytes).map_err(io_err("writing", tmp))?;
+    file.sync_all().map_err(io_err("syncing", tmp))
 }
 
 fn write_dead_letters(tmp: &Path, letters: &[DeadLetter]) -> Result<(), SinkError> {

@@ -36,6 +36,15 @@ pub struct Checkpoint {
     pub segments: u64,
     /// Inputs by fingerprint (hex).
     pub inputs: BTreeMap<String, InputState>,
+    /// Event files (relative to the root, in commit order) committed since the observers'
+    /// state was last saved with a segment: a restart restores that state, then replays these
+    /// to reach this checkpoint exactly. Empty when the state was saved with the last segment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replay: Vec<String>,
+    /// Observers whose saved state (`observers/NAME.state`) goes with this checkpoint (with
+    /// `replay`); a state file of another name is stale: a later run committed without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saved: Vec<String>,
 }
 
 impl Checkpoint {
@@ -125,6 +134,11 @@ impl OutDir {
         };
         dir.recover()?;
         Ok(dir)
+    }
+
+    /// The state prefix relative to the root (`_state` or a partition's).
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     fn rel(&self, name: &str) -> String {
@@ -314,6 +328,20 @@ pub fn read_checkpoint(root: &Location, scope: &str) -> Result<Checkpoint, SinkE
             ..Default::default()
         }),
     }
+}
+
+/// Relative path of observer `name`'s saved state under the state `scope`.
+pub fn observer_state_rel(scope: &str, name: &str) -> String {
+    format!("{}/observers/{name}.state", scope.trim_matches('/'))
+}
+
+/// The state observer `name` saved under `scope` with the last snapshot, if any.
+pub fn read_observer_state(
+    root: &Location,
+    scope: &str,
+    name: &str,
+) -> Result<Option<Vec<u8>>, SinkError> {
+    root.read(&observer_state_rel(scope, name))
 }
 
 /// Write `bytes` to `path` via a temp file, fsync, rename, fsync the directory.

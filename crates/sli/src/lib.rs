@@ -174,9 +174,19 @@ const EVENTS_MARKED_VIEW: &str = "CREATE OR REPLACE VIEW events_marked AS \
 /// Returns the events replayed (0 when nothing is stored). Bounded by the retention (33 days
 /// by default), not by the history.
 pub async fn resume(data: &Location, agg: &mut live::Aggregator) -> Result<u64, SliError> {
+    let Some(latest) = latest_event(data).await? else {
+        return Ok(0);
+    };
+    let from = latest - agg.config().retention_minutes * live::MINUTE_MS;
+    let engine = Engine::open(data, &Params::new(Some(from), None, Bucket::Hour, vec![])?).await?;
+    engine.replay(agg).await
+}
+
+/// Event time (ms) of the latest event stored under `data`; `None` when none is.
+pub async fn latest_event(data: &Location) -> Result<Option<i64>, SliError> {
     use arrow::array::{Array, AsArray};
     if !has_parquet(data, "events").await? {
-        return Ok(0);
+        return Ok(None);
     }
     let all = Params::new(None, None, Bucket::Hour, vec![])?;
     let engine = Engine::open(data, &all).await?;
@@ -202,12 +212,27 @@ pub async fn resume(data: &Location, agg: &mut live::Aggregator) -> Result<u64, 
             },
         )
         .await?;
-    let Some(latest) = latest else {
+    Ok(latest)
+}
+
+/// Stream the events stored under `data` in `[from, to)` that `filter` (SQL over the
+/// `events` columns) admits, in `(time, event_id)` order, into `f`; only `cols` are read (the
+/// others read as nulls). Returns the events seen (0 when nothing is stored).
+pub async fn for_each_stored(
+    data: &Location,
+    (from, to): (Option<i64>, Option<i64>),
+    cols: &[&str],
+    filter: Option<&str>,
+    f: impl FnMut(&CanonicalBatch),
+) -> Result<u64, SliError> {
+    if !has_parquet(data, "events").await? {
         return Ok(0);
-    };
-    let from = latest - agg.config().retention_minutes * live::MINUTE_MS;
-    let engine = Engine::open(data, &Params::new(Some(from), None, Bucket::Hour, vec![])?).await?;
-    engine.replay(agg).await
+    }
+    let engine = Engine::open(data, &Params::new(from, to, Bucket::Hour, vec![])?).await?;
+    let sql = ordered_events_sql(cols, filter);
+    engine
+        .for_each_canonical("stored events", &sql, cols, f)
+        .await
 }
 
 /// `SELECT cols FROM events [WHERE filter] ORDER BY time`, with the enum (dictionary) columns
@@ -231,8 +256,13 @@ fn ordered_events_sql(cols: &[&str], filter: Option<&str>) -> String {
         })
         .collect();
     let filter = filter.map_or_else(String::new, |w| format!(" WHERE {w}"));
+    let order = if cols.contains(&mfascope_core::event::col::EVENT_ID) {
+        "time, event_id"
+    } else {
+        "time"
+    };
     format!(
-        "SELECT {} FROM events{filter} ORDER BY time",
+        "SELECT {} FROM events{filter} ORDER BY {order}",
         select.join(", ")
     )
 }

@@ -175,6 +175,56 @@ impl CanonicalBatch {
         Some(dict.keys().values())
     }
 
+    /// This batch with its enum columns in the engine's own layout (see
+    /// [`CanonicalBatch::vocabulary_keys`]): batches read back from storage carry dictionaries
+    /// of their own. Values outside the vocabulary read as nulls.
+    pub fn in_vocabulary(&self) -> CanonicalBatch {
+        use super::{Action, Factor, Outcome, Source, col};
+        use strum::VariantNames;
+        let record = self.record_batch();
+        let mut columns = record.columns().to_vec();
+        for (name, names) in [
+            (col::SOURCE, Source::VARIANTS),
+            (col::ACTION, Action::VARIANTS),
+            (col::FACTOR, Factor::VARIANTS),
+            (col::OUTCOME, Outcome::VARIANTS),
+        ] {
+            let Ok(idx) = record.schema().index_of(name) else {
+                continue;
+            };
+            let Ok(text) = arrow::compute::cast(&columns[idx], &arrow::datatypes::DataType::Utf8)
+            else {
+                continue;
+            };
+            let keys: arrow::array::Int8Array = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.and_then(|v| names.iter().position(|n| *n == v))
+                        .map(|k| k as i8)
+                })
+                .collect();
+            let values = std::sync::Arc::new(arrow::array::StringArray::from(names.to_vec()));
+            columns[idx] = std::sync::Arc::new(
+                arrow::array::DictionaryArray::<arrow::datatypes::Int8Type>::try_new(keys, values)
+                    .expect("keys index the vocabulary"),
+            );
+        }
+        let schema = arrow::datatypes::Schema::new(
+            record
+                .schema()
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                .collect::<Vec<_>>(),
+        );
+        self.derived(
+            RecordBatch::try_new(std::sync::Arc::new(schema), columns)
+                .expect("same columns, canonical types"),
+        )
+    }
+
     /// A `UInt32` column (`latency_ms`, `asn`).
     pub fn u32s(&self, name: &str) -> &PrimitiveArray<UInt32Type> {
         self.column(name).as_primitive()

@@ -1,0 +1,188 @@
+//! Live state brought back when a file ingest starts on a store that already holds events, so a
+//! restart (or a crash) shows what one uninterrupted run would have: the SLO aggregator from the
+//! stored events of its retention, and the rule engine from the state saved with the last
+//! committed segment plus the event files committed after it. When that state is missing,
+//! stale, damaged or taken with other rules, the rule engine is rebuilt from stored events
+//! instead (never started empty): the per-user history from the successful logins of its TTL,
+//! the correlation windows and suppression from every event of the longest window or
+//! suppression period. This module only reads; it never writes to the store.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::detect::stream::{LiveDetector, STATE_NAME};
+use crate::detect::{Restored, RuleSet};
+use crate::event::col;
+use crate::sink::Location;
+use crate::sink::parquet::read_events;
+use crate::sink::state::{observer_state_rel, read_checkpoint, read_observer_state};
+use crate::sli::live::Aggregator;
+use crate::source::FILE_STATE;
+
+/// How the rule engine's state was brought back.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct RulesResumed {
+    /// `saved` (the saved state, then the files committed after it), `rebuilt` (from stored
+    /// events, see the module comment) or `empty` (nothing stored yet).
+    pub from: &'static str,
+    /// Bytes of the saved state read.
+    pub state_bytes: u64,
+    /// Stored events replayed through the rule engine.
+    pub replayed_events: u64,
+    /// Stored successful logins the per-user history learned from (rebuilds only).
+    pub history_events: u64,
+    /// Milliseconds from start to ready.
+    pub millis: u64,
+    /// Why the saved state was not used, when it was not (also logged as a warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A query runtime for the replays.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")
+}
+
+/// Roll an interrupted commit of the file state under `out` forward (taking and releasing the
+/// output's lock), so the store holds exactly what the checkpoint says.
+pub fn settle(out: &Location) -> anyhow::Result<()> {
+    drop(
+        crate::sink::OutDir::open_scoped(out, FILE_STATE)
+            .with_context(|| format!("opening {out}"))?,
+    );
+    Ok(())
+}
+
+/// Start `agg` from the events stored under `out` (see [`crate::sli::resume`]).
+pub fn slos(out: &Location, agg: &mut Aggregator) -> anyhow::Result<()> {
+    let replayed = runtime()?
+        .block_on(crate::sli::resume(out, agg))
+        .with_context(|| format!("resuming the live SLO state from the events under {out}"))?;
+    if replayed > 0 {
+        tracing::info!(
+            events = replayed,
+            "live SLO state resumed from the stored events"
+        );
+    }
+    Ok(())
+}
+
+/// Bring `detector` (running `rules`) to the state an uninterrupted run would have at the
+/// checkpoint under `out`.
+pub fn rules(
+    out: &Location,
+    detector: &LiveDetector,
+    rules: &RuleSet,
+) -> anyhow::Result<RulesResumed> {
+    let started = Instant::now();
+    let checkpoint = read_checkpoint(out, FILE_STATE)?;
+    let file = out.describe(&observer_state_rel(FILE_STATE, STATE_NAME));
+    let mut resumed = RulesResumed::default();
+    let saved = checkpoint.saved.iter().any(|n| n == STATE_NAME);
+    let restored = if saved {
+        match read_observer_state(out, FILE_STATE, STATE_NAME)? {
+            Some(bytes) => {
+                resumed.state_bytes = bytes.len() as u64;
+                detector.restore(&bytes).map_err(|e| e.to_string())
+            }
+            None => Err("the checkpoint names it but it is missing".to_string()),
+        }
+    } else {
+        Err("no saved state goes with the last commit".to_string())
+    };
+    match restored {
+        Ok(Restored {
+            rules_changed: false,
+            ..
+        }) => {
+            resumed.from = "saved";
+            for rel in &checkpoint.replay {
+                for batch in read_events(out, rel)? {
+                    resumed.replayed_events += batch.num_rows() as u64;
+                    crate::observe::BatchObserver::observe(detector, &batch);
+                }
+            }
+        }
+        Ok(Restored {
+            rules_changed: true,
+            ..
+        }) => {
+            resumed.warning = Some(format!(
+                "{file}: taken with other rules; the per-user history is kept, the correlation \
+                 windows are rebuilt from the stored events"
+            ));
+            rebuild(out, detector, rules, false, &mut resumed)?;
+        }
+        Err(reason) => {
+            let nothing_stored = checkpoint.segments == 0;
+            if !nothing_stored {
+                resumed.warning = Some(format!(
+                    "{file}: {reason}; rebuilding the rule engine's state from the stored events"
+                ));
+            }
+            rebuild(out, detector, rules, true, &mut resumed)?;
+        }
+    }
+    if let Some(w) = &resumed.warning {
+        tracing::warn!("rule state: {w}");
+    }
+    resumed.millis = started.elapsed().as_millis() as u64;
+    Ok(resumed)
+}
+
+/// Rebuild the rule engine's state from the stored events: with `history`, the per-user
+/// history learns from the successful logins of its TTL before the correlation span; then
+/// every event of the correlation span runs through the engine (findings already stored are
+/// not stored again).
+fn rebuild(
+    out: &Location,
+    detector: &LiveDetector,
+    rules: &RuleSet,
+    history: bool,
+    resumed: &mut RulesResumed,
+) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let Some(latest) = runtime.block_on(crate::sli::latest_event(out))? else {
+        resumed.from = "empty";
+        return Ok(());
+    };
+    resumed.from = "rebuilt";
+    let (span, ttl) = detector.spans_ms(rules);
+    let start = latest.saturating_sub(span);
+    runtime.block_on(async {
+        if history {
+            resumed.history_events = crate::sli::for_each_stored(
+                out,
+                (Some(latest.saturating_sub(ttl)), Some(start)),
+                &[
+                    col::TIME,
+                    col::EVENT_ID,
+                    col::USER,
+                    col::ACTION,
+                    col::OUTCOME,
+                    col::SRC_IP,
+                    col::COUNTRY,
+                    col::DEVICE_ID,
+                ],
+                Some("outcome = 'success' AND action IN ('mfa_verify', 'primary_auth', 'session_start')"),
+                |b| detector.learn_history(b),
+            )
+            .await?;
+        }
+        resumed.replayed_events = crate::sli::for_each_stored(
+            out,
+            (Some(start), None),
+            col::ALL,
+            None,
+            |b| crate::observe::BatchObserver::observe(detector, b),
+        )
+        .await?;
+        Ok::<_, crate::sli::SliError>(())
+    })
+    .with_context(|| format!("rebuilding the rule engine's state from the events under {out}"))
+}
