@@ -140,8 +140,27 @@ fn detect_metrics(r: &mut Registry, d: &DetectCounters) {
             "Correlation groups dropped at the state bound (stalest first).",
             d.correlation_evicted,
         ),
+        (
+            "mfascope_detect_state_saves",
+            "Times the rule engine's state was saved with a commit.",
+            d.state_saves,
+        ),
     ] {
         counter(r, name, help, value);
+    }
+    let saved = gauge_family(
+        r,
+        "mfascope_detect_state_saved",
+        "The rule engine's saved state (what: bytes of the last save; save_seconds, its \
+         duration; restore_seconds, the time to restore or rebuild it at start).",
+        None,
+    );
+    for (what, v) in [
+        ("bytes", d.state_bytes as f64),
+        ("save_seconds", d.state_save_ms as f64 / 1000.0),
+        ("restore_seconds", d.state_restore_ms as f64 / 1000.0),
+    ] {
+        saved.get_or_create(&labels(&[("what", what)])).set(v);
     }
     let state = gauge_family(
         r,

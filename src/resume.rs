@@ -132,6 +132,7 @@ pub fn rules(
         tracing::warn!("rule state: {w}");
     }
     resumed.millis = started.elapsed().as_millis() as u64;
+    detector.restored_in(resumed.millis);
     Ok(resumed)
 }
 

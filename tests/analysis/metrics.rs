@@ -115,4 +115,9 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         value(&page, "mfascope_detect_correlation_evicted_total"),
         Some(0.0)
     );
+    // The saved state's size and restore time are served (a fresh store: nothing to restore).
+    assert!(value(&page, "mfascope_detect_state_saved{what=\"bytes\"}").is_some());
+    assert!(detect["state_saves"].as_u64().unwrap() >= 1, "{detect}");
+    assert!(detect["state_bytes"].as_u64().unwrap() > 0, "{detect}");
+    assert_eq!(summary["live"]["rules_resumed"]["from"], "empty");
 }

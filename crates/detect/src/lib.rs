@@ -136,6 +136,8 @@ pub struct DetectCounters {
     pub state_bytes: u64,
     /// Milliseconds the last save took (the ingest's ordering thread waits for it).
     pub state_save_ms: u64,
+    /// Milliseconds the state took to restore (or rebuild) at start.
+    pub state_restore_ms: u64,
 }
 
 /// `batch` with its `raw` column replaced by nulls (same schema).
@@ -598,6 +600,7 @@ impl Detector {
             state_saves: 0,
             state_bytes: 0,
             state_save_ms: 0,
+            state_restore_ms: 0,
         }
     }
 }

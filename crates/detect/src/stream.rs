@@ -29,6 +29,8 @@ struct State {
     repeats: u64,
     /// State saves so far, the last one's bytes and milliseconds.
     saves: (u64, u64, u64),
+    /// Milliseconds the state took to restore or rebuild at start.
+    restore_ms: u64,
     pending: Vec<Finding>,
     reported: Vec<Finding>,
     written: Vec<String>,
@@ -82,6 +84,7 @@ impl LiveDetector {
                 stored,
                 repeats: 0,
                 saves: (0, 0, 0),
+                restore_ms: 0,
                 pending: Vec::new(),
                 reported: Vec::new(),
                 written: Vec::new(),
@@ -143,8 +146,14 @@ impl LiveDetector {
             state_saves: s.saves.0,
             state_bytes: s.saves.1,
             state_save_ms: s.saves.2,
+            state_restore_ms: s.restore_ms,
             ..s.detector.counters()
         }
+    }
+
+    /// Record how long bringing the state back took at start (for the counters).
+    pub fn restored_in(&self, millis: u64) {
+        self.lock().restore_ms = millis;
     }
 
     /// [`Detector::learn_history`] (rebuilding state from stored events).

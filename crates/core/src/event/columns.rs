@@ -14,6 +14,10 @@ pub fn decode_enum<T: std::str::FromStr + Copy>(array: &dyn Array) -> Vec<Option
     let values = arrow::compute::cast(dict.values(), &DataType::Utf8)
         .expect("dictionary values are strings");
     let values = values.as_string::<i32>();
+    if values.is_empty() {
+        // A column of nulls only (arrow cannot normalize keys into no values).
+        return vec![None; array.len()];
+    }
     let lookup: Vec<Option<T>> = (0..values.len())
         .map(|i| values.value(i).parse().ok())
         .collect();
@@ -36,4 +40,24 @@ pub fn utf8(batch: &RecordBatch, name: &str) -> StringArray {
         .expect("string column")
         .as_string::<i32>()
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enum_column_of_nulls_only_decodes_to_nones() {
+        let strings = StringArray::from(vec![None::<&str>, None, None]);
+        let dict = arrow::compute::cast(
+            &strings,
+            &DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)),
+        )
+        .unwrap();
+        assert_eq!(dict.as_any_dictionary().values().len(), 0);
+        assert_eq!(
+            decode_enum::<crate::event::Factor>(dict.as_ref()),
+            vec![None, None, None]
+        );
+    }
 }
