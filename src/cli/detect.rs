@@ -23,12 +23,9 @@ pub fn detect_history(
     runtime()?.block_on(async {
         let engine = Engine::open(data, &params).await?;
         engine
-            .for_each_canonical(
-                "detect",
-                "SELECT * FROM events ORDER BY time, event_id",
-                crate::event::col::ALL,
-                |b| detector.process_sorted(b),
-            )
+            .for_each_in_order("detect", crate::event::col::ALL, None, |b| {
+                detector.process_sorted(b);
+            })
             .await
     })?;
     let counters = detector.counters();

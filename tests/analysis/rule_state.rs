@@ -9,7 +9,6 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{append, bin, generate, ingest_json, output_json, py, run_json};
 
@@ -276,23 +275,7 @@ fn kill_9_at_10_random_moments_of_a_run_with_attacks_stores_every_finding_once()
         .stderr(Stdio::null());
         c
     };
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut killed_mid_run = 0;
-    for _ in 0..10 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let after = Duration::from_millis(250 + rng % 600);
-        eprintln!("kill -9 after {after:?}");
-        let mut child: std::process::Child = ingest().spawn().unwrap();
-        std::thread::sleep(after);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed_mid_run += 1;
-        }
-        child.wait().unwrap();
-    }
-    eprintln!("{killed_mid_run} of 10 runs killed mid-run");
+    let killed_mid_run = common::kill_9_at_moments(10, 0x2545_f491_4f6c_dd1d, (250, 600), ingest);
     assert!(
         killed_mid_run >= 7,
         "the runs were killed mid-way ({killed_mid_run})"

@@ -223,3 +223,31 @@ pub fn dashboard_data(dir: &Path) -> PathBuf {
     ingest_json(&[&input], &out);
     out
 }
+
+/// Spawn `run()` `times` times and `kill -9` each run `base_ms + (seeded xorshift % spread_ms)`
+/// after its start (the moments are printed); returns how many runs were killed mid-run.
+pub fn kill_9_at_moments(
+    times: usize,
+    seed: u64,
+    (base_ms, spread_ms): (u64, u64),
+    mut run: impl FnMut() -> Command,
+) -> usize {
+    let mut rng = seed.max(1);
+    let mut killed = 0;
+    for _ in 0..times {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let after = std::time::Duration::from_millis(base_ms + rng % spread_ms.max(1));
+        eprintln!("kill -9 after {after:?}");
+        let mut child = run().spawn().unwrap();
+        std::thread::sleep(after);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    eprintln!("{killed} of {times} runs killed mid-run");
+    killed
+}

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use arrow::array::AsArray;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -94,23 +93,8 @@ fn kill_9_at_20_random_moments_then_restart_gives_exact_output() {
         c
     };
     // 20 moments between 5 and 60 ms after start (seeded, printed): nearly all land mid-run.
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut killed_mid_run = 0;
-    for _ in 0..20 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let after = Duration::from_millis(5 + rng % 55);
-        eprintln!("kill -9 after {after:?}");
-        let mut child = ingest().spawn().unwrap();
-        std::thread::sleep(after);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed_mid_run += 1;
-        }
-        child.wait().unwrap();
-    }
-    eprintln!("{killed_mid_run} of 20 runs killed mid-run");
+    let killed_mid_run =
+        crate::common::kill_9_at_moments(20, 0x9e37_79b9_7f4a_7c15, (5, 55), ingest);
     assert!(
         killed_mid_run >= 15,
         "the runs were killed mid-way ({killed_mid_run})"

@@ -229,11 +229,13 @@ pub async fn for_each_stored(
         return Ok(0);
     }
     let engine = Engine::open(data, &Params::new(from, to, Bucket::Hour, vec![])?).await?;
-    let sql = ordered_events_sql(cols, filter);
     engine
-        .for_each_canonical("stored events", &sql, cols, f)
+        .for_each_in_order("stored events", cols, filter, f)
         .await
 }
+
+/// Events a history replay sorts at once, about (see [`Engine::for_each_in_order`]).
+pub const REPLAY_SLICE_EVENTS: u64 = 1_000_000;
 
 /// `SELECT cols FROM events [WHERE filter] ORDER BY time`, with the enum (dictionary) columns
 /// read as plain strings ([`Engine::for_each_canonical`] makes them dictionaries again):
@@ -402,9 +404,9 @@ impl Engine {
         exclude: bool,
     ) -> Result<usize, SliError> {
         let needed = filter.columns();
-        let sql = ordered_events_sql(&needed, filter.sql_filter().as_deref());
+        let gate = filter.sql_filter();
         let mut marks = Vec::new();
-        self.for_each_canonical("attack traffic", &sql, &needed, |b| {
+        self.for_each_in_order("attack traffic", &needed, gate.as_deref(), |b| {
             marks.extend(filter.observe(b));
         })
         .await?;
@@ -480,9 +482,8 @@ impl Engine {
     /// replayed.
     pub async fn replay(&self, agg: &mut live::Aggregator) -> Result<u64, SliError> {
         let needed = agg.columns();
-        let sql = ordered_events_sql(&needed, None);
         let rows = self
-            .for_each_canonical("replay", &sql, &needed, |b| agg.observe(b))
+            .for_each_in_order("replay", &needed, None, |b| agg.observe(b))
             .await?;
         self.replay_tickets(|b| agg.observe_tickets(b)).await?;
         Ok(rows)
@@ -496,6 +497,86 @@ impl Engine {
         }
         let sql = "SELECT ticket_id, system, time, updated, mfa_related FROM tickets ORDER BY time";
         self.for_each_batch("replay tickets", sql, f).await
+    }
+
+    /// Stream the events of the range that `filter` (SQL) admits, reading `cols`, in
+    /// `(time[, event_id])` order into `f`: in slices of whole event-time hours holding about
+    /// [`REPLAY_SLICE_EVENTS`] events, each sorted on its own, so memory stays bounded by a
+    /// slice (or one busier hour), not by the history. Returns the events seen.
+    pub async fn for_each_in_order(
+        &self,
+        name: &str,
+        cols: &[&str],
+        filter: Option<&str>,
+        mut f: impl FnMut(&CanonicalBatch),
+    ) -> Result<u64, SliError> {
+        let mut rows = 0;
+        for (from, to) in self.hour_slices(name, filter).await? {
+            let slice = format!(
+                "time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}'",
+                mfascope_core::time::format_rfc3339(from),
+                mfascope_core::time::format_rfc3339(to)
+            );
+            let filter = filter.map_or_else(|| slice.clone(), |w| format!("({w}) AND {slice}"));
+            let sql = ordered_events_sql(cols, Some(&filter));
+            rows += self.for_each_canonical(name, &sql, cols, &mut f).await?;
+        }
+        Ok(rows)
+    }
+
+    /// Consecutive event-time slices `[from, to)` of whole hours covering the events `filter`
+    /// admits, each holding about [`REPLAY_SLICE_EVENTS`] (an hour holding more is a slice).
+    async fn hour_slices(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<(i64, i64)>, SliError> {
+        use arrow::array::AsArray;
+        let filter = filter.map_or_else(String::new, |w| format!(" WHERE {w}"));
+        let sql = format!(
+            "SELECT date_bin(INTERVAL '1 hour', time, TIMESTAMP '1970-01-01T00:00:00Z') AS h, \
+             count(*) AS n FROM events{filter} GROUP BY 1 ORDER BY 1"
+        );
+        let mut hours: Vec<(i64, u64)> = Vec::new();
+        let mut failed = None;
+        self.for_each_batch(&format!("{name} (hours)"), &sql, |b| {
+            let ms = arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Millisecond,
+                None,
+            );
+            let counts = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::UInt64);
+            match (arrow::compute::cast(b.column(0), &ms), counts) {
+                (Ok(h), Ok(n)) => {
+                    let h = h.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+                    let n = n.as_primitive::<arrow::datatypes::UInt64Type>();
+                    hours.extend(h.values().iter().copied().zip(n.values().iter().copied()));
+                }
+                (Err(e), _) | (_, Err(e)) => failed = Some(e),
+            }
+        })
+        .await?;
+        if let Some(e) = failed {
+            return Err(SliError::Batch {
+                name: name.to_string(),
+                source: mfascope_core::event::BatchError::Convert(e.to_string()),
+            });
+        }
+        let mut slices: Vec<(i64, i64)> = Vec::new();
+        let mut in_slice = 0u64;
+        for (hour, n) in hours {
+            let end = hour + 3_600_000;
+            match slices.last_mut() {
+                Some(last) if in_slice + n <= REPLAY_SLICE_EVENTS || in_slice == 0 => {
+                    last.1 = end;
+                    in_slice += n;
+                }
+                _ => {
+                    slices.push((hour, end));
+                    in_slice = n;
+                }
+            }
+        }
+        Ok(slices)
     }
 
     /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry
