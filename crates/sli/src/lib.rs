@@ -234,6 +234,24 @@ pub async fn for_each_stored(
         .await
 }
 
+/// SQL admitting the events of `[from, to)` (whole hours), by time and by the hive partition
+/// columns, so that only the slice's files are opened.
+fn slice_filter(from: i64, to: i64) -> String {
+    let part = |ms: i64| {
+        let dir = mfascope_sink::segment::partition_dir(ms.div_euclid(3_600_000));
+        // "dt=YYYY-MM-DD/hour=HH"
+        (dir[3..13].to_string(), dir[19..21].to_string())
+    };
+    let ((d1, h1), (d2, h2)) = (part(from), part(to));
+    format!(
+        "time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}' \
+         AND (dt > '{d1}' OR (dt = '{d1}' AND hour >= '{h1}')) \
+         AND (dt < '{d2}' OR (dt = '{d2}' AND hour < '{h2}'))",
+        mfascope_core::time::format_rfc3339(from),
+        mfascope_core::time::format_rfc3339(to)
+    )
+}
+
 /// Events a history replay sorts at once, about (see [`Engine::for_each_in_order`]).
 pub const REPLAY_SLICE_EVENTS: u64 = 1_000_000;
 
@@ -512,11 +530,7 @@ impl Engine {
     ) -> Result<u64, SliError> {
         let mut rows = 0;
         for (from, to) in self.hour_slices(name, filter).await? {
-            let slice = format!(
-                "time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}'",
-                mfascope_core::time::format_rfc3339(from),
-                mfascope_core::time::format_rfc3339(to)
-            );
+            let slice = slice_filter(from, to);
             let filter = filter.map_or_else(|| slice.clone(), |w| format!("({w}) AND {slice}"));
             let sql = ordered_events_sql(cols, Some(&filter));
             rows += self.for_each_canonical(name, &sql, cols, &mut f).await?;
