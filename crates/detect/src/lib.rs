@@ -346,6 +346,33 @@ impl Detector {
 
     /// The engine's whole state as bytes ([`snapshot`]), with `unstored`, the findings that
     /// fired but are not stored yet.
+    ///
+    /// ```
+    /// use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source};
+    /// use mfascope_detect::{DetectConfig, Detector, RuleSet};
+    ///
+    /// let rules = RuleSet::builtin();
+    /// let denial = |i: i64| {
+    ///     let mut b = EventBatchBuilder::default();
+    ///     let step = (Action::MfaVerify, Factor::Push, Outcome::Denied);
+    ///     b.append(&Event::new(Source::Okta, format!("e{i}"), 1_714_557_600_000 + i * 50_000, "bob", "t", step));
+    ///     b.finish_canonical()
+    /// };
+    /// let mut before = Detector::new(&rules, DetectConfig::default(), false)?;
+    /// (0..3).for_each(|i| before.observe(&denial(i)));
+    /// let saved = before.save_state(&[]);
+    /// // A new process continues where the first one stopped: the push bombing (5 denials)
+    /// // straddling the restart is found, with the denials from before it as evidence.
+    /// let mut after = Detector::new(&rules, DetectConfig::default(), false)?;
+    /// let restored = after.restore_state(&saved)?;
+    /// assert!(!restored.rules_changed);
+    /// (3..6).for_each(|i| after.observe(&denial(i)));
+    /// after.finish();
+    /// let bombing = after.take_findings().into_iter()
+    ///     .find(|f| f.rule_name.as_deref() == Some("mfa_push_bombing")).expect("found");
+    /// assert!(bombing.evidence.contains(&"e0".to_string()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn save_state(&self, unstored: &[Finding]) -> Vec<u8> {
         let (order, rows) = self.reorder.save();
         let body = snapshot::Body {
