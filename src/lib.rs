@@ -33,3 +33,13 @@ pub use mfascope_slo as slo;
 pub use mfascope_source as source;
 pub use mfascope_tui as tui;
 pub use mfascope_verifier as verifier;
+
+/// A multi-threaded runtime for DataFusion queries (the CLI's and the replays a run resumes
+/// its live state with).
+pub fn query_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")
+}

@@ -12,8 +12,8 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::detect::Restored;
 use crate::detect::stream::{LiveDetector, STATE_NAME};
-use crate::detect::{Restored, RuleSet};
 use crate::event::col;
 use crate::sink::Location;
 use crate::sink::parquet::read_events;
@@ -40,14 +40,6 @@ pub struct RulesResumed {
     pub warning: Option<String>,
 }
 
-/// A query runtime for the replays.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")
-}
-
 /// Roll an interrupted commit of the file state under `out` forward (taking and releasing the
 /// output's lock), so the store holds exactly what the checkpoint says.
 pub fn settle(out: &Location) -> anyhow::Result<()> {
@@ -60,7 +52,7 @@ pub fn settle(out: &Location) -> anyhow::Result<()> {
 
 /// Start `agg` from the events stored under `out` (see [`crate::sli::resume`]).
 pub fn slos(out: &Location, agg: &mut Aggregator) -> anyhow::Result<()> {
-    let replayed = runtime()?
+    let replayed = crate::query_runtime()?
         .block_on(crate::sli::resume(out, agg))
         .with_context(|| format!("resuming the live SLO state from the events under {out}"))?;
     if replayed > 0 {
@@ -74,11 +66,7 @@ pub fn slos(out: &Location, agg: &mut Aggregator) -> anyhow::Result<()> {
 
 /// Bring `detector` (running `rules`) to the state an uninterrupted run would have at the
 /// checkpoint under `out`.
-pub fn rules(
-    out: &Location,
-    detector: &LiveDetector,
-    rules: &RuleSet,
-) -> anyhow::Result<RulesResumed> {
+pub fn rules(out: &Location, detector: &LiveDetector) -> anyhow::Result<RulesResumed> {
     let started = Instant::now();
     let checkpoint = read_checkpoint(out, FILE_STATE)?;
     let file = out.describe(&observer_state_rel(FILE_STATE, STATE_NAME));
@@ -116,7 +104,7 @@ pub fn rules(
                 "{file}: taken with other rules; the per-user history is kept, the correlation \
                  windows are rebuilt from the stored events"
             ));
-            rebuild(out, detector, rules, false, &mut resumed)?;
+            rebuild(out, detector, false, &mut resumed)?;
         }
         Err(reason) => {
             let nothing_stored = checkpoint.segments == 0;
@@ -125,7 +113,7 @@ pub fn rules(
                     "{file}: {reason}; rebuilding the rule engine's state from the stored events"
                 ));
             }
-            rebuild(out, detector, rules, true, &mut resumed)?;
+            rebuild(out, detector, true, &mut resumed)?;
         }
     }
     if let Some(w) = &resumed.warning {
@@ -143,17 +131,16 @@ pub fn rules(
 fn rebuild(
     out: &Location,
     detector: &LiveDetector,
-    rules: &RuleSet,
     history: bool,
     resumed: &mut RulesResumed,
 ) -> anyhow::Result<()> {
-    let runtime = runtime()?;
+    let runtime = crate::query_runtime()?;
     let Some(latest) = runtime.block_on(crate::sli::latest_event(out))? else {
         resumed.from = "empty";
         return Ok(());
     };
     resumed.from = "rebuilt";
-    let (span, ttl) = detector.spans_ms(rules);
+    let (span, ttl) = detector.spans_ms();
     let start = latest.saturating_sub(span);
     runtime.block_on(async {
         if history {

@@ -205,11 +205,7 @@ impl Run {
         }
         let detector = Arc::new(detector);
         let rules_resumed = if files {
-            Some(crate::resume::rules(
-                &self.opts.out,
-                &detector,
-                &self.rules,
-            )?)
+            Some(crate::resume::rules(&self.opts.out, &detector)?)
         } else {
             None
         };

@@ -26,13 +26,7 @@ pub fn range(
     Ok((parse("--from", from)?, parse("--to", to)?))
 }
 
-/// A multi-threaded runtime for DataFusion.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")
-}
+pub use crate::query_runtime as runtime;
 
 /// Rows of `batches` as JSON objects.
 pub fn rows_json(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {

@@ -223,6 +223,8 @@ pub struct Detector {
     correlation_only: std::collections::HashSet<String>,
     /// Fingerprint of the rules, kept in saved state ([`snapshot`]).
     fingerprint: u64,
+    /// The longest correlation window of the rules, in seconds.
+    longest_window_s: i64,
 }
 
 /// What [`Detector::restore_state`] brought back.
@@ -233,12 +235,6 @@ pub struct Restored {
     pub rules_changed: bool,
     /// Findings that had fired but were not stored when the state was saved.
     pub unstored: Vec<Finding>,
-    /// Rows restored to wait for the watermark.
-    pub waiting_rows: usize,
-    /// Correlation groups and users restored.
-    pub groups: usize,
-    /// Users in the per-user history restored.
-    pub users: usize,
 }
 
 impl std::fmt::Debug for Detector {
@@ -341,6 +337,11 @@ impl Detector {
             names,
             correlation_only,
             fingerprint: snapshot::rules_fingerprint(rules, emit_all_detections),
+            longest_window_s: rules
+                .correlations()
+                .map(|(_, c)| c.timespan.seconds as i64)
+                .max()
+                .unwrap_or(0),
         })
     }
 
@@ -398,10 +399,9 @@ impl Detector {
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<Restored, SnapshotError> {
         let decoded = snapshot::decode(bytes)?;
         let body = decoded.body;
-        let mut restored = Restored {
+        let restored = Restored {
             rules_changed: decoded.rules != self.fingerprint,
             unstored: body.unstored,
-            ..Restored::default()
         };
         if !restored.rules_changed {
             let imported = self.engine.import_state(body.engine)
@@ -415,27 +415,20 @@ impl Detector {
                 ));
             }
             self.sequels.restore(body.sequels);
-            restored.waiting_rows = decoded.rows.as_ref().map_or(0, CanonicalBatch::num_rows);
             self.reorder.restore(body.order, decoded.rows);
             self.last_evict_s = body.last_evict_s;
             self.correlation_evicted = body.correlation_evicted;
-            restored.groups = self.engine.state_count();
         }
         self.enricher.restore(body.history);
-        restored.users = self.enricher.counters().users;
         Ok(restored)
     }
 
     /// The longest event-time span (ms) over which a correlation's state can still change what
     /// fires: the longest correlation window or suppression period, plus the out-of-order
     /// allowance. Replaying this much stored history rebuilds the correlation state.
-    pub fn state_span_ms(&self, rules: &RuleSet) -> i64 {
-        let longest_window = rules
-            .correlations()
-            .map(|(_, c)| c.timespan.seconds as i64)
-            .max()
-            .unwrap_or(0);
-        longest_window.max(self.config.suppress_secs as i64) * 1000 + self.config.allowance_ms
+    pub fn state_span_ms(&self) -> i64 {
+        self.longest_window_s.max(self.config.suppress_secs as i64) * 1000
+            + self.config.allowance_ms
     }
 
     /// Learn the per-user history from `batch` (in event-time order) without evaluating any

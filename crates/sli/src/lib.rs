@@ -184,7 +184,7 @@ pub async fn resume(data: &Location, agg: &mut live::Aggregator) -> Result<u64, 
 
 /// Event time (ms) of the latest event stored under `data`; `None` when none is.
 pub async fn latest_event(data: &Location) -> Result<Option<i64>, SliError> {
-    use arrow::array::{Array, AsArray};
+    use arrow::array::Array;
     if !has_parquet(data, "events").await? {
         return Ok(None);
     }
@@ -196,18 +196,11 @@ pub async fn latest_event(data: &Location) -> Result<Option<i64>, SliError> {
             "latest stored event",
             "SELECT max(time) AS t FROM events",
             |b| {
-                let t = arrow::compute::cast(
-                    b.column(0),
-                    &arrow::datatypes::DataType::Timestamp(
-                        arrow::datatypes::TimeUnit::Millisecond,
-                        None,
-                    ),
-                );
-                if let Ok(t) = t {
-                    let t = t.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-                    if !t.is_empty() && !t.is_null(0) {
-                        latest = Some(t.value(0));
-                    }
+                if let Ok(t) = millis(b.column(0))
+                    && !t.is_empty()
+                    && !t.is_null(0)
+                {
+                    latest = Some(t.value(0));
                 }
             },
         )
@@ -232,6 +225,17 @@ pub async fn for_each_stored(
     engine
         .for_each_in_order("stored events", cols, filter, f)
         .await
+}
+
+/// A timestamp column as milliseconds (DataFusion may hand back other units or a time zone).
+fn millis(
+    column: &arrow::array::ArrayRef,
+) -> Result<arrow::array::TimestampMillisecondArray, arrow::error::ArrowError> {
+    use arrow::array::AsArray;
+    let ms = arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
+    Ok(arrow::compute::cast(column, &ms)?
+        .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+        .clone())
 }
 
 /// SQL admitting the events of `[from, to)` (whole hours), by time and by the hive partition
@@ -285,33 +289,6 @@ fn ordered_events_sql(cols: &[&str], filter: Option<&str>) -> String {
         "SELECT {} FROM events{filter} ORDER BY {order}",
         select.join(", ")
     )
-}
-
-/// `batch` with the enum columns that arrive as plain strings turned back into the canonical
-/// dictionaries.
-fn enums_as_dictionaries(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let canonical = mfascope_core::event::event_schema();
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        let target = canonical
-            .field_with_name(field.name())
-            .map(arrow::datatypes::Field::data_type);
-        match target {
-            Ok(t @ DataType::Dictionary(..))
-                if !matches!(column.data_type(), DataType::Dictionary(..)) =>
-            {
-                columns.push(arrow::compute::cast(column, t)?);
-                fields.push(Field::new(field.name(), t.clone(), field.is_nullable()));
-            }
-            _ => {
-                columns.push(column.clone());
-                fields.push(field.as_ref().clone());
-            }
-        }
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 impl Engine {
@@ -554,14 +531,9 @@ impl Engine {
         let mut hours: Vec<(i64, u64)> = Vec::new();
         let mut failed = None;
         self.for_each_batch(&format!("{name} (hours)"), &sql, |b| {
-            let ms = arrow::datatypes::DataType::Timestamp(
-                arrow::datatypes::TimeUnit::Millisecond,
-                None,
-            );
             let counts = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::UInt64);
-            match (arrow::compute::cast(b.column(0), &ms), counts) {
+            match (millis(b.column(0)), counts) {
                 (Ok(h), Ok(n)) => {
-                    let h = h.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
                     let n = n.as_primitive::<arrow::datatypes::UInt64Type>();
                     hours.extend(h.values().iter().copied().zip(n.values().iter().copied()));
                 }
@@ -609,7 +581,7 @@ impl Engine {
                 if failed.is_some() {
                     return;
                 }
-                let batch = match enums_as_dictionaries(b) {
+                let batch = match mfascope_core::event::enums_in_vocabulary(b) {
                     Ok(batch) => batch,
                     Err(e) => {
                         failed = Some(mfascope_core::event::BatchError::Convert(e.to_string()));

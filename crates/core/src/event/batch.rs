@@ -179,49 +179,8 @@ impl CanonicalBatch {
     /// [`CanonicalBatch::vocabulary_keys`]): batches read back from storage carry dictionaries
     /// of their own. Values outside the vocabulary read as nulls.
     pub fn in_vocabulary(&self) -> CanonicalBatch {
-        use super::{Action, Factor, Outcome, Source, col};
-        use strum::VariantNames;
-        let record = self.record_batch();
-        let mut columns = record.columns().to_vec();
-        for (name, names) in [
-            (col::SOURCE, Source::VARIANTS),
-            (col::ACTION, Action::VARIANTS),
-            (col::FACTOR, Factor::VARIANTS),
-            (col::OUTCOME, Outcome::VARIANTS),
-        ] {
-            let Ok(idx) = record.schema().index_of(name) else {
-                continue;
-            };
-            let Ok(text) = arrow::compute::cast(&columns[idx], &arrow::datatypes::DataType::Utf8)
-            else {
-                continue;
-            };
-            let keys: arrow::array::Int8Array = text
-                .as_string::<i32>()
-                .iter()
-                .map(|v| {
-                    v.and_then(|v| names.iter().position(|n| *n == v))
-                        .map(|k| k as i8)
-                })
-                .collect();
-            let values = std::sync::Arc::new(arrow::array::StringArray::from(names.to_vec()));
-            columns[idx] = std::sync::Arc::new(
-                arrow::array::DictionaryArray::<arrow::datatypes::Int8Type>::try_new(keys, values)
-                    .expect("keys index the vocabulary"),
-            );
-        }
-        let schema = arrow::datatypes::Schema::new(
-            record
-                .schema()
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
-                .collect::<Vec<_>>(),
-        );
         self.derived(
-            RecordBatch::try_new(std::sync::Arc::new(schema), columns)
-                .expect("same columns, canonical types"),
+            enums_in_vocabulary(self.record_batch()).expect("enum columns are text dictionaries"),
         )
     }
 
@@ -286,6 +245,49 @@ impl AsRef<RecordBatch> for CanonicalBatch {
     fn as_ref(&self) -> &RecordBatch {
         &self.batch
     }
+}
+
+/// `batch` with its enum columns (source, action, factor, outcome: dictionaries of any key type,
+/// or plain strings as SQL may hand them back) in the engine's own layout,
+/// `Dictionary(Int8, Utf8)` whose values are the vocabulary in declaration order, so a key is
+/// the variant's index. Values outside the vocabulary read as nulls; other columns are kept.
+pub fn enums_in_vocabulary(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use super::{Action, Factor, Outcome, Source, col};
+    use std::sync::Arc;
+    use strum::VariantNames;
+    let schema = batch.schema();
+    let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    let mut columns = batch.columns().to_vec();
+    for (name, names) in [
+        (col::SOURCE, Source::VARIANTS),
+        (col::ACTION, Action::VARIANTS),
+        (col::FACTOR, Factor::VARIANTS),
+        (col::OUTCOME, Outcome::VARIANTS),
+    ] {
+        let Ok(idx) = schema.index_of(name) else {
+            continue;
+        };
+        let text = arrow::compute::cast(&columns[idx], &DataType::Utf8)?;
+        let keys: arrow::array::Int8Array = text
+            .as_string::<i32>()
+            .iter()
+            .map(|v| {
+                v.and_then(|v| names.iter().position(|n| *n == v))
+                    .map(|k| k as i8)
+            })
+            .collect();
+        let values = Arc::new(arrow::array::StringArray::from(names.to_vec()));
+        let dict =
+            arrow::array::DictionaryArray::<arrow::datatypes::Int8Type>::try_new(keys, values)?;
+        fields[idx] = Arc::new(
+            fields[idx]
+                .as_ref()
+                .clone()
+                .with_data_type(dict.data_type().clone()),
+        );
+        columns[idx] = Arc::new(dict);
+    }
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
 }
 
 #[cfg(test)]

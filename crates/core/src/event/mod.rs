@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use strum::{EnumString, IntoStaticStr, VariantNames};
 
-pub use batch::{BatchError, CanonicalBatch};
+pub use batch::{BatchError, CanonicalBatch, enums_in_vocabulary};
 pub use builder::EventBatchBuilder;
 pub use schema::{SCHEMA_VERSION, col, event_schema};
 
