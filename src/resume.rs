@@ -7,17 +7,22 @@
 //! the correlation windows and suppression from every event of the longest window or
 //! suppression period. This module only reads; it never writes to the store.
 
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::detect::Restored;
-use crate::detect::stream::{LiveDetector, STATE_NAME};
+use crate::detect::stream::{LiveDetector, LiveRules, STATE_NAME};
+use crate::detect::{DetectConfig, Detector, Restored, RuleSet};
 use crate::event::col;
-use crate::sink::Location;
+use crate::observe::BatchObserver;
+use crate::pipeline::ScopeObservers;
+use crate::pipeline::kafka::KAFKA_STATE;
 use crate::sink::parquet::read_events;
-use crate::sink::state::{observer_state_rel, read_checkpoint, read_observer_state};
+use crate::sink::state::{Checkpoint, observer_state_rel, read_observer_state};
+use crate::sink::{Location, OutDir, SinkError};
 use crate::sli::live::Aggregator;
 use crate::source::FILE_STATE;
 
@@ -40,13 +45,23 @@ pub struct RulesResumed {
     pub warning: Option<String>,
 }
 
-/// Roll an interrupted commit of the file state under `out` forward (taking and releasing the
-/// output's lock), so the store holds exactly what the checkpoint says.
+/// Roll interrupted commits forward — the file state's, and every Kafka partition's that no
+/// running instance holds (one that does has rolled its own forward) — so the store holds
+/// exactly what the checkpoints say before live state is resumed from it.
 pub fn settle(out: &Location) -> anyhow::Result<()> {
-    drop(
-        crate::sink::OutDir::open_scoped(out, FILE_STATE)
-            .with_context(|| format!("opening {out}"))?,
-    );
+    let open =
+        |scope: &str| OutDir::open_scoped(out, scope).with_context(|| format!("opening {out}"));
+    drop(open(FILE_STATE)?);
+    let intents = out
+        .files_under(KAFKA_STATE, "/pending.json")
+        .with_context(|| format!("listing {}", out.describe(KAFKA_STATE)))?;
+    for intent in intents {
+        let scope = intent.trim_end_matches("/pending.json");
+        match OutDir::open_scoped(out, scope) {
+            Ok(_) | Err(SinkError::Locked(_)) => {}
+            Err(e) => return Err(e).with_context(|| format!("opening {}", out.describe(scope))),
+        }
+    }
     Ok(())
 }
 
@@ -64,16 +79,83 @@ pub fn slos(out: &Location, agg: &mut Aggregator) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bring `detector` (running `rules`) to the state an uninterrupted run would have at the
-/// checkpoint under `out`.
-pub fn rules(out: &Location, detector: &LiveDetector) -> anyhow::Result<RulesResumed> {
+/// Opens the rule engine of each scope as the ingest engine opens it — a file ingest's store,
+/// or a Kafka partition, whose new owner continues from the state its old owner saved with its
+/// last commit — brought to that scope's checkpoint (see the module comment).
+pub struct ScopedRules {
+    live: Arc<LiveRules>,
+    rules: RuleSet,
+    config: DetectConfig,
+    idle_release: Option<Duration>,
+    resumed: Mutex<BTreeMap<String, RulesResumed>>,
+}
+
+impl ScopedRules {
+    /// Detectors running `rules` with `config`, storing through `live`'s store; with
+    /// `idle_release`, each evaluates what waits for the watermark once its input is quiet.
+    pub fn new(
+        live: Arc<LiveRules>,
+        rules: &RuleSet,
+        config: DetectConfig,
+        idle_release: Option<Duration>,
+    ) -> Self {
+        ScopedRules {
+            live,
+            rules: rules.clone(),
+            config,
+            idle_release,
+            resumed: Mutex::default(),
+        }
+    }
+
+    /// How each scope's rule state was brought back, by scope.
+    pub fn resumed(&self) -> BTreeMap<String, RulesResumed> {
+        crate::sync::lock(&self.resumed).clone()
+    }
+
+    fn open_detector(&self, out: &OutDir) -> anyhow::Result<Arc<LiveDetector>> {
+        let store = self.live.store();
+        store.refresh().map_err(anyhow::Error::msg)?;
+        let mut detector =
+            LiveDetector::new(Detector::new(&self.rules, self.config, false)?, store);
+        if let Some(after) = self.idle_release {
+            detector = detector.release_when_idle(after);
+        }
+        let detector = Arc::new(detector);
+        let resumed = rules(&out.root, out.scope(), &out.checkpoint, &detector)?;
+        crate::sync::lock(&self.resumed).insert(out.scope().to_string(), resumed);
+        self.live.add(out.scope(), detector.clone());
+        Ok(detector)
+    }
+}
+
+impl ScopeObservers for ScopedRules {
+    fn open(&self, out: &OutDir) -> Result<Arc<dyn BatchObserver>, String> {
+        self.open_detector(out)
+            .map(|d| d as Arc<dyn BatchObserver>)
+            .map_err(|e| {
+                format!(
+                    "bringing back the rule engine's state of {}: {e:#}",
+                    out.root.describe(out.scope())
+                )
+            })
+    }
+}
+
+/// Bring `detector` to the state an uninterrupted run would have at `checkpoint`, the one of
+/// the state `scope` under `out`.
+fn rules(
+    out: &Location,
+    scope: &str,
+    checkpoint: &Checkpoint,
+    detector: &LiveDetector,
+) -> anyhow::Result<RulesResumed> {
     let started = Instant::now();
-    let checkpoint = read_checkpoint(out, FILE_STATE)?;
-    let file = out.describe(&observer_state_rel(FILE_STATE, STATE_NAME));
+    let file = out.describe(&observer_state_rel(scope, STATE_NAME));
     let mut resumed = RulesResumed::default();
     let saved = checkpoint.saved.iter().any(|n| n == STATE_NAME);
     let restored = if saved {
-        match read_observer_state(out, FILE_STATE, STATE_NAME)? {
+        match read_observer_state(out, scope, STATE_NAME)? {
             Some(bytes) => {
                 resumed.state_bytes = bytes.len() as u64;
                 detector.restore(&bytes).map_err(|e| e.to_string())
@@ -92,7 +174,7 @@ pub fn rules(out: &Location, detector: &LiveDetector) -> anyhow::Result<RulesRes
             for rel in &checkpoint.replay {
                 for batch in read_events(out, rel)? {
                     resumed.replayed_events += batch.num_rows() as u64;
-                    crate::observe::BatchObserver::observe(detector, &batch);
+                    BatchObserver::observe(detector, &batch);
                 }
             }
         }
@@ -106,13 +188,13 @@ pub fn rules(out: &Location, detector: &LiveDetector) -> anyhow::Result<RulesRes
             ));
             rebuild(out, detector, false, &mut resumed)?;
         }
+        // Nothing committed in this scope yet: nothing to continue (the store's events, if
+        // any, are other scopes').
+        Err(_) if checkpoint.segments == 0 => resumed.from = "empty",
         Err(reason) => {
-            let nothing_stored = checkpoint.segments == 0;
-            if !nothing_stored {
-                resumed.warning = Some(format!(
-                    "{file}: {reason}; rebuilding the rule engine's state from the stored events"
-                ));
-            }
+            resumed.warning = Some(format!(
+                "{file}: {reason}; rebuilding the rule engine's state from the stored events"
+            ));
             rebuild(out, detector, true, &mut resumed)?;
         }
     }
@@ -167,7 +249,7 @@ fn rebuild(
             (Some(start), None),
             col::ALL,
             None,
-            |b| crate::observe::BatchObserver::observe(detector, b),
+            |b| BatchObserver::observe(detector, b),
         )
         .await?;
         Ok::<_, crate::sli::SliError>(())

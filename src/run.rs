@@ -4,6 +4,7 @@
 //! `mfascope ingest`, `mfascope demo` and the live `mfascope dashboard` all run ingest through
 //! [`Run`]; this module prints nothing (rendering is [`crate::present`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -14,22 +15,23 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::attack::AttackPolicy;
-use crate::detect::stream::{FindingTap, LiveDetector};
+use crate::detect::stream::{FindingStore, FindingTap, LiveRules};
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
 use crate::observe::BatchObserver;
-use crate::pipeline::kafka::{KafkaOptions, KafkaSummary};
+use crate::pipeline::kafka::{KAFKA_STATE, KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
-use crate::resume::RulesResumed;
+use crate::resume::{RulesResumed, ScopedRules};
 use crate::sli::live::{Aggregator, LiveCounters};
 use crate::slo::{Slo, SloReport, evaluate};
+use crate::source::FILE_STATE;
 use crate::sync::lock;
 
 /// Shortest wait of the live rule engine before a quiet input releases what waits for the
 /// watermark.
 const MIN_IDLE_RELEASE: Duration = Duration::from_millis(200);
 
-/// How often a file ingest saves the rule engine's state with a segment (it is also saved
-/// with the last segment of every run).
+/// How often an ingest saves the rule engine's state with a scope's segment (it is also saved
+/// with the scope's last segment: at the end of a run, on a Kafka revocation).
 pub const SAVE_STATE_EVERY: Duration = Duration::from_secs(10);
 
 /// What a run produced: the engine's counts, the live SLO state and the findings.
@@ -47,9 +49,13 @@ pub struct RunReport {
     pub slo: SloReport,
     /// The streaming rule engine's findings and counters.
     pub detect: DetectReport,
-    /// How the rule engine's state was brought back at start (file ingest only).
+    /// How the rule engine's state was brought back at start (file ingest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_resumed: Option<RulesResumed>,
+    /// How each Kafka partition's rule state was brought back when this instance was
+    /// assigned it, by `TOPIC/PARTITION` (the latest assignment).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules_resumed_partitions: BTreeMap<String, RulesResumed>,
 }
 
 /// The rule engine's part of a [`RunReport`].
@@ -128,7 +134,7 @@ impl Run {
     }
 
     /// Whether the live SLO state starts from the events already stored under `OUT` (default:
-    /// yes, for file sources, so a restarted run shows what an uninterrupted one would); off
+    /// yes, so a restarted run — files or Kafka — shows what an uninterrupted one would); off
     /// for callers that rebuild it themselves (the dashboard's model).
     pub fn resume_slos(mut self, resume: bool) -> Run {
         self.resume = resume;
@@ -175,45 +181,42 @@ impl Run {
     /// Compose the run and start it on its own thread; it runs until the input ends or `stop`
     /// is set.
     pub fn start(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Running> {
-        let live = self.is_live();
-        // File ingest keeps one state for the whole store: it resumes from it and saves the
-        // rule engine's state with its commits. Kafka partitions do not yet (issue 22, item 4).
-        let files = self.kafka.is_none();
-        if files {
-            crate::resume::settle(&self.opts.out)?;
-            self.opts.save_state = Some(self.opts.save_state.unwrap_or(SAVE_STATE_EVERY));
-        }
+        // Live state belongs to the engine's scopes — a file ingest's store, or each Kafka
+        // partition — and is saved with their commits; a scope's rule engine continues from
+        // it when the scope opens (crate::resume).
+        crate::resume::settle(&self.opts.out)?;
+        self.opts.save_state = Some(self.opts.save_state.unwrap_or(SAVE_STATE_EVERY));
         let mut agg = self.attack.aggregator(&self.slos, &self.rules)?;
-        if self.resume && files {
+        if self.resume {
             crate::resume::slos(&self.opts.out, &mut agg)?;
         }
         let agg = Arc::new(Mutex::new(agg));
         self.opts.observers.0.insert(0, agg.clone());
-        let mut detector = LiveDetector::new(
-            Detector::new(&self.rules, self.detect, false)?,
+        let store = FindingStore::new(
             &self.opts.out,
             self.opts.max_latency.max(Duration::from_secs(1)),
             self.announce,
+            self.tap.take(),
         )
-        .context("creating a staging directory for findings")?;
-        if live {
-            let allowance = Duration::from_millis(self.detect.allowance_ms.max(0) as u64);
-            detector = detector.release_when_idle(allowance.max(MIN_IDLE_RELEASE));
-        }
-        if let Some(tap) = self.tap.take() {
-            detector = detector.with_tap(tap);
-        }
-        let detector = Arc::new(detector);
-        let rules_resumed = if files {
-            Some(crate::resume::rules(&self.opts.out, &detector)?)
-        } else {
-            None
-        };
-        self.opts.observers.0.push(detector.clone());
+        .context("reading the stored findings")?;
+        let detectors = Arc::new(LiveRules::new(store));
+        // Live sources: a quiet input releases what the rule engine holds for stragglers.
+        let idle_release = self.is_live().then(|| {
+            Duration::from_millis(self.detect.allowance_ms.max(0) as u64).max(MIN_IDLE_RELEASE)
+        });
+        // Rules that cannot compile fail here, before any input is read.
+        Detector::new(&self.rules, self.detect, false)?;
+        let scoped = Arc::new(ScopedRules::new(
+            detectors.clone(),
+            &self.rules,
+            self.detect,
+            idle_release,
+        ));
+        self.opts.scoped = Some(scoped.clone());
         let progress = self.opts.progress_counters.clone();
         if let Some(addr) = self.metrics {
             let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
-            let rules = detector.clone();
+            let rules = detectors.clone();
             let scrape = Arc::new(move || {
                 let agg = lock(&agg);
                 let report = evaluate(&slos, &agg, None);
@@ -231,8 +234,8 @@ impl Run {
         Ok(Running {
             progress,
             agg,
-            detector,
-            rules_resumed,
+            detectors,
+            scoped,
             slos: self.slos,
             handle,
         })
@@ -274,8 +277,8 @@ fn drive(
 pub struct Running {
     progress: Arc<PipelineProgress>,
     agg: Arc<Mutex<Aggregator>>,
-    detector: Arc<LiveDetector>,
-    rules_resumed: Option<RulesResumed>,
+    detectors: Arc<LiveRules>,
+    scoped: Arc<ScopedRules>,
     slos: Vec<Slo>,
     handle: JoinHandle<anyhow::Result<(Summary, Option<KafkaSummary>)>>,
 }
@@ -299,7 +302,16 @@ impl Running {
             .handle
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked")))?;
-        let (findings, counters, files) = self.detector.finish().map_err(anyhow::Error::msg)?;
+        let (findings, counters, files) = self.detectors.finish().map_err(anyhow::Error::msg)?;
+        let mut resumed = self.scoped.resumed();
+        let rules_resumed = resumed.remove(FILE_STATE);
+        let rules_resumed_partitions = resumed
+            .into_iter()
+            .map(|(scope, r)| {
+                let partition = scope.strip_prefix(KAFKA_STATE).unwrap_or(&scope);
+                (partition.trim_start_matches('/').to_string(), r)
+            })
+            .collect();
         let agg = lock(&self.agg);
         Ok(RunReport {
             summary,
@@ -311,7 +323,8 @@ impl Running {
                 findings,
                 files,
             },
-            rules_resumed: self.rules_resumed,
+            rules_resumed,
+            rules_resumed_partitions,
         })
     }
 }

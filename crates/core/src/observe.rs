@@ -26,6 +26,11 @@ pub trait BatchObserver: Send + Sync {
     fn save_state(&self) -> Option<(String, Vec<u8>)> {
         None
     }
+
+    /// The scope this observer belongs to is closing (a revoked Kafka partition, the end of a
+    /// run): finish what can be finished before its last state is saved, from which whoever
+    /// opens the scope next continues. Observers of the whole run have nothing to do.
+    fn close(&self) {}
 }
 
 /// A consumer that owns its state mutably; wrapped in a [`Mutex`] it is a [`BatchObserver`]

@@ -323,12 +323,15 @@ pub fn write_parquet(dir: &Path, findings: &[Finding]) -> std::io::Result<Option
     Ok(Some(path))
 }
 
-/// Ids of the findings stored under `OUT/findings/` (local or object storage), so a restarted
-/// or replaying run never stores a finding twice. Reads only the `id` column; findings are
-/// few beside events, so this stays small.
-pub fn stored_ids(
+/// Add to `ids` the ids of the findings stored under `OUT/findings/` (local or object storage)
+/// in files not in `read` yet (which it then names), so a restarted or replaying run — or the
+/// next owner of a Kafka partition — never stores a finding twice. Reads only the `id` column;
+/// findings are few beside events, so this stays small.
+pub fn read_stored_ids(
     out: &mfascope_sink::Location,
-) -> Result<std::collections::HashSet<String>, String> {
+    read: &mut std::collections::HashSet<String>,
+    ids: &mut std::collections::HashSet<String>,
+) -> Result<(), String> {
     use arrow::array::AsArray;
     use mfascope_sink::Location;
     use parquet::arrow::ProjectionMask;
@@ -349,8 +352,10 @@ pub fn stored_ids(
             .map(|k| k.trim_start_matches('/').to_string())
             .collect(),
     };
-    let mut ids = std::collections::HashSet::new();
     for rel in files.iter().filter(|f| f.ends_with(".parquet")) {
+        if read.contains(rel) {
+            continue;
+        }
         let Some(bytes) = out.read(rel).map_err(|e| e.to_string())? else {
             continue;
         };
@@ -375,6 +380,7 @@ pub fn stored_ids(
                     .map(str::to_string),
             );
         }
+        read.insert(rel.clone());
     }
-    Ok(ids)
+    Ok(())
 }

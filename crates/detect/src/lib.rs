@@ -140,6 +140,33 @@ pub struct DetectCounters {
     pub state_restore_ms: u64,
 }
 
+impl DetectCounters {
+    /// Add another scope's counters: counts and state sums add up, the rules loaded are the
+    /// same, the slowest save is kept.
+    pub fn add(&mut self, o: &DetectCounters) {
+        self.events += o.events;
+        self.gated_in += o.gated_in;
+        self.sequels_skipped += o.sequels_skipped;
+        self.late_events += o.late_events;
+        self.findings += o.findings;
+        self.rules = self.rules.max(o.rules);
+        self.vendor_rules = self.vendor_rules.max(o.vendor_rules);
+        self.raw_unparsed += o.raw_unparsed;
+        self.correlation_state += o.correlation_state;
+        self.correlation_refs += o.correlation_refs;
+        self.correlation_evicted += o.correlation_evicted;
+        self.history.users += o.history.users;
+        self.history.evicted_capacity += o.history.evicted_capacity;
+        self.history.expired += o.history.expired;
+        self.history.displaced_values += o.history.displaced_values;
+        self.repeats_not_stored += o.repeats_not_stored;
+        self.state_saves += o.state_saves;
+        self.state_bytes += o.state_bytes;
+        self.state_save_ms = self.state_save_ms.max(o.state_save_ms);
+        self.state_restore_ms += o.state_restore_ms;
+    }
+}
+
 /// `batch` with its `raw` column replaced by nulls (same schema).
 fn without_raw(batch: &CanonicalBatch) -> CanonicalBatch {
     let record = batch.record_batch();
@@ -461,7 +488,6 @@ impl Detector {
         }
     }
 
-    /// End of the stream: evaluate everything still buffered.
     /// Rows waiting for the watermark.
     pub fn pending_rows(&self) -> usize {
         self.reorder.pending_rows()

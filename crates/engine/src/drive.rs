@@ -302,6 +302,9 @@ impl Apply<'_> {
             // often than the receive times out.
             self.flush_due();
             self.opts.observers.tick();
+            for stage in self.scopes.values() {
+                stage.tick();
+            }
             if self.failure.is_some() {
                 return false;
             }
@@ -333,7 +336,18 @@ impl Apply<'_> {
                             .is_ok()
                     }),
                 );
-                stage.resume(&lock(&state));
+                let opened = {
+                    let state = lock(&state);
+                    stage.resume(&state);
+                    self.opts.scoped.as_ref().map(|s| s.open(&state))
+                };
+                match opened {
+                    Some(Ok(observer)) => stage.adopt(observer),
+                    Some(Err(e)) => {
+                        self.failure.get_or_insert(IngestError::Resume(e));
+                    }
+                    None => {}
+                }
                 for i in inputs {
                     stage.register(i.input, i.fingerprint, i.path);
                 }

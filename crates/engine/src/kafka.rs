@@ -100,9 +100,12 @@ fn key_text((topic, partition): &PartitionKey) -> String {
     format!("{topic}/{partition}")
 }
 
-/// State of one topic partition (scoped under `_state/kafka/`).
+/// Where the partitions' states are, under the output root.
+pub const KAFKA_STATE: &str = "_state/kafka";
+
+/// State of one topic partition (scoped under [`KAFKA_STATE`]).
 fn state_dir((topic, partition): &PartitionKey) -> String {
-    format!("_state/kafka/{topic}/{partition}")
+    format!("{KAFKA_STATE}/{topic}/{partition}")
 }
 
 /// Checkpoint input key of a partition.

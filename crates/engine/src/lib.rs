@@ -79,6 +79,9 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Consumers fed every batch (live SLIs, rules).
     pub observers: Observers,
+    /// Consumers whose state belongs to one scope (a Kafka partition, a file ingest's store),
+    /// made as each scope opens; fed after [`IngestOptions::observers`].
+    pub scoped: Option<Arc<dyn ScopeObservers>>,
     /// Commit the observers' saved state (and the latency pairing table) with a segment at
     /// most this often and with a scope's last segment; `None`: never (the checkpoint then
     /// records that no saved state goes with it).
@@ -105,9 +108,27 @@ impl IngestOptions {
             reader: ReaderConfig::default(),
             progress: true,
             observers: Observers::default(),
+            scoped: None,
             save_state: None,
             progress_counters: Arc::default(),
         }
+    }
+}
+
+/// Makes the observer whose state belongs to one scope of the engine: the scope is the unit of
+/// state, as it is of positions (a Kafka partition moves between instances with its offsets
+/// and its rule state). The engine opens it when the scope opens, feeds it that scope's
+/// batches only, saves its state with the scope's commits and closes it with the scope's last
+/// commit ([`BatchObserver::close`], then its final save).
+pub trait ScopeObservers: Send + Sync {
+    /// The observer of the scope whose (settled, locked) state is `out`, brought to that
+    /// state's checkpoint; an error stops the run (it names what could not be read).
+    fn open(&self, out: &mfascope_sink::OutDir) -> Result<Arc<dyn BatchObserver>, String>;
+}
+
+impl std::fmt::Debug for dyn ScopeObservers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScopeObservers")
     }
 }
 
@@ -120,6 +141,9 @@ pub enum IngestError {
     /// A pipeline thread died.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The live state of a scope could not be brought back (it names what could not be read).
+    #[error("{0}")]
+    Resume(String),
     /// The source failed on its own account (a Kafka consumer that cannot be created, …).
     #[error("{0}")]
     Source(mfascope_source::SourceFailure),

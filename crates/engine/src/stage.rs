@@ -3,6 +3,7 @@
 //! groups segments for the writer. It never parses records or writes files.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
@@ -13,7 +14,7 @@ use crate::chunk::Processed;
 use crate::dedupe::Dedupe;
 use crate::{IngestOptions, Summary, Unreadable};
 use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
-use mfascope_core::observe::Observers;
+use mfascope_core::observe::{BatchObserver, Observers};
 use mfascope_normalize::latency::LatencyPairer;
 use mfascope_sink::parquet::read_events;
 use mfascope_sink::segment::Position;
@@ -40,6 +41,8 @@ pub(crate) struct OrderedStage {
     dedupe: Dedupe,
     pub(crate) summary: Summary,
     observers: Observers,
+    /// The observers of this scope alone (also in `observers`), closed with it.
+    own: Vec<Arc<dyn BatchObserver>>,
     /// Save the observers' state with a segment at most this often (see
     /// [`IngestOptions::save_state`]).
     save_every: Option<Duration>,
@@ -65,6 +68,7 @@ impl OrderedStage {
             dedupe: Dedupe::new(opts.dedupe_window),
             summary: Summary::default(),
             observers: opts.observers.clone(),
+            own: Vec::new(),
             save_every: opts.save_state,
             last_saved: Instant::now(),
         }
@@ -98,6 +102,20 @@ impl OrderedStage {
             self.pairer = LatencyPairer::default();
         }
         self.pairer.paired = 0;
+    }
+
+    /// Feed `observer` this scope's batches from now on, save its state with the scope's and
+    /// close it with the scope.
+    pub(crate) fn adopt(&mut self, observer: Arc<dyn BatchObserver>) {
+        self.observers.0.push(observer.clone());
+        self.own.push(observer);
+    }
+
+    /// [`BatchObserver::tick`] this scope's own observers (the run's are ticked by the engine).
+    pub(crate) fn tick(&self) {
+        for o in &self.own {
+            o.tick();
+        }
     }
 
     pub(crate) fn due(&self, max_latency: Duration) -> bool {
@@ -295,6 +313,11 @@ impl OrderedStage {
     /// Hand the current segment to the writer (`last`: the scope's last one); false when the
     /// writer has gone away.
     pub(crate) fn flush(&mut self, last: bool) -> bool {
+        if last {
+            for o in &self.own {
+                o.close();
+            }
+        }
         if self.positions.is_empty() && self.segment.dead_letters.is_empty() {
             return true;
         }

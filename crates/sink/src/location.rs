@@ -117,6 +117,27 @@ impl Location {
         }
     }
 
+    /// Paths (relative to the root, `/`-separated) of the files under `rel` ending in `suffix`.
+    pub fn files_under(&self, rel: &str, suffix: &str) -> Result<Vec<String>, SinkError> {
+        match self {
+            Location::Local(root) => Ok(walkdir::WalkDir::new(root.join(rel))
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| {
+                    let path = e.path().strip_prefix(root).ok()?.to_string_lossy();
+                    path.ends_with(suffix).then(|| path.replace('\\', "/"))
+                })
+                .collect()),
+            Location::Remote(r) => Ok(r
+                .list(rel)?
+                .into_iter()
+                .map(|k| k.trim_start_matches('/').to_string())
+                .filter(|k| k.ends_with(suffix))
+                .collect()),
+        }
+    }
+
     /// Whether any file under `rel` ends in `suffix`.
     pub fn has_file_under(&self, rel: &str, suffix: &str) -> Result<bool, SinkError> {
         match self {
