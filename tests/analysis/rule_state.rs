@@ -6,68 +6,16 @@
 
 use crate::common;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{append, bin, generate, ingest_json, output_json, py, run_json};
+use common::{append, assert_stored_once_and_as_detect, bin, generate, ingest_json, output_json};
 
 /// A canonical push verification of bob at minute `minute` of 2024-05-01 10:00Z.
 fn push(id: &str, minute: u32, outcome: &str) -> String {
     format!(
         r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"bob@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
     )
-}
-
-/// The findings stored under `out/findings/`, read back with pyarrow: `(id, rule_name,
-/// evidence)` rows, repeats kept.
-fn stored(out: &Path) -> Vec<(String, String, Vec<String>)> {
-    let script = r#"
-import json, sys, glob, pyarrow as pa, pyarrow.parquet as pq
-files = glob.glob(sys.argv[1] + "/findings/*.parquet")
-rows = []
-if files:
-    t = pa.concat_tables([pq.read_table(f) for f in files])
-    rows = [[r["id"], r["rule_name"] or r["rule_id"], r["evidence"]] for r in t.to_pylist()]
-print(json.dumps(rows))
-"#;
-    serde_json::from_slice::<Vec<(String, String, Vec<String>)>>(&py(script, &[out])).unwrap()
-}
-
-/// Finding ids of `mfascope detect` over `out`.
-fn detect_ids(out: &Path) -> BTreeSet<String> {
-    let report = run_json(&[
-        "detect",
-        "--data",
-        &out.display().to_string(),
-        "--format",
-        "json",
-    ]);
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Every stored finding id once, and the set equal to `detect`'s over the same store.
-fn assert_stored_once_and_as_detect(out: &Path) -> Vec<(String, String, Vec<String>)> {
-    let rows = stored(out);
-    let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
-    let unique: BTreeSet<String> = ids.iter().map(|s| (*s).clone()).collect();
-    assert_eq!(ids.len(), unique.len(), "a finding stored twice: {ids:?}");
-    let detect = detect_ids(out);
-    let only_live: Vec<_> = unique.difference(&detect).collect();
-    let only_detect: Vec<_> = detect.difference(&unique).collect();
-    assert!(
-        only_live.is_empty() && only_detect.is_empty(),
-        "live findings differ from detect's: {} only live {only_live:?}, {} only detect \
-         {only_detect:?}",
-        only_live.len(),
-        only_detect.len()
-    );
-    rows
 }
 
 /// The push-bombing findings of `rows` with their evidence.
@@ -211,7 +159,7 @@ fn damaged_stale_or_foreign_rule_state_is_named_and_rebuilt_from_the_stored_even
             stderr.contains(&file),
             "{name}: the warning is logged: {stderr}"
         );
-        let rows = stored(&out);
+        let rows = common::stored_findings(&out);
         assert_eq!(
             bombings(&rows),
             [["d1", "d2", "d3", "d4", "d5"]],

@@ -5,6 +5,7 @@ pub mod s3;
 pub mod tmux;
 pub mod verifier;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -250,4 +251,55 @@ pub fn kill_9_at_moments(
     }
     eprintln!("{killed} of {times} runs killed mid-run");
     killed
+}
+
+/// The findings stored under `out/findings/`, read back with pyarrow: `(id, rule_name,
+/// evidence)` rows, repeats kept.
+pub fn stored_findings(out: &Path) -> Vec<(String, String, Vec<String>)> {
+    let script = r#"
+import json, sys, glob, pyarrow as pa, pyarrow.parquet as pq
+files = glob.glob(sys.argv[1] + "/findings/*.parquet")
+rows = []
+if files:
+    t = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = [[r["id"], r["rule_name"] or r["rule_id"], r["evidence"]] for r in t.to_pylist()]
+print(json.dumps(rows))
+"#;
+    serde_json::from_slice::<Vec<(String, String, Vec<String>)>>(&py(script, &[out])).unwrap()
+}
+
+/// Finding ids of `mfascope detect` over `out`.
+pub fn detect_ids(out: &Path) -> BTreeSet<String> {
+    let report = run_json(&[
+        "detect",
+        "--data",
+        &out.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every stored finding id once, and the set equal to `detect`'s over the same store.
+pub fn assert_stored_once_and_as_detect(out: &Path) -> Vec<(String, String, Vec<String>)> {
+    let rows = stored_findings(out);
+    let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
+    let unique: BTreeSet<String> = ids.iter().map(|s| (*s).clone()).collect();
+    assert_eq!(ids.len(), unique.len(), "a finding stored twice: {ids:?}");
+    let detect = detect_ids(out);
+    let only_live: Vec<_> = unique.difference(&detect).collect();
+    let only_detect: Vec<_> = detect.difference(&unique).collect();
+    assert!(
+        only_live.is_empty() && only_detect.is_empty(),
+        "live findings differ from detect's: {} only live {only_live:?}, {} only detect \
+         {only_detect:?}",
+        only_live.len(),
+        only_detect.len()
+    );
+    rows
 }

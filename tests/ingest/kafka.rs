@@ -593,3 +593,104 @@ fn the_verifier_produces_its_events_to_kafka_exactly() {
     assert_eq!(summary["events"].as_u64(), Some(n), "{summary}");
     assert_exact(&check(&out, &file), n, 0);
 }
+
+/// A canonical push verification of `user`@acme.example at minute `minute` of 2024-05-01
+/// 10:00Z.
+fn push(user: &str, id: &str, minute: u32, outcome: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"{user}@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
+    )
+}
+
+/// Issue 22: the partition is the unit of rule state. Two push bombings, keyed to different
+/// partitions (bob's key hashes to partition 0, carol's to 1, with the producer's CRC32
+/// partitioner), straddle a rebalance — a second consumer joins after three denials each and
+/// takes one partition over from the first, which saves its state with its last commit — and
+/// then a `kill -9` of the first, whose partition its next owner restores from the state saved
+/// with the last commit plus the files committed after it. The killed instance is restarted,
+/// as an orchestrator does (Tansu 0.6 keeps a dead member in the group until another joins;
+/// Apache Kafka would hand its partitions over after `session.timeout.ms`). Each attack is
+/// found once with the denials from before both handovers as evidence, no finding id is stored
+/// twice, and the stored set equals `mfascope detect` over the same history.
+#[test]
+fn attacks_straddling_a_rebalance_and_a_kill_are_each_found_once() {
+    let addr = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = topic(&addr, "handover", 2);
+    let out = dir.path().join("out");
+    let batch = |name: &str, lines: Vec<String>| {
+        let file = dir.path().join(name);
+        common::append(&file, &lines);
+        wait_ok(produce(&addr, &topic, &file, 0), name);
+    };
+    let denials = |minutes: std::ops::RangeInclusive<u32>| -> Vec<String> {
+        minutes
+            .flat_map(|m| {
+                [
+                    push("bob", &format!("b{m}"), m, "denied"),
+                    push("carol", &format!("c{m}"), m, "denied"),
+                ]
+            })
+            .collect()
+    };
+    batch("first.ndjson", denials(1..=3));
+    let mut first = Running::spawn(ingest(&addr, &topic, &topic, &out, false));
+    wait_for_rows(&out, 6, Duration::from_secs(60));
+    // The second consumer joins mid-attack: the group rebalances and it takes a partition.
+    let (mut second, metrics, _stderr) =
+        Running::spawn_with_metrics(ingest(&addr, &topic, &topic, &out, false));
+    let assigned = |page: &str| {
+        (0..2)
+            .filter_map(|p| {
+                common::value(
+                    page,
+                    &format!(
+                        "mfascope_kafka_committed_offset{{topic=\"{topic}\",partition=\"{p}\"}}"
+                    ),
+                )
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while assigned(&common::get(&metrics, "/metrics")) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the second consumer got no partition"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    batch("second.ndjson", denials(4..=4));
+    wait_for_rows(&out, 8, Duration::from_secs(60));
+    let mut killed = first.take();
+    killed.kill().unwrap(); // SIGKILL, mid-attack
+    killed.wait().unwrap();
+    let mut restarted = Running::spawn(ingest(&addr, &topic, &topic, &out, false));
+    let mut rest = denials(5..=6);
+    rest.push(push("bob", "b-approved", 7, "success"));
+    rest.push(push("carol", "c-approved", 7, "success"));
+    batch("rest.ndjson", rest);
+    wait_for_rows(&out, 14, Duration::from_secs(120));
+    let summaries = [terminate(second.take()), terminate(restarted.take())];
+    for s in &summaries {
+        let resumed = s["live"]["rules_resumed_partitions"].as_object();
+        assert!(
+            resumed.is_some_and(|m| m.values().all(|r| r["from"] == "saved")),
+            "every partition taken over continued from its saved state: {s}"
+        );
+    }
+    let rows = common::assert_stored_once_and_as_detect(&out);
+    for (user, p) in [("bob", 'b'), ("carol", 'c')] {
+        let bombing: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|r| r.1 == "mfa_push_bombing" && r.2.iter().any(|e| e.starts_with(p)))
+            .map(|r| &r.2)
+            .collect();
+        let expected: Vec<String> = (1..=5).map(|m| format!("{p}{m}")).collect();
+        assert_eq!(bombing, [&expected], "{user}: {rows:?}");
+        assert!(
+            rows.iter().any(|r| r.1 == "mfa_push_fatigue_accepted"
+                && r.2.iter().any(|e| e == &format!("{p}-approved"))),
+            "{user}'s approval after the bombing is found: {rows:?}"
+        );
+    }
+}

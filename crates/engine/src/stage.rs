@@ -47,6 +47,9 @@ pub(crate) struct OrderedStage {
     /// [`IngestOptions::save_state`]).
     save_every: Option<Duration>,
     last_saved: Instant,
+    /// Segments were committed since the state was last saved: it is saved when the scope
+    /// closes, with a segment of its own when no data is left.
+    owed: bool,
 }
 
 /// Name of the latency pairing table among a segment's saved states.
@@ -71,6 +74,7 @@ impl OrderedStage {
             own: Vec::new(),
             save_every: opts.save_state,
             last_saved: Instant::now(),
+            owed: false,
         }
     }
 
@@ -79,6 +83,9 @@ impl OrderedStage {
     /// pairing starts empty (a verification whose challenge came before then gets no derived
     /// latency; nothing is invented).
     pub(crate) fn resume(&mut self, out: &OutDir) {
+        let saved = &out.checkpoint.saved;
+        self.owed =
+            !out.checkpoint.replay.is_empty() || (out.checkpoint.segments > 0 && saved.is_empty());
         if self.save_every.is_none() || !out.checkpoint.saved.iter().any(|n| n == PAIRER_STATE) {
             return;
         }
@@ -318,17 +325,24 @@ impl OrderedStage {
                 o.close();
             }
         }
-        if self.positions.is_empty() && self.segment.dead_letters.is_empty() {
+        let no_data = self.positions.is_empty() && self.segment.dead_letters.is_empty();
+        if no_data && !(last && self.owed && self.save_every.is_some()) {
             return true;
         }
         let mut seg = std::mem::take(&mut self.segment);
         seg.positions = std::mem::take(&mut self.positions);
         seg.state = self.saved_state(last);
-        let first = &seg.positions[0];
-        seg.id = format!(
-            "part-{:016x}",
-            xxhash_rust::xxh3::xxh3_64(format!("{}@{}", first.fingerprint, first.start).as_bytes())
-        );
+        seg.id = match seg.positions.first() {
+            Some(first) => format!(
+                "part-{:016x}",
+                xxhash_rust::xxh3::xxh3_64(
+                    format!("{}@{}", first.fingerprint, first.start).as_bytes()
+                )
+            ),
+            // The closing scope's state alone (its staged file's name only).
+            None => format!("state-{}", std::process::id()),
+        };
+        self.owed = seg.state.is_none();
         self.segment_started = None;
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
