@@ -316,7 +316,9 @@ pub fn link_attacks(slo: &Slo, series: &Series, agg: &Aggregator, episode: &mut 
 enum Track {
     Idle,
     Pending(i64),
-    Firing(usize),
+    /// Firing episode `.0`; `.1`: since when the rule has stopped holding (kept firing for
+    /// the condition's `keep_firing_for_ms`).
+    Firing(usize, Option<i64>),
 }
 
 fn describe(slo: &Slo, rule: &Rule) -> String {
@@ -450,7 +452,7 @@ pub fn alerts(
             *track = match (std::mem::replace(track, Track::Idle), holds) {
                 (Track::Idle, true) if cond.alert_after_ms == 0 => {
                     emit(AlertState::Firing);
-                    Track::Firing(fire(&mut episodes))
+                    Track::Firing(fire(&mut episodes), None)
                 }
                 (Track::Idle, true) => {
                     emit(AlertState::Pending);
@@ -458,17 +460,22 @@ pub fn alerts(
                 }
                 (Track::Pending(since), true) if t - since >= cond.alert_after_ms => {
                     emit(AlertState::Firing);
-                    Track::Firing(fire(&mut episodes))
+                    Track::Firing(fire(&mut episodes), None)
                 }
-                (Track::Firing(i), true) => {
+                (Track::Firing(i, _), true) => {
                     episodes[i].peak = episodes[i].peak.max(value);
-                    Track::Firing(i)
+                    Track::Firing(i, None)
                 }
-                (Track::Firing(i), false) => {
-                    emit(AlertState::Resolved);
-                    episodes[i].resolved_at = Some(format_rfc3339(t));
-                    episodes[i].resolved_ms = Some(t);
-                    Track::Idle
+                (Track::Firing(i, quiet), false) => {
+                    let since = quiet.unwrap_or(t);
+                    if t - since >= slo.scale(cond.keep_firing_for_ms) {
+                        emit(AlertState::Resolved);
+                        episodes[i].resolved_at = Some(format_rfc3339(t));
+                        episodes[i].resolved_ms = Some(t);
+                        Track::Idle
+                    } else {
+                        Track::Firing(i, Some(since))
+                    }
                 }
                 (keep @ Track::Pending(_), true) => keep,
                 (_, false) => Track::Idle,

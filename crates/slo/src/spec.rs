@@ -114,6 +114,10 @@ pub struct Condition {
     pub rule: Rule,
     /// How long the rule must hold before the alert fires (pending until then).
     pub alert_after_ms: i64,
+    /// How long a firing alert keeps firing after the rule stops holding (hysteresis, like
+    /// Prometheus `keep_firing_for`): a dip shorter than this continues the same episode.
+    /// `keepFiringFor`, default the rule's short window scaled to the SLO (0 without one).
+    pub keep_firing_for_ms: i64,
 }
 
 /// Alert trigger.
@@ -345,6 +349,8 @@ struct ConditionRule {
     short_window: Option<String>,
     #[serde(default)]
     alert_after: Option<String>,
+    #[serde(default)]
+    keep_firing_for: Option<String>,
 }
 
 // ---- loading -----------------------------------------------------------------------------
@@ -473,15 +479,18 @@ fn condition(c: ConditionDoc) -> Result<Condition, String> {
             c.metadata.name
         ));
     }
+    let short = r
+        .short_window
+        .as_deref()
+        .map(|s| span("shortWindow", s))
+        .transpose()?;
+    // Unscaled, like the windows: `Slo::scale` applies when evaluating.
+    let default_keep = short.unwrap_or(0);
     let rule = match r.kind.as_str() {
         "burnrate" => Rule::BurnRate {
             threshold: r.threshold,
             long_ms: span("lookbackWindow", &r.lookback_window)?,
-            short_ms: r
-                .short_window
-                .as_deref()
-                .map(|s| span("shortWindow", s))
-                .transpose()?,
+            short_ms: short,
         },
         "budgetconsumption" if (0.0..=1.0).contains(&r.threshold) => Rule::BudgetConsumption {
             fraction: r.threshold,
@@ -503,13 +512,17 @@ fn condition(c: ConditionDoc) -> Result<Condition, String> {
             c.spec.severity
         },
         rule,
-        alert_after_ms: r
-            .alert_after
-            .as_deref()
-            .map(|s| parse_span_ms(s).ok_or_else(|| format!("alertAfter {s:?}: use e.g. 5m")))
-            .transpose()?
-            .unwrap_or(0),
+        alert_after_ms: optional_span("alertAfter", r.alert_after.as_deref())?.unwrap_or(0),
+        keep_firing_for_ms: optional_span("keepFiringFor", r.keep_firing_for.as_deref())?
+            .unwrap_or(default_keep),
     })
+}
+
+/// A span field that may be absent (`5m`, `1h`, `0m`).
+fn optional_span(field: &str, value: Option<&str>) -> Result<Option<i64>, String> {
+    value
+        .map(|s| parse_span_ms(s).ok_or_else(|| format!("{field} {s:?}: use e.g. 5m")))
+        .transpose()
 }
 
 fn counter_name(field: &str, name: Option<&str>) -> Result<&'static str, String> {
