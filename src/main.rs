@@ -4,8 +4,6 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
-
 /// Allocator options, set before the first allocation: an ingest frees whole batches at a time,
 /// so with mimalloc's defaults freed memory stays resident and peaks stack up.
 /// - purge delay 0: freed pages are returned at once instead of after 10 ms (~75 MB less peak
@@ -38,8 +36,11 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 fn main() {
     #[cfg(all(feature = "mimalloc", not(target_os = "linux")))]
     tune_allocator();
-    let cli = mfascope::cli::Cli::parse();
-    match mfascope::cli::run(cli) {
+    let result = match mfascope::cli::parse() {
+        mfascope::cli::Invocation::SloRules(args) => mfascope::cli::slo::run_rules(&args),
+        mfascope::cli::Invocation::Cli(cli) => mfascope::cli::run(*cli),
+    };
+    match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {}", mfascope::cli::error_text(&e));

@@ -186,8 +186,10 @@ pub fn render(
     agg: &Aggregator,
     report: &SloReport,
     detect: Option<&DetectCounters>,
+    tally: &SloTally,
 ) -> String {
     let mut r = Registry::default();
+    tally.register(&mut r);
     if let Some(d) = detect {
         detect_metrics(&mut r, d);
     }
@@ -353,6 +355,65 @@ pub fn render(
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out
+}
+
+/// Per-SLO good and valid events (time slices for Timeslices SLOs, measurements for threshold
+/// SLOs) of the event-time minutes closed so far, judged as mfascope's evaluator judges them:
+/// the counters the generated Prometheus rules (`slo rules --format prometheus`) compute their
+/// error ratios from. A minute is added once the watermark is a full minute past it; a
+/// restarted run starts again from the history it resumed (a counter reset to Prometheus).
+#[derive(Default)]
+pub struct SloTally {
+    /// Minutes before this (epoch ms) are counted.
+    through_ms: Option<i64>,
+    counts: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+impl SloTally {
+    /// Count the minutes of `slos` that closed since the last call.
+    pub fn advance(&mut self, slos: &[crate::slo::Slo], agg: &Aggregator) {
+        const MINUTE_MS: i64 = 60_000;
+        let (Some(watermark), Some((first, _))) = (agg.counters().watermark_ms, agg.span()) else {
+            return;
+        };
+        let to = watermark.div_euclid(MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+        let from = self.through_ms.unwrap_or(first).max(first);
+        if to <= from {
+            return;
+        }
+        let range = TimeRange::new(from, to);
+        for slo in slos {
+            let series = crate::slo::eval::Series::build(slo, agg, range);
+            let (good, valid) = series.sums(to, to - from);
+            let c = self.counts.entry(slo.name.clone()).or_default();
+            c.0 += good;
+            c.1 += valid;
+        }
+        self.through_ms = Some(to);
+    }
+
+    fn register(&self, r: &mut Registry) {
+        for (name, help, pick) in [
+            (
+                "mfascope_slo_good",
+                "Good events (or time slices) per SLO, of the minutes closed so far.",
+                (|c: &(u64, u64)| c.0) as fn(&(u64, u64)) -> u64,
+            ),
+            (
+                "mfascope_slo_valid",
+                "Valid events (or time slices with data) per SLO, of the minutes closed so far.",
+                |c: &(u64, u64)| c.1,
+            ),
+        ] {
+            let family = Family::<Labels, PromCounter>::default();
+            r.register(name, help, family.clone());
+            for (slo, c) in &self.counts {
+                family
+                    .get_or_create(&labels(&[("slo", slo)]))
+                    .inc_by(pick(c));
+            }
+        }
+    }
 }
 
 /// Serve `GET /metrics` (and `/healthz`) on `addr` from a background thread; `scrape` renders

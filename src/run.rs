@@ -217,10 +217,13 @@ impl Run {
         if let Some(addr) = self.metrics {
             let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
             let rules = detectors.clone();
+            let tally = Mutex::new(crate::metrics::SloTally::default());
             let scrape = Arc::new(move || {
                 let agg = lock(&agg);
                 let report = evaluate(&slos, &agg, None);
-                crate::metrics::render(&progress, &agg, &report, Some(&rules.counters()))
+                let mut tally = lock(&tally);
+                tally.advance(&slos, &agg);
+                crate::metrics::render(&progress, &agg, &report, Some(&rules.counters()), &tally)
             });
             let bound = crate::metrics::serve(addr, scrape)
                 .with_context(|| format!("--metrics-listen {addr}"))?;

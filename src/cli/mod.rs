@@ -318,6 +318,36 @@ pub struct SloArgs {
     pub format: OutputFormat,
 }
 
+/// `mfascope slo rules`: parsed on its own (see [`parse`]), since `slo` requires `--data`.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "mfascope slo rules",
+    version,
+    about = "Write the SLOs as Prometheus recording and multi-window burn-rate alert rules over \
+             the per-SLO counters `ingest --metrics-listen` exports (or promtool unit tests for \
+             them)"
+)]
+pub struct SloRulesArgs {
+    /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
+    #[arg(long = "slos", value_name = "PATH")]
+    pub slos: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum, default_value = "prometheus")]
+    pub format: RulesFormat,
+    /// The rule file the promtool tests load (as `rule_files` names it).
+    #[arg(long, default_value = "mfascope-slo-rules.yml")]
+    pub rule_file: String,
+}
+
+/// `slo rules` outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    /// A Prometheus rule file (`promtool check rules` validates it).
+    Prometheus,
+    /// promtool unit tests of those rules (`promtool test rules`).
+    PromtoolTests,
+}
+
 /// Alert report formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AlertFormat {
@@ -662,6 +692,26 @@ fn log_filter(given: &str) -> String {
 }
 
 /// Run the parsed command; returns the process exit code.
+/// What the command line asks for: `mfascope slo rules …`, or any other command.
+pub enum Invocation {
+    /// `mfascope slo rules`.
+    SloRules(SloRulesArgs),
+    /// Everything else.
+    Cli(Box<Cli>),
+}
+
+/// Parse the process arguments (exits with clap's message on a usage error). `slo rules`
+/// needs no data, while every other `slo` does, so it is parsed on its own.
+pub fn parse() -> Invocation {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "slo") && args.get(2).is_some_and(|a| a == "rules") {
+        let rest = std::iter::once(std::ffi::OsString::from("mfascope slo rules"))
+            .chain(args.into_iter().skip(3));
+        return Invocation::SloRules(<SloRulesArgs as clap::Parser>::parse_from(rest));
+    }
+    Invocation::Cli(Box::new(<Cli as clap::Parser>::parse_from(args)))
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log))
         .unwrap_or_else(|_| "warn".into());

@@ -2,13 +2,16 @@
 //! events are replayed through the live aggregator, then the SLO math runs on its counters.
 
 use super::sli::{range, runtime};
-use super::{AlertFormat, AlertsArgs, OutputFormat, SloArgs, SloHistoryArgs, SloMode};
+use super::{
+    AlertFormat, AlertsArgs, OutputFormat, RulesFormat, SloArgs, SloHistoryArgs, SloMode,
+    SloRulesArgs,
+};
 use crate::attack::AttackPolicy;
 use crate::detect::RuleSet;
 use crate::present::alertmanager;
 use crate::present::{alerts_table, status_table};
 use crate::sli::{Engine, Params};
-use crate::slo::{Slo, SloReport, evaluate, resolve_slos};
+use crate::slo::{Slo, SloReport, evaluate, prometheus, resolve_slos};
 
 /// Exit code when an objective is violated (`slo check`).
 pub const EXIT_VIOLATED: i32 = 3;
@@ -68,6 +71,19 @@ pub fn run_slo(a: SloArgs) -> anyhow::Result<i32> {
         eprintln!("slo check: objective violated: {}", missed.join(", "));
         return Ok(EXIT_VIOLATED);
     }
+    Ok(0)
+}
+
+/// `mfascope slo rules`.
+pub fn run_rules(r: &SloRulesArgs) -> anyhow::Result<i32> {
+    let slos = resolve_slos(r.slos.as_deref())?;
+    print!(
+        "{}",
+        match r.format {
+            RulesFormat::Prometheus => prometheus::rules(&slos),
+            RulesFormat::PromtoolTests => prometheus::promtool_tests(&slos, &r.rule_file),
+        }
+    );
     Ok(0)
 }
 

@@ -12,7 +12,7 @@ pub fn slo_episodes(episodes: &[Episode], receiver: &str) -> serde_json::Value {
         .iter()
         .map(|e| {
             let mut labels = serde_json::json!({
-                "alertname": format!("SLOBurn_{}", e.alert),
+                "alertname": crate::slo::prometheus::alertname(&e.alert),
                 "slo": e.slo,
                 "severity": e.severity,
                 "service": "2fa",

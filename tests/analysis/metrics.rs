@@ -54,6 +54,18 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         page.contains("content-type: application/openmetrics-text"),
         "{page}"
     );
+    // The per-SLO counters the generated Prometheus rules read: the closed minutes' good and
+    // valid events, as the evaluator judges them (good <= valid <= every attempt so far).
+    let slo = |name: &str| value(&page, &format!("{name}{{slo=\"mfa-success-rate\"}}"));
+    let (good, valid) = (
+        slo("mfascope_slo_good_total").expect("good counter"),
+        slo("mfascope_slo_valid_total").expect("valid counter"),
+    );
+    let attempts = value(&page, "mfascope_sli_events_total{counter=\"mfa_attempts\"}").unwrap();
+    assert!(
+        0.0 < good && good <= valid && valid <= attempts,
+        "{good} {valid} {attempts}"
+    );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -13,9 +13,7 @@ use common::{append, assert_stored_once_and_as_detect, bin, generate, ingest_jso
 
 /// A canonical push verification of bob at minute `minute` of 2024-05-01 10:00Z.
 fn push(id: &str, minute: u32, outcome: &str) -> String {
-    format!(
-        r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"bob@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
-    )
+    common::push("bob", id, minute, outcome)
 }
 
 /// The push-bombing findings of `rows` with their evidence.

@@ -196,3 +196,62 @@ fn one_incident_on_the_sample_is_one_page_and_keep_firing_for_0m_restores_the_fl
         "without hysteresis the incident flaps: {many:?}"
     );
 }
+
+/// Issue 23, item 2: the SLOs as Prometheus rules — recording rules per window and one
+/// multi-window burn-rate alert per condition over the per-SLO counters — pass `promtool check
+/// rules`, and the generated unit tests pass `promtool test rules` (a full outage fires every
+/// condition with mfascope's labels, a healthy stream none). A wrong expectation fails them.
+#[test]
+fn generated_prometheus_rules_pass_promtool_check_and_unit_tests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |format: &str, file: &str| {
+        let out = common::bin()
+            .args([
+                "slo",
+                "rules",
+                "--format",
+                format,
+                "--rule-file",
+                "rules.yml",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(tmp.path().join(file), &out.stdout).unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rules = write("prometheus", "rules.yml");
+    assert!(rules.contains("keep_firing_for: 5m"), "{rules}");
+    let tests = write("promtool-tests", "tests.yml");
+    let promtool = |args: &[&str]| {
+        std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("promtool (Debian package prometheus; scripts/test installs it)")
+    };
+    let check = promtool(&["check", "rules", "rules.yml"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS"));
+    let test = promtool(&["test", "rules", "tests.yml"]);
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    std::fs::write(
+        tmp.path().join("wrong.yml"),
+        tests.replacen("severity: \"page\"", "severity: \"pager\"", 1),
+    )
+    .unwrap();
+    assert!(!promtool(&["test", "rules", "wrong.yml"]).status.success());
+}

@@ -303,3 +303,11 @@ pub fn assert_stored_once_and_as_detect(out: &Path) -> Vec<(String, String, Vec<
     );
     rows
 }
+
+/// A canonical push verification of `user`@acme.example at minute `minute` of 2024-05-01
+/// 10:00Z.
+pub fn push(user: &str, id: &str, minute: u32, outcome: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"{user}@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
+    )
+}

@@ -594,14 +594,6 @@ fn the_verifier_produces_its_events_to_kafka_exactly() {
     assert_exact(&check(&out, &file), n, 0);
 }
 
-/// A canonical push verification of `user`@acme.example at minute `minute` of 2024-05-01
-/// 10:00Z.
-fn push(user: &str, id: &str, minute: u32, outcome: &str) -> String {
-    format!(
-        r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"{user}@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
-    )
-}
-
 /// Issue 22: the partition is the unit of rule state. Two push bombings, keyed to different
 /// partitions (bob's key hashes to partition 0, carol's to 1, with the producer's CRC32
 /// partitioner), straddle a rebalance — a second consumer joins after three denials each and
@@ -627,8 +619,8 @@ fn attacks_straddling_a_rebalance_and_a_kill_are_each_found_once() {
         minutes
             .flat_map(|m| {
                 [
-                    push("bob", &format!("b{m}"), m, "denied"),
-                    push("carol", &format!("c{m}"), m, "denied"),
+                    common::push("bob", &format!("b{m}"), m, "denied"),
+                    common::push("carol", &format!("c{m}"), m, "denied"),
                 ]
             })
             .collect()
@@ -666,8 +658,8 @@ fn attacks_straddling_a_rebalance_and_a_kill_are_each_found_once() {
     killed.wait().unwrap();
     let mut restarted = Running::spawn(ingest(&addr, &topic, &topic, &out, false));
     let mut rest = denials(5..=6);
-    rest.push(push("bob", "b-approved", 7, "success"));
-    rest.push(push("carol", "c-approved", 7, "success"));
+    rest.push(common::push("bob", "b-approved", 7, "success"));
+    rest.push(common::push("carol", "c-approved", 7, "success"));
     batch("rest.ndjson", rest);
     wait_for_rows(&out, 14, Duration::from_secs(120));
     let summaries = [terminate(second.take()), terminate(restarted.take())];

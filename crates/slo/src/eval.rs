@@ -321,7 +321,8 @@ enum Track {
     Firing(usize, Option<i64>),
 }
 
-fn describe(slo: &Slo, rule: &Rule) -> String {
+/// A rule in words, e.g. `burn rate >= 14.4 over 1h and 5m` (windows scaled to `slo`).
+pub(crate) fn describe(slo: &Slo, rule: &Rule) -> String {
     match *rule {
         Rule::BurnRate {
             threshold,

@@ -3,6 +3,7 @@
 //! same evaluation runs over a replay of history and over live batches.
 
 pub mod eval;
+pub mod prometheus;
 pub mod spec;
 
 use serde::Serialize;
