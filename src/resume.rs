@@ -84,6 +84,8 @@ pub fn slos(out: &Location, agg: &mut Aggregator) -> anyhow::Result<()> {
 /// last commit — brought to that scope's checkpoint (see the module comment).
 pub struct ScopedRules {
     live: Arc<LiveRules>,
+    /// The engine compiled by [`ScopedRules::new`], until a scope takes it.
+    spare: Mutex<Option<Detector>>,
     rules: RuleSet,
     config: DetectConfig,
     idle_release: Option<Duration>,
@@ -93,19 +95,22 @@ pub struct ScopedRules {
 impl ScopedRules {
     /// Detectors running `rules` with `config`, storing through `live`'s store; with
     /// `idle_release`, each evaluates what waits for the watermark once its input is quiet.
+    /// The rules are compiled here, so rules that cannot compile fail before any input is read
+    /// (that first engine serves the first scope).
     pub fn new(
         live: Arc<LiveRules>,
         rules: &RuleSet,
         config: DetectConfig,
         idle_release: Option<Duration>,
-    ) -> Self {
-        ScopedRules {
+    ) -> anyhow::Result<Self> {
+        Ok(ScopedRules {
             live,
+            spare: Mutex::new(Some(Detector::new(rules, config, false)?)),
             rules: rules.clone(),
             config,
             idle_release,
             resumed: Mutex::default(),
-        }
+        })
     }
 
     /// How each scope's rule state was brought back, by scope.
@@ -116,8 +121,11 @@ impl ScopedRules {
     fn open_detector(&self, out: &OutDir) -> anyhow::Result<Arc<LiveDetector>> {
         let store = self.live.store();
         store.refresh().map_err(anyhow::Error::msg)?;
-        let mut detector =
-            LiveDetector::new(Detector::new(&self.rules, self.config, false)?, store);
+        let engine = match crate::sync::lock(&self.spare).take() {
+            Some(engine) => engine,
+            None => Detector::new(&self.rules, self.config, false)?,
+        };
+        let mut detector = LiveDetector::new(engine, store);
         if let Some(after) = self.idle_release {
             detector = detector.release_when_idle(after);
         }

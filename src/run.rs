@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::attack::AttackPolicy;
 use crate::detect::stream::{FindingStore, FindingTap, LiveRules};
-use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
+use crate::detect::{DetectConfig, DetectCounters, Finding, RuleSet};
 use crate::observe::BatchObserver;
 use crate::pipeline::kafka::{KAFKA_STATE, KafkaOptions, KafkaSummary};
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
@@ -204,14 +204,12 @@ impl Run {
         let idle_release = self.is_live().then(|| {
             Duration::from_millis(self.detect.allowance_ms.max(0) as u64).max(MIN_IDLE_RELEASE)
         });
-        // Rules that cannot compile fail here, before any input is read.
-        Detector::new(&self.rules, self.detect, false)?;
         let scoped = Arc::new(ScopedRules::new(
             detectors.clone(),
             &self.rules,
             self.detect,
             idle_release,
-        ));
+        )?);
         self.opts.scoped = Some(scoped.clone());
         let progress = self.opts.progress_counters.clone();
         if let Some(addr) = self.metrics {

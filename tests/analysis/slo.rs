@@ -148,15 +148,10 @@ fn slow_degradation_opens_a_ticket_but_never_pages() {
 fn one_incident_on_the_sample_is_one_page_and_keep_firing_for_0m_restores_the_flapping() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("demo");
-    let demo = common::bin()
-        .args(["demo", "--attack-exclusion", "off", "--work"])
-        .arg(&work)
-        .output()
-        .unwrap();
-    assert!(
-        demo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&demo.stderr)
+    common::output_ok(
+        common::bin()
+            .args(["demo", "--attack-exclusion", "off", "--work"])
+            .arg(&work),
     );
     let data = work.join("out").display().to_string();
     let incident = |slos: Option<&std::path::Path>| -> Vec<(String, String)> {
@@ -205,24 +200,16 @@ fn one_incident_on_the_sample_is_one_page_and_keep_firing_for_0m_restores_the_fl
 fn generated_prometheus_rules_pass_promtool_check_and_unit_tests() {
     let tmp = tempfile::tempdir().unwrap();
     let write = |format: &str, file: &str| {
-        let out = common::bin()
-            .args([
-                "slo",
-                "rules",
-                "--format",
-                format,
-                "--rule-file",
-                "rules.yml",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(tmp.path().join(file), &out.stdout).unwrap();
-        String::from_utf8(out.stdout).unwrap()
+        let text = common::output_ok(common::bin().args([
+            "slo",
+            "rules",
+            "--format",
+            format,
+            "--rule-file",
+            "rules.yml",
+        ]));
+        std::fs::write(tmp.path().join(file), &text).unwrap();
+        String::from_utf8(text).unwrap()
     };
     let rules = write("prometheus", "rules.yml");
     assert!(rules.contains("keep_firing_for: 5m"), "{rules}");

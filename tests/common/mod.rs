@@ -113,22 +113,12 @@ pub static VENDORS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock
 /// Stdout of a Python script run on `args` by the test peers' interpreter (`MFASCOPE_PYTHON`,
 /// with pyarrow and duckdb: scripts/test sets it up).
 pub fn py(script: &str, args: &[&Path]) -> Vec<u8> {
-    let out = Command::new(s3::python())
-        .args(["-c", script])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    output_ok(Command::new(s3::python()).args(["-c", script]).args(args))
 }
 
-/// Run `cmd`, assert it succeeded (showing its stderr and stdout otherwise) and parse its stdout
-/// as JSON.
-pub fn output_json(cmd: &mut Command) -> serde_json::Value {
+/// Run `cmd`, assert it succeeded (showing its stderr and stdout otherwise) and return its
+/// stdout.
+pub fn output_ok(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -137,7 +127,12 @@ pub fn output_json(cmd: &mut Command) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+/// [`output_ok`], its stdout parsed as JSON.
+pub fn output_json(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_slice(&output_ok(cmd)).unwrap()
 }
 
 /// HTTP GET `path` from `addr` (raw response: status line, headers, body).

@@ -55,23 +55,11 @@ fn ratio_record(window: i64) -> String {
 
 /// Every window (scaled, ms) an alert of `slo` looks at.
 fn windows(slo: &Slo) -> BTreeSet<i64> {
-    let mut w = BTreeSet::new();
-    for c in &slo.conditions {
-        match c.rule {
-            Rule::BurnRate {
-                long_ms, short_ms, ..
-            } => {
-                w.insert(slo.scale(long_ms));
-                if let Some(s) = short_ms {
-                    w.insert(slo.scale(s));
-                }
-            }
-            Rule::BudgetConsumption { window_ms, .. } => {
-                w.insert(slo.scale(window_ms));
-            }
-        }
-    }
-    w
+    slo.conditions
+        .iter()
+        .flat_map(|c| bounds(slo, c))
+        .map(|(w, _)| w)
+        .collect()
 }
 
 /// The error-ratio bound above which a condition holds, per window it looks at.
