@@ -15,6 +15,7 @@
 
 pub mod attack;
 pub mod cli;
+pub mod delivery;
 pub mod kafka_publish;
 pub mod metrics;
 pub mod present;

@@ -117,6 +117,81 @@ fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
 
 /// The streaming rule engine: events, findings, and its bounded state (per-user history,
 /// correlation groups) with what the bounds dropped.
+/// Each receiver's delivery, labelled by receiver id (never its URL).
+fn delivery_metrics(r: &mut Registry, delivery: &[mfascope_notify::ReceiverStatus]) {
+    if delivery.is_empty() {
+        return;
+    }
+    type Pick = fn(&mfascope_notify::ReceiverStatus) -> u64;
+    let counters: [(&str, &str, Pick); 6] = [
+        (
+            "mfascope_notify_enqueued",
+            "Notifications queued for a receiver.",
+            |s| s.enqueued,
+        ),
+        (
+            "mfascope_notify_delivered",
+            "Notifications a receiver acknowledged (2xx).",
+            |s| s.delivered,
+        ),
+        (
+            "mfascope_notify_failed_attempts",
+            "Delivery attempts that failed and are retried.",
+            |s| s.failed_attempts,
+        ),
+        (
+            "mfascope_notify_parked",
+            "Notifications parked (refused by the receiver, outbox overflow, age bound); see `mfascope notify status`.",
+            |s| s.parked_now,
+        ),
+        (
+            "mfascope_notify_overflow",
+            "Notifications parked because the outbox was full.",
+            |s| s.overflowed,
+        ),
+        (
+            "mfascope_notify_expired",
+            "Notifications parked because they outlived the outbox's age bound.",
+            |s| s.expired,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        let family = Family::<Labels, PromCounter>::default();
+        r.register(name, help, family.clone());
+        for s in delivery {
+            family
+                .get_or_create(&labels(&[("receiver", &s.receiver.id)]))
+                .inc_by(pick(s));
+        }
+    }
+    let queued = gauge_family(
+        r,
+        "mfascope_notify_queued",
+        "Notifications waiting in a receiver's outbox.",
+        None,
+    );
+    let parked = gauge_family(
+        r,
+        "mfascope_notify_parked_now",
+        "Notifications parked in a receiver's outbox.",
+        None,
+    );
+    let oldest = gauge_family(
+        r,
+        "mfascope_notify_oldest_age",
+        "Age of the oldest notification waiting in a receiver's outbox.",
+        Some(Unit::Seconds),
+    );
+    for s in delivery {
+        let l = labels(&[("receiver", &s.receiver.id)]);
+        queued.get_or_create(&l).set(s.queued as f64);
+        parked.get_or_create(&l).set(s.parked as f64);
+        oldest
+            .get_or_create(&l)
+            .set(s.oldest_ms.unwrap_or(0) as f64 / 1000.0);
+    }
+}
+
 fn detect_metrics(r: &mut Registry, d: &DetectCounters) {
     for (name, help, value) in [
         (
@@ -187,9 +262,11 @@ pub fn render(
     report: &SloReport,
     detect: Option<&DetectCounters>,
     tally: &SloTally,
+    delivery: &[mfascope_notify::ReceiverStatus],
 ) -> String {
     let mut r = Registry::default();
     tally.register(&mut r);
+    delivery_metrics(&mut r, delivery);
     if let Some(d) = detect {
         detect_metrics(&mut r, d);
     }

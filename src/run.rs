@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::attack::AttackPolicy;
+use crate::delivery::{Delivery, DeliveryConfig};
 use crate::detect::stream::{FindingStore, FindingTap, LiveRules};
 use crate::detect::{DetectConfig, DetectCounters, Finding, RuleSet};
 use crate::observe::BatchObserver;
@@ -56,6 +57,9 @@ pub struct RunReport {
     /// assigned it, by `TOPIC/PARTITION` (the latest assignment).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rules_resumed_partitions: BTreeMap<String, RulesResumed>,
+    /// Each receiver's delivery of findings and SLO alerts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delivery: Vec<mfascope_notify::ReceiverStatus>,
 }
 
 /// The rule engine's part of a [`RunReport`].
@@ -95,6 +99,7 @@ pub struct Run {
     metrics: Option<SocketAddr>,
     announce: bool,
     tap: Option<FindingTap>,
+    delivery: Option<DeliveryConfig>,
 }
 
 impl Run {
@@ -111,6 +116,7 @@ impl Run {
             metrics: None,
             announce: false,
             tap: None,
+            delivery: None,
         }
     }
 
@@ -151,6 +157,12 @@ impl Run {
     /// Serve Prometheus metrics on `addr` while the run lasts.
     pub fn metrics(mut self, addr: Option<SocketAddr>) -> Run {
         self.metrics = addr;
+        self
+    }
+
+    /// Deliver findings and SLO alert episodes to these receivers (through durable outboxes).
+    pub fn deliver(mut self, delivery: Option<DeliveryConfig>) -> Run {
+        self.delivery = delivery;
         self
     }
 
@@ -212,7 +224,17 @@ impl Run {
         )?);
         self.opts.scoped = Some(scoped.clone());
         let progress = self.opts.progress_counters.clone();
+        let delivery = match &self.delivery {
+            Some(config) => Some(Delivery::start(
+                config,
+                &self.opts.out,
+                agg.clone(),
+                &self.slos,
+            )?),
+            None => None,
+        };
         if let Some(addr) = self.metrics {
+            let notifier = delivery.as_ref().map(Delivery::notifier);
             let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
             let rules = detectors.clone();
             let tally = Mutex::new(crate::metrics::SloTally::default());
@@ -221,12 +243,21 @@ impl Run {
                 let report = evaluate(&slos, &agg, None);
                 let mut tally = lock(&tally);
                 tally.advance(&slos, &agg);
-                crate::metrics::render(&progress, &agg, &report, Some(&rules.counters()), &tally)
+                let delivery = notifier.as_ref().map(|n| n.status()).unwrap_or_default();
+                crate::metrics::render(
+                    &progress,
+                    &agg,
+                    &report,
+                    Some(&rules.counters()),
+                    &tally,
+                    &delivery,
+                )
             });
             let bound = crate::metrics::serve(addr, scrape)
                 .with_context(|| format!("--metrics-listen {addr}"))?;
             eprintln!("metrics: http://{bound}/metrics");
         }
+        let complete_at_end = !self.is_live();
         let (opts, kafka) = (self.opts, self.kafka);
         let handle = std::thread::Builder::new()
             .name("ingest".into())
@@ -239,6 +270,8 @@ impl Run {
             scoped,
             slos: self.slos,
             handle,
+            delivery,
+            complete_at_end,
         })
     }
 
@@ -282,6 +315,9 @@ pub struct Running {
     scoped: Arc<ScopedRules>,
     slos: Vec<Slo>,
     handle: JoinHandle<anyhow::Result<(Summary, Option<KafkaSummary>)>>,
+    delivery: Option<Delivery>,
+    /// The input ends complete (files, not follow or Kafka): the last minute counts.
+    complete_at_end: bool,
 }
 
 impl Running {
@@ -299,11 +335,27 @@ impl Running {
     /// stored and the SLOs evaluated. When the engine failed, its error is returned and the
     /// findings of the uncommitted events are not stored (a rerun resumes and finds them).
     pub fn finish(self) -> anyhow::Result<RunReport> {
-        let (summary, kafka) = self
+        let joined = self
             .handle
             .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked")))?;
-        let (findings, counters, files) = self.detectors.finish().map_err(anyhow::Error::msg)?;
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked")));
+        let (summary, kafka) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // What is stored is still owed; the rest comes with the rerun.
+                if let Some(d) = self.delivery {
+                    d.finish(false);
+                }
+                return Err(e);
+            }
+        };
+        let stored = self.detectors.finish().map_err(anyhow::Error::msg);
+        // Delivery ends after the last findings are stored: they are offered too.
+        let delivery = self
+            .delivery
+            .map(|d| d.finish(self.complete_at_end && stored.is_ok()))
+            .unwrap_or_default();
+        let (findings, counters, files) = stored?;
         let mut resumed = self.scoped.resumed();
         let rules_resumed = resumed.remove(FILE_STATE);
         let rules_resumed_partitions = resumed
@@ -326,6 +378,7 @@ impl Running {
             },
             rules_resumed,
             rules_resumed_partitions,
+            delivery,
         })
     }
 }

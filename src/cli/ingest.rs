@@ -80,6 +80,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         .attack(&a.slos.attack.policy())
         .rules(&rules, detect)
         .metrics(a.metrics_listen)
+        .deliver(a.delivery.config()?)
         .announce_findings(live)
         .run(stop)?;
     match a.format {

@@ -6,6 +6,7 @@ mod demo;
 pub mod detect;
 mod generate;
 mod ingest;
+pub mod notify;
 mod otp;
 mod probe;
 mod report;
@@ -53,7 +54,7 @@ pub enum OutputFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Ingest IdP logs (files, globs, directories, `-` for stdin, gzip) into canonical Parquet.
-    Ingest(IngestArgs),
+    Ingest(Box<IngestArgs>),
     /// Write deterministic synthetic 2FA traffic in a vendor format, plus ground-truth labels.
     Generate(GenerateArgs),
     /// Ingest the bundled sample data into a work directory and print the report.
@@ -75,6 +76,8 @@ pub enum Command {
     /// Terminal dashboard (executive, on-call, debug views) over ingested data;
     /// `--snapshot` prints one frame as text.
     Dashboard(DashboardArgs),
+    /// Delivery of findings and SLO alerts: outbox status, retry of parked notifications.
+    Notify(notify::NotifyArgs),
     /// One-time codes and provisioning URIs (RFC 4226 HOTP, RFC 6238 TOTP).
     Otp(OtpArgs),
     /// The reference 2FA verifier (JSON API; every step a canonical event).
@@ -531,6 +534,9 @@ pub struct IngestArgs {
     /// them becomes a dead letter instead of a second event (0 turns the check off).
     #[arg(long, default_value_t = crate::pipeline::dedupe::DEFAULT_WINDOW)]
     pub dedupe_window: usize,
+    /// Delivery of findings and SLO alerts.
+    #[command(flatten)]
+    pub delivery: notify::DeliveryArgs,
 }
 
 /// Kafka as the input (`ingest`, live `dashboard`).
@@ -733,7 +739,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         _ => logs.with_writer(std::io::stderr).init(),
     }
     match cli.command {
-        Command::Ingest(a) => ingest::run(a),
+        Command::Ingest(a) => ingest::run(*a),
         Command::Generate(a) => generate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Sli(a) => sli::run_sli(a),
@@ -747,6 +753,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verifier(a) => verifier::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Report(c) => report::run(c),
+        Command::Notify(a) => notify::run(a),
     }
 }
 

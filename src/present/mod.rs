@@ -14,9 +14,11 @@ use mfascope_core::time::format_rfc3339;
 
 pub mod alertmanager;
 pub mod chart;
+mod delivery;
 mod posture;
 pub mod report;
 
+pub use delivery::{delivery_table, notify_status};
 pub use posture::{posture_headline, posture_table};
 
 /// Render an ingest summary as aligned text.
@@ -252,7 +254,7 @@ pub fn live_table(r: &RunReport) -> String {
         status_table(&r.slo),
         alerts_table(&r.slo, Some(12)),
         findings_text(&r.detect.findings, &r.detect.counters),
-    )
+    ) + &delivery_table(&r.delivery)
 }
 
 /// Findings as aligned text, most recent last.

@@ -8,6 +8,7 @@ mod attack;
 mod detect;
 mod live;
 mod metrics;
+mod notify;
 mod posture;
 mod report;
 mod resume;

@@ -306,3 +306,66 @@ pub fn push(user: &str, id: &str, minute: u32, outcome: &str) -> String {
         r#"{{"event_id":"{id}","time":"2024-05-01T10:{minute:02}:00.000Z","source":"canonical","user":"{user}@acme.example","action":"mfa_verify","factor":"push","outcome":"{outcome}","vendor_event_type":"t"}}"#
     )
 }
+
+/// A webhook receiver (tests/common/receiver.py) on 127.0.0.1: records requests in
+/// `dir/received.jsonl`, verifies `X-Mfascope-Signature` with the key in `dir/key`, and
+/// answers 503 while `dir/down` exists. Killed on drop.
+pub struct Receiver {
+    child: std::process::Child,
+    /// Its base URL.
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl Receiver {
+    /// Start one in `dir`.
+    pub fn start(dir: &Path) -> Receiver {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/receiver.py");
+        let mut child = Command::new(s3::python())
+            .arg(script)
+            .args([
+                dir.join("received.jsonl"),
+                dir.join("key"),
+                dir.join("down"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Receiver {
+            child,
+            url: format!("http://127.0.0.1:{}", line.trim()),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Answer 503 (`true`) or accept (`false`).
+    pub fn set_down(&self, down: bool) {
+        let flag = self.dir.join("down");
+        if down {
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
+    /// Every request accepted so far.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

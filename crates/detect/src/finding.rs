@@ -333,10 +333,131 @@ pub fn read_stored_ids(
     ids: &mut std::collections::HashSet<String>,
 ) -> Result<(), String> {
     use arrow::array::AsArray;
+    each_new_file(out, read, Some("id"), |batch, named| {
+        let column = batch
+            .column_by_name("id")
+            .ok_or_else(|| named(&"no id column"))?;
+        ids.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        Ok(())
+    })
+}
+
+/// The findings stored under `OUT/findings/` in files not in `read` yet (which it then names),
+/// in file order: what a delivery that starts or resumes has to offer its receivers.
+pub fn read_stored_findings(
+    out: &mfascope_sink::Location,
+    read: &mut std::collections::HashSet<String>,
+) -> Result<Vec<Finding>, String> {
+    let mut findings = Vec::new();
+    each_new_file(out, read, None, |batch, named| {
+        findings.extend(from_batch(batch).map_err(|e| named(&e))?);
+        Ok(())
+    })?;
+    Ok(findings)
+}
+
+/// Findings back from a batch of the findings schema.
+fn from_batch(batch: &RecordBatch) -> Result<Vec<Finding>, String> {
+    use arrow::array::{Array, AsArray, ListArray, StringArray};
+    use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no {name} column"))
+    };
+    let text = |name: &str| -> Result<&StringArray, String> {
+        column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| format!("{name} is not a string column"))
+    };
+    let list = |name: &str| -> Result<&ListArray, String> {
+        column(name)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| format!("{name} is not a list column"))
+    };
+    let time = |name: &str| {
+        column(name)?
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| format!("{name} is not a millisecond timestamp"))
+    };
+    let [
+        id,
+        rule_id,
+        rule_name,
+        rule_title,
+        severity,
+        group_key,
+        user,
+        src_ip,
+        summary,
+    ] = [
+        "id",
+        "rule_id",
+        "rule_name",
+        "rule_title",
+        "severity",
+        "group_key",
+        "user",
+        "src_ip",
+        "summary",
+    ]
+    .map(text);
+    let (id, rule_id, rule_name, rule_title) = (id?, rule_id?, rule_name?, rule_title?);
+    let (severity, group_key, user, src_ip, summary) =
+        (severity?, group_key?, user?, src_ip?, summary?);
+    let (attack, evidence) = (list("attack")?, list("evidence")?);
+    let (first, last) = (time("first_time")?, time("last_time")?);
+    let count = column("count")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or("count is not a UInt64 column")?;
+    let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+    let strings = |l: &ListArray, i: usize| -> Vec<String> {
+        let values = l.value(i);
+        values
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect()
+    };
+    Ok((0..batch.num_rows())
+        .map(|i| Finding {
+            id: id.value(i).to_string(),
+            rule_id: rule_id.value(i).to_string(),
+            rule_name: opt(rule_name, i),
+            rule_title: rule_title.value(i).to_string(),
+            severity: severity.value(i).to_string(),
+            attack: strings(attack, i),
+            group_key: group_key.value(i).to_string(),
+            user: opt(user, i),
+            src_ip: opt(src_ip, i),
+            first_time: first.value(i),
+            last_time: last.value(i),
+            count: count.value(i),
+            evidence: strings(evidence, i),
+            summary: summary.value(i).to_string(),
+        })
+        .collect())
+}
+
+/// Call `each` with the batches (only `column` when given) of every findings file under
+/// `OUT/findings/` not in `read`, adding each file to `read` once it was read whole.
+fn each_new_file(
+    out: &mfascope_sink::Location,
+    read: &mut std::collections::HashSet<String>,
+    column: Option<&str>,
+    mut each: impl FnMut(&RecordBatch, &dyn Fn(&dyn std::fmt::Display) -> String) -> Result<(), String>,
+) -> Result<(), String> {
     use mfascope_sink::Location;
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let files: Vec<String> = match out {
+    let mut files: Vec<String> = match out {
         Location::Local(root) => match std::fs::read_dir(root.join("findings")) {
             Ok(entries) => entries
                 .flatten()
@@ -352,6 +473,7 @@ pub fn read_stored_ids(
             .map(|k| k.trim_start_matches('/').to_string())
             .collect(),
     };
+    files.sort();
     for rel in files.iter().filter(|f| f.ends_with(".parquet")) {
         if read.contains(rel) {
             continue;
@@ -360,27 +482,49 @@ pub fn read_stored_ids(
             continue;
         };
         let named = |e: &dyn std::fmt::Display| format!("reading {}: {e}", out.describe(rel));
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
             .map_err(|e| named(&e))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), ["id"]);
-        for batch in builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| named(&e))?
-        {
-            let batch = batch.map_err(|e| named(&e))?;
-            let column = batch
-                .column_by_name("id")
-                .ok_or_else(|| named(&"no id column"))?;
-            ids.extend(
-                column
-                    .as_string::<i32>()
-                    .iter()
-                    .flatten()
-                    .map(str::to_string),
-            );
+        if let Some(column) = column {
+            let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
+            builder = builder.with_projection(mask);
+        }
+        for batch in builder.build().map_err(|e| named(&e))? {
+            each(&batch.map_err(|e| named(&e))?, &named)?;
         }
         read.insert(rel.clone());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_findings_read_back_whole_and_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let finding = |id: &str, user: Option<&str>| Finding {
+            id: id.into(),
+            rule_id: "r1".into(),
+            rule_name: None,
+            rule_title: "Push bombing".into(),
+            severity: "high".into(),
+            attack: vec!["T1621".into()],
+            group_key: "user=alice".into(),
+            user: user.map(str::to_string),
+            src_ip: Some("192.0.2.1".into()),
+            first_time: 1_714_654_000_000,
+            last_time: 1_714_654_060_000,
+            count: 12,
+            evidence: vec!["e1".into(), "e2".into()],
+            summary: "12 pushes".into(),
+        };
+        let all = vec![finding("a", Some("alice")), finding("b", None)];
+        write_parquet(&dir.path().join("findings"), &all).unwrap();
+        let out = mfascope_sink::Location::Local(dir.path().to_path_buf());
+        let mut read = std::collections::HashSet::new();
+        let back = read_stored_findings(&out, &mut read).unwrap();
+        assert_eq!(back, all);
+        assert!(read_stored_findings(&out, &mut read).unwrap().is_empty());
+    }
 }

@@ -166,6 +166,9 @@ pub struct Slo {
     pub time_slice_target: Option<f64>,
     /// Alert conditions from the referenced policies.
     pub conditions: Vec<Condition>,
+    /// Runbook for its alerts (`metadata.annotations.runbook_url`), carried into every
+    /// payload and the dashboard.
+    pub runbook_url: Option<String>,
     /// File it came from.
     pub path: PathBuf,
 }
@@ -217,6 +220,9 @@ struct Metadata {
     name: String,
     #[serde(default)]
     display_name: Option<String>,
+    /// OpenSLO annotations; `runbook_url` names the SLO's runbook.
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -654,7 +660,9 @@ fn slo(
         })?;
         conditions.extend(policy.iter().cloned());
     }
+    let runbook_url = meta.annotations.get("runbook_url").cloned();
     Ok(Slo {
+        runbook_url,
         display_name: meta.display_name.unwrap_or_else(|| meta.name.clone()),
         name: meta.name,
         description: doc.description,
