@@ -153,3 +153,254 @@ fn a_webhook_down_through_a_kill_9_still_gets_every_finding_and_alert_signed() {
         "{status}"
     );
 }
+
+/// A real Alertmanager (Debian `prometheus-alertmanager`) on 127.0.0.1, notifying `webhook`;
+/// killed on drop.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Alertmanager {
+    fn start(dir: &std::path::Path, webhook: &str) -> Alertmanager {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("am.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route: {{ receiver: hook, group_by: [alertname, slo], group_wait: 1s, \
+                 group_interval: 1s, repeat_interval: 1h }}\n\
+                 receivers: [ {{ name: hook, webhook_configs: [ {{ url: \"{webhook}/am\", \
+                 send_resolved: true }} ] }} ]\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus-alertmanager (Debian package; scripts/test installs it)");
+        let am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for("Alertmanager ready", || {
+            std::process::Command::new("curl")
+                .args(["-fs", &format!("{}/-/ready", am.url)])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        am
+    }
+
+    /// The alerts it holds (active and silenced).
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new("curl")
+            .args(["-fs", &format!("{}/api/v2/alerts", self.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|v| v.as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn is_page(a: &serde_json::Value) -> bool {
+    a["labels"]["alertname"] == "SLOBurn_fast_burn_1h" && a["labels"]["slo"] == "mfa-availability"
+}
+
+#[test]
+fn a_live_outage_pages_through_a_real_alertmanager_that_groups_silences_and_resolves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = common::outage_sample(tmp.path());
+    let receiver = Receiver::start(tmp.path());
+    let am = Alertmanager::start(tmp.path(), &receiver.url);
+    // Silence the availability page only: Alertmanager must hold it but notify nobody.
+    common::output_ok(std::process::Command::new("amtool").args([
+        &format!("--alertmanager.url={}", am.url),
+        "silence",
+        "add",
+        "alertname=SLOBurn_fast_burn_1h",
+        "slo=mfa-availability",
+        "--duration=1h",
+        "--comment=mfascope delivery test",
+    ]));
+    // The outage replayed live: events up to 14:12 (mid-outage) first, the rest later.
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let (before, after): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| {
+        l.split("\"time\":\"")
+            .nth(1)
+            .is_some_and(|t| t < "2024-05-02T14:12")
+    });
+    let live = tmp.path().join("live.ndjson");
+    std::fs::write(&live, before.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("out");
+    let mut ingest = bin()
+        .args([
+            "ingest",
+            "--no-progress",
+            "--follow",
+            "--alertmanager",
+            &am.url,
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&live)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    wait_for("the page in Alertmanager", || {
+        am.alerts().iter().any(is_page)
+    });
+    let page = am.alerts().into_iter().find(is_page).unwrap();
+    assert_eq!(page["status"]["state"], "suppressed", "{page}");
+    assert_eq!(page["labels"]["severity"], "page");
+    assert!(
+        page["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("burned")
+    );
+    // Other SLOs' alerts of the outage are notified, grouped by alert and SLO; the silenced
+    // page is not.
+    wait_for("a webhook notification", || !receiver.received().is_empty());
+    let groups: Vec<serde_json::Value> = receiver
+        .received()
+        .into_iter()
+        .map(|r| r["body"].clone())
+        .collect();
+    for g in &groups {
+        assert!(
+            g["groupLabels"]["slo"].is_string() && g["groupLabels"]["alertname"].is_string(),
+            "{g}"
+        );
+        assert!(
+            !g["alerts"].as_array().unwrap().iter().any(is_page),
+            "the silenced page was notified: {g}"
+        );
+    }
+
+    // Recovery: the page resolves (Alertmanager no longer holds it as active).
+    common::append(
+        &live,
+        &after.iter().map(|l| (*l).to_string()).collect::<Vec<_>>(),
+    );
+    wait_for("the page to resolve", || !am.alerts().iter().any(is_page));
+    wait_for("a resolved notification", || {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r["body"]["status"] == "resolved")
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &ingest.id().to_string()])
+        .status();
+    assert!(ingest.wait().unwrap().success());
+}
+
+#[test]
+fn slack_pagerduty_hec_and_ocsf_bodies_match_their_published_shapes_and_keep_secrets_off_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(tmp.path());
+    let routing = tmp.path().join("routing");
+    let token = tmp.path().join("token");
+    std::fs::write(&routing, "R0ut1ngKey0123456789abcdefABCDEF\n").unwrap();
+    std::fs::write(&token, "0f3b2c1d-hec-token\n").unwrap();
+    let (routing, token) = (
+        format!("file:{}", routing.display()),
+        format!("file:{}", token.display()),
+    );
+    let out = tmp.path().join("out");
+    let mut cmd = bin();
+    cmd.args(["ingest", "--no-progress", "--format", "json", "--out"])
+        .arg(&out);
+    for (path, format, key) in [
+        ("slack", "slack", &routing),
+        ("pagerduty", "pagerduty", &routing),
+        ("hec", "splunk-hec", &token),
+        ("ocsf", "ocsf", &routing),
+    ] {
+        cmd.args(["--notify", &format!("{}/{path}", receiver.url)])
+            .args(["--notify-format", format, "--notify-key", key]);
+    }
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/sample-data"));
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let delivery = report["live"]["delivery"].as_array().unwrap();
+    assert_eq!(delivery.len(), 4);
+    for d in delivery {
+        assert_eq!(
+            (d["queued"].as_u64(), d["parked"].as_u64()),
+            (Some(0), Some(0)),
+            "{d}"
+        );
+    }
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/payload_check.py");
+    let counts = common::output_json(
+        std::process::Command::new(common::s3::python())
+            .arg(script)
+            .arg(tmp.path().join("received.jsonl")),
+    );
+    let findings = common::stored_findings(&out).len() as u64;
+    assert_eq!(counts["ocsf"].as_u64(), Some(findings), "{counts}");
+    assert_eq!(
+        counts["hec_events"].as_u64(),
+        counts["slack"].as_u64(),
+        "{counts}"
+    );
+    assert!(
+        counts["pagerduty"].as_u64() > Some(findings),
+        "findings and alert transitions: {counts}"
+    );
+
+    // The routing key and token went on the wire only: not in the outboxes, logs or report.
+    let mut on_disk = String::from_utf8_lossy(&output.stderr).into_owned();
+    on_disk.push_str(&String::from_utf8_lossy(&output.stdout));
+    for entry in walkdir::WalkDir::new(out.join("_state"))
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file() {
+            on_disk.push_str(&String::from_utf8_lossy(
+                &std::fs::read(entry.path()).unwrap(),
+            ));
+        }
+    }
+    for secret in ["R0ut1ngKey0123456789abcdefABCDEF", "0f3b2c1d-hec-token"] {
+        assert!(!on_disk.contains(secret), "{secret} leaked");
+    }
+}
