@@ -197,8 +197,12 @@ fn backoff(failures: u32, max: Duration) -> Duration {
     let cap = FIRST_BACKOFF
         .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
         .min(max);
-    let seed =
-        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()) ^ now_ms() as u128;
+    // Jitter, not secrecy: the clock's nanoseconds and the pid spread senders apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = nanos ^ u128::from(std::process::id());
     let r = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes()) % 1_000;
     cap / 2 + cap / 2 * r as u32 / 1_000
 }

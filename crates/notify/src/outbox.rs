@@ -244,7 +244,8 @@ impl Outbox {
 
     /// Enqueue time of the oldest queued notification.
     pub fn oldest_ms(&self) -> Option<i64> {
-        self.queue.values().map(|q| q.enqueued_ms).min()
+        // Queue file names start with the enqueue time: the first is the oldest.
+        self.queue.values().next().map(|q| q.enqueued_ms)
     }
 
     /// The receiver acknowledged these: out of the queue.
@@ -276,10 +277,11 @@ impl Outbox {
 
     /// Park the queued notifications older than the age bound; how many.
     pub fn expire(&mut self, now_ms: i64) -> Result<usize, OutboxError> {
+        // In enqueue order: only the front can be too old.
         let old: Vec<Queued> = self
             .queue
             .values()
-            .filter(|q| now_ms - q.enqueued_ms > self.limits.max_age_ms)
+            .take_while(|q| now_ms - q.enqueued_ms > self.limits.max_age_ms)
             .cloned()
             .collect();
         let reason = format!(

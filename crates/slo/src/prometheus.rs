@@ -32,8 +32,9 @@ pub fn alertname(condition: &str) -> String {
     format!("SLOBurn_{word}")
 }
 
-/// A duration as Prometheus writes it (`5m`, `1h`, `3d`, else seconds).
-fn duration(ms: i64) -> String {
+/// A duration as Prometheus writes it (`5m`, `1h`, `3d`, else seconds); also how alert
+/// payloads name a window.
+pub fn duration(ms: i64) -> String {
     let s = ms / 1000;
     for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
         if s % secs == 0 {
