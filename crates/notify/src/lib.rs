@@ -143,7 +143,7 @@ pub struct ReceiverStatus {
 /// Delivers to a run's receivers on its own thread.
 pub struct Notifier {
     lanes: Vec<Arc<Lane>>,
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Delivery could not start.
@@ -205,7 +205,7 @@ impl Notifier {
             .map_err(|e| NotifyError::Start(e.to_string()))?;
         Ok(Notifier {
             lanes,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
@@ -232,13 +232,15 @@ impl Notifier {
     }
 
     /// Deliver what is queued for at most `drain`, then stop; what is left stays in the
-    /// outboxes for the next run. Returns each receiver's status at the end.
-    pub fn finish(mut self, drain: Duration) -> Vec<ReceiverStatus> {
+    /// outboxes for the next run. Returns each receiver's status at the end (still readable
+    /// by whoever shares the notifier, e.g. the metrics endpoint).
+    pub fn finish(&self, drain: Duration) -> Vec<ReceiverStatus> {
         let until = Instant::now() + drain;
         for lane in &self.lanes {
             lane.drain(until);
         }
-        if let Some(t) = self.thread.take() {
+        let thread = mfascope_core::sync::lock(&self.thread).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
         self.status()
@@ -247,7 +249,7 @@ impl Notifier {
 
 impl Drop for Notifier {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if mfascope_core::sync::lock(&self.thread).is_some() {
             let now = Instant::now();
             for lane in &self.lanes {
                 lane.drain(now);
