@@ -38,6 +38,7 @@ fn frame_ms(events: usize, runs: usize) -> (f64, u64) {
                 findings: &findings,
                 dash: &model.dash,
                 status: Status::default(),
+                rule_runbooks: &Default::default(),
             };
             terminal
                 .draw(|f| draw(f, &mut app, &snap, Theme { color: true }))

@@ -67,12 +67,13 @@ struct Shared {
 }
 
 impl Delivery {
-    /// Start delivering what `out` owes to `config`'s receivers.
+    /// Start delivering what `out` owes to `config`'s receivers: the findings of `rules` and
+    /// the alerts of `slos` (each with its runbook).
     pub fn start(
         config: &DeliveryConfig,
         out: &Location,
         agg: Arc<Mutex<Aggregator>>,
-        slos: &[Slo],
+        (slos, rules): (&[Slo], &crate::detect::RuleSet),
     ) -> anyhow::Result<Delivery> {
         let dir = config.outbox_dir(out)?;
         let notifier = Arc::new(
@@ -84,7 +85,7 @@ impl Delivery {
             .filter_map(|s| Some((s.name.clone(), s.runbook_url.clone()?)))
             .collect();
         let shared = Arc::new(Shared {
-            feed: Mutex::new(Feed::new(out, Default::default(), runbooks)),
+            feed: Mutex::new(Feed::new(out, rules.runbooks(), runbooks)),
             agg,
             slos: slos.to_vec(),
             notifier: notifier.clone(),

@@ -453,7 +453,9 @@ impl SloTally {
         let (Some(watermark), Some((first, _))) = (agg.counters().watermark_ms, agg.span()) else {
             return;
         };
-        let to = watermark.div_euclid(MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+        // The minute the watermark is in is still open: the closed minutes are those the
+        // delivery evaluates, so Prometheus rules over these counters see what mfascope sees.
+        let to = watermark.div_euclid(MINUTE_MS) * MINUTE_MS;
         let from = self.through_ms.unwrap_or(first).max(first);
         if to <= from {
             return;

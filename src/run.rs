@@ -229,7 +229,7 @@ impl Run {
                 config,
                 &self.opts.out,
                 agg.clone(),
-                &self.slos,
+                (&self.slos, &self.rules),
             )?),
             None => None,
         };

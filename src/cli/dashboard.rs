@@ -3,7 +3,7 @@
 //! the dashboard's state. Frames are drawn from bounded state only ([`Model`], [`FindingLog`]);
 //! stored Parquet is read once at start and again when the filter changes.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ use crate::present::{ingest_table, kafka_table};
 use crate::run::{Run, RunReport, Running};
 use crate::sink::Location;
 use crate::sli::{Bucket, Engine, Params};
-use crate::slo::{Slo, evaluate, resolve_slos};
+use crate::slo::{Slo, evaluate};
 use crate::sync::lock;
 use crate::tui::app::{App, Filter, Key};
 use crate::tui::model::{FindingLog, Model};
@@ -42,7 +42,7 @@ pub fn default_log_file() -> PathBuf {
 pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     let views = crate::tui::spec::load(a.dashboards.as_deref())?;
     let mut app = App::new(views, a.view.as_deref()).map_err(anyhow::Error::msg)?;
-    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let slos = a.slos.resolve()?;
     let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     let policy = a.slos.attack.policy();
     let live = !a.follow.is_empty() || a.kafka.kafka.is_some();
@@ -64,6 +64,7 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
             policy.aggregator(&slos, &rules)?,
         ))),
         policy,
+        rule_runbooks: rules.runbooks(),
         rules: rules.clone(),
         findings: Arc::default(),
         changed: Arc::default(),
@@ -139,6 +140,8 @@ struct Dashboard {
     /// Attack traffic of the model's aggregator, and the rules it is drawn from.
     policy: AttackPolicy,
     rules: RuleSet,
+    /// Runbooks of the rules (rule id → URL), for the findings' detail pane.
+    rule_runbooks: HashMap<String, String>,
     model: Arc<Mutex<Model>>,
     findings: Arc<Mutex<FindingLog>>,
     /// Bumped when findings arrive: the frame is redrawn at once, not at the next refresh.
@@ -210,14 +213,23 @@ impl Dashboard {
             allowance_ms: LIVE_ALLOWANCE.as_millis() as i64,
             ..DetectConfig::default()
         };
-        let running = Run::new(opts)
+        let mut run = Run::new(opts)
             .kafka(a.kafka.clone().options())
             // The model was rebuilt from the stored events (`replay`).
             .resume_slos(false)
             .observer(self.model.clone())
             .rules(rules, detect)
-            .tap(tap)
-            .start(self.stop.clone())?;
+            .tap(tap);
+        if let Some(delivery) = a.delivery.config()? {
+            // Delivery evaluates the SLOs over the run's own aggregator (the stored events
+            // are replayed into it), as `ingest` does.
+            run = run
+                .slos(&self.slos)
+                .resume_slos(true)
+                .attack(&self.policy)
+                .deliver(Some(delivery));
+        }
+        let running = run.start(self.stop.clone())?;
         self.live = Some(LiveIngest {
             progress: running.progress(),
             running: Some(running),
@@ -310,6 +322,7 @@ impl Dashboard {
             findings: &findings,
             dash: &model.dash,
             status,
+            rule_runbooks: &self.rule_runbooks,
         })
     }
 }

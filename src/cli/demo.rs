@@ -9,7 +9,6 @@ use crate::pipeline::{IngestOptions, stop_on_signals};
 use crate::present::{ingest_table, live_table, posture_headline};
 use crate::run::Run;
 use crate::sli::{Bucket, Params, resolve_queries};
-use crate::slo::resolve_slos;
 
 /// Ingest `sample-data/` into a fresh work directory and print the report.
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
@@ -30,7 +29,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         .collect();
     let mut opts = IngestOptions::new(inputs, a.work.join("out"));
     opts.progress = false;
-    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let slos = a.slos.resolve()?;
     let out = opts.out.clone();
     let dir = a.work.join("out");
     let rules = RuleSet::resolve(a.rules.path.as_deref())?;

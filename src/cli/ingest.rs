@@ -10,7 +10,6 @@ use crate::normalize::pseudonym::Pseudonymizer;
 use crate::pipeline::{IngestOptions, stop_on_signals};
 use crate::present::{ingest_table, kafka_table, live_table};
 use crate::run::Run;
-use crate::slo::resolve_slos;
 
 /// Default out-of-order allowance of streaming detection over files: logs collected from
 /// several sources interleave by minutes.
@@ -55,7 +54,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     if let Some(w) = a.workers {
         opts.workers = w;
     }
-    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let slos = a.slos.resolve()?;
     let rules = RuleSet::resolve(a.rules.path.as_deref())?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();

@@ -75,7 +75,7 @@ pub enum Command {
     Rules(RulesArgs),
     /// Terminal dashboard (executive, on-call, debug views) over ingested data;
     /// `--snapshot` prints one frame as text.
-    Dashboard(DashboardArgs),
+    Dashboard(Box<DashboardArgs>),
     /// Delivery of findings and SLO alerts: outbox status, retry of parked notifications.
     Notify(notify::NotifyArgs),
     /// One-time codes and provisioning URIs (RFC 4226 HOTP, RFC 6238 TOTP).
@@ -129,6 +129,9 @@ pub struct DashboardArgs {
     /// Rules.
     #[command(flatten)]
     pub rules: RulesArg,
+    /// Delivery of the live findings and SLO alerts (with --follow or --kafka).
+    #[command(flatten)]
+    pub delivery: notify::DeliveryArgs,
     /// Redraw at least this often.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub refresh: Duration,
@@ -252,9 +255,25 @@ pub struct SlosArg {
     /// SLO spec file or folder (default: `./slos` if present, else the shipped SLOs).
     #[arg(long = "slos", id = "slos", value_name = "PATH")]
     pub path: Option<PathBuf>,
+    /// Planned maintenance windows (YAML, docs/slo.md): they silence the alert severities
+    /// they name (ticket by default) and, with `excludeFromBudget`, leave the error budget.
+    #[arg(long, value_name = "FILE")]
+    pub maintenance: Option<PathBuf>,
     /// Attack traffic.
     #[command(flatten)]
     pub attack: AttackArgs,
+}
+
+impl SlosArg {
+    /// The SLOs these flags name, with their maintenance windows attached.
+    pub fn resolve(&self) -> anyhow::Result<Vec<crate::slo::Slo>> {
+        let mut slos = crate::slo::resolve_slos(self.path.as_deref())?;
+        if let Some(path) = &self.maintenance {
+            let windows = crate::slo::maintenance::read(path)?;
+            crate::slo::maintenance::attach(&mut slos, &windows, path)?;
+        }
+        Ok(slos)
+    }
 }
 
 /// On or off.
@@ -748,7 +767,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Alerts(a) => slo::run_alerts(a),
         Command::Detect(a) => detect::run_detect(a),
         Command::Rules(a) => detect::run_rules(a),
-        Command::Dashboard(a) => dashboard::run(a),
+        Command::Dashboard(a) => dashboard::run(*a),
         Command::Otp(a) => otp::run(a),
         Command::Verifier(a) => verifier::run(a),
         Command::Probe(a) => probe::run(a),

@@ -15,7 +15,6 @@ use crate::present::posture_table;
 use crate::present::report::{Headline, Report, RuleFindings};
 use crate::sli::posture::{Posture, Privileged};
 use crate::sli::{Bucket, Engine, Params, resolve_queries};
-use crate::slo::resolve_slos;
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// `mfascope report …`.
@@ -229,7 +228,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
         })
         .collect();
     let adoption = series("phishing_resistant_adoption", "adoption", "all users");
-    let slos = resolve_slos(a.slos.path.as_deref())?;
+    let slos = a.slos.resolve()?;
     let mut slo = evaluate_history(&a.data, &slos, None, Some(to), (&policy, &rules))?;
     slo.episodes
         .retain(|e| e.firing_ms < to && e.resolved_ms.is_none_or(|r| r >= from));

@@ -37,7 +37,7 @@ pub fn evaluate_history(
 /// The report for `slo` / `alerts` arguments.
 fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
     let (from, to) = range(&h.range.from, &h.range.to)?;
-    let slos = resolve_slos(h.slos.path.as_deref())?;
+    let slos = h.slos.resolve()?;
     let rules = RuleSet::resolve(h.rules.path.as_deref())?;
     evaluate_history(
         &h.range.data,

@@ -7,6 +7,7 @@ mod common;
 mod attack;
 mod detect;
 mod live;
+mod maintenance;
 mod metrics;
 mod notify;
 mod posture;

@@ -63,7 +63,9 @@ fn a_webhook_down_through_a_kill_9_still_gets_every_finding_and_alert_signed() {
             "--format",
             "json",
             "--notify-drain",
-            "90s",
+            "180s",
+            "--notify-max-backoff",
+            "5s",
         ])
         .args([
             "--notify",
@@ -79,6 +81,7 @@ fn a_webhook_down_through_a_kill_9_still_gets_every_finding_and_alert_signed() {
         c
     };
     // First run: killed with -9 once something waits in the outbox for the dead receiver.
+    let down_since = Instant::now();
     let mut first = ingest().spawn().unwrap();
     let outbox = out.join("_state/notify");
     let queued = || {
@@ -103,10 +106,11 @@ fn a_webhook_down_through_a_kill_9_still_gets_every_finding_and_alert_signed() {
     first.wait().unwrap();
     assert!(receiver.received().is_empty(), "the receiver was down");
 
-    // Second run: the receiver comes back a few seconds in; the run finishes the input and
-    // drains its outbox.
+    // Second run: the receiver comes back two minutes after it went down; the run finishes
+    // the input and drains its outbox.
     let mut second = ingest().spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(120).saturating_sub(down_since.elapsed()));
+    assert!(receiver.received().is_empty(), "the receiver was down");
     receiver.set_down(false);
     assert!(second.wait().unwrap().success());
 
@@ -405,4 +409,266 @@ fn slack_pagerduty_hec_and_ocsf_bodies_match_their_published_shapes_and_keep_sec
     for secret in ["R0ut1ngKey0123456789abcdefABCDEF", "0f3b2c1d-hec-token"] {
         assert!(!on_disk.contains(secret), "{secret} leaked");
     }
+}
+
+/// An SLO whose 30-day policy scales to one-minute windows (12h window: 1h → 1m, 5m → 1m), so a
+/// live outage pages within two minutes of wall-clock time.
+const SHORT_SLO: &str = "apiVersion: openslo/v1
+kind: SLO
+metadata: {name: push-success, displayName: Push success}
+spec:
+  description: Push verifications that succeed.
+  service: 2fa
+  indicator:
+    metadata: {name: push-success-ratio}
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {type: mfascope, spec: {counter: mfa_successes}}}
+        total: {metricSource: {type: mfascope, spec: {counter: mfa_attempts}}}
+  timeWindow: [{duration: 12h, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{target: 0.98}]
+  alertPolicies: [{alertPolicyRef: fast}]
+---
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata: {name: fast}
+spec:
+  conditions:
+    - kind: AlertCondition
+      metadata: {name: fast-burn-1h}
+      spec:
+        severity: page
+        condition: {kind: burnrate, op: gte, threshold: 14.4, lookbackWindow: 1h, shortWindow: 5m}
+";
+
+/// A real Prometheus (Debian `prometheus`) on 127.0.0.1 scraping `target` every second and
+/// evaluating `rules` every second, alerting `alertmanager`; killed on drop.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Prometheus {
+    fn start(
+        dir: &std::path::Path,
+        target: &str,
+        rules: &std::path::Path,
+        alertmanager: &str,
+    ) -> Prometheus {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("prom.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 rule_files: [\"{}\"]\n\
+                 scrape_configs: [{{job_name: mfascope, static_configs: [{{targets: [\"{target}\"]}}]}}]\n\
+                 alerting: {{alertmanagers: [{{static_configs: [{{targets: [\"{}\"]}}]}}]}}\n",
+                rules.display(),
+                alertmanager.trim_start_matches("http://")
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package; scripts/test installs it)");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for("Prometheus ready", || {
+            curl_ok(&format!("{}/-/ready", p.url))
+        });
+        p
+    }
+
+    /// Its alerts (`/api/v1/alerts`).
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        curl_json(&format!("{}/api/v1/alerts", self.url))
+            .and_then(|v| v["data"]["alerts"].as_array().cloned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl_ok(url: &str) -> bool {
+    std::process::Command::new("curl")
+        .args(["-fs", url])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn curl_json(url: &str) -> Option<serde_json::Value> {
+    let out = std::process::Command::new("curl")
+        .args(["-fs", url])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn epoch_ms(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// The generated Prometheus rules and mfascope's own evaluator page for the same live outage:
+/// a real Prometheus scraping `ingest --follow --metrics-listen` fires the page for the same
+/// closed minute as mfascope's episode, and both reach the same real Alertmanager.
+#[test]
+fn prometheus_with_the_generated_rules_pages_for_the_same_minute_as_mfascope_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("slo.yaml");
+    std::fs::write(&spec, SHORT_SLO).unwrap();
+    let rules = tmp.path().join("rules.yml");
+    let generated = common::output_ok(
+        bin()
+            .args(["slo", "rules", "--format", "prometheus", "--slos"])
+            .arg(&spec),
+    );
+    std::fs::write(&rules, generated).unwrap();
+    let receiver = Receiver::start(tmp.path());
+    let am = Alertmanager::start(tmp.path(), &receiver.url);
+
+    // Healthy pushes stamped now, every 200 ms; from the next minute boundary M (at least 5 s
+    // away) every push fails. mfascope's page fires when the minute [M, M+1m) closes.
+    let live = tmp.path().join("live.ndjson");
+    let mut n = 0;
+    let mut line = |outcome: &str| {
+        n += 1;
+        common::verify_line(
+            &format!("p{n}"),
+            &format!("user{}", n % 50),
+            "push",
+            outcome,
+        )
+    };
+    common::append(&live, &[line("success")]);
+    let out = tmp.path().join("out");
+    let mut ingest = bin()
+        .args([
+            "ingest",
+            "--no-progress",
+            "--follow",
+            "--attack-exclusion",
+            "off",
+        ])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--alertmanager",
+            &am.url,
+            "--slos",
+        ])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg(&live)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (metrics, _stderr) = common::metrics_address(ingest.stderr.take().unwrap());
+    let prometheus = Prometheus::start(tmp.path(), &metrics, &rules, &am.url);
+    let now = || chrono::Utc::now().timestamp_millis();
+    let outage = (now() + 5_000).div_euclid(60_000) * 60_000 + 60_000;
+    let is_page = |a: &serde_json::Value| a["labels"]["alertname"] == "SLOBurn_fast_burn_1h";
+    let (mut ours, mut theirs) = (None, None);
+    let start = Instant::now();
+    while ours.is_none() || theirs.is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no page: mfascope {ours:?}, Prometheus {theirs:?}"
+        );
+        common::append(
+            &live,
+            &[line(if now() >= outage {
+                "failure"
+            } else {
+                "success"
+            })],
+        );
+        for a in am.alerts().iter().filter(|a| is_page(a)) {
+            // mfascope labels its alerts `source: mfascope`; Prometheus's carry the rule's.
+            let slot = if a["labels"]["source"] == "mfascope" {
+                &mut ours
+            } else {
+                &mut theirs
+            };
+            slot.get_or_insert((now(), a.clone()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let fired = prometheus
+        .alerts()
+        .into_iter()
+        .find(|a| is_page(a))
+        .expect("Prometheus holds the page");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &ingest.id().to_string()])
+        .status();
+    assert!(ingest.wait().unwrap().success());
+
+    let alerts = run_json(&[
+        "alerts",
+        "--data",
+        &out.display().to_string(),
+        "--slos",
+        &spec.display().to_string(),
+    ]);
+    let episode = alerts["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["alert"] == "fast-burn-1h")
+        .cloned()
+        .unwrap();
+    let t = epoch_ms(episode["firing_at"].as_str().unwrap());
+    assert_eq!(
+        t,
+        outage + 60_000,
+        "mfascope pages when the outage's first minute closes: {episode}"
+    );
+    let (ours_seen, ours) = ours.unwrap();
+    assert_eq!(epoch_ms(ours["startsAt"].as_str().unwrap()), t, "{ours}");
+    assert_eq!(ours["labels"]["slo"], "push-success");
+    let (theirs_seen, theirs) = theirs.unwrap();
+    assert_eq!(
+        (&theirs["labels"]["slo"], &theirs["labels"]["severity"]),
+        (&"push-success".into(), &"page".into()),
+        "{theirs}"
+    );
+    // Prometheus sees the counters of the same closed minute: it fires after mfascope's
+    // episode starts and before the next minute closes.
+    let active = epoch_ms(fired["activeAt"].as_str().unwrap());
+    assert!(
+        (t..t + 60_000).contains(&active),
+        "Prometheus fired at {active}, mfascope's episode at {t}"
+    );
+    eprintln!(
+        "page: mfascope episode {t}; Alertmanager has mfascope's after {} ms, Prometheus's after {} ms (Prometheus active after {} ms)",
+        ours_seen - t,
+        theirs_seen - t,
+        active - t
+    );
 }

@@ -21,6 +21,8 @@ pub struct AttackEvent {
     pub action: Action,
     /// The factor.
     pub factor: Factor,
+    /// The application, when the event names one.
+    pub app: Option<String>,
     /// The outcome.
     pub outcome: Outcome,
     /// The vendor's reason (blocked attempts are told apart by it).

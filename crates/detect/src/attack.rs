@@ -393,6 +393,10 @@ impl AttackMarker {
             event_id: view.event_id.value(i).to_string(),
             action,
             factor,
+            app: row.get_field(col::APP).and_then(|v| match v {
+                EventValue::Str(s) => Some(s.into_owned()),
+                _ => None,
+            }),
             outcome,
             reason: super::row::opt_str(&view.reason, i).map(str::to_string),
             latency_ms: row.get_field(col::LATENCY_MS).and_then(|v| match v {

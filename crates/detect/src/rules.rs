@@ -10,6 +10,9 @@ use rsigma_parser::{CorrelationRule, SigmaCollection, SigmaRule, parse_sigma_yam
 /// Logsource product of the rules written against canonical fields.
 pub const CANONICAL_PRODUCT: &str = "mfascope";
 
+/// The custom top-level Sigma field naming a rule's runbook (docs/rules.md).
+pub const RUNBOOK_KEY: &str = "runbook_url";
+
 /// The rules shipped with mfascope (file name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
     (
@@ -285,6 +288,26 @@ impl RuleSet {
             out.filters.extend(f.collection.filters.iter().cloned());
         }
         out
+    }
+
+    /// Runbooks of the rules that name one (the custom top-level field `runbook_url`, see
+    /// docs/rules.md), by the id findings carry (the rule's `id`, else its title).
+    pub fn runbooks(&self) -> HashMap<String, String> {
+        fn url(attrs: &HashMap<String, yaml_serde::Value>) -> Option<String> {
+            attrs.get(RUNBOOK_KEY)?.as_str().map(str::to_string)
+        }
+        let rules = self
+            .rules()
+            .map(|(_, r)| (&r.id, &r.title, url(&r.custom_attributes)));
+        let correlations = self
+            .correlations()
+            .map(|(_, c)| (&c.id, &c.title, url(&c.custom_attributes)));
+        rules
+            .chain(correlations)
+            .filter_map(|(id, title, url)| {
+                Some((id.clone().unwrap_or_else(|| title.clone()), url?))
+            })
+            .collect()
     }
 
     /// Number of detection and correlation rules.

@@ -46,10 +46,11 @@ impl Feed {
             .collect())
     }
 
-    /// Every transition of `report`'s episodes, and the alerts firing at its end.
+    /// Every transition of `report`'s episodes, and the alerts firing at its end; episodes a
+    /// maintenance window silences are left out.
     pub fn episodes(&self, report: &SloReport) -> (Vec<Notification>, Vec<Notification>) {
         let (mut all, mut firing) = (Vec::new(), Vec::new());
-        for e in &report.episodes {
+        for e in report.episodes.iter().filter(|e| e.delivered()) {
             let runbook = self.slo_runbooks.get(&e.slo).map(String::as_str);
             let transitions = Notification::episode(e, runbook);
             if e.resolved_ms.is_none() {

@@ -72,6 +72,9 @@ pub struct SloAlert {
     /// The SLO's runbook, when its spec names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_url: Option<String>,
+    /// The maintenance window it started firing in (`name: reason`), when one applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 impl Notification {
@@ -103,6 +106,10 @@ impl Notification {
                 explained_by_attack: e.explained_by_attack,
                 attack_note: e.attack_note(),
                 runbook_url: runbook_url.map(str::to_string),
+                maintenance: e
+                    .maintenance
+                    .as_ref()
+                    .map(|m| format!("{}: {}", m.window, m.reason)),
             })
         };
         let mut out = vec![alert(AlertStatus::Firing, None)];
@@ -203,6 +210,7 @@ pub(crate) mod tests {
             attacks: Vec::new(),
             attack_attempts: 0,
             explained_by_attack: false,
+            maintenance: None,
         }
     }
 

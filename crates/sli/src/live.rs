@@ -128,6 +128,40 @@ pub struct LiveConfig {
     pub thresholds: Thresholds,
     /// Open revocations followed at most (oldest evicted first, counted).
     pub max_open_revocations: usize,
+    /// Events counted a second time, apart, per exclusion (maintenance windows): an SLO
+    /// subtracts the exclusions that apply to it from its counters.
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// A span of events counted apart (a maintenance window): events in `range` of the listed apps
+/// and factors. The aggregator only counts them; which SLOs leave them out is the SLO layer's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Event times covered.
+    pub range: TimeRange,
+    /// Only events of these apps (empty: every app).
+    pub apps: Vec<String>,
+    /// Only events of these factors (empty: every factor).
+    pub factors: Vec<Factor>,
+}
+
+impl Exclusion {
+    /// Whether an event at `t` of `app` and `factor` falls in it.
+    pub fn covers(&self, t: i64, app: Option<&str>, factor: Factor) -> bool {
+        self.range.from.millis() <= t
+            && t < self.range.to.millis()
+            && (self.apps.is_empty() || app.is_some_and(|a| self.apps.iter().any(|x| x == a)))
+            && (self.factors.is_empty() || self.factors.contains(&factor))
+    }
+
+    /// Whether it covers every event of the minute starting at `minute` (tickets, which have
+    /// neither app nor factor, are held apart only by such exclusions).
+    fn covers_minute(&self, minute: i64) -> bool {
+        self.apps.is_empty()
+            && self.factors.is_empty()
+            && self.range.from.millis() <= minute
+            && minute < self.range.to.millis()
+    }
 }
 
 impl Default for LiveConfig {
@@ -137,6 +171,7 @@ impl Default for LiveConfig {
             histogram_minutes: 6 * 60,
             thresholds: Thresholds::default(),
             max_open_revocations: 1_000_000,
+            exclusions: Vec::new(),
         }
     }
 }
@@ -159,6 +194,18 @@ impl MinuteStats {
 
     fn add(&mut self, c: Counter) {
         self.counters[c as usize] += 1;
+    }
+
+    /// These counts less `other`'s (a part of them), saturating at zero.
+    pub fn less(&self, other: &MinuteStats) -> MinuteStats {
+        let mut out = self.clone();
+        for (a, b) in out.counters.iter_mut().zip(other.counters) {
+            *a = a.saturating_sub(b);
+        }
+        for (x, y) in out.below.iter_mut().zip(&other.below) {
+            *x = x.saturating_sub(*y);
+        }
+        out
     }
 
     /// Add another minute's counts (same thresholds).
@@ -216,6 +263,8 @@ struct Revocation {
     minute: i64,
     time: i64,
     exposure: i64,
+    /// Exclusions it was also counted in.
+    excluded: Vec<usize>,
 }
 
 /// Pipeline counters of the aggregator.
@@ -283,6 +332,8 @@ pub struct Aggregator {
     /// Each ticket's counted version: `system\0id` → (minute, MFA-related, updated).
     tickets: HashMap<String, (i64, bool, i64)>,
     minutes: BTreeMap<i64, MinuteStats>,
+    /// Per exclusion of the config: the counters of its events, per minute.
+    excluded: Vec<BTreeMap<i64, MinuteStats>>,
     minute_hists: BTreeMap<i64, FactorHists>,
     hour_hists: BTreeMap<i64, FactorHists>,
     sessions: HashMap<String, Revocation>,
@@ -304,11 +355,14 @@ struct Columns {
     latency: arrow::array::PrimitiveArray<UInt32Type>,
     session: StringArray,
     device: StringArray,
+    /// Read only when an exclusion names apps.
+    app: Option<StringArray>,
 }
 
 impl Columns {
-    fn of(batch: &CanonicalBatch) -> Columns {
+    fn of(batch: &CanonicalBatch, with_app: bool) -> Columns {
         Columns {
+            app: with_app.then(|| batch.strings(col::APP)),
             time: batch.times().clone(),
             source: batch.enums(col::SOURCE),
             action: batch.enums(col::ACTION),
@@ -432,6 +486,7 @@ impl Aggregator {
     /// An empty aggregator.
     pub fn new(config: LiveConfig) -> Aggregator {
         Aggregator {
+            excluded: vec![BTreeMap::new(); config.exclusions.len()],
             config,
             attacks: None,
             tickets: HashMap::new(),
@@ -472,6 +527,9 @@ impl Aggregator {
     /// aggregator's own, and the attack filter's.
     pub fn columns(&self) -> Vec<&'static str> {
         let mut cols = COLUMNS.to_vec();
+        if self.reads_apps() {
+            cols.push(col::APP);
+        }
         if let Some(a) = &self.attacks {
             for c in a.filter.columns() {
                 if !cols.contains(&c) {
@@ -480,6 +538,19 @@ impl Aggregator {
             }
         }
         cols
+    }
+
+    fn reads_apps(&self) -> bool {
+        self.config.exclusions.iter().any(|x| !x.apps.is_empty())
+    }
+
+    /// Exclusions (indexes into [`LiveConfig::exclusions`]) covering an event.
+    fn exclusions_of(&self, t: i64, app: Option<&str>, factor: Factor) -> Vec<usize> {
+        let exclusions = self.config.exclusions.iter().enumerate();
+        exclusions
+            .filter(|(_, x)| x.covers(t, app, factor))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Attack campaigns held whose events overlap `range`, in order of their first event.
@@ -535,6 +606,14 @@ impl Aggregator {
                 latency: e.latency_ms,
             };
             tally(stats, &self.config.thresholds, &facts, Tally::Exclude);
+            let exclusions = self.config.exclusions.iter().zip(&mut self.excluded);
+            for (_, held) in
+                exclusions.filter(|(x, _)| x.covers(e.time_ms, e.app.as_deref(), e.factor))
+            {
+                if let Some(stats) = held.get_mut(&minute) {
+                    tally(stats, &self.config.thresholds, &facts, Tally::Exclude);
+                }
+            }
             if let (Action::MfaVerify, Some(ms)) = (e.action, e.latency_ms) {
                 let (f, ms) = (e.factor as usize, u64::from(ms));
                 if let Some(h) = self.minute_hists.get_mut(&minute) {
@@ -568,7 +647,7 @@ impl Aggregator {
     /// at least [`COLUMNS`]). Rows should arrive roughly in time order: a use of a revoked
     /// credential only counts as exposure when it arrives after the revocation.
     pub fn observe(&mut self, batch: &CanonicalBatch) {
-        let c = Columns::of(batch);
+        let c = Columns::of(batch, self.reads_apps());
         let floor = self
             .counters
             .watermark_ms
@@ -602,6 +681,26 @@ impl Aggregator {
                 latency,
             };
             tally(stats, thresholds, &facts, Tally::Add);
+            let excluded = if self.config.exclusions.is_empty() {
+                Vec::new()
+            } else {
+                let app = c
+                    .app
+                    .as_ref()
+                    .and_then(|a| (!a.is_null(row)).then(|| a.value(row)));
+                let excluded = self.exclusions_of(t, app, factor);
+                for &i in &excluded {
+                    let held = self.excluded[i]
+                        .entry(minute)
+                        .or_insert_with(|| MinuteStats {
+                            below: vec![0; thresholds.0.len()],
+                            ..MinuteStats::default()
+                        });
+                    tally(held, thresholds, &facts, Tally::Add);
+                }
+                excluded
+            };
+            let stats = self.minutes.get_mut(&minute).expect("minute entered above");
             if let (Action::MfaVerify, Some(ms)) = (action, latency) {
                 let (f, ms) = (factor as usize, u64::from(ms));
                 self.minute_hists.entry(minute).or_default().record(f, ms);
@@ -617,12 +716,13 @@ impl Aggregator {
                 (Action::SessionRevoke | Action::DeviceRevoke, Outcome::Success) => {
                     let is_session = action == Action::SessionRevoke;
                     if let Some(id) = if is_session { session } else { device } {
-                        stats.add(Counter::Revocations);
+                        count_revocation(stats, thresholds);
                         self.cumulative[Counter::Revocations as usize] += 1;
-                        for (n, (measure, _)) in stats.below.iter_mut().zip(&thresholds.0) {
-                            *n += u64::from(*measure == Measure::RevokeExposureMs);
+                        for &i in &excluded {
+                            let held = self.excluded[i].get_mut(&minute).expect("tallied above");
+                            count_revocation(held, thresholds);
                         }
-                        self.open_revocation(is_session, id, minute, t);
+                        self.open_revocation(is_session, id, (minute, t), excluded);
                     }
                 }
                 (Action::FactorRemove | Action::PolicyChange, _) => {}
@@ -704,31 +804,43 @@ impl Aggregator {
 
     fn count_ticket(&mut self, minute: i64, mfa: bool, add: bool) {
         let below = self.config.thresholds.0.len();
-        let stats = self.minutes.entry(minute).or_insert_with(|| MinuteStats {
-            below: vec![0; below],
-            ..MinuteStats::default()
-        });
         let kind = if mfa {
             Counter::MfaTickets
         } else {
             Counter::TicketsNotMfa
         };
-        for c in [Counter::Tickets, kind] {
-            let (n, total) = (
-                &mut stats.counters[c as usize],
-                &mut self.cumulative[c as usize],
-            );
+        let bump = |n: &mut u64| {
             if add {
                 *n += 1;
-                *total += 1;
             } else {
                 *n = n.saturating_sub(1);
-                *total = total.saturating_sub(1);
+            }
+        };
+        for c in [Counter::Tickets, kind] {
+            bump(&mut self.cumulative[c as usize]);
+        }
+        let exclusions = self.config.exclusions.iter().zip(&mut self.excluded);
+        let held = exclusions
+            .filter(|(x, _)| x.covers_minute(minute))
+            .map(|(_, held)| held);
+        for minutes in std::iter::once(&mut self.minutes).chain(held) {
+            let stats = minutes.entry(minute).or_insert_with(|| MinuteStats {
+                below: vec![0; below],
+                ..MinuteStats::default()
+            });
+            for c in [Counter::Tickets, kind] {
+                bump(&mut stats.counters[c as usize]);
             }
         }
     }
 
-    fn open_revocation(&mut self, is_session: bool, id: &str, minute: i64, time: i64) {
+    fn open_revocation(
+        &mut self,
+        is_session: bool,
+        id: &str,
+        (minute, time): (i64, i64),
+        excluded: Vec<usize>,
+    ) {
         let table = if is_session {
             &mut self.sessions
         } else {
@@ -740,6 +852,7 @@ impl Aggregator {
                 minute,
                 time,
                 exposure: 0,
+                excluded,
             },
         );
         self.revoke_order
@@ -778,13 +891,23 @@ impl Aggregator {
         }
         let before = r.exposure;
         r.exposure = exposure;
-        let minute = r.minute;
-        if let Some(stats) = self.minutes.get_mut(&minute) {
-            for (n, (measure, bound)) in stats.below.iter_mut().zip(&self.config.thresholds.0) {
+        let (minute, excluded) = (r.minute, r.excluded.clone());
+        let bounds = &self.config.thresholds.0;
+        // The revocation's exposure crossed these bounds: no longer below them.
+        let crossed = |stats: &mut MinuteStats| {
+            for (n, (measure, bound)) in stats.below.iter_mut().zip(bounds) {
                 let bound = *bound as i64;
                 if *measure == Measure::RevokeExposureMs && before < bound && exposure >= bound {
-                    *n -= 1;
+                    *n = n.saturating_sub(1);
                 }
+            }
+        };
+        if let Some(stats) = self.minutes.get_mut(&minute) {
+            crossed(stats);
+        }
+        for i in excluded {
+            if let Some(stats) = self.excluded[i].get_mut(&minute) {
+                crossed(stats);
             }
         }
     }
@@ -796,6 +919,9 @@ impl Aggregator {
         let keep_from = w - self.config.retention_minutes * MINUTE_MS;
         let floor = |t: i64, unit: i64| t.div_euclid(unit) * unit;
         self.minutes = self.minutes.split_off(&floor(keep_from, MINUTE_MS));
+        for held in &mut self.excluded {
+            *held = held.split_off(&floor(keep_from, MINUTE_MS));
+        }
         let hist_from = w - self.config.histogram_minutes * MINUTE_MS;
         self.minute_hists = self.minute_hists.split_off(&floor(hist_from, MINUTE_MS));
         self.hour_hists = self.hour_hists.split_off(&floor(keep_from, HOUR_MS));
@@ -816,6 +942,20 @@ impl Aggregator {
     /// Minutes with data in `range`, in order.
     pub fn minutes(&self, range: TimeRange) -> impl Iterator<Item = (i64, &MinuteStats)> {
         self.minutes.range(range.as_millis()).map(|(k, v)| (*k, v))
+    }
+
+    /// The counters of exclusion `index` ([`LiveConfig::exclusions`]) per minute in `range`:
+    /// what its events added to [`Aggregator::minutes`].
+    pub fn excluded(
+        &self,
+        index: usize,
+        range: TimeRange,
+    ) -> impl Iterator<Item = (i64, &MinuteStats)> {
+        self.excluded
+            .get(index)
+            .into_iter()
+            .flat_map(move |m| m.range(range.as_millis()))
+            .map(|(k, v)| (*k, v))
     }
 
     /// Earliest and latest minute held.
@@ -880,11 +1020,20 @@ impl Aggregator {
                 .map(|h| h.distinct_values() * 4 + 64)
                 .sum()
         };
-        self.minutes.len()
+        (self.minutes.len() + self.excluded.iter().map(BTreeMap::len).sum::<usize>())
             * (std::mem::size_of::<MinuteStats>() + 8 * self.config.thresholds.0.len())
             + hist(&self.minute_hists)
             + hist(&self.hour_hists)
             + (self.sessions.len() + self.devices.len()) * 96
+    }
+}
+
+/// Count one revocation in a minute (its exposure is below every bound until a use shows
+/// otherwise).
+fn count_revocation(stats: &mut MinuteStats, thresholds: &Thresholds) {
+    stats.add(Counter::Revocations);
+    for (n, (measure, _)) in stats.below.iter_mut().zip(&thresholds.0) {
+        *n += u64::from(*measure == Measure::RevokeExposureMs);
     }
 }
 

@@ -5,9 +5,12 @@
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use super::maintenance::MaintenanceNote;
 use super::spec::{Budgeting, Indicator, Rule, Slo};
 use mfascope_core::time::{EventTime, TimeRange, format_rfc3339};
-use mfascope_sli::live::{Aggregator, Counter, MINUTE_MS};
+use mfascope_sli::live::{Aggregator, Counter, MINUTE_MS, MinuteStats};
 use mfascope_sli::slice::significantly_below;
 
 /// Burn-rate windows reported in status (label, ms).
@@ -29,34 +32,31 @@ pub struct Series {
 }
 
 impl Series {
-    /// The SLO's per-minute good/total over `range` (minute-aligned) from `agg`.
+    /// The SLO's per-minute good/total over `range` (minute-aligned) from `agg`, less the
+    /// events of its maintenance windows that exclude them from the budget.
     pub fn build(slo: &Slo, agg: &Aggregator, range: TimeRange) -> Series {
         let from = range.from.millis();
         let n = (range.millis() / MINUTE_MS) as usize;
         let mut good = vec![0u64; n + 1];
         let mut total = vec![0u64; n + 1];
-        let thresholds = &agg.config().thresholds;
-        let ratio = slo.indicator.ratio_counters();
-        let threshold = slo
-            .indicator
-            .threshold()
-            .and_then(|(m, b)| Some((thresholds.index(m, b)?, Indicator::threshold_total(m))));
+        let count = Count::of(slo, agg);
+        let excluding: Vec<usize> = slo
+            .maintenance
+            .iter()
+            .filter(|w| w.exclude_from_budget)
+            .map(|w| w.index)
+            .collect();
+        let mut held: BTreeMap<i64, MinuteStats> = BTreeMap::new();
+        for &i in &excluding {
+            for (minute, m) in agg.excluded(i, range) {
+                held.entry(minute).or_default().merge(m);
+            }
+        }
         for (minute, m) in agg.minutes(range) {
             let i = ((minute - from) / MINUTE_MS) as usize + 1;
-            let (g, t) = match (ratio, threshold, slo.budgeting) {
-                (Some((g, t, bad_if)), _, Budgeting::Timeslices) => {
-                    let (g, t) = (m.get(g), m.get(t));
-                    let errors = bad_if.map_or(0, |c| m.get(c));
-                    let has = t > 0 || errors > 0;
-                    let target = slo.time_slice_target.unwrap_or(slo.target);
-                    let ok = has && errors == 0 && !significantly_below(g, t, target);
-                    (u64::from(ok), u64::from(has))
-                }
-                (Some((g, t, _)), _, Budgeting::Occurrences) => (m.get(g), m.get(t)),
-                (None, Some((idx, total)), _) => {
-                    (m.below.get(idx).copied().unwrap_or(0), m.get(total))
-                }
-                (None, None, _) => (0, 0),
+            let (g, t) = match held.get(&minute) {
+                Some(out) => count.minute(&m.less(out), slo.budgeting),
+                None => count.minute(m, slo.budgeting),
             };
             good[i] = g;
             total[i] = t;
@@ -88,6 +88,90 @@ impl Series {
         let (g, t) = self.sums(end, len);
         (t > 0).then(|| ((t - g) as f64 / t as f64) / (1.0 - slo.target))
     }
+}
+
+/// How an SLO's good and total are read from one minute's counters.
+struct Count<'a> {
+    slo: &'a Slo,
+    ratio: Option<(Counter, Counter, Option<Counter>)>,
+    threshold: Option<(usize, Counter)>,
+}
+
+impl<'a> Count<'a> {
+    fn of(slo: &'a Slo, agg: &Aggregator) -> Count<'a> {
+        let thresholds = &agg.config().thresholds;
+        Count {
+            slo,
+            ratio: slo.indicator.ratio_counters(),
+            threshold: slo
+                .indicator
+                .threshold()
+                .and_then(|(m, b)| Some((thresholds.index(m, b)?, Indicator::threshold_total(m)))),
+        }
+    }
+
+    /// (good, total) of one minute, in events or (timeslices) as one slice.
+    fn minute(&self, m: &MinuteStats, budgeting: Budgeting) -> (u64, u64) {
+        match (self.ratio, self.threshold, budgeting) {
+            (Some((g, t, bad_if)), _, Budgeting::Timeslices) => {
+                let (g, t) = (m.get(g), m.get(t));
+                let errors = bad_if.map_or(0, |c| m.get(c));
+                let has = t > 0 || errors > 0;
+                let target = self.slo.time_slice_target.unwrap_or(self.slo.target);
+                let ok = has && errors == 0 && !significantly_below(g, t, target);
+                (u64::from(ok), u64::from(has))
+            }
+            (Some((g, t, _)), _, Budgeting::Occurrences) => (m.get(g), m.get(t)),
+            (None, Some((idx, total)), _) => (m.below.get(idx).copied().unwrap_or(0), m.get(total)),
+            (None, None, _) => (0, 0),
+        }
+    }
+}
+
+/// What one maintenance window did to an SLO over its window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MaintenanceImpact {
+    /// The window's name.
+    pub window: String,
+    /// Its reason.
+    pub reason: String,
+    /// Its start and end (RFC 3339).
+    pub start: String,
+    /// End (exclusive).
+    pub end: String,
+    /// Its events left the SLI and the error budget.
+    pub excluded_from_budget: bool,
+    /// Events it covered that the SLO counts (its total), within the SLO window.
+    pub events: u64,
+    /// Of those, bad ones.
+    pub bad: u64,
+}
+
+/// The impact of each of `slo`'s maintenance windows overlapping `range` (its window at the
+/// instant evaluated), counted in events whatever the budgeting method.
+pub fn maintenance_impact(slo: &Slo, agg: &Aggregator, range: TimeRange) -> Vec<MaintenanceImpact> {
+    let count = Count::of(slo, agg);
+    slo.maintenance
+        .iter()
+        .filter(|w| w.start_ms < range.to.millis() && w.end_ms > range.from.millis())
+        .map(|w| {
+            let (mut good, mut total) = (0, 0);
+            for (_, m) in agg.excluded(w.index, range) {
+                let (g, t) = count.minute(m, Budgeting::Occurrences);
+                good += g;
+                total += t;
+            }
+            MaintenanceImpact {
+                window: w.name.clone(),
+                reason: w.reason.clone(),
+                start: w.start.clone(),
+                end: w.end.clone(),
+                excluded_from_budget: w.exclude_from_budget,
+                events: total,
+                bad: total.saturating_sub(good),
+            }
+        })
+        .collect()
 }
 
 /// One burn rate in a status report.
@@ -128,6 +212,10 @@ pub struct Status {
     pub violated: bool,
     /// Alerts firing at `at`.
     pub firing: Vec<String>,
+    /// Maintenance windows overlapping the window, and what they did.
+    pub maintenance: Vec<MaintenanceImpact>,
+    /// The SLO's runbook (`metadata.annotations.runbook_url`).
+    pub runbook_url: Option<String>,
 }
 
 fn span_label(ms: i64) -> String {
@@ -164,6 +252,8 @@ pub fn status(slo: &Slo, series: &Series, at: EventTime, firing: Vec<String>) ->
             .collect(),
         violated: sli.is_some_and(|s| s < slo.target),
         firing,
+        maintenance: Vec::new(),
+        runbook_url: slo.runbook_url.clone(),
     }
 }
 
@@ -238,6 +328,15 @@ pub struct Episode {
     /// verification attempts, and attack attempts make at least half of its bad events in the
     /// long window when it fired.
     pub explained_by_attack: bool,
+    /// The maintenance window it started firing in, and whether that silences it.
+    pub maintenance: Option<MaintenanceNote>,
+}
+
+impl Episode {
+    /// Whether it is delivered (not silenced by a maintenance window).
+    pub fn delivered(&self) -> bool {
+        !self.maintenance.as_ref().is_some_and(|m| m.silenced)
+    }
 }
 
 impl Episode {
@@ -447,6 +546,7 @@ pub fn alerts(
                     attacks: Vec::new(),
                     attack_attempts: 0,
                     explained_by_attack: false,
+                    maintenance: MaintenanceNote::at(&slo.maintenance, t, &cond.severity),
                 });
                 episodes.len() - 1
             };

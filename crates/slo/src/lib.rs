@@ -3,19 +3,22 @@
 //! same evaluation runs over a replay of history and over live batches.
 
 pub mod eval;
+pub mod maintenance;
 pub mod prometheus;
 pub mod spec;
 
 use serde::Serialize;
 
-pub use eval::{AlertState, Episode, EpisodeAttack, Status, Transition};
+pub use eval::{AlertState, Episode, EpisodeAttack, MaintenanceImpact, Status, Transition};
+pub use maintenance::{MaintenanceNote, Window};
 pub use spec::{Budgeting, Indicator, Slo, SpecError, resolve_slos};
 
 use mfascope_core::time::{TimeRange, format_rfc3339};
 use mfascope_sli::live::{Aggregator, Counter, LiveConfig, MINUTE_MS};
 
-/// Aggregator settings that hold everything `slos` need: thresholds, and counters for the
-/// longest SLO window plus its longest alert window.
+/// Aggregator settings that hold everything `slos` need: thresholds, counters for the
+/// longest SLO window plus its longest alert window, and their maintenance windows' events
+/// counted apart.
 pub fn live_config(slos: &[Slo]) -> LiveConfig {
     let longest = slos
         .iter()
@@ -26,6 +29,7 @@ pub fn live_config(slos: &[Slo]) -> LiveConfig {
     LiveConfig {
         retention_minutes: (longest / MINUTE_MS + 60).max(default.retention_minutes),
         thresholds: spec::thresholds(slos),
+        exclusions: maintenance::exclusions(slos),
         ..default
     }
 }
@@ -123,9 +127,10 @@ pub fn evaluate(slos: &[Slo], agg: &Aggregator, at: Option<i64>) -> SloReport {
             .filter(|e| e.resolved_ms.is_none())
             .map(|e| e.alert.clone())
             .collect();
-        report
-            .slos
-            .push(eval::status(slo, &series, end.into(), firing));
+        let mut status = eval::status(slo, &series, end.into(), firing);
+        status.maintenance =
+            eval::maintenance_impact(slo, agg, TimeRange::new(end - slo.window_ms, end));
+        report.slos.push(status);
         report.transitions.extend(transitions);
         report.episodes.extend(episodes);
     }

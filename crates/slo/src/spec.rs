@@ -169,6 +169,8 @@ pub struct Slo {
     /// Runbook for its alerts (`metadata.annotations.runbook_url`), carried into every
     /// payload and the dashboard.
     pub runbook_url: Option<String>,
+    /// Maintenance windows that apply to it ([`crate::maintenance::attach`]).
+    pub maintenance: Vec<crate::maintenance::Window>,
     /// File it came from.
     pub path: PathBuf,
 }
@@ -673,6 +675,7 @@ fn slo(
         target: objective.target,
         time_slice_target: objective.time_slice_target,
         conditions,
+        maintenance: Vec::new(),
         path,
     })
 }

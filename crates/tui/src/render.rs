@@ -52,6 +52,8 @@ pub struct Snapshot<'a> {
     pub dash: &'a DashState,
     /// Status bar content.
     pub status: Status,
+    /// Runbooks of the rules that name one (rule id → URL), for the detail pane.
+    pub rule_runbooks: &'a std::collections::HashMap<String, String>,
 }
 
 /// Colours, or none (`NO_COLOR`): then only bold and reverse video carry emphasis, which reads
@@ -270,6 +272,10 @@ fn findings_table(panel: &Panel, snap: &Snapshot, app: &App) -> TableData {
             ("group".into(), f.group_key.clone()),
             ("user".into(), opt(&f.user)),
             ("src_ip".into(), opt(&f.src_ip)),
+            (
+                "runbook".into(),
+                opt(&snap.rule_runbooks.get(&f.rule_id).cloned()),
+            ),
             ("first seen".into(), time_text(f.first_time)),
             ("last seen".into(), time_text(f.last_time)),
             ("events".into(), f.count.to_string()),
@@ -307,12 +313,28 @@ fn slo_table(snap: &Snapshot) -> TableData {
             burn("6h"),
             s.firing.join(", "),
         ]);
-        t.details.push(vec![
+        let mut details = vec![
             ("SLO".into(), s.name.clone()),
             ("window".into(), s.window.clone()),
             ("good / total".into(), format!("{} / {}", s.good, s.total)),
             ("violated".into(), s.violated.to_string()),
-        ]);
+            ("runbook".into(), opt(&s.runbook_url)),
+        ];
+        for m in &s.maintenance {
+            let how = if m.excluded_from_budget {
+                "excluded from the budget"
+            } else {
+                "counted"
+            };
+            details.push((
+                "maintenance".into(),
+                format!(
+                    "{} ({}), {} to {}: {} events, {} bad, {how}",
+                    m.window, m.reason, m.start, m.end, m.events, m.bad
+                ),
+            ));
+        }
+        t.details.push(details);
     }
     t
 }
@@ -351,6 +373,25 @@ fn alerts_table(snap: &Snapshot) -> TableData {
             (
                 "attack".into(),
                 e.attack_note().unwrap_or_else(|| "none overlapping".into()),
+            ),
+            (
+                "maintenance".into(),
+                e.maintenance.as_ref().map_or_else(
+                    || "none".into(),
+                    |m| {
+                        let what = if m.silenced { "silenced" } else { "delivered" };
+                        format!("{what}: {} ({})", m.window, m.reason)
+                    },
+                ),
+            ),
+            (
+                "runbook".into(),
+                opt(&snap
+                    .report
+                    .slos
+                    .iter()
+                    .find(|s| s.name == e.slo)
+                    .and_then(|s| s.runbook_url.clone())),
             ),
         ]);
     }

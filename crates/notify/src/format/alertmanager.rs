@@ -41,6 +41,9 @@ fn alert(n: &Notification, ctx: &Context) -> serde_json::Value {
             if let Some(note) = &a.attack_note {
                 annotations["attack"] = note.clone().into();
             }
+            if let Some(window) = &a.maintenance {
+                annotations["maintenance"] = window.clone().into();
+            }
             let mut v = serde_json::json!({
                 "labels": labels,
                 "annotations": annotations,

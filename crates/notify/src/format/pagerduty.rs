@@ -26,7 +26,7 @@ pub(super) fn event(n: &Notification, routing_key: &Secret, ctx: &Context) -> se
             serde_json::json!({
                 "slo": a.slo, "condition": a.condition, "rule": a.rule,
                 "peak_burn_rate": a.peak, "firing_at": a.firing_at,
-                "attack": a.attack_note,
+                "attack": a.attack_note, "maintenance": a.maintenance,
             }),
         ),
         Notification::Finding { finding: f, .. } => (

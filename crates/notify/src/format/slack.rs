@@ -28,6 +28,9 @@ pub(super) fn message(n: &Notification, ctx: &Context) -> serde_json::Value {
             if let Some(note) = &a.attack_note {
                 fields.push(("Attack", note.clone()));
             }
+            if let Some(window) = &a.maintenance {
+                fields.push(("Maintenance", window.clone()));
+            }
             (lead, fields)
         }
         Notification::Finding { finding: f, .. } => {
