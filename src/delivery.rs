@@ -16,6 +16,7 @@ use crate::sink::Location;
 use crate::sli::live::Aggregator;
 use crate::slo::{Slo, evaluate};
 use crate::sync::lock;
+use mfascope_notify::OutboxRoot;
 use mfascope_notify::{Feed, Notifier, Options, ReceiverConfig, ReceiverStatus};
 
 /// How often the store is looked at for new findings and episode transitions.
@@ -31,19 +32,17 @@ pub struct DeliveryConfig {
     pub options: Options,
     /// How long an ending run waits for receivers to take what is queued.
     pub drain: Duration,
-    /// The outboxes' directory [default: `OUT/_state/notify` for a local `OUT`].
+    /// The outboxes' directory [default: `OUT/_state/notify`, beside the table: a local
+    /// directory or the object store of `OUT`].
     pub outbox: Option<PathBuf>,
 }
 
 impl DeliveryConfig {
-    /// The outboxes' directory for a run into `out`.
-    pub fn outbox_dir(&self, out: &Location) -> anyhow::Result<PathBuf> {
-        match (&self.outbox, out.local()) {
-            (Some(dir), _) => Ok(dir.clone()),
-            (None, Some(root)) => Ok(root.join(mfascope_notify::OUTBOX_DIR)),
-            (None, None) => anyhow::bail!(
-                "--out {out} is on object storage: give the notification outboxes a local directory with --outbox DIR"
-            ),
+    /// Where the outboxes of a run into `out` are.
+    pub fn outbox_root(&self, out: &Location) -> OutboxRoot {
+        match &self.outbox {
+            Some(dir) => OutboxRoot::from(dir.as_path()),
+            None => OutboxRoot::of(out),
         }
     }
 }
@@ -75,7 +74,7 @@ impl Delivery {
         agg: Arc<Mutex<Aggregator>>,
         (slos, rules): (&[Slo], &crate::detect::RuleSet),
     ) -> anyhow::Result<Delivery> {
-        let dir = config.outbox_dir(out)?;
+        let dir = config.outbox_root(out);
         let notifier = Arc::new(
             Notifier::start(&dir, config.receivers.clone(), config.options)
                 .context("starting notification delivery")?,

@@ -197,7 +197,11 @@ def throughput(work, sample):
     subprocess.run([BIN, "ingest", "--no-progress", "--format", "json", "--out", store, sample],
                    check=True, stdout=subprocess.DEVNULL)
     rows = {}
-    for fmt, flag in (("generic", ["--notify", f"{url}/hook"]), ("alertmanager", ["--alertmanager", url])):
+    key = os.path.join(work, "key")
+    with open(key, "w") as f:
+        f.write("bench-signing-key\n")
+    generic = ["--notify", f"{url}/hook", "--notify-key", f"file:{key}"]
+    for fmt, flag in (("generic", generic), ("alertmanager", ["--alertmanager", url])):
         # Deliver what the store owes from scratch: a fresh outbox, the same stored findings.
         shutil.rmtree(os.path.join(store, "_state", "notify"), ignore_errors=True)
         SlowHandler.received, SlowHandler.first, SlowHandler.last = 0, None, None

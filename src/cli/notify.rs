@@ -50,8 +50,8 @@ pub struct DeliveryArgs {
     /// Longest wait between retries to a receiver that is down (backoff doubles from 1s).
     #[arg(long, default_value = "5m", value_parser = crate::time::parse_duration)]
     pub notify_max_backoff: Duration,
-    /// Directory of the outboxes [default: OUT/_state/notify; required when OUT is on object
-    /// storage].
+    /// Local directory of the outboxes [default: OUT/_state/notify, on OUT's object store when
+    /// OUT is one].
     #[arg(long, value_name = "DIR")]
     pub outbox: Option<PathBuf>,
 }
@@ -199,16 +199,16 @@ pub fn run(a: NotifyArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn outbox_dir(data: &Location, outbox: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+fn outbox_root(data: &Location, outbox: Option<PathBuf>) -> mfascope_notify::OutboxRoot {
     DeliveryConfig {
         outbox,
         ..DeliveryConfig::default()
     }
-    .outbox_dir(data)
+    .outbox_root(data)
 }
 
 fn status(a: NotifyStatusArgs) -> anyhow::Result<i32> {
-    let dir = outbox_dir(&a.data, a.outbox)?;
+    let dir = outbox_root(&a.data, a.outbox);
     let mut shown = Vec::new();
     for info in mfascope_notify::outbox::receivers(&dir)? {
         let o = Outbox::open(&dir, info, Limits::default())?;
@@ -249,7 +249,7 @@ fn status(a: NotifyStatusArgs) -> anyhow::Result<i32> {
 }
 
 fn retry(a: NotifyRetryArgs) -> anyhow::Result<i32> {
-    let dir = outbox_dir(&a.data, a.delivery.outbox.clone())?;
+    let dir = outbox_root(&a.data, a.delivery.outbox.clone());
     let now = chrono::Utc::now().timestamp_millis();
     let mut requeued = 0;
     for info in mfascope_notify::outbox::receivers(&dir)? {

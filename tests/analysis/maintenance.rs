@@ -43,6 +43,19 @@ fn firing_keys<'a>(episodes: impl Iterator<Item = &'a serde_json::Value>) -> BTr
         .collect()
 }
 
+/// `mfascope alerts --format json` over `data` with the maintenance file `windows`.
+fn alerts_with(data: &str, windows: &str) -> serde_json::Value {
+    run_json(&[
+        "alerts",
+        "--data",
+        data,
+        "--format",
+        "json",
+        "--maintenance",
+        windows,
+    ])
+}
+
 const COUNT_PY: &str = r#"
 import json, sys, duckdb
 data, start, end = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -108,15 +121,7 @@ fn a_maintenance_window_silences_tickets_and_leaves_the_budget_when_asked() {
     assert!(!tickets.is_empty() && !pages.is_empty(), "{plain:#?}");
 
     // With it, the same episodes, the tickets silenced and the pages marked.
-    let marked = run_json(&[
-        "alerts",
-        "--data",
-        &data,
-        "--format",
-        "json",
-        "--maintenance",
-        &silence,
-    ]);
+    let marked = alerts_with(&data, &silence);
     let marked = marked["episodes"].as_array().unwrap();
     assert_eq!(marked.len(), plain.len());
     for e in marked.iter().filter(|e| in_window(e)) {
@@ -224,15 +229,7 @@ fn a_maintenance_window_silences_tickets_and_leaves_the_budget_when_asked() {
     );
     assert!(after["budget_remaining"].as_f64() > before["budget_remaining"].as_f64());
     // No alert of the outage fires once its events are out of the budget.
-    let excluded = run_json(&[
-        "alerts",
-        "--data",
-        &data,
-        "--format",
-        "json",
-        "--maintenance",
-        &exclude,
-    ]);
+    let excluded = alerts_with(&data, &exclude);
     let outage = excluded["episodes"]
         .as_array()
         .unwrap()

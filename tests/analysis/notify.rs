@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, Receiver, bin, detect_ids, run_json};
+use crate::common::{self, Receiver, bin, detect_ids, output_json, run_json};
 
 /// The keys `detect` and `alerts` over `out` say a receiver is owed.
 fn owed(out: &std::path::Path) -> BTreeSet<String> {
@@ -167,11 +167,7 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start(dir: &std::path::Path, webhook: &str) -> Alertmanager {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = dir.join("am.yml");
         std::fs::write(
             &config,
@@ -197,22 +193,15 @@ impl Alertmanager {
             url: format!("http://127.0.0.1:{port}"),
         };
         wait_for("Alertmanager ready", || {
-            std::process::Command::new("curl")
-                .args(["-fs", &format!("{}/-/ready", am.url)])
-                .output()
-                .is_ok_and(|o| o.status.success())
+            curl_ok(&format!("{}/-/ready", am.url))
         });
         am
     }
 
     /// The alerts it holds (active and silenced).
     fn alerts(&self) -> Vec<serde_json::Value> {
-        let out = std::process::Command::new("curl")
-            .args(["-fs", &format!("{}/api/v2/alerts", self.url)])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .map(|v| v.as_array().cloned().unwrap_or_default())
+        curl_json(&format!("{}/api/v2/alerts", self.url))
+            .and_then(|v| v.as_array().cloned())
             .unwrap_or_default()
     }
 }
@@ -457,11 +446,7 @@ impl Prometheus {
         rules: &std::path::Path,
         alertmanager: &str,
     ) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = dir.join("prom.yml");
         std::fs::write(
             &config,
@@ -509,6 +494,12 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port free on 127.0.0.1 for a service the test starts.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 fn curl_ok(url: &str) -> bool {
@@ -670,5 +661,101 @@ fn prometheus_with_the_generated_rules_pages_for_the_same_minute_as_mfascope_liv
         ours_seen - t,
         theirs_seen - t,
         active - t
+    );
+}
+
+/// With `--out s3://…` the outboxes live on the object store beside the table: a run whose
+/// receiver stays down leaves its notifications there (`notify status` reads them from the
+/// bucket), and the next run, on a machine with nothing local, delivers every one.
+#[test]
+fn outboxes_on_object_storage_survive_the_machine_and_deliver_everything() {
+    use crate::common::s3::S3Server;
+    let s3 = S3Server::start("notify");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = common::generate(
+        tmp.path(),
+        "attacks",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "20000",
+            "--days",
+            "1",
+            "--seed",
+            "5",
+            "--attacks",
+        ],
+    );
+    std::fs::write(tmp.path().join("key"), "test-signing-key\n").unwrap();
+    let key = format!("file:{}", tmp.path().join("key").display());
+    let receiver = Receiver::start(tmp.path());
+    receiver.set_down(true);
+    let url = s3.url("prod");
+    let hook = format!("{}/hook", receiver.url);
+    let run = |drain: &str| {
+        let mut c = bin();
+        s3.env(&mut c);
+        c.args([
+            "ingest",
+            "--no-progress",
+            "--format",
+            "json",
+            "--notify",
+            &hook,
+        ])
+        .args([
+            "--notify-key",
+            &key,
+            "--notify-drain",
+            drain,
+            "--notify-max-backoff",
+            "1s",
+        ])
+        .args(["--out", &url])
+        .arg(&input)
+        .current_dir(tmp.path());
+        output_json(&mut c)
+    };
+    let first = run("2s");
+    let queued = first["live"]["delivery"][0]["queued"].as_u64().unwrap();
+    assert!(queued > 0, "{}", first["live"]["delivery"]);
+    assert!(!tmp.path().join("_state").exists() && !tmp.path().join("prod").exists());
+    let mut status = bin();
+    s3.env(&mut status);
+    let status = output_json(status.args(["notify", "status", "--format", "json", "--data", &url]));
+    assert_eq!(status[0]["queued"].as_u64(), Some(queued), "{status}");
+    let objects = s3.python(
+        "print(len([f for f in s3.get_file_info(pafs.FileSelector('notify/prod/_state/notify', \
+         recursive=True)) if '/queue/' in f.path]))",
+    );
+    assert_eq!(objects.trim(), queued.to_string());
+
+    receiver.set_down(false);
+    let second = run("60s");
+    assert_eq!(
+        second["live"]["delivery"][0]["queued"], 0,
+        "{}",
+        second["live"]["delivery"]
+    );
+    let got: BTreeSet<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    let mut detect = bin();
+    s3.env(&mut detect);
+    let findings = output_json(detect.args(["detect", "--format", "json", "--data", &url]));
+    let owed: BTreeSet<String> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("finding/{}", f["id"].as_str().unwrap()))
+        .collect();
+    assert!(!owed.is_empty());
+    assert!(
+        owed.is_subset(&got),
+        "missing: {:?}",
+        owed.difference(&got).collect::<Vec<_>>()
     );
 }

@@ -9,7 +9,8 @@
 //! use mfascope_notify::{Notifier, Options, ReceiverConfig, format::Format};
 //!
 //! let am = ReceiverConfig::new(Format::Alertmanager, "http://127.0.0.1:9093/api/v2/alerts");
-//! let notifier = Notifier::start("out/_state/notify".as_ref(), vec![am], Options::default())?;
+//! let root = std::path::Path::new("out/_state/notify").into();
+//! let notifier = Notifier::start(&root, vec![am], Options::default())?;
 //! notifier.offer(&[/* notifications */])?;
 //! let status = notifier.finish(std::time::Duration::from_secs(10));
 //! println!("{} queued", status[0].queued);
@@ -23,8 +24,8 @@ mod lane;
 pub mod notification;
 pub mod outbox;
 pub mod secret;
+pub mod store;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
@@ -42,6 +43,8 @@ pub use secret::{Secret, SecretError};
 
 /// Where a run's outboxes live, under `OUT`.
 pub const OUTBOX_DIR: &str = "_state/notify";
+
+pub use store::OutboxRoot;
 
 /// One receiver.
 #[derive(Clone, Debug)]
@@ -161,9 +164,10 @@ pub enum NotifyError {
 }
 
 impl Notifier {
-    /// Open an outbox per receiver under `root` and start delivering what they hold.
+    /// Open an outbox per receiver under `root` (local, or on the object store of the run's
+    /// output) and start delivering what they hold.
     pub fn start(
-        root: &Path,
+        root: &OutboxRoot,
         receivers: Vec<ReceiverConfig>,
         opts: Options,
     ) -> Result<Notifier, NotifyError> {

@@ -13,12 +13,11 @@
 //! never loses it. This module never sends anything (that is [`crate::deliver`]).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::notification::Notification;
+use crate::store::OutboxRoot;
 
 /// Ledger segments merged into one beyond this many.
 const LEDGER_SEGMENTS: usize = 32;
@@ -97,10 +96,13 @@ pub struct OutboxError {
     source: std::io::Error,
 }
 
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
-    move |source| OutboxError {
-        path: path.display().to_string(),
-        source,
+impl OutboxError {
+    /// An I/O failure on `path`.
+    pub fn new(path: impl std::fmt::Display, source: std::io::Error) -> OutboxError {
+        OutboxError {
+            path: path.to_string(),
+            source,
+        }
     }
 }
 
@@ -115,7 +117,7 @@ pub struct Enqueued {
 
 /// One receiver's queue, ledger and parked notifications.
 pub struct Outbox {
-    dir: PathBuf,
+    dir: OutboxRoot,
     info: ReceiverInfo,
     limits: Limits,
     ledger: HashSet<String>,
@@ -126,39 +128,44 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Open (or create) the outbox of `info` under `root` (`OUT/_state/notify`).
-    pub fn open(root: &Path, info: ReceiverInfo, limits: Limits) -> Result<Outbox, OutboxError> {
+    /// Open (or create) the outbox of `info` under `root` (`OUT/_state/notify`, a local
+    /// directory or on the object store of `OUT`).
+    pub fn open(
+        root: &OutboxRoot,
+        info: ReceiverInfo,
+        limits: Limits,
+    ) -> Result<Outbox, OutboxError> {
         let dir = root.join(&info.id);
-        for sub in ["queue", "ledger", "parked"] {
-            let d = dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(io_at(&d))?;
-        }
-        write_atomic(
-            &dir.join("receiver.json"),
+        dir.create(&["queue", "ledger", "parked"])?;
+        dir.write(
+            "receiver.json",
             &serde_json::to_vec_pretty(&info).expect("receiver info serializes"),
         )?;
         let mut ledger = HashSet::new();
-        let segments = list(&dir.join("ledger"), ".keys")?;
+        let segments = dir.list("ledger", ".keys")?;
         for name in &segments {
-            let path = dir.join("ledger").join(name);
-            let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+            let path = format!("ledger/{name}");
+            let bytes = dir.read(&path)?.unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
             ledger.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
         }
         let mut queue = BTreeMap::new();
         let mut seen = HashSet::new();
-        for name in list(&dir.join("queue"), ".json")? {
-            let path = dir.join("queue").join(&name);
-            let mut q: Queued = read_json(&path)?;
+        for name in dir.list("queue", ".json")? {
+            let path = format!("queue/{name}");
+            let Some(mut q) = read_json::<Queued>(&dir, &path)? else {
+                continue;
+            };
             if !seen.insert(q.key.clone()) {
                 // Enqueued again after a crash between queue and ledger: one copy is enough.
-                std::fs::remove_file(&path).map_err(io_at(&path))?;
+                dir.remove(&path)?;
                 continue;
             }
             ledger.insert(q.key.clone());
             q.file = name.clone();
             queue.insert(name, q);
         }
-        let parked = list(&dir.join("parked"), ".json")?.len();
+        let parked = dir.list("parked", ".json")?.len();
         Ok(Outbox {
             dir,
             info,
@@ -252,8 +259,7 @@ impl Outbox {
     pub fn ack(&mut self, delivered: &[Queued]) -> Result<(), OutboxError> {
         for q in delivered {
             if self.queue.remove(&q.file).is_some() {
-                let path = self.dir.join("queue").join(&q.file);
-                remove(&path)?;
+                self.dir.remove(&format!("queue/{}", q.file))?;
             }
         }
         Ok(())
@@ -295,8 +301,8 @@ impl Outbox {
     /// Every parked notification, oldest first.
     pub fn parked(&self) -> Result<Vec<Parked>, OutboxError> {
         let mut all = Vec::new();
-        for name in list(&self.dir.join("parked"), ".json")? {
-            all.push(read_json::<Parked>(&self.dir.join("parked").join(name))?);
+        for name in self.dir.list("parked", ".json")? {
+            all.extend(read_json::<Parked>(&self.dir, &format!("parked/{name}"))?);
         }
         all.sort_by_key(|p| (p.parked_ms, p.key.clone()));
         Ok(all)
@@ -321,7 +327,7 @@ impl Outbox {
                 file: String::new(),
             };
             self.push(q, now_ms)?;
-            remove(&self.parked_path(&p.key))?;
+            self.dir.remove(&self.parked_path(&p.key))?;
             self.parked = self.parked.saturating_sub(1);
             n += 1;
         }
@@ -335,9 +341,8 @@ impl Outbox {
             std::process::id() % 1_000_000,
             self.seq_text()
         );
-        let path = self.dir.join("queue").join(&q.file);
-        write_atomic(
-            &path,
+        self.dir.write(
+            &format!("queue/{}", q.file),
             &serde_json::to_vec(&q).expect("queued notifications serialize"),
         )?;
         self.queue.insert(q.file.clone(), q);
@@ -370,8 +375,8 @@ impl Outbox {
             notification: q.notification.clone(),
         };
         let path = self.parked_path(&q.key);
-        let existed = path.exists();
-        write_atomic(
+        let existed = self.dir.exists(&path)?;
+        self.dir.write(
             &path,
             &serde_json::to_vec_pretty(&p).expect("parked notifications serialize"),
         )?;
@@ -381,31 +386,34 @@ impl Outbox {
         Ok(())
     }
 
-    fn parked_path(&self, key: &str) -> PathBuf {
+    fn parked_path(&self, key: &str) -> String {
         let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
-        self.dir.join("parked").join(format!("{hash:016x}.json"))
+        format!("parked/{hash:016x}.json")
     }
 
     /// Add `keys` to the ledger (a new segment; segments merged beyond a bound).
     fn record(&mut self, keys: &[String], now_ms: i64) -> Result<(), OutboxError> {
-        let ledger = self.dir.join("ledger");
         let name = format!(
             "{now_ms:013}-{}-{}.keys",
             std::process::id(),
             self.seq_text()
         );
-        write_atomic(&ledger.join(&name), (keys.join("\n") + "\n").as_bytes())?;
+        self.dir.write(
+            &format!("ledger/{name}"),
+            (keys.join("\n") + "\n").as_bytes(),
+        )?;
         self.ledger.extend(keys.iter().cloned());
         self.ledger_segments += 1;
         if self.ledger_segments > LEDGER_SEGMENTS {
-            let segments = list(&ledger, ".keys")?;
+            let segments = self.dir.list("ledger", ".keys")?;
             let mut all: Vec<&String> = self.ledger.iter().collect();
             all.sort();
             let text: String = all.iter().map(|k| format!("{k}\n")).collect();
             let merged = format!("{now_ms:013}-{}-merged.keys", std::process::id());
-            write_atomic(&ledger.join(&merged), text.as_bytes())?;
+            self.dir
+                .write(&format!("ledger/{merged}"), text.as_bytes())?;
             for old in segments.iter().filter(|s| **s != merged) {
-                remove(&ledger.join(old))?;
+                self.dir.remove(&format!("ledger/{old}"))?;
             }
             self.ledger_segments = 1;
         }
@@ -414,61 +422,29 @@ impl Outbox {
 }
 
 /// The outboxes under `root` (`OUT/_state/notify`), by receiver id.
-pub fn receivers(root: &Path) -> Result<Vec<ReceiverInfo>, OutboxError> {
+pub fn receivers(root: &OutboxRoot) -> Result<Vec<ReceiverInfo>, OutboxError> {
     let mut out = Vec::new();
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_at(root)(e)),
-    };
-    for entry in entries.flatten() {
-        let path = entry.path().join("receiver.json");
-        if path.exists() {
-            out.push(read_json(&path)?);
-        }
+    for id in root.folders_with("receiver.json")? {
+        out.extend(read_json::<ReceiverInfo>(&root.join(&id), "receiver.json")?);
     }
-    out.sort_by(|a: &ReceiverInfo, b| a.id.cmp(&b.id));
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
 
-fn list(dir: &Path, suffix: &str) -> Result<Vec<String>, OutboxError> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io_at(dir))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(suffix) && !n.starts_with('.'))
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, OutboxError> {
-    let bytes = std::fs::read(path).map_err(io_at(path))?;
-    serde_json::from_slice(&bytes).map_err(|e| OutboxError {
-        path: path.display().to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+/// The JSON file `name` of `dir`; `None` when it is gone (removed by a run meanwhile).
+fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &OutboxRoot,
+    name: &str,
+) -> Result<Option<T>, OutboxError> {
+    let Some(bytes) = dir.read(name)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        OutboxError::new(
+            dir.describe(name),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
     })
-}
-
-fn remove(path: &Path) -> Result<(), OutboxError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(path)(e)),
-        _ => Ok(()),
-    }
-}
-
-/// Write `bytes` to `path` durably: temporary file, fsync, rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutboxError> {
-    let dir = path.parent().expect("outbox files live in a directory");
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io_at(&tmp))?;
-    f.write_all(bytes).map_err(io_at(&tmp))?;
-    f.sync_all().map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_at(path))
 }
 
 #[cfg(test)]
@@ -493,14 +469,14 @@ mod tests {
     #[test]
     fn each_key_is_queued_once_across_reopens_and_acks_survive() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(dir.path(), info(), Limits::default()).unwrap();
+        let mut o = Outbox::open(&dir.path().into(), info(), Limits::default()).unwrap();
         assert_eq!(o.enqueue(&items(), 1).unwrap().queued, 3);
         assert_eq!(o.enqueue(&items(), 2).unwrap().queued, 0);
         let first = o.front(1);
         assert_eq!(first[0].key, items()[0].key());
         o.ack(&first).unwrap();
         drop(o);
-        let mut o = Outbox::open(dir.path(), info(), Limits::default()).unwrap();
+        let mut o = Outbox::open(&dir.path().into(), info(), Limits::default()).unwrap();
         assert_eq!(o.len(), 2);
         assert_eq!(o.enqueue(&items(), 3).unwrap(), Enqueued::default());
         let keys: Vec<String> = o.front(10).into_iter().map(|q| q.key).collect();
@@ -510,14 +486,14 @@ mod tests {
     #[test]
     fn a_crash_between_queue_and_ledger_repeats_nothing_twice_in_the_queue() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = Outbox::open(dir.path(), info(), Limits::default()).unwrap();
+        let mut o = Outbox::open(&dir.path().into(), info(), Limits::default()).unwrap();
         o.enqueue(&items(), 1).unwrap();
         drop(o);
         // The ledger lost: as if the process died after writing the queue files.
         let ledger = dir.path().join("generic-0123/ledger");
         std::fs::remove_dir_all(&ledger).unwrap();
         std::fs::create_dir(&ledger).unwrap();
-        let mut o = Outbox::open(dir.path(), info(), Limits::default()).unwrap();
+        let mut o = Outbox::open(&dir.path().into(), info(), Limits::default()).unwrap();
         assert_eq!(
             o.enqueue(&items(), 2).unwrap().queued,
             0,
@@ -533,7 +509,7 @@ mod tests {
             max_queued: 2,
             max_age_ms: 1_000,
         };
-        let mut o = Outbox::open(dir.path(), info(), limits).unwrap();
+        let mut o = Outbox::open(&dir.path().into(), info(), limits).unwrap();
         let done = o.enqueue(&items(), 0).unwrap();
         assert_eq!((done.queued, done.overflowed), (2, 1));
         assert_eq!(o.expire(500).unwrap(), 0);
@@ -546,8 +522,8 @@ mod tests {
         assert_eq!(o.requeue_parked(Some("finding/"), 6_000).unwrap(), 1);
         assert_eq!((o.len(), o.parked_len()), (1, 2));
         drop(o);
-        let o = Outbox::open(dir.path(), info(), limits).unwrap();
+        let o = Outbox::open(&dir.path().into(), info(), limits).unwrap();
         assert_eq!((o.len(), o.parked_len()), (1, 2));
-        assert_eq!(receivers(dir.path()).unwrap(), [info()]);
+        assert_eq!(receivers(&dir.path().into()).unwrap(), [info()]);
     }
 }

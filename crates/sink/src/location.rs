@@ -241,8 +241,22 @@ impl Remote {
         move |source| SinkError::Store { op, url, source }
     }
 
-    fn block_on<F: Future>(f: F) -> F::Output {
-        runtime().block_on(f)
+    /// Run `f` to completion from synchronous code. Called from a thread that is itself
+    /// driving a runtime (the notifier's senders), it waits on a helper thread instead: a
+    /// runtime cannot be entered from inside another.
+    fn block_on<F: Future + Send>(f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| runtime().block_on(f))
+                    .join()
+                    .expect("an object store call does not panic")
+            })
+        } else {
+            runtime().block_on(f)
+        }
     }
 
     /// Read `rel` with its version, `None` when it does not exist.
