@@ -161,8 +161,35 @@ fn a_webhook_down_through_a_kill_9_still_gets_every_finding_and_alert_signed() {
 /// A real Alertmanager (Debian `prometheus-alertmanager`) on 127.0.0.1, notifying `webhook`;
 /// killed on drop.
 struct Alertmanager {
-    child: std::process::Child,
+    _service: Service,
     url: String,
+}
+
+/// A server of the Prometheus family the test started on 127.0.0.1, ready (`/-/ready`
+/// answers); killed on drop.
+struct Service(std::process::Child);
+
+impl Service {
+    /// Start `cmd` (its flags put it on `port`) and wait until it is ready.
+    fn start(what: &str, cmd: &mut std::process::Command, port: u16) -> (Service, String) {
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e} (Debian package; scripts/test installs it)"));
+        let (service, url) = (Service(child), format!("http://127.0.0.1:{port}"));
+        wait_for(&format!("{what} ready"), || {
+            curl_ok(&format!("{url}/-/ready"))
+        });
+        (service, url)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Alertmanager {
@@ -179,23 +206,16 @@ impl Alertmanager {
             ),
         )
         .unwrap();
-        let child = std::process::Command::new("prometheus-alertmanager")
-            .arg(format!("--config.file={}", config.display()))
+        let mut cmd = std::process::Command::new("prometheus-alertmanager");
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager (Debian package; scripts/test installs it)");
-        let am = Alertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_for("Alertmanager ready", || {
-            curl_ok(&format!("{}/-/ready", am.url))
-        });
-        am
+            .arg("--cluster.listen-address=");
+        let (service, url) = Service::start("prometheus-alertmanager", &mut cmd, port);
+        Alertmanager {
+            _service: service,
+            url,
+        }
     }
 
     /// The alerts it holds (active and silenced).
@@ -203,13 +223,6 @@ impl Alertmanager {
         curl_json(&format!("{}/api/v2/alerts", self.url))
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -435,7 +448,7 @@ spec:
 /// A real Prometheus (Debian `prometheus`) on 127.0.0.1 scraping `target` every second and
 /// evaluating `rules` every second, alerting `alertmanager`; killed on drop.
 struct Prometheus {
-    child: std::process::Child,
+    _service: Service,
     url: String,
 }
 
@@ -460,25 +473,18 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let child = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
+        let mut cmd = std::process::Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("prom-data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian package; scripts/test installs it)");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_for("Prometheus ready", || {
-            curl_ok(&format!("{}/-/ready", p.url))
-        });
-        p
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let (service, url) = Service::start("prometheus", &mut cmd, port);
+        Prometheus {
+            _service: service,
+            url,
+        }
     }
 
     /// Its alerts (`/api/v1/alerts`).
@@ -486,13 +492,6 @@ impl Prometheus {
         curl_json(&format!("{}/api/v1/alerts", self.url))
             .and_then(|v| v["data"]["alerts"].as_array().cloned())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
