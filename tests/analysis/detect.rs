@@ -33,6 +33,47 @@ fn builtin_rules_pass_their_tests_and_lint_clean() {
 }
 
 #[test]
+fn a_published_rule_dated_the_sigma_v1_way_lints_with_a_warning_not_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("old.yml"),
+        "title: Push denied\nid: 0b7c6d2e-5f4a-4b8e-9d1c-2a3b4c5d6e7f\nstatus: test\ndate: 2021/10/10\nmodified: 2022/01/05\nlogsource:\n    product: mfascope\ndetection:\n    selection:\n        action: mfa_verify\n        outcome: denied\n    condition: selection\nlevel: low\ntags:\n    - attack.t1621\n",
+    )
+    .unwrap();
+    let dir = tmp.path().display().to_string();
+    let issues = run_json_code(&["rules", "lint", "--rules", &dir], 0);
+    let issues = issues.as_array().unwrap();
+    assert!(
+        issues.iter().all(|i| i["severity"] != "error"),
+        "{issues:#?}"
+    );
+    for (line, text) in [(4, "date \"2021/10/10\""), (5, "modified \"2022/01/05\"")] {
+        assert!(
+            issues.iter().any(|i| i["line"] == line
+                && i["severity"] == "warning"
+                && i["message"].as_str().unwrap().contains(text)),
+            "{issues:#?}"
+        );
+    }
+    // A date that is wrong in any style stays an error.
+    std::fs::write(
+        tmp.path().join("old.yml"),
+        "title: Push denied\nid: 0b7c6d2e-5f4a-4b8e-9d1c-2a3b4c5d6e7f\ndate: 10.10.2021\nlogsource:\n    product: mfascope\ndetection:\n    selection:\n        action: mfa_verify\n    condition: selection\nlevel: low\ntags:\n    - attack.t1621\n",
+    )
+    .unwrap();
+    let issues = run_json_code(&["rules", "lint", "--rules", &dir], 1);
+    assert!(
+        issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["severity"] == "error"
+                && i["message"].as_str().unwrap().contains("invalid_date")),
+        "{issues:#}"
+    );
+}
+
+#[test]
 fn lint_and_test_name_the_file_and_line_of_a_broken_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let rules = tmp.path().join("rules");

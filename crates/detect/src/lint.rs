@@ -57,6 +57,31 @@ fn sources(dir: Option<&Path>) -> Result<Vec<(String, String)>, RuleError> {
     }
 }
 
+/// A `date`/`modified` written the Sigma v1 way (`2021/10/10`), which SigmaHQ's older rules use
+/// and pySigma reads: a warning naming the ISO form instead of rsigma's error. `None` for any
+/// other finding.
+fn v1_date(rule: &str, message: &str) -> Option<String> {
+    if rule != "invalid_date" && rule != "invalid_modified" {
+        return None;
+    }
+    let value = message.split('"').nth(1)?;
+    let parts: Vec<&str> = value.split('/').collect();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() != 3 || !digits(parts[0], 4) || !digits(parts[1], 2) || !digits(parts[2], 2) {
+        return None;
+    }
+    let field = if rule == "invalid_date" {
+        "date"
+    } else {
+        "modified"
+    };
+    Some(format!(
+        "{field} {value:?} is written the Sigma v1 way: read as {}, as pySigma does (write \
+         YYYY-MM-DD) [{rule}]",
+        parts.join("-")
+    ))
+}
+
 /// Lint the rules under `dir` (the built-in rules when `None`).
 pub fn lint(dir: Option<&Path>) -> Result<Vec<LintIssue>, RuleError> {
     let mut issues = Vec::new();
@@ -68,12 +93,23 @@ pub fn lint(dir: Option<&Path>) -> Result<Vec<LintIssue>, RuleError> {
                 Severity::Warning => "warning",
                 Severity::Info | Severity::Hint => continue,
             };
-            issues.push(LintIssue {
-                path: path.clone(),
-                line: w.span.map_or(1, |s| s.start_line as usize + 1),
-                severity,
-                message: format!("{} [{}]", w.message, w.rule),
-            });
+            let line = w.span.map_or(1, |s| s.start_line as usize + 1);
+            let rule = w.rule.to_string();
+            let issue = match v1_date(&rule, &w.message) {
+                Some(message) => LintIssue {
+                    path: path.clone(),
+                    line,
+                    severity: "warning",
+                    message,
+                },
+                None => LintIssue {
+                    path: path.clone(),
+                    line,
+                    severity,
+                    message: format!("{} [{rule}]", w.message),
+                },
+            };
+            issues.push(issue);
         }
         match parse_file(&path, &text) {
             Ok(f) => parsed.push(f),
