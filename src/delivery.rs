@@ -79,12 +79,8 @@ impl Delivery {
             Notifier::start(&dir, config.receivers.clone(), config.options)
                 .context("starting notification delivery")?,
         );
-        let runbooks = slos
-            .iter()
-            .filter_map(|s| Some((s.name.clone(), s.runbook_url.clone()?)))
-            .collect();
         let shared = Arc::new(Shared {
-            feed: Mutex::new(Feed::new(out, rules.runbooks(), runbooks)),
+            feed: Mutex::new(Feed::new(out, rules.runbooks())),
             agg,
             slos: slos.to_vec(),
             notifier: notifier.clone(),

@@ -170,27 +170,13 @@ pub fn status_table(r: &SloReport) -> String {
         };
         let _ = writeln!(out, "  {}", state.trim_end());
         for m in &s.maintenance {
-            let _ = writeln!(out, "{:<24} ↳ {}", "", maintenance_line(m));
+            let _ = writeln!(out, "{:<24} ↳ {}", "", m.summary());
         }
     }
     if let Some(line) = attack_traffic_line(r) {
         let _ = writeln!(out, "\n{line}");
     }
     out
-}
-
-/// One line on what a maintenance window did to an SLO, e.g. `maintenance push-migration
-/// (CHG-4711), 13:00–14:30: 1204 events (310 bad) excluded from the budget`.
-pub fn maintenance_line(m: &crate::slo::MaintenanceImpact) -> String {
-    let how = if m.excluded_from_budget {
-        "excluded from the budget"
-    } else {
-        "counted in the budget (the window has no excludeFromBudget)"
-    };
-    format!(
-        "maintenance {} ({}), {} to {}: {} events ({} bad) {how}",
-        m.window, m.reason, m.start, m.end, m.events, m.bad
-    )
 }
 
 /// One line on the attack traffic an SLO evaluation recognised, when there was any.
@@ -247,16 +233,7 @@ pub fn alerts_table(r: &SloReport, last: Option<usize>) -> String {
             let _ = writeln!(out, "{:<20} ↳ {note}", "");
         }
         if let Some(m) = &e.maintenance {
-            let what = if m.silenced {
-                "silenced (not delivered)"
-            } else {
-                "delivered"
-            };
-            let _ = writeln!(
-                out,
-                "{:<20} ↳ {what}: maintenance {} ({})",
-                "", m.window, m.reason
-            );
+            let _ = writeln!(out, "{:<20} ↳ {}", "", m.summary());
         }
     }
     out

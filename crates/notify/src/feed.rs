@@ -16,22 +16,16 @@ pub struct Feed {
     out: Location,
     read: HashSet<String>,
     rule_runbooks: HashMap<String, String>,
-    slo_runbooks: HashMap<String, String>,
 }
 
 impl Feed {
-    /// A feed over `out`; findings of a rule in `rule_runbooks` (rule id → URL) and alerts of
-    /// an SLO in `slo_runbooks` (SLO id → URL) carry that runbook.
-    pub fn new(
-        out: &Location,
-        rule_runbooks: HashMap<String, String>,
-        slo_runbooks: HashMap<String, String>,
-    ) -> Feed {
+    /// A feed over `out`; findings of a rule in `rule_runbooks` (rule id → URL) carry that
+    /// runbook (SLO alerts carry their SLO's, from the report).
+    pub fn new(out: &Location, rule_runbooks: HashMap<String, String>) -> Feed {
         Feed {
             out: out.clone(),
             read: HashSet::new(),
             rule_runbooks,
-            slo_runbooks,
         }
     }
 
@@ -51,7 +45,11 @@ impl Feed {
     pub fn episodes(&self, report: &SloReport) -> (Vec<Notification>, Vec<Notification>) {
         let (mut all, mut firing) = (Vec::new(), Vec::new());
         for e in report.episodes.iter().filter(|e| e.delivered()) {
-            let runbook = self.slo_runbooks.get(&e.slo).map(String::as_str);
+            let runbook = report
+                .slos
+                .iter()
+                .find(|s| s.name == e.slo)
+                .and_then(|s| s.runbook_url.as_deref());
             let transitions = Notification::episode(e, runbook);
             if e.resolved_ms.is_none() {
                 firing.extend(transitions.iter().cloned());

@@ -147,6 +147,22 @@ pub struct MaintenanceImpact {
     pub bad: u64,
 }
 
+impl MaintenanceImpact {
+    /// One line on it, e.g. `maintenance push-migration (CHG-4711), START to END: 1204 events
+    /// (310 bad) excluded from the budget`.
+    pub fn summary(&self) -> String {
+        let how = if self.excluded_from_budget {
+            "excluded from the budget"
+        } else {
+            "counted in the budget (the window has no excludeFromBudget)"
+        };
+        format!(
+            "maintenance {} ({}), {} to {}: {} events ({} bad) {how}",
+            self.window, self.reason, self.start, self.end, self.events, self.bad
+        )
+    }
+}
+
 /// The impact of each of `slo`'s maintenance windows overlapping `range` (its window at the
 /// instant evaluated), counted in events whatever the budgeting method.
 pub fn maintenance_impact(slo: &Slo, agg: &Aggregator, range: TimeRange) -> Vec<MaintenanceImpact> {

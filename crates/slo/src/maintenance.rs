@@ -94,6 +94,16 @@ pub struct MaintenanceNote {
 }
 
 impl MaintenanceNote {
+    /// One line on it: `silenced (not delivered): maintenance NAME (REASON)` or `delivered: …`.
+    pub fn summary(&self) -> String {
+        let what = if self.silenced {
+            "silenced (not delivered)"
+        } else {
+            "delivered"
+        };
+        format!("{what}: maintenance {} ({})", self.window, self.reason)
+    }
+
     /// The note for an episode of `severity` firing at `t`, from the first of `windows`
     /// containing `t`.
     pub fn at(windows: &[Window], t: i64, severity: &str) -> Option<MaintenanceNote> {

@@ -321,18 +321,7 @@ fn slo_table(snap: &Snapshot) -> TableData {
             ("runbook".into(), opt(&s.runbook_url)),
         ];
         for m in &s.maintenance {
-            let how = if m.excluded_from_budget {
-                "excluded from the budget"
-            } else {
-                "counted"
-            };
-            details.push((
-                "maintenance".into(),
-                format!(
-                    "{} ({}), {} to {}: {} events, {} bad, {how}",
-                    m.window, m.reason, m.start, m.end, m.events, m.bad
-                ),
-            ));
+            details.push(("maintenance".into(), m.summary()));
         }
         t.details.push(details);
     }
@@ -376,13 +365,9 @@ fn alerts_table(snap: &Snapshot) -> TableData {
             ),
             (
                 "maintenance".into(),
-                e.maintenance.as_ref().map_or_else(
-                    || "none".into(),
-                    |m| {
-                        let what = if m.silenced { "silenced" } else { "delivered" };
-                        format!("{what}: {} ({})", m.window, m.reason)
-                    },
-                ),
+                e.maintenance
+                    .as_ref()
+                    .map_or_else(|| "none".into(), mfascope_slo::MaintenanceNote::summary),
             ),
             (
                 "runbook".into(),
