@@ -9,6 +9,7 @@ pub mod attack;
 pub mod enrich;
 pub mod finding;
 pub mod gate;
+pub mod legacy;
 pub mod lint;
 pub mod order;
 pub mod row;

@@ -89,6 +89,8 @@ pub struct RuleFile {
     pub text: String,
     /// Parsed documents.
     pub collection: SigmaCollection,
+    /// Legacy aggregations translated into correlations (lint reports them as warnings).
+    pub notes: Vec<super::legacy::Note>,
 }
 
 /// All loaded rule files.
@@ -152,8 +154,17 @@ pub fn document_lines(text: &str) -> Vec<usize> {
     starts
 }
 
-/// Parse one file; any document that is not valid Sigma is an error naming its line.
+/// Parse one file; any document that is not valid Sigma is an error naming its line. Sigma v1
+/// pipe aggregations are first translated into correlations ([`super::legacy`]).
 pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
+    let translated = super::legacy::translate(text).map_err(|n| RuleError::Parse {
+        path: path.to_string(),
+        line: n.line,
+        message: n.message,
+    })?;
+    let notes = translated.notes;
+    let text_in = text;
+    let text = translated.text.as_str();
     let collection = parse_sigma_yaml(text).map_err(|e| RuleError::Parse {
         path: path.to_string(),
         line: yaml_line(&e.to_string()).unwrap_or(1),
@@ -176,8 +187,9 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
     }
     Ok(RuleFile {
         path: path.to_string(),
-        text: text.to_string(),
+        text: text_in.to_string(),
         collection,
+        notes,
     })
 }
 

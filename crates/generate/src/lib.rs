@@ -80,6 +80,16 @@ pub struct Label {
     pub event_ids: Vec<String>,
 }
 
+/// A label as written: with the vendor's [`vendor::Limit`] when its log cannot express the
+/// scenario (scripts/detect-eval then reports it as not expressible rather than missed).
+#[derive(Serialize)]
+struct LabelLine<'a> {
+    #[serde(flatten)]
+    label: &'a Label,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static vendor::Limit>,
+}
+
 /// Where `generate` writes support tickets: the export and its labels (JSON lines).
 pub struct TicketOutput<'a> {
     /// The export (`opts.tickets` says which system's).
@@ -129,8 +139,10 @@ pub fn generate(
         out.write_all(line.as_bytes())?;
         written += 1;
     }
-    for l in &sim.labels {
-        serde_json::to_writer(&mut *labels, l)?;
+    let limits = vendor::of_format(format).map_or(&[][..], |v| v.limits);
+    for label in &sim.labels {
+        let limit = limits.iter().find(|l| l.scenario == label.scenario);
+        serde_json::to_writer(&mut *labels, &LabelLine { label, limit })?;
         labels.write_all(b"\n")?;
     }
     if let Some(users) = users {
@@ -150,4 +162,31 @@ pub fn render(format: LogFormat, e: &Event<'_>, out: &mut String) -> bool {
         .or_else(|| vendor::of_format(LogFormat::Canonical))
         .expect("canonical is registered");
     (vendor.render)(e, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vendor limit that names no scenario the generator injects would never be reported.
+    #[test]
+    fn every_vendor_limit_names_a_generated_scenario() {
+        let opts = GenerateOptions {
+            events: 20_000,
+            attacks: true,
+            ..GenerateOptions::default()
+        };
+        let scenarios: std::collections::BTreeSet<&str> =
+            simulate(&opts).labels.iter().map(|l| l.scenario).collect();
+        for v in vendor::VENDORS {
+            for limit in v.limits {
+                assert!(
+                    scenarios.contains(limit.scenario),
+                    "{:?}: limit for unknown scenario {}",
+                    v.format,
+                    limit.scenario
+                );
+            }
+        }
+    }
 }

@@ -386,8 +386,10 @@ impl Sim {
             .collect();
         let mut first_success = vec![i64::MAX; self.users.len()];
         for e in &self.events {
+            // A completed MFA sign-in, which every vendor logs (some log a password step as a
+            // challenge), so each vendor's history knows the victim's devices before the attack.
             if e.outcome == Outcome::Success
-                && matches!(e.action, Action::MfaVerify | Action::PrimaryAuth)
+                && e.action == Action::MfaVerify
                 && let Some(&u) = index.get(e.user.as_ref())
             {
                 first_success[u] = first_success[u].min(e.time);

@@ -26,6 +26,18 @@ pub struct Logsource {
     pub service: &'static str,
 }
 
+/// An attack scenario a vendor's log cannot express, and why: what the coverage matrix
+/// (docs/detection.md) says instead of "missed".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Limit {
+    /// The generator's scenario name (`otp_replay`, `sim_swap`, …).
+    pub scenario: &'static str,
+    /// What the vendor does not log, in one sentence.
+    pub reason: &'static str,
+    /// The vendor documentation that shows it.
+    pub doc: &'static str,
+}
+
 /// One log format and everything mfascope does with it.
 pub struct Vendor {
     /// The `--log-format` value; its name is the vendor's name everywhere.
@@ -48,6 +60,8 @@ pub struct Vendor {
     pub logsource_of: fn(&str) -> usize,
     /// The bundled sample under `sample-data/` (the demo and the tests ingest it).
     pub sample: &'static str,
+    /// Attack scenarios this log cannot express (empty: every scenario can be detected).
+    pub limits: &'static [Limit],
 }
 
 impl std::fmt::Debug for Vendor {

@@ -19,6 +19,7 @@ pub(crate) static VENDOR: Vendor = Vendor {
     logsources: &[],
     logsource_of: crate::vendor::first_logsource,
     sample: "canonical-verifier.ndjson.gz",
+    limits: &[],
 };
 
 fn detect(m: &Markers<'_>) -> bool {

@@ -11,7 +11,7 @@ use mfascope_core::event::{Action, Event, Factor, Outcome, Source};
 use mfascope_core::time::parse_rfc3339;
 
 use crate::detect::Markers;
-use crate::vendor::{Logsource, Vendor};
+use crate::vendor::{Limit, Logsource, Vendor};
 mod render;
 
 /// The AWS CloudTrail (`Records[]` files and single events) in the vendor registry.
@@ -28,6 +28,48 @@ pub(crate) static VENDOR: Vendor = Vendor {
     }],
     logsource_of: crate::vendor::first_logsource,
     sample: "cloudtrail-console.json.gz",
+    limits: &[
+        Limit {
+            scenario: "bypass_used",
+            reason: "IAM has no bypass or break-glass codes for MFA",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+        Limit {
+            scenario: "impossible_travel",
+            reason: "sign-in events carry `sourceIPAddress` but no geolocation, and mfascope bundles no GeoIP database",
+            doc: "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-aws-console-sign-in-events.html",
+        },
+        Limit {
+            scenario: "otp_replay",
+            reason: "a reused code is a `ConsoleLogin` failure with `MFAUsed: Yes` like any wrong code",
+            doc: "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-aws-console-sign-in-events.html",
+        },
+        Limit {
+            scenario: "push_bombing",
+            reason: "IAM MFA devices are virtual (TOTP), hardware and FIDO keys; there are no push prompts",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+        Limit {
+            scenario: "push_fatigue",
+            reason: "IAM MFA has no push prompts (see push_bombing)",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+        Limit {
+            scenario: "recovery_abuse",
+            reason: "IAM users have no self-service recovery (an administrator's `UpdateLoginProfile` resets them); only the root user recovers its own password (`PasswordRecoveryRequested`/`Completed`), which mfascope maps",
+            doc: "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-aws-console-sign-in-events.html",
+        },
+        Limit {
+            scenario: "rogue_device_registration",
+            reason: "AWS has no device registration besides MFA devices, and the rule needs a self-service recovery IAM users do not have",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+        Limit {
+            scenario: "sim_swap",
+            reason: "IAM no longer offers SMS MFA; there is no phone factor to port",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+    ],
 };
 
 fn detect(m: &Markers<'_>) -> bool {
@@ -223,6 +265,11 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut super::fields::Ctx) -> MapResult<
         r.eventName.clone(),
         (action, factor, outcome),
     );
+    // Another principal deactivating a user's MFA device takes that user's second factor away.
+    let reason = match (action, &actor) {
+        (FactorRemove, Some(_)) if name == "DeactivateMFADevice" => Some("mfa_disabled"),
+        _ => reason,
+    };
     e.actor = actor;
     e.tenant = nonempty(r.recipientAccountId)
         .or_else(|| ident.and_then(|i| nonempty(i.accountId.clone())));
@@ -284,6 +331,36 @@ mod tests {
         let r = map(br#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#, &mut ctx);
         assert!(
             matches!(r, Ok(Mapped::Ignored(k)) if k == "cloudtrail:s3.amazonaws.com:GetObject")
+        );
+    }
+
+    #[test]
+    fn an_administrator_deactivating_anothers_mfa_device_disables_mfa() {
+        let e = ev(
+            r#"{"eventVersion":"1.09","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin","accountId":"111122223333","userName":"admin"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"DeactivateMFADevice","sourceIPAddress":"198.51.100.2","requestParameters":{"userName":"alice","serialNumber":"arn:aws:iam::111122223333:mfa/alice"},"responseElements":null,"eventID":"d1"}"#,
+        );
+        assert_eq!(
+            (
+                e.user.as_ref(),
+                e.actor.as_deref(),
+                e.action,
+                e.factor,
+                e.reason.as_deref()
+            ),
+            (
+                "alice",
+                Some("admin"),
+                Action::FactorRemove,
+                Factor::Totp,
+                Some("mfa_disabled")
+            )
+        );
+        let own = ev(
+            r#"{"userIdentity":{"type":"IAMUser","userName":"alice"},"eventTime":"2024-05-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"DeactivateMFADevice","requestParameters":{"userName":"alice","serialNumber":"arn:aws:iam::111122223333:mfa/alice"},"eventID":"d2"}"#,
+        );
+        assert_eq!(
+            (own.action, own.reason.as_deref()),
+            (Action::FactorRemove, None)
         );
     }
 }

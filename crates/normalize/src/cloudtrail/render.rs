@@ -10,6 +10,10 @@ use mfascope_core::time::format_rfc3339;
 pub(super) fn render(e: &Event<'_>) -> Value {
     let user = e.user.split('@').next().unwrap_or(&e.user);
     let (name, source) = match e.action {
+        // An administrator turning a user's MFA off deactivates the user's device.
+        Action::PolicyChange if e.reason.as_deref() == Some("mfa_disabled") => {
+            ("DeactivateMFADevice", "iam.amazonaws.com")
+        }
         Action::EnrollStart => ("CreateVirtualMFADevice", "iam.amazonaws.com"),
         Action::EnrollComplete => ("EnableMFADevice", "iam.amazonaws.com"),
         Action::FactorRemove => ("DeactivateMFADevice", "iam.amazonaws.com"),
@@ -20,11 +24,15 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         Factor::Webauthn | Factor::U2f => format!("arn:aws:iam::111122223333:u2f/user/{user}/key"),
         _ => format!("arn:aws:iam::111122223333:mfa/{user}"),
     };
+    let caller = e
+        .actor
+        .as_deref()
+        .map_or(user, |a| a.split('@').next().unwrap_or(a));
     let mfa = matches!(e.action, Action::MfaVerify);
     let ok = matches!(e.outcome, Outcome::Success | Outcome::Challenge);
     let mut v = json!({
         "eventVersion": "1.09",
-        "userIdentity": {"type": "IAMUser", "principalId": "AIDACKCEVSQ6C2EXAMPLE", "arn": format!("arn:aws:iam::111122223333:user/{user}"), "accountId": "111122223333", "userName": user},
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDACKCEVSQ6C2EXAMPLE", "arn": format!("arn:aws:iam::111122223333:user/{caller}"), "accountId": "111122223333", "userName": caller},
         "eventTime": format_rfc3339(e.time).replace(".000Z", "Z"),
         "eventSource": source, "eventName": name, "awsRegion": "us-east-1",
         "sourceIPAddress": s(&e.src_ip), "userAgent": s(&e.user_agent),

@@ -13,7 +13,7 @@ use mfascope_core::event::{Action, Event, Factor, Outcome, Source};
 use mfascope_core::time::{from_epoch_seconds, parse_rfc3339};
 
 use crate::detect::Markers;
-use crate::vendor::{Logsource, Vendor};
+use crate::vendor::{Limit, Logsource, Vendor};
 mod render;
 
 /// The Duo Admin API authentication log v2 in the vendor registry.
@@ -30,6 +30,28 @@ pub(crate) static VENDOR: Vendor = Vendor {
     }],
     logsource_of: crate::vendor::first_logsource,
     sample: "duo-authlogs-api.json.gz",
+    limits: &[
+        Limit {
+            scenario: "mfa_disabled_by_admin",
+            reason: "an administrator putting a user in bypass status is in the Administrator log (`user_update`), not in the authentication log mfascope reads; the authentication log only shows the later `bypass_user` logins",
+            doc: "https://duo.com/docs/adminapi#administrator-logs",
+        },
+        Limit {
+            scenario: "otp_replay",
+            reason: "a reused passcode is logged with reason `invalid_passcode`, like any wrong code; the documented reasons have none for reuse",
+            doc: "https://duo.com/docs/adminapi#authentication-logs",
+        },
+        Limit {
+            scenario: "recovery_abuse",
+            reason: "Duo holds no password and runs no account recovery; the authentication log records authentications and enrollments only",
+            doc: "https://duo.com/docs/adminapi#authentication-logs",
+        },
+        Limit {
+            scenario: "rogue_device_registration",
+            reason: "the rule needs the account recovery that precedes the device, which Duo does not log (see recovery_abuse)",
+            doc: "https://duo.com/docs/adminapi#authentication-logs",
+        },
+    ],
 };
 
 fn detect(m: &Markers<'_>) -> bool {

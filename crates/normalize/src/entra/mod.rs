@@ -17,7 +17,7 @@ use mfascope_core::event::{Action, Event, Factor, Outcome, Source};
 use mfascope_core::time::parse_rfc3339;
 
 use crate::detect::Markers;
-use crate::vendor::{Logsource, Vendor};
+use crate::vendor::{Limit, Logsource, Vendor};
 mod render;
 
 /// The Microsoft Entra ID sign-in and audit logs (Event Hubs `records[]`, Graph, diagnostic archives) in the vendor registry.
@@ -40,6 +40,11 @@ pub(crate) static VENDOR: Vendor = Vendor {
     ],
     logsource_of,
     sample: "entra-eventhubs.json.gz",
+    limits: &[Limit {
+        scenario: "otp_replay",
+        reason: "a reused OATH or text-message code fails as 500121 like any wrong code; no error code or step result detail says the code was already used",
+        doc: "https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes",
+    }],
 };
 
 fn detect(m: &Markers<'_>) -> bool {
@@ -350,20 +355,22 @@ fn map_signin<'a>(
             ),
             0 => (PrimaryAuth, Factor::Password, Outcome::Success, None),
             500121 => {
-                let (o, r) = if detail_text.contains("declined") || detail_text.contains("denied") {
-                    (Outcome::Denied, "user_denied")
-                } else if detail_text.contains("fraud") {
+                // Most specific first: every 500121 detail starts "MFA denied;", so the words
+                // after it decide (fraud, a wrong code, no answer, then a plain decline).
+                let (o, r) = if detail_text.contains("fraud") {
                     (Outcome::Denied, "fraud_reported")
-                } else if detail_text.contains("did not respond")
-                    || detail_text.contains("timed out")
-                    || detail_text.contains("timeout")
-                {
-                    (Outcome::Timeout, "no_response")
                 } else if detail_text.contains("invalid")
                     || detail_text.contains("incorrect")
                     || detail_text.contains("wrong")
                 {
                     (Outcome::Failure, "invalid_code")
+                } else if detail_text.contains("did not respond")
+                    || detail_text.contains("timed out")
+                    || detail_text.contains("timeout")
+                {
+                    (Outcome::Timeout, "no_response")
+                } else if detail_text.contains("declined") || detail_text.contains("denied") {
+                    (Outcome::Denied, "user_denied")
                 } else {
                     (Outcome::Failure, "mfa_failed")
                 };
@@ -631,6 +638,33 @@ mod tests {
 
     fn ev(json: &str) -> Event<'static> {
         crate::expect_event(map(json.as_bytes(), &mut Ctx::default()))
+    }
+
+    #[test]
+    fn a_wrong_code_is_a_failure_even_when_the_detail_says_denied_and_a_tap_is_a_bypass() {
+        let e = ev(
+            r#"{"id":"s2","createdDateTime":"2024-05-01T10:00:05Z","userPrincipalName":"a@x.com","status":{"errorCode":500121,"additionalDetails":"MFA denied; invalid verification code entered"},"authenticationDetails":[{"authenticationStepDateTime":"2024-05-01T10:00:05Z","authenticationMethod":"OATH verification code","succeeded":false,"authenticationStepResultDetail":"MFA denied; invalid verification code entered"}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome, e.reason.as_deref()),
+            (
+                Action::MfaVerify,
+                Factor::Totp,
+                Outcome::Failure,
+                Some("invalid_code")
+            )
+        );
+        let e = ev(
+            r#"{"id":"s3","createdDateTime":"2024-05-01T10:00:05Z","userPrincipalName":"a@x.com","status":{"errorCode":500121,"additionalDetails":"MFA denied; user declined the authentication and reported fraud"},"authenticationDetails":[{"authenticationMethod":"Mobile app notification","succeeded":false}]}"#,
+        );
+        assert_eq!(e.reason.as_deref(), Some("fraud_reported"));
+        let e = ev(
+            r#"{"id":"s4","createdDateTime":"2024-05-01T10:00:05Z","userPrincipalName":"a@x.com","status":{"errorCode":0},"authenticationDetails":[{"authenticationMethod":"Temporary Access Pass","succeeded":true}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::BypassCode, Outcome::Success)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ fn entra_method(f: Factor) -> &'static str {
         Factor::Voice => "Phone call approval (Authentication phone)",
         Factor::Webauthn | Factor::U2f => "FIDO2 security key",
         Factor::Email => "Email OTP",
+        Factor::BypassCode => "Temporary Access Pass",
         _ => "Password",
     }
 }

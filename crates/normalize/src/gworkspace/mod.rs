@@ -1,6 +1,9 @@
-//! Google Workspace Reports API login activities (`applicationName: login`). `events` arrives as
-//! a list (API) or a single object (some exporters); the first event is mapped. The 2-Step
-//! Verification method comes from the `login_challenge_method` parameter (value or multiValue).
+//! Google Workspace Reports API activities: `login` (sign-ins and 2-Step Verification
+//! challenges), `user_accounts` (2SV enrolled or disabled, recovery phone/email changed) and the
+//! `admin` console's 2SV enforcement (`ENFORCE_STRONG_AUTHENTICATION`). `events` arrives as a list
+//! (API) or a single object (some exporters); the first event is mapped. The 2-Step Verification
+//! method comes from the `login_challenge_method` parameter (value or multiValue); the country
+//! from `networkInfo.regionCode`.
 
 use std::borrow::Cow;
 
@@ -12,7 +15,7 @@ use mfascope_core::event::{Action, Event, Factor, Outcome, Source};
 use mfascope_core::time::parse_rfc3339;
 
 use crate::detect::Markers;
-use crate::vendor::{Logsource, Vendor};
+use crate::vendor::{Limit, Logsource, Vendor};
 mod render;
 
 /// The Google Workspace login activities (Reports API) in the vendor registry.
@@ -23,13 +26,55 @@ pub(crate) static VENDOR: Vendor = Vendor {
     map,
     detect,
     render,
-    logsources: &[Logsource {
-        product: "google_workspace",
-        service: "login",
-    }],
-    logsource_of: crate::vendor::first_logsource,
+    logsources: &[
+        Logsource {
+            product: "google_workspace",
+            service: "login",
+        },
+        Logsource {
+            product: "google_workspace",
+            service: "user_accounts",
+        },
+        Logsource {
+            product: "google_workspace",
+            service: "admin",
+        },
+    ],
+    logsource_of,
     sample: "gworkspace-login.ndjson.gz",
+    limits: &[
+        Limit {
+            scenario: "bypass_used",
+            reason: "a sign-in with backup codes is `login_challenge_method: backup_code` whether the user printed them or an administrator generated them for the user, so it is read as a recovery code, not a bypass",
+            doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
+        },
+        Limit {
+            scenario: "otp_replay",
+            reason: "a reused code is a failed `login_verification` like any wrong code; no parameter says the code was already used",
+            doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
+        },
+        Limit {
+            scenario: "recovery_abuse",
+            reason: "the login and user_accounts activities record password and recovery-info changes but no account-recovery request, so there is no recovery to start from",
+            doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/user-accounts",
+        },
+        Limit {
+            scenario: "rogue_device_registration",
+            reason: "device registrations are in the `mobile` application's audit, and the rule needs the account recovery Google does not log (see recovery_abuse)",
+            doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
+        },
+    ],
 };
+
+/// The Reports API applications mapped: sign-ins, account (2SV, recovery info) changes, and the
+/// admin console's 2-Step Verification policy; other applications are ignored.
+const APPLICATIONS: &[&str] = &["login", "user_accounts", "admin"];
+
+/// The logsource of an event, from the application its `vendor_event_type` starts with.
+fn logsource_of(vendor_event_type: &str) -> usize {
+    let app = vendor_event_type.split('.').next().unwrap_or_default();
+    APPLICATIONS.iter().position(|a| *a == app).unwrap_or(0)
+}
 
 fn detect(m: &Markers<'_>) -> bool {
     m.value("kind") == Some("admin#reports#activity")
@@ -53,6 +98,22 @@ struct Raw<'a> {
     ipAddress: Option<Cow<'a, str>>,
     #[serde(borrow)]
     events: OneOrMany<GEvent<'a>>,
+    #[serde(borrow, default)]
+    networkInfo: Option<NetworkInfo<'a>>,
+}
+
+/// Where the Reports API places the actor's IP (`networkInfo`, since 2023).
+#[derive(Deserialize, Default)]
+#[allow(non_snake_case)]
+struct NetworkInfo<'a> {
+    /// ISO 3166-1 alpha-2.
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    regionCode: Option<Cow<'a, str>>,
+    /// ISO 3166-2 (`US-CA`).
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    subdivisionCode: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ipAsn: Option<Vec<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -150,17 +211,13 @@ fn pick_factor(methods: &[&str]) -> Option<Factor> {
 
 /// Map one Google Workspace login activity.
 pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
-    let r = parse::<RawRecord>(LogFormat::Gworkspace, raw, &mut ctx.json)?;
-    if r.id
-        .applicationName
-        .as_deref()
-        .is_some_and(|a| a != "login")
-    {
-        return ignored(
-            LogFormat::Gworkspace,
-            r.id.applicationName.as_deref().unwrap_or_default(),
-        );
+    let Ctx { json, geo } = ctx;
+    let r = parse::<RawRecord>(LogFormat::Gworkspace, raw, json)?;
+    let app = r.id.applicationName.as_deref().unwrap_or("login");
+    if !APPLICATIONS.contains(&app) {
+        return ignored(LogFormat::Gworkspace, app);
     }
+    let app = app.to_string();
     let ev = r
         .events
         .as_slice()
@@ -218,13 +275,17 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
                 }
             }
             "login_challenge" | "login_verification" => {
-                let outcome = match passed {
-                    Some(true) => Outcome::Success,
-                    Some(false) => Outcome::Failure,
-                    None => Outcome::Challenge,
+                let factor = factor.unwrap_or(Factor::Unknown);
+                // A Google prompt has no code to get wrong: failing it is declining it or
+                // letting it expire, which the log does not tell apart.
+                let (outcome, reason) = match passed {
+                    Some(true) => (Outcome::Success, None),
+                    Some(false) if factor == Factor::Push => {
+                        (Outcome::Denied, Some(Cow::Borrowed("prompt_not_approved")))
+                    }
+                    Some(false) => (Outcome::Failure, Some(Cow::Borrowed("challenge_failed"))),
+                    None => (Outcome::Challenge, None),
                 };
-                let reason =
-                    (outcome == Outcome::Failure).then_some(Cow::Borrowed("challenge_failed"));
                 let action = if second_factor == Some(false) && name == "login_challenge" {
                     MfaChallenge
                 } else {
@@ -235,7 +296,7 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
                 } else {
                     action
                 };
-                (action, factor.unwrap_or(Factor::Unknown), outcome, reason)
+                (action, factor, outcome, reason)
             }
             "2sv_enroll" => (EnrollComplete, Factor::Unknown, Outcome::Success, None),
             "2sv_disable" => (
@@ -256,6 +317,21 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
                 Outcome::Success,
                 Some("recovery_email_changed".into()),
             ),
+            // Admin console: 2-Step Verification allowed or enforced for an org unit. Turning
+            // either off lets the org unit's users sign in with a password alone.
+            "ENFORCE_STRONG_AUTHENTICATION" | "ALLOW_STRONG_AUTHENTICATION" => {
+                let on = ev
+                    .values("NEW_VALUE")
+                    .first()
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                let what = if on { "mfa_enabled" } else { "mfa_disabled" };
+                (
+                    PolicyChange,
+                    Factor::None,
+                    Outcome::Success,
+                    Some(what.into()),
+                )
+            }
             "passkey_enrolled" => (EnrollComplete, Factor::Webauthn, Outcome::Success, None),
             "passkey_removed" => (FactorRemove, Factor::Webauthn, Outcome::Success, None),
             "account_disabled_password_leak"
@@ -289,17 +365,30 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
             .map(|q| q.0.as_ref())
             .unwrap_or("");
     let id = format!("gworkspace:{}:{qualifier}:{name}", r.id.time);
+    let org_unit = ev
+        .values("ORG_UNIT_NAME")
+        .first()
+        .map(std::string::ToString::to_string);
     let mut e = Event::new(
         Source::Gworkspace,
         id,
         time,
         user,
-        Cow::Owned(format!("login.{name}")),
+        Cow::Owned(format!("{app}.{name}")),
         (action, factor, outcome),
     );
+    if app == "admin" {
+        // The administrator acted on an org unit: the policy's scope is its target.
+        e.actor = Some(e.user.clone());
+        e.app = org_unit.map(|o| Cow::Owned(format!("org_unit:{o}")));
+    }
     e.tenant = r.id.customerId.map(|c| c.0);
     e.reason = reason;
     e.src_ip = nonempty(r.ipAddress);
+    let net = r.networkInfo.unwrap_or_default();
+    e.country = geo.country(net.regionCode);
+    e.region = nonempty(net.subdivisionCode);
+    e.asn = net.ipAsn.and_then(|a| a.first().copied());
     event(e)
 }
 
@@ -343,6 +432,54 @@ mod tests {
             r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"login"},"actor":{"email":"u@c.com"},"events":[{"type":"2sv_change","name":"2sv_disable"}]}"#,
         );
         assert_eq!(e.action, Action::PolicyChange);
+    }
+
+    #[test]
+    fn admin_2sv_enforcement_off_disables_mfa_for_the_org_unit() {
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":"-7","applicationName":"admin","customerId":"C1"},"actor":{"email":"boss@c.com","callerType":"USER"},"ipAddress":"203.0.113.9","events":[{"type":"SECURITY_SETTINGS","name":"ENFORCE_STRONG_AUTHENTICATION","parameters":[{"name":"ORG_UNIT_NAME","value":"Engineering"},{"name":"NEW_VALUE","value":"false"},{"name":"OLD_VALUE","value":"true"}]}]}"#,
+        );
+        assert_eq!(
+            (
+                e.action,
+                e.reason.as_deref(),
+                e.actor.as_deref(),
+                e.app.as_deref()
+            ),
+            (
+                Action::PolicyChange,
+                Some("mfa_disabled"),
+                Some("boss@c.com"),
+                Some("org_unit:Engineering")
+            )
+        );
+        assert_eq!(e.vendor_event_type, "admin.ENFORCE_STRONG_AUTHENTICATION");
+        assert_eq!(logsource_of(&e.vendor_event_type), 2);
+        let on = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"admin"},"actor":{"email":"boss@c.com"},"events":[{"type":"SECURITY_SETTINGS","name":"ALLOW_STRONG_AUTHENTICATION","parameters":[{"name":"NEW_VALUE","value":"true"}]}]}"#,
+        );
+        assert_eq!(on.reason.as_deref(), Some("mfa_enabled"));
+    }
+
+    #[test]
+    fn a_failed_google_prompt_is_a_push_not_approved_and_network_info_gives_the_country() {
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":"9","applicationName":"login"},"actor":{"email":"u@c.com"},"ipAddress":"198.51.100.4","networkInfo":{"ipAsn":[64501],"regionCode":"NG","subdivisionCode":"NG-LA"},"events":[{"type":"login","name":"login_verification","parameters":[{"name":"login_challenge_method","multiValue":["internal_two_factor"]},{"name":"login_challenge_status","value":"failed"},{"name":"is_second_factor","boolValue":true}]}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.factor, e.outcome),
+            (Action::MfaVerify, Factor::Push, Outcome::Denied)
+        );
+        assert_eq!(
+            (e.country.as_deref(), e.region.as_deref(), e.asn),
+            (Some("NG"), Some("NG-LA"), Some(64501))
+        );
+        let mut ctx = Ctx::default();
+        let other = map(
+            br#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","applicationName":"drive"},"actor":{"email":"u@c.com"},"events":[{"type":"access","name":"view"}]}"#,
+            &mut ctx,
+        );
+        assert!(matches!(other, Ok(crate::Mapped::Ignored(k)) if k == "gworkspace:drive"));
     }
 
     #[test]

@@ -53,12 +53,23 @@ pub(super) fn render(e: &Event<'_>) -> Value {
             json!([{"name": "login_type", "value": "google_password"}]),
         ),
     };
-    json!({
+    // Account changes are the user_accounts application's; sign-ins the login application's.
+    let (application, kind) = match name {
+        "2sv_enroll" | "2sv_disable" => ("user_accounts", "2sv_change"),
+        "recovery_phone_edit" => ("user_accounts", "recovery_info_change"),
+        "passkey_removed" => ("user_accounts", "passkey_change"),
+        _ => ("login", "login"),
+    };
+    let mut v = json!({
         "kind": "admin#reports#activity",
-        "id": {"time": format_rfc3339(e.time), "uniqueQualifier": e.event_id, "applicationName": "login", "customerId": s(&e.tenant)},
+        "id": {"time": format_rfc3339(e.time), "uniqueQualifier": e.event_id, "applicationName": application, "customerId": s(&e.tenant)},
         "etag": "\"acme-etag\"",
         "actor": {"email": e.user, "profileId": "1149"},
         "ipAddress": s(&e.src_ip),
-        "events": [{"type": "login", "name": name, "parameters": params}]
-    })
+        "events": [{"type": kind, "name": name, "parameters": params}]
+    });
+    if let Some(country) = e.country.as_deref() {
+        v["networkInfo"] = json!({"regionCode": country, "ipAsn": [e.asn.unwrap_or(64_500)]});
+    }
+    v
 }

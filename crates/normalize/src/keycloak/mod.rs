@@ -33,6 +33,7 @@ pub(crate) static VENDOR: Vendor = Vendor {
     }],
     logsource_of: crate::vendor::first_logsource,
     sample: "keycloak-server.log.gz",
+    limits: &[],
 };
 
 fn detect(m: &Markers<'_>) -> bool {

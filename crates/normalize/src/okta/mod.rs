@@ -31,6 +31,7 @@ pub(crate) static VENDOR: Vendor = Vendor {
     }],
     logsource_of: crate::vendor::first_logsource,
     sample: "okta-system-log.ndjson.gz",
+    limits: &[],
 };
 
 fn detect(m: &Markers<'_>) -> bool {
