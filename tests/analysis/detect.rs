@@ -162,6 +162,73 @@ fn labels(input: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A Sigma v1 rule with a pipe aggregation (`count(field) by user >= N`, `timeframe`) and the
+/// correlation rule an author would write for it today.
+const LEGACY_SPRAY: &str = "title: Codes rejected from many IPs\nid: 5f0c2a4e-8d1b-4c3a-9e2f-7a6b5c4d3e21\nstatus: test\ndate: 2019/03/01\nlogsource:\n    product: mfascope\n    service: auth\ndetection:\n    selection:\n        action: mfa_verify\n        outcome: failure\n    timeframe: 10m\n    condition: selection | count(src_ip) by user >= 1\nlevel: medium\n";
+const CORRELATION_SPRAY: &str = "title: Codes rejected (events)\nname: rejected\nlogsource:\n    product: mfascope\n    service: auth\ndetection:\n    selection:\n        action: mfa_verify\n        outcome: failure\n    condition: selection\nlevel: informational\n---\ntitle: Codes rejected from many IPs\nid: 5f0c2a4e-8d1b-4c3a-9e2f-7a6b5c4d3e21\nstatus: test\ndate: 2019-03-01\ncorrelation:\n    type: value_count\n    rules:\n        - rejected\n    group-by:\n        - user\n    timespan: 10m\n    condition:\n        field: src_ip\n        gte: 1\nlevel: medium\n";
+
+#[test]
+fn a_legacy_aggregation_fires_on_the_same_events_as_its_correlation_translation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = attacks(tmp.path(), 20000, 1, 5);
+    let out = tmp.path().join("out");
+    ingest_json(&[&input], &out);
+    let data = out.display().to_string();
+    let mut evidence = vec![];
+    for (name, text) in [("legacy", LEGACY_SPRAY), ("v2", CORRELATION_SPRAY)] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("rule.yml"), text).unwrap();
+        let rules = dir.display().to_string();
+        let report = run_json(&["detect", "--data", &data, "--rules", &rules]);
+        let found: BTreeSet<(String, Vec<String>)> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                assert_eq!(f["rule_title"], "Codes rejected from many IPs");
+                assert_eq!(f["severity"], "medium");
+                let ev = f["evidence"].as_array().unwrap();
+                let ev = ev.iter().map(|e| e.as_str().unwrap().to_string());
+                (f["group_key"].to_string(), ev.collect())
+            })
+            .collect();
+        evidence.push(found);
+    }
+    assert!(evidence[0].len() > 10, "{:?}", evidence[0]);
+    assert_eq!(evidence[0], evidence[1]);
+
+    // lint says what it did, at the document's line; what cannot be translated is an error
+    // naming the file and line, with the reason.
+    let dir = tmp.path().join("legacy").display().to_string();
+    let issues = run_json_code(&["rules", "lint", "--rules", &dir], 0);
+    assert!(
+        issues.as_array().unwrap().iter().any(|i| i["line"] == 1
+            && i["severity"] == "warning"
+            && i["message"]
+                .as_str()
+                .unwrap()
+                .contains("translated into a value_count correlation")),
+        "{issues:#}"
+    );
+    let max = LEGACY_SPRAY.replace("count(src_ip) by user >= 1", "max(latency_ms) by user > 9");
+    std::fs::write(
+        tmp.path().join("legacy/rule.yml"),
+        format!("title: x\n---\n{max}"),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["detect", "--data", &data, "--rules", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rule.yml:3:") && err.contains("`max` has no"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_labelled_attack_is_found_and_streaming_equals_history() {
     let tmp = tempfile::tempdir().unwrap();

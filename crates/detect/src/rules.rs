@@ -185,12 +185,34 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
             message: message.clone(),
         });
     }
+    let mut collection = collection;
+    for rule in &mut collection.rules {
+        if let (None, Some(name)) = (&rule.id, &rule.name) {
+            rule.id = Some(derived_id(name));
+        }
+    }
     Ok(RuleFile {
         path: path.to_string(),
         text: text_in.to_string(),
         collection,
         notes,
     })
+}
+
+/// A stable id for a rule that has a `name` but no `id`: rsigma feeds a correlation only from
+/// detection rules that carry an id, so a base rule referenced by name alone (as correlations
+/// written by hand and translated legacy aggregations do) would otherwise never count.
+fn derived_id(name: &str) -> String {
+    let h = xxhash_rust::xxh3::xxh3_128(format!("mfascope-rule:{name}").as_bytes());
+    let x = format!("{h:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
 
 /// `line N` inside a YAML error message.
