@@ -274,7 +274,7 @@ fn mfascope_dump(file: &mfascope::detect::rules::RuleFile) -> serde_json::Value 
             for (name, d) in named.as_object().unwrap() {
                 items(name, d, &mut its);
             }
-            its.sort_by_key(|v| v.to_string());
+            its.sort_by_key(std::string::ToString::to_string);
             serde_json::json!({
                 "id": r.id, "title": r.title,
                 "level": r.level.map(|l| format!("{l:?}").to_lowercase()),
@@ -348,7 +348,7 @@ fn sigmahq_fixture_rules_load_as_pysigma_loads_them() {
                 r["items"]
                     .as_array_mut()
                     .unwrap()
-                    .sort_by_key(|v| v.to_string());
+                    .sort_by_key(std::string::ToString::to_string);
             }
             assert_eq!(mine["rules"], want, "{key}");
             let corr_ids = |v: &serde_json::Value| -> Vec<serde_json::Value> {
