@@ -63,7 +63,9 @@ pub fn translate(text: &str) -> Result<Translated, Note> {
         }
         out.push_str("---\n");
     }
-    out.truncate(out.len() - "---\n".len());
+    if let Some(joined) = out.strip_suffix("---\n") {
+        out.truncate(joined.len());
+    }
     if notes.is_empty() {
         out = text.to_string();
     }

@@ -162,10 +162,8 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
         line: n.line,
         message: n.message,
     })?;
-    let notes = translated.notes;
-    let text_in = text;
-    let text = translated.text.as_str();
-    let collection = parse_sigma_yaml(text).map_err(|e| RuleError::Parse {
+    let parsed_text = translated.text.as_str();
+    let mut collection = parse_sigma_yaml(parsed_text).map_err(|e| RuleError::Parse {
         path: path.to_string(),
         line: yaml_line(&e.to_string()).unwrap_or(1),
         message: e.to_string(),
@@ -175,7 +173,7 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
         // document that did not produce a rule (documents are parsed in order).
         let parsed =
             collection.rules.len() + collection.correlations.len() + collection.filters.len();
-        let starts = document_lines(text);
+        let starts = document_lines(parsed_text);
         let line = yaml_line(message)
             .or_else(|| starts.get(parsed).copied())
             .unwrap_or(1);
@@ -185,7 +183,6 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
             message: message.clone(),
         });
     }
-    let mut collection = collection;
     for rule in &mut collection.rules {
         if let (None, Some(name)) = (&rule.id, &rule.name) {
             rule.id = Some(derived_id(name));
@@ -193,9 +190,9 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
     }
     Ok(RuleFile {
         path: path.to_string(),
-        text: text_in.to_string(),
+        text: text.to_string(),
         collection,
-        notes,
+        notes: translated.notes,
     })
 }
 
@@ -204,15 +201,7 @@ pub fn parse_file(path: &str, text: &str) -> Result<RuleFile, RuleError> {
 /// written by hand and translated legacy aggregations do) would otherwise never count.
 fn derived_id(name: &str) -> String {
     let h = xxhash_rust::xxh3::xxh3_128(format!("mfascope-rule:{name}").as_bytes());
-    let x = format!("{h:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..]
-    )
+    uuid::Uuid::from_u128(h).to_string()
 }
 
 /// `line N` inside a YAML error message.

@@ -94,7 +94,7 @@ impl Sim {
         let x = xxhash_rust::xxh3::xxh3_128(
             &[self.seed.to_le_bytes(), self.next_id.to_le_bytes()].concat(),
         );
-        uuid_like(x)
+        uuid::Uuid::from_u128(x).to_string()
     }
 
     fn base(
@@ -662,19 +662,6 @@ impl Sim {
             debug_assert_eq!(self.events.len() - before, ATTACK_EVENTS_PER_ROUND);
         }
     }
-}
-
-/// 128-bit hash rendered as a UUID string.
-fn uuid_like(x: u128) -> String {
-    let h = format!("{x:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// Diurnal weight in [0.15, 1]: quiet nights, a morning peak and an afternoon plateau (UTC).

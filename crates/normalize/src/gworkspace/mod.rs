@@ -217,7 +217,6 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
     if !APPLICATIONS.contains(&app) {
         return ignored(LogFormat::Gworkspace, app);
     }
-    let app = app.to_string();
     let ev = r
         .events
         .as_slice()

@@ -69,7 +69,10 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         "events": [{"type": kind, "name": name, "parameters": params}]
     });
     if let Some(country) = e.country.as_deref() {
-        v["networkInfo"] = json!({"regionCode": country, "ipAsn": [e.asn.unwrap_or(64_500)]});
+        v["networkInfo"] = json!({"regionCode": country});
+        if let Some(asn) = e.asn {
+            v["networkInfo"]["ipAsn"] = json!([asn]);
+        }
     }
     v
 }
