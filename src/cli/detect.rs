@@ -1,4 +1,4 @@
-//! `mfascope detect` (rules over stored history) and `mfascope rules lint|test`.
+//! `mfascope detect` (rules over stored history) and `mfascope rules lint|test|backtest`.
 
 use anyhow::Context;
 
@@ -64,7 +64,8 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `mfascope rules lint|test`; exit 1 on lint errors or failed tests.
+/// `mfascope rules lint|test|backtest`; exit 1 on lint errors, failed tests or a rule that
+/// regressed.
 pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
     let dir = a.rules.path.clone().or_else(|| {
         let local = std::path::PathBuf::from("rules");
@@ -117,5 +118,96 @@ pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
                 failed > 0 || (a.strict && !report.incomplete.is_empty()),
             ))
         }
+        RulesMode::Backtest => {
+            let rules = RuleSet::resolve(dir.as_deref())?;
+            let samples = a.data.clone().or_else(|| {
+                let tests = dir.as_ref()?.join("tests");
+                tests.is_dir().then_some(tests)
+            });
+            let report = crate::detect::backtest::run(&rules, samples.as_deref(), a.strict)?;
+            if let Some(path) = &a.junit {
+                std::fs::write(path, backtest_junit(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            match a.format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Table => print!("{}", backtest_table(&report)),
+            }
+            Ok(i32::from(!report.passed()))
+        }
     }
+}
+
+/// The backtest as a table: one row per rule, then why each failing rule failed.
+fn backtest_table(report: &crate::detect::backtest::BacktestReport) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<36} {:>9} {:>6} {:>4} {:>4} {:>6}  {}\n",
+        "rule", "exemplars", "sample", "TP", "FP", "missed", "result"
+    );
+    for r in &report.rules {
+        let sample = match (&r.sample, r.produces_findings) {
+            (Some(_), _) => "yes",
+            (None, true) => "-",
+            // A base rule only feeds correlations: its exemplars are its test.
+            (None, false) => "base",
+        };
+        let result = if r.passed() { "ok" } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "{:<36} {:>9} {:>6} {:>4} {:>4} {:>6}  {result}",
+            r.rule, r.exemplars, sample, r.true_positives, r.false_positives, r.missed
+        );
+    }
+    for r in report.failed() {
+        for why in &r.failures {
+            let _ = writeln!(out, "FAIL {} ({}): {why}", r.rule, r.file);
+        }
+    }
+    let failed = report.failed().count();
+    let _ = writeln!(
+        out,
+        "{} rules, {} sample logs, {} passed, {failed} failed",
+        report.rules.len(),
+        report.samples.len(),
+        report.rules.len() - failed
+    );
+    out
+}
+
+/// The backtest as JUnit XML: a suite per rule file, a test case per rule.
+fn backtest_junit(report: &crate::detect::backtest::BacktestReport) -> anyhow::Result<String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for r in &report.rules {
+        let status = if r.passed() {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("{}: {}", r.rule, r.failures.join("; ")));
+            s.set_description(r.failures.join("\n"));
+            s
+        };
+        let mut case = TestCase::new(r.rule.as_str(), status);
+        case.set_classname(r.file.as_str());
+        case.set_system_out(format!(
+            "true positives {}, false positives {}, missed {}, exemplars {}, sample {}",
+            r.true_positives,
+            r.false_positives,
+            r.missed,
+            r.exemplars,
+            r.sample.as_deref().unwrap_or("none")
+        ));
+        let idx = match suites.iter().position(|s| s.name.as_str() == r.file) {
+            Some(i) => i,
+            None => {
+                suites.push(TestSuite::new(r.file.as_str()));
+                suites.len() - 1
+            }
+        };
+        suites[idx].add_test_case(case);
+    }
+    let mut junit = Report::new("mfascope rules backtest");
+    junit.add_test_suites(suites);
+    Ok(junit.to_string()?)
 }

@@ -191,6 +191,9 @@ pub enum RulesMode {
     Lint,
     /// Run every rule's `rsigma.exemplars` test cases (exit 1 on a failure).
     Test,
+    /// Score every rule on its exemplars and its labelled sample log (`--data`): true and
+    /// false positives and misses per rule (exit 1 naming each rule that regressed).
+    Backtest,
 }
 
 /// `mfascope rules`.
@@ -202,9 +205,17 @@ pub struct RulesArgs {
     /// Rules.
     #[command(flatten)]
     pub rules: RulesArg,
-    /// `test`: also fail when a rule lacks a match or a no-match case.
+    /// `test`: also fail when a rule lacks a match or a no-match case; `backtest`: also fail
+    /// when a rule that produces findings has no sample log.
     #[arg(long)]
     pub strict: bool,
+    /// `backtest`: folder of labelled sample logs, `<rule name>.ndjson` (canonical events, each
+    /// with `"label": "attack"` or `"benign"`); default `tests/` inside the rules folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// `backtest`: also write the result as JUnit XML (one test case per rule) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,

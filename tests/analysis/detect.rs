@@ -32,6 +32,74 @@ fn builtin_rules_pass_their_tests_and_lint_clean() {
     assert!(lint.status.success() && errors.is_empty(), "{errors:#?}");
 }
 
+/// `(tests, failed test case names)` of a JUnit file, read by Python's XML parser.
+fn junit_failures(path: &Path) -> (u64, Vec<String>) {
+    let script = "import sys, xml.etree.ElementTree as E\n\
+                  r = E.parse(sys.argv[1]).getroot()\n\
+                  print(r.get('tests'))\n\
+                  print(' '.join(c.get('name') for c in r.iter('testcase') if c.find('failure') is not None))";
+    let text = String::from_utf8(common::py(script, &[path])).unwrap();
+    let mut lines = text.lines();
+    let tests = lines.next().unwrap().parse().unwrap();
+    let failed = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    (tests, failed)
+}
+
+#[test]
+fn rules_backtest_passes_the_shipped_pack_and_names_a_rule_whose_threshold_is_broken() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let junit = tmp.path().join("backtest.xml");
+    let run = |rules: &Path| {
+        bin()
+            .args(["rules", "backtest", "--strict", "--rules"])
+            .arg(rules)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .unwrap()
+    };
+    let shipped = run(&root.join("rules"));
+    let table = String::from_utf8_lossy(&shipped.stdout);
+    assert!(shipped.status.success(), "{table}");
+    let (tests, failed) = junit_failures(&junit);
+    assert!(tests >= 28 && failed.is_empty(), "{tests} {failed:?}");
+    // Every rule that produces findings has a sample log that caught its attack.
+    assert!(!table.contains(" - "), "a rule without a sample: {table}");
+
+    // Raise the brute-force threshold from 10 to 11 codes: the rule misses its attack.
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(rules.join("tests")).unwrap();
+    for dir in ["", "tests"] {
+        for entry in std::fs::read_dir(root.join("rules").join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let to = rules.join(dir).join(path.file_name().unwrap());
+                std::fs::copy(&path, to).unwrap();
+            }
+        }
+    }
+    let file = rules.join("otp_brute_force.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let broken = text.replacen("        gte: 10\n", "        gte: 11\n", 1);
+    assert_ne!(text, broken);
+    std::fs::write(&file, broken).unwrap();
+    let out = run(&rules);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table
+            .contains("FAIL mfa_otp_brute_force (otp_brute_force.yml): misses the labelled attack"),
+        "{table}"
+    );
+    assert_eq!(junit_failures(&junit).1, ["mfa_otp_brute_force"]);
+}
+
 #[test]
 fn a_published_rule_dated_the_sigma_v1_way_lints_with_a_warning_not_an_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -415,10 +483,11 @@ fn every_labelled_attack_is_found_and_streaming_equals_history() {
         ("mfa_spray", "mfa_spray"),
         ("bypass_used", "mfa_bypass_used"),
         ("otp_replay", "mfa_otp_replayed"),
+        ("fraud_reported", "mfa_fraud_reported"),
     ]
     .into();
     let findings = history["findings"].as_array().unwrap();
-    assert!(labels.len() >= 11 * 5, "{} labels", labels.len());
+    assert!(labels.len() >= 12 * 5, "{} labels", labels.len());
     for label in &labels {
         let scenario = label["scenario"].as_str().unwrap();
         let events: BTreeSet<&str> = label["event_ids"]

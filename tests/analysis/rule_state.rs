@@ -82,7 +82,9 @@ fn damaged_stale_or_foreign_rule_state_is_named_and_rebuilt_from_the_stored_even
     let rules = tmp.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     for entry in std::fs::read_dir("rules").unwrap().flatten() {
-        std::fs::copy(entry.path(), rules.join(entry.file_name())).unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), rules.join(entry.file_name())).unwrap();
+        }
     }
     std::fs::write(
         rules.join("extra.yml"),

@@ -6,6 +6,7 @@
 //! order through the same code, so they produce identical findings.
 
 pub mod attack;
+pub mod backtest;
 pub mod enrich;
 pub mod finding;
 pub mod gate;
@@ -52,6 +53,9 @@ pub enum DetectError {
     /// rsigma could not compile a rule.
     #[error("compiling rules: {0} (run `mfascope rules lint` for details)")]
     Compile(String),
+    /// A backtest sample log could not be read (`file:line: reason`).
+    #[error("backtest sample {0}")]
+    Sample(String),
 }
 
 /// Rule-engine settings.

@@ -52,6 +52,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "impossible_travel.yml",
         include_str!("../../../rules/impossible_travel.yml"),
     ),
+    (
+        "vendor_verdicts.yml",
+        include_str!("../../../rules/vendor_verdicts.yml"),
+    ),
 ];
 
 /// Rule loading failures; each names the file (and line when known).

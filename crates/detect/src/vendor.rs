@@ -197,6 +197,7 @@ mod tests {
                 "okta/okta",
                 "azure/signinlogs",
                 "azure/auditlogs",
+                "azure/riskdetection",
                 "cisco/duo",
                 "google_workspace/login",
                 "google_workspace/user_accounts",
@@ -205,16 +206,17 @@ mod tests {
                 "keycloak/keycloak"
             ]
         );
-        assert_eq!(space_of(Source::Gworkspace, "login.login_success"), Some(4));
+        assert_eq!(space_of(Source::Gworkspace, "login.login_success"), Some(5));
         assert_eq!(
             space_of(Source::Gworkspace, "admin.ENFORCE_STRONG_AUTHENTICATION"),
-            Some(6)
+            Some(7)
         );
         assert_eq!(space_of(Source::Okta, "user.session.start"), Some(0));
         assert_eq!(space_of(Source::Entra, "signin:50074"), Some(1));
         assert_eq!(space_of(Source::Entra, "audit:Update user"), Some(2));
-        assert_eq!(space_of(Source::Duo, "authentication"), Some(3));
-        assert_eq!(space_of(Source::Keycloak, "LOGIN"), Some(8));
+        assert_eq!(space_of(Source::Entra, "risk:unlikelyTravel"), Some(3));
+        assert_eq!(space_of(Source::Duo, "authentication"), Some(4));
+        assert_eq!(space_of(Source::Keycloak, "LOGIN"), Some(9));
         for s in [Source::Canonical, Source::Verifier, Source::Probe] {
             assert_eq!(space_of(s, "x"), None);
         }

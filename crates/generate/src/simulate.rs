@@ -43,7 +43,7 @@ struct User {
 }
 
 /// Events one round of attack scenarios adds.
-const ATTACK_EVENTS_PER_ROUND: usize = 68;
+const ATTACK_EVENTS_PER_ROUND: usize = 71;
 
 /// Country code, region, city, country name.
 type Place = (&'static str, &'static str, &'static str, &'static str);
@@ -658,6 +658,32 @@ impl Sim {
                 Some(ip),
                 vec![id1, id2],
                 (t0, t0 + 20_000),
+            );
+
+            // Fraud reported: the user denies an attacker's push as fraud and reports it.
+            let t0 = start + self.rng.random_range(span / 10..span * 9 / 10);
+            let u = self.victim(&first_success, t0);
+            let (ip, place) = self.attacker_ip();
+            let txn = self.id();
+            let [challenge, verify] = self.unwanted_push(u, t0, &txn, (&ip, place), true);
+            let verify_at = self.events.len() - 1;
+            self.events[verify_at].reason = Some("fraud_reported".into());
+            let mut report = self.base(
+                u,
+                t0 + 50_000,
+                (Action::RiskSignal, Factor::None, Outcome::Unknown),
+                &txn,
+            );
+            report.reason = Some("fraud_reported".into());
+            self.at(&mut report, &ip, place);
+            let id = self.push(report);
+            self.label(
+                "fraud_reported",
+                "T1621",
+                u,
+                Some(ip),
+                vec![challenge, verify, id],
+                (t0, t0 + 50_000),
             );
             debug_assert_eq!(self.events.len() - before, ATTACK_EVENTS_PER_ROUND);
         }

@@ -273,4 +273,51 @@ mod tests {
             );
         }
     }
+
+    /// A verdict renders only where the vendor logs one, and maps back to the same verdict:
+    /// Okta and Entra log both the user's report and their own detections, Google only its own.
+    #[test]
+    fn verdicts_render_where_the_vendor_logs_them_and_map_back() {
+        let mut rendered = vec![];
+        for v in VENDORS.iter().filter(|v| v.format != LogFormat::Canonical) {
+            for reason in ["fraud_reported", "threat_detected"] {
+                let mut e = Event::new(
+                    v.source,
+                    "0b9c2f1e-5a4d-4c3b-8a7f-000000000009",
+                    1_714_557_600_000,
+                    "alice@example.com",
+                    "t",
+                    (Action::RiskSignal, Factor::None, Outcome::Unknown),
+                );
+                e.reason = Some(reason.into());
+                let mut line = String::new();
+                if !(v.render)(&e, &mut line) {
+                    assert!(line.is_empty(), "{:?}", v.format);
+                    continue;
+                }
+                rendered.push((v.format, reason));
+                let mut sink = Collect::default();
+                Normalizer::new(v.format).record(line.as_bytes(), &mut sink);
+                assert!(sink.dead.is_empty(), "{:?}: {:?}", v.format, sink.dead);
+                let got = &sink.events[..];
+                assert_eq!(got.len(), 1, "{:?}: {line}", v.format);
+                assert_eq!(
+                    (got[0].action, got[0].reason.as_deref()),
+                    (Action::RiskSignal, Some(reason)),
+                    "{:?}: {line}",
+                    v.format
+                );
+            }
+        }
+        assert_eq!(
+            rendered,
+            [
+                (LogFormat::Okta, "fraud_reported"),
+                (LogFormat::Okta, "threat_detected"),
+                (LogFormat::Gworkspace, "threat_detected"),
+                (LogFormat::Entra, "fraud_reported"),
+                (LogFormat::Entra, "threat_detected"),
+            ]
+        );
+    }
 }

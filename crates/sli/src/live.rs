@@ -480,6 +480,8 @@ const BLOCKING_REASONS: &[&str] = &[
     "policy_denied",
     "fraud_reported",
     "anomalous_push",
+    // An identity provider's verdict it enforced (Okta ThreatInsight in enforce mode, …).
+    "threat_detected",
 ];
 
 impl Aggregator {

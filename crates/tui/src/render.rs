@@ -452,6 +452,10 @@ fn impact_table(snap: &Snapshot, range: TimeRange) -> TableData {
         ),
         ("high/critical findings", severe.to_string()),
         (
+            "fraud reports and IdP threat verdicts",
+            extra.verdicts.to_string(),
+        ),
+        (
             "IdP errors (latest kept)",
             snap.dash.idp_errors.len().to_string(),
         ),
@@ -471,6 +475,7 @@ pub fn table_data(panel: &Panel, snap: &Snapshot, app: &App, range: TimeRange) -
         "events.recent" => event_table(&mut snap.dash.recent.newest_first(), app),
         "events.idp_errors" => event_table(&mut snap.dash.idp_errors.newest_first(), app),
         "events.enrollment" => event_table(&mut snap.dash.enrollment.newest_first(), app),
+        "events.verdicts" => event_table(&mut snap.dash.verdicts.newest_first(), app),
         "top.failures_by_country" => countries_table(snap),
         "series.latency_p95_by_factor" => latency_table(snap, range),
         _ => impact_table(snap, range),

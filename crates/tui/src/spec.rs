@@ -110,6 +110,11 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
         "the latest enrollments and device registrations",
     ),
     (
+        "events.verdicts",
+        &[Kind::Table],
+        "the latest verdicts: fraud reported by users, threats the identity provider flagged",
+    ),
+    (
         "top.failures_by_country",
         &[Kind::Table],
         "failed verifications by country",
@@ -117,7 +122,7 @@ pub const BINDINGS: &[(&str, &[Kind], &str)] = &[
     (
         "impact",
         &[Kind::Table],
-        "SLOs violated, lockouts, rate limits and high-severity findings",
+        "SLOs violated, lockouts, rate limits, high-severity findings, fraud reports and IdP verdicts",
     ),
     (
         "selection",

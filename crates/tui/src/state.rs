@@ -98,6 +98,8 @@ pub struct Extra {
     pub phishing_resistant: u64,
     /// Accounts locked out.
     pub lockouts: u64,
+    /// Verdicts: fraud reported by users, threats flagged by the identity provider.
+    pub verdicts: u64,
 }
 
 /// The dashboard's own state.
@@ -109,6 +111,8 @@ pub struct DashState {
     pub idp_errors: Ring,
     /// The latest enrollments and device registrations.
     pub enrollment: Ring,
+    /// The latest verdicts: `risk_signal` events and verifications reported as fraud.
+    pub verdicts: Ring,
     /// Failed, denied or timed-out verifications by country (`other` beyond the bound).
     pub failures_by_country: HashMap<String, u64>,
     /// Counters by minute (epoch ms of the minute).
@@ -125,6 +129,7 @@ impl Default for DashState {
             recent: Ring::new(RECENT),
             idp_errors: Ring::new(NARROW),
             enrollment: Ring::new(NARROW),
+            verdicts: Ring::new(NARROW),
             failures_by_country: HashMap::new(),
             minutes: BTreeMap::new(),
             events: 0,
@@ -193,12 +198,17 @@ impl DashState {
                 };
                 *self.failures_by_country.entry(key).or_default() += 1;
             }
+            let verdict = a == Some(Action::RiskSignal)
+                || (!reason.is_null(i) && reason.value(i) == "fraud_reported");
+            if verdict {
+                extra.verdicts += 1;
+            }
             let error = o == Some(Outcome::Error);
             let enrollment = matches!(
                 a,
                 Some(Action::EnrollStart | Action::EnrollComplete | Action::DeviceRegister)
             );
-            if i < keep_from && !error && !enrollment {
+            if i < keep_from && !error && !enrollment && !verdict {
                 continue;
             }
             let row = EventRow {
@@ -221,6 +231,9 @@ impl DashState {
             if enrollment {
                 self.enrollment.push(row.clone());
             }
+            if verdict {
+                self.verdicts.push(row.clone());
+            }
             if i >= keep_from {
                 self.recent.push(row);
             }
@@ -239,6 +252,7 @@ impl DashState {
                 acc.verify_successes += e.verify_successes;
                 acc.phishing_resistant += e.phishing_resistant;
                 acc.lockouts += e.lockouts;
+                acc.verdicts += e.verdicts;
                 acc
             })
     }
@@ -327,11 +341,20 @@ mod tests {
                 None,
             ),
             ("g", Action::Lockout, Factor::None, Outcome::Success, None),
+            (
+                "h",
+                Action::RiskSignal,
+                Factor::None,
+                Outcome::Unknown,
+                None,
+            ),
         ]));
         let all = s.extra(TimeRange::ALL);
         assert_eq!(all.verify_successes, 2);
         assert_eq!(all.phishing_resistant, 1);
         assert_eq!(all.lockouts, 1);
+        assert_eq!(all.verdicts, 1);
+        assert_eq!(s.verdicts.newest_first().next().unwrap().user, "h");
         assert_eq!(s.failures_by_country["BR"], 2);
         assert_eq!(s.failures_by_country["unknown"], 1);
         assert!(!s.failures_by_country.contains_key("DE"));

@@ -49,6 +49,11 @@ vocabulary! {
         PrimaryAuth, MfaChallenge, MfaVerify, EnrollStart, EnrollComplete, FactorRemove,
         DeviceRegister, DeviceRevoke, RecoveryRequest, RecoveryComplete, Bypass, Lockout,
         RateLimited, SessionStart, SessionRevoke, PolicyChange, Other,
+        /// A verdict on the user's activity rather than a step of it: the user reported a
+        /// prompt or sign-in as fraud (`reason` `fraud_reported`) or the vendor's risk engine
+        /// flagged it (`threat_detected`). Appended last: the dictionary keys of older files
+        /// keep their meaning.
+        RiskSignal,
     }
 }
 

@@ -35,6 +35,11 @@ pub(crate) static VENDOR: Vendor = Vendor {
             doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
         },
         Limit {
+            scenario: "fraud_reported",
+            reason: "IAM MFA has no push prompts to report and no way for a user to report a sign-in as fraud",
+            doc: "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_mfa.html",
+        },
+        Limit {
             scenario: "impossible_travel",
             reason: "sign-in events carry `sourceIPAddress` but no geolocation, and mfascope bundles no GeoIP database",
             doc: "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-aws-console-sign-in-events.html",
@@ -77,7 +82,8 @@ fn detect(m: &Markers<'_>) -> bool {
 }
 
 fn render(e: &Event<'_>, out: &mut String) -> bool {
-    crate::vendor::push_json(out, &render::render(e))
+    // CloudTrail carries no verdicts (GuardDuty findings are another log).
+    e.action != Action::RiskSignal && crate::vendor::push_json(out, &render::render(e))
 }
 
 super::record_type!(RawRecord => Raw);

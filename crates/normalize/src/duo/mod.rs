@@ -60,7 +60,9 @@ fn detect(m: &Markers<'_>) -> bool {
 
 /// Duo writes one record per completed authentication, never one for the challenge.
 fn render(e: &Event<'_>, out: &mut String) -> bool {
-    e.action != Action::MfaChallenge && crate::vendor::push_json(out, &render::render(e))
+    // Duo logs no challenge, and a user's fraud report is the push result itself.
+    !matches!(e.action, Action::MfaChallenge | Action::RiskSignal)
+        && crate::vendor::push_json(out, &render::render(e))
 }
 
 super::record_type!(RawRecord => Raw);

@@ -1,6 +1,7 @@
 //! Microsoft Entra ID: sign-in logs (Graph `signIn` objects and Azure Event Hubs records with
 //! `category: *SignInLogs` and the sign-in under `properties`) and audit logs (Graph
-//! `directoryAudit` or `category: AuditLogs`).
+//! `directoryAudit` or `category: AuditLogs`) and Identity Protection risk detections (Graph
+//! `riskDetection` or `category: UserRiskEvents`), which become `risk_signal` events.
 //!
 //! Sign-ins: `status.errorCode` 0 is success; 500121 is a failed strong authentication (with
 //! "declined" → push denied, "did not respond" → timeout, "fraud" → fraud reported);
@@ -37,6 +38,10 @@ pub(crate) static VENDOR: Vendor = Vendor {
             product: "azure",
             service: "auditlogs",
         },
+        Logsource {
+            product: "azure",
+            service: "riskdetection",
+        },
     ],
     logsource_of,
     sample: "entra-eventhubs.json.gz",
@@ -50,8 +55,9 @@ pub(crate) static VENDOR: Vendor = Vendor {
 fn detect(m: &Markers<'_>) -> bool {
     let category = m
         .value("category")
-        .is_some_and(|c| c.ends_with("SignInLogs") || c == "AuditLogs");
+        .is_some_and(|c| c.ends_with("SignInLogs") || c == "AuditLogs" || c == "UserRiskEvents");
     (category && m.has("properties"))
+        || (m.has("riskEventType") && m.has("userPrincipalName"))
         || (m.has("createdDateTime") && m.has("userPrincipalName"))
         || (m.has("activityDisplayName") && m.has("activityDateTime"))
 }
@@ -60,10 +66,16 @@ fn render(e: &Event<'_>, out: &mut String) -> bool {
     crate::vendor::push_json(out, &render::render(e))
 }
 
-/// Audit records (`vendor_event_type` `audit:…`) are the `auditlogs` logsource; the rest are
-/// sign-ins.
+/// Audit records (`vendor_event_type` `audit:…`) are the `auditlogs` logsource, risk
+/// detections (`risk:…`) `riskdetection`; the rest are sign-ins.
 fn logsource_of(vendor_event_type: &str) -> usize {
-    usize::from(vendor_event_type.starts_with("audit:"))
+    if vendor_event_type.starts_with("audit:") {
+        1
+    } else if vendor_event_type.starts_with("risk:") {
+        2
+    } else {
+        0
+    }
 }
 
 super::record_type!(EntraRecord => Body);
@@ -127,6 +139,11 @@ struct Body<'a> {
     targetResources: Option<Vec<TargetResource<'a>>>,
     #[serde(borrow, default)]
     additionalDetails: Option<Vec<KeyValue<'a>>>,
+    // risk detection (Identity Protection)
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    riskEventType: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "mfascope_core::event::cow::opt")]
+    requestId: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +295,9 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
         None => rec,
     };
     let tenant = nonempty(envelope_tenant).or_else(|| nonempty(body.tenantId.clone()));
+    if category.as_deref() == Some("UserRiskEvents") || body.riskEventType.is_some() {
+        return map_risk(body, tenant, envelope_time, geo);
+    }
     let audit = category.as_deref() == Some("AuditLogs") || body.activityDisplayName.is_some();
     if audit {
         return map_audit(body, tenant, envelope_time, raw);
@@ -494,6 +514,51 @@ fn latency_from_steps(steps: &[AuthDetail<'_>]) -> Option<u32> {
     u32::try_from(mfa - first).ok().filter(|&ms| ms > 0)
 }
 
+/// An Identity Protection risk detection (Graph `riskDetection`, Event Hubs `UserRiskEvents`):
+/// Entra's verdict on a sign-in or user, or the user's own report
+/// (`userReportedSuspiciousActivity`, from "report suspicious activity" on an MFA prompt).
+fn map_risk<'a>(
+    b: Body<'a>,
+    tenant: Option<Cow<'a, str>>,
+    envelope_time: Option<Cow<'a, str>>,
+    geo: &mut Countries,
+) -> MapResult<'a> {
+    let kind = nonempty(b.riskEventType).ok_or("entra: riskEventType: missing")?;
+    let time_text = b
+        .activityDateTime
+        .or(envelope_time)
+        .ok_or("entra: activityDateTime: missing")?;
+    let time = parse_rfc3339(&time_text).map_err(|e| format!("entra: activityDateTime: {e}"))?;
+    let user = nonempty(b.userPrincipalName).ok_or("entra: userPrincipalName: missing")?;
+    let id = nonempty(b.id).ok_or("entra: id: missing")?;
+    let reason = if kind.eq_ignore_ascii_case("userReportedSuspiciousActivity") {
+        "fraud_reported"
+    } else {
+        "threat_detected"
+    };
+    let loc = match b.location {
+        Some(LocationField::Object(l)) => l,
+        _ => Location::default(),
+    };
+    let mut e = Event::new(
+        Source::Entra,
+        id,
+        time,
+        user,
+        Cow::Owned(format!("risk:{kind}")),
+        (Action::RiskSignal, Factor::None, Outcome::Unknown),
+    );
+    e.tenant = tenant;
+    e.reason = Some(Cow::Borrowed(reason));
+    // The sign-in the detection is about: its `correlationId`, else its request (sign-in) id.
+    e.transaction_id = nonempty(b.correlationId).or_else(|| nonempty(b.requestId));
+    e.src_ip = nonempty(b.ipAddress);
+    e.country = geo.country(loc.countryOrRegion);
+    e.region = nonempty(loc.state);
+    e.city = nonempty(loc.city);
+    event(e)
+}
+
 fn map_audit<'a>(
     b: Body<'a>,
     tenant: Option<Cow<'a, str>>,
@@ -665,6 +730,31 @@ mod tests {
             (e.action, e.factor, e.outcome),
             (Action::MfaVerify, Factor::BypassCode, Outcome::Success)
         );
+    }
+
+    /// Identity Protection detections, from Graph and from Event Hubs, are risk signals; the
+    /// user's own report is `fraud_reported`.
+    #[test]
+    fn risk_detections_are_risk_signals() {
+        let graph = ev(
+            r#"{"id":"r1","requestId":"s1","correlationId":"c1","riskEventType":"unlikelyTravel","riskState":"atRisk","riskLevel":"medium","ipAddress":"198.51.100.7","location":{"city":"Lagos","state":"Lagos","countryOrRegion":"NG"},"activityDateTime":"2024-05-01T10:00:05Z","detectedDateTime":"2024-05-01T10:05:00Z","userPrincipalName":"a@x.com"}"#,
+        );
+        assert_eq!(
+            (graph.action, graph.factor, graph.outcome),
+            (Action::RiskSignal, Factor::None, Outcome::Unknown)
+        );
+        assert_eq!(graph.reason.as_deref(), Some("threat_detected"));
+        assert_eq!(graph.vendor_event_type, "risk:unlikelyTravel");
+        assert_eq!(
+            (graph.transaction_id.as_deref(), graph.country.as_deref()),
+            (Some("c1"), Some("NG"))
+        );
+        let hub = ev(
+            r#"{"time":"2024-05-01T10:06:00Z","category":"UserRiskEvents","operationName":"User Risk Detection","properties":{"id":"r2","riskEventType":"userReportedSuspiciousActivity","activityDateTime":"2024-05-01T10:01:00Z","userPrincipalName":"a@x.com"}}"#,
+        );
+        assert_eq!(hub.action, Action::RiskSignal);
+        assert_eq!(hub.reason.as_deref(), Some("fraud_reported"));
+        assert_eq!(logsource_of(&hub.vendor_event_type), 2);
     }
 
     #[test]

@@ -48,6 +48,26 @@ pub(super) fn render(e: &Event<'_>) -> Value {
             }
         });
     }
+    if e.action == RiskSignal {
+        let kind = if e.reason.as_deref() == Some("fraud_reported") {
+            "userReportedSuspiciousActivity"
+        } else {
+            "unfamiliarFeatures"
+        };
+        return json!({
+            "category": "UserRiskEvents", "tenantId": s(&e.tenant), "time": format_rfc3339(e.time),
+            "operationName": "User Risk Detection",
+            "properties": {
+                "id": e.event_id, "requestId": s(&e.transaction_id), "correlationId": s(&e.transaction_id),
+                "riskEventType": kind, "riskState": "atRisk", "riskLevel": "medium", "riskDetail": "none",
+                "source": "IdentityProtection", "detectionTimingType": "realtime", "activity": "signin",
+                "ipAddress": s(&e.src_ip),
+                "location": {"city": s(&e.city), "state": s(&e.region), "countryOrRegion": s(&e.country)},
+                "activityDateTime": format_rfc3339(e.time), "detectedDateTime": format_rfc3339(e.time),
+                "userPrincipalName": e.user, "tokenIssuerType": "AzureAD"
+            }
+        });
+    }
     let (code, detail): (i64, &str) = match (e.action, e.outcome, e.reason.as_deref()) {
         (PrimaryAuth, Outcome::Success, _) => (50074, "Strong Authentication is required."),
         (PrimaryAuth, _, _) => (
@@ -56,6 +76,10 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         ),
         (MfaChallenge, _, _) => (50074, "Strong Authentication is required."),
         (MfaVerify, Outcome::Success, _) => (0, "MFA successfully completed"),
+        (MfaVerify, Outcome::Denied, Some("fraud_reported")) => (
+            500121,
+            "MFA denied; user declined the authentication and reported fraud",
+        ),
         (MfaVerify, Outcome::Denied, _) => (500121, "MFA denied; user declined the authentication"),
         (MfaVerify, Outcome::Timeout, _) => (
             500121,

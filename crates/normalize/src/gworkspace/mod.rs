@@ -49,6 +49,11 @@ pub(crate) static VENDOR: Vendor = Vendor {
             doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
         },
         Limit {
+            scenario: "fraud_reported",
+            reason: "a declined Google prompt is a failed `login_verification` like an expired one; the login audit has no event for a user reporting a prompt or sign-in (only Google's own `suspicious_login` verdicts)",
+            doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
+        },
+        Limit {
             scenario: "otp_replay",
             reason: "a reused code is a failed `login_verification` like any wrong code; no parameter says the code was already used",
             doc: "https://developers.google.com/admin-sdk/reports/v1/appendix/activity/login",
@@ -82,7 +87,9 @@ fn detect(m: &Markers<'_>) -> bool {
 }
 
 fn render(e: &Event<'_>, out: &mut String) -> bool {
-    crate::vendor::push_json(out, &render::render(e))
+    // Google logs its own verdicts, but no event for a user's report.
+    let report = e.action == Action::RiskSignal && e.reason.as_deref() != Some("threat_detected");
+    !report && crate::vendor::push_json(out, &render::render(e))
 }
 
 super::record_type!(RawRecord => Raw);
@@ -331,6 +338,23 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
                     Some(what.into()),
                 )
             }
+            // Google's own verdicts on a sign-in or a sensitive action.
+            "suspicious_login"
+            | "suspicious_login_less_secure_app"
+            | "suspicious_programmatic_login"
+            | "gov_attack_warning"
+            | "risky_sensitive_action_allowed" => (
+                RiskSignal,
+                Factor::None,
+                Outcome::Unknown,
+                Some("threat_detected".into()),
+            ),
+            "risky_sensitive_action_blocked" => (
+                RiskSignal,
+                Factor::None,
+                Outcome::Denied,
+                Some("threat_detected".into()),
+            ),
             "passkey_enrolled" => (EnrollComplete, Factor::Webauthn, Outcome::Success, None),
             "passkey_removed" => (FactorRemove, Factor::Webauthn, Outcome::Success, None),
             "account_disabled_password_leak"
@@ -411,6 +435,23 @@ mod tests {
         );
         assert!(e.phishing_resistant);
         assert_eq!(e.tenant.as_deref(), Some("C1"));
+    }
+
+    /// Google's suspicious-login verdicts are risk signals about the affected user.
+    #[test]
+    fn suspicious_login_is_a_risk_signal() {
+        let e = ev(
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-05-01T10:00:00Z","uniqueQualifier":"7","applicationName":"login"},"actor":{"email":"u@c.com"},"ipAddress":"203.0.113.5","events":[{"type":"login","name":"suspicious_login","parameters":[{"name":"affected_email_address","value":"u@c.com"}]}]}"#,
+        );
+        assert_eq!(
+            (e.action, e.outcome, e.reason.as_deref()),
+            (
+                Action::RiskSignal,
+                Outcome::Unknown,
+                Some("threat_detected")
+            )
+        );
+        assert_eq!(e.vendor_event_type, "login.suspicious_login");
     }
 
     #[test]

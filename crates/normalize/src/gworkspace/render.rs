@@ -48,6 +48,11 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         }
         (Action::PolicyChange, _) => ("2sv_enroll", json!([])),
         (Action::Lockout, _) => ("account_disabled_generic", json!([])),
+        // Google's own verdict; it has no event for a user's report (see the vendor's limits).
+        (Action::RiskSignal, _) if e.reason.as_deref() == Some("threat_detected") => (
+            "suspicious_login",
+            json!([{"name": "affected_email_address", "value": e.user}]),
+        ),
         _ => (
             "logout",
             json!([{"name": "login_type", "value": "google_password"}]),

@@ -42,7 +42,7 @@ fn detect(m: &Markers<'_>) -> bool {
 
 /// Keycloak writes one event per completed authentication step, never one for the challenge.
 fn render(e: &Event<'_>, out: &mut String) -> bool {
-    if e.action == Action::MfaChallenge {
+    if matches!(e.action, Action::MfaChallenge | Action::RiskSignal) {
         return false;
     }
     render::render_line(e, out);

@@ -222,6 +222,9 @@ fn action_for(event_type: &str) -> Option<Action> {
         | "device.lifecycle.delete"
         | "device.lifecycle.suspend"
         | "device.user.remove" => DeviceRevoke,
+        "security.threat.detected"
+        | "user.risk.detect"
+        | "user.account.report_suspicious_activity_by_enduser" => RiskSignal,
         "policy.evaluate_sign_on" => Other,
         t if t.starts_with("policy.lifecycle.") || t.starts_with("policy.rule.") => PolicyChange,
         t if t.starts_with("user.mfa.") => Other,
@@ -364,7 +367,11 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
         (_, _) if event_type.starts_with("user.mfa.okta_verify.deny_push") => Factor::Push,
         (Action::PrimaryAuth, None) => Factor::Password,
         (
-            Action::SessionStart | Action::SessionRevoke | Action::PolicyChange | Action::Other,
+            Action::SessionStart
+            | Action::SessionRevoke
+            | Action::PolicyChange
+            | Action::Other
+            | Action::RiskSignal,
             None,
         ) => Factor::None,
         (_, Some(n)) => factor_for(n),
@@ -382,6 +389,20 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
         "user.mfa.okta_verify.deny_push" | "user.mfa.okta_verify.deny_push_upgrade_needed" => {
             outcome = Outcome::Denied;
             reason = Some("user_denied");
+        }
+        // Verdicts: blocked when Okta enforced them (ThreatInsight "log and enforce"), otherwise
+        // only recorded; the user's own report is `fraud_reported`, Okta's `threat_detected`.
+        "user.account.report_suspicious_activity_by_enduser" => {
+            outcome = Outcome::Unknown;
+            reason = Some("fraud_reported");
+        }
+        "security.threat.detected" | "user.risk.detect" => {
+            outcome = if result.eq_ignore_ascii_case("DENY") {
+                Outcome::Denied
+            } else {
+                Outcome::Unknown
+            };
+            reason = Some("threat_detected");
         }
         "user.account.lock" | "user.account.lock.limit" => reason = Some("locked_out"),
         "user.mfa.factor.reset_all" => reason = Some("reset_all"),
@@ -468,6 +489,30 @@ mod tests {
     }
 
     const BASE: &str = r#""uuid":"u1","published":"2024-05-01T10:00:00.000Z","actor":{"alternateId":"alice@example.com","type":"User"},"client":{"ipAddress":"203.0.113.9","geographicalContext":{"country":"United States","state":"California","city":"Dublin"},"userAgent":{"rawUserAgent":"UA"}},"transaction":{"id":"T1"},"authenticationContext":{"externalSessionId":"S1"}"#;
+
+    /// Okta's own verdicts and the user's report are risk signals, not authentication steps.
+    #[test]
+    fn verdicts_are_risk_signals() {
+        let report = ev(&format!(
+            r#"{{{BASE},"eventType":"user.account.report_suspicious_activity_by_enduser","outcome":{{"result":"SUCCESS"}}}}"#
+        ));
+        assert_eq!(
+            (report.action, report.factor, report.outcome),
+            (Action::RiskSignal, Factor::None, Outcome::Unknown)
+        );
+        assert_eq!(report.reason.as_deref(), Some("fraud_reported"));
+        for (result, outcome) in [("DENY", Outcome::Denied), ("ALLOW", Outcome::Unknown)] {
+            let threat = ev(&format!(
+                r#"{{{BASE},"eventType":"security.threat.detected","outcome":{{"result":"{result}","reason":"Password Spray"}}}}"#
+            ));
+            assert_eq!(
+                (threat.action, threat.outcome),
+                (Action::RiskSignal, outcome)
+            );
+            assert_eq!(threat.reason.as_deref(), Some("threat_detected"));
+            assert_eq!(threat.src_ip.as_deref(), Some("203.0.113.9"));
+        }
+    }
 
     #[test]
     fn push_verify_success_maps_to_mfa_verify_push() {

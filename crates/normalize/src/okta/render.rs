@@ -82,23 +82,17 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         }
         (PolicyChange, _) => ("policy.lifecycle.update", "Update policy"),
         (Other, _) => ("policy.evaluate_sign_on", "Evaluation of sign-on policy"),
-    };
-    let (result, reason) = match (e.outcome, e.reason.as_deref()) {
-        (Outcome::Success, _) => ("SUCCESS", Value::Null),
-        (Outcome::Challenge, _) if e.action == MfaChallenge => ("SUCCESS", Value::Null),
-        (Outcome::Challenge, _) => ("CHALLENGE", Value::Null),
-        (Outcome::Denied, _) => ("FAILURE", json!("User rejected Okta push verify")),
-        (Outcome::Timeout, _) => ("FAILURE", json!("PUSH_TIMEOUT: verification timed out")),
-        (_, Some("invalid_code" | "invalid_credentials")) => {
-            ("FAILURE", json!("INVALID_CREDENTIALS"))
-        }
-        (_, Some("rate_limited")) => ("DENY", json!("Rate limit exceeded")),
-        // Okta's E0000082 for a TOTP code submitted twice.
-        (_, Some("replay")) => (
-            "FAILURE",
-            json!("Each code can only be used once. Please wait for a new code and try again."),
+        (RiskSignal, _) if e.reason.as_deref() == Some("fraud_reported") => (
+            "user.account.report_suspicious_activity_by_enduser",
+            "User report suspicious activity",
         ),
-        (_, _) => ("FAILURE", json!("VERIFICATION_ERROR")),
+        (RiskSignal, _) => ("security.threat.detected", "Request from suspicious actor"),
+    };
+    let (result, reason) = match (e.action, e.outcome, e.reason.as_deref()) {
+        (RiskSignal, Outcome::Denied, _) => ("DENY", json!("Password Spray")),
+        (RiskSignal, _, Some("threat_detected")) => ("ALLOW", json!("Password Spray")),
+        (RiskSignal, _, _) => ("SUCCESS", Value::Null),
+        (_, o, r) => outcome_reason(e.action, o, r),
     };
     let geo = json!({
         "city": s(&e.city), "country": country_name(e.country.as_deref()),
@@ -119,7 +113,7 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         "authenticationContext": {"authenticationProvider": null, "authenticationStep": 0, "credentialProvider": null, "credentialType": null, "externalSessionId": s(&e.session_id), "interface": null, "issuer": null},
         "client": {"device": "Computer", "geographicalContext": geo, "id": null, "ipAddress": s(&e.src_ip),
                    "userAgent": {"browser": "CHROME", "os": "Mac OS X", "rawUserAgent": s(&e.user_agent)}, "zone": "null"},
-        "debugContext": {"debugData": {"deviceFingerprint": s(&e.device_id), "factor": okta_factor(e.factor), "requestId": e.transaction_id.as_deref().unwrap_or(""), "requestUri": "/api/v1/authn/factors/verify", "threatSuspected": "false", "url": "/api/v1/authn/factors/verify?rememberDevice=false"}},
+        "debugContext": {"debugData": {"deviceFingerprint": s(&e.device_id), "factor": (e.factor != Factor::None).then(|| okta_factor(e.factor)), "requestId": e.transaction_id.as_deref().unwrap_or(""), "requestUri": "/api/v1/authn/factors/verify", "threatSuspected": (e.action == RiskSignal).to_string(), "url": "/api/v1/authn/factors/verify?rememberDevice=false"}},
         "displayMessage": display,
         "eventType": event_type,
         "legacyEventType": null,
@@ -133,4 +127,25 @@ pub(super) fn render(e: &Event<'_>) -> Value {
         "uuid": e.event_id,
         "version": "0"
     })
+}
+
+/// `outcome.result` and `outcome.reason` of an authentication step.
+fn outcome_reason(action: Action, outcome: Outcome, reason: Option<&str>) -> (&'static str, Value) {
+    match (outcome, reason) {
+        (Outcome::Success, _) => ("SUCCESS", Value::Null),
+        (Outcome::Challenge, _) if action == Action::MfaChallenge => ("SUCCESS", Value::Null),
+        (Outcome::Challenge, _) => ("CHALLENGE", Value::Null),
+        (Outcome::Denied, _) => ("FAILURE", json!("User rejected Okta push verify")),
+        (Outcome::Timeout, _) => ("FAILURE", json!("PUSH_TIMEOUT: verification timed out")),
+        (_, Some("invalid_code" | "invalid_credentials")) => {
+            ("FAILURE", json!("INVALID_CREDENTIALS"))
+        }
+        (_, Some("rate_limited")) => ("DENY", json!("Rate limit exceeded")),
+        // Okta's E0000082 for a TOTP code submitted twice.
+        (_, Some("replay")) => (
+            "FAILURE",
+            json!("Each code can only be used once. Please wait for a new code and try again."),
+        ),
+        (_, _) => ("FAILURE", json!("VERIFICATION_ERROR")),
+    }
 }
