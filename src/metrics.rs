@@ -17,6 +17,7 @@ use prometheus_client::registry::{Registry, Unit};
 use strum::IntoEnumIterator;
 
 use crate::detect::DetectCounters;
+use crate::detect::suppress::SuppressedCount;
 pub use crate::pipeline::PipelineProgress;
 use crate::pipeline::kafka::KafkaSummary;
 use crate::sli::live::{Aggregator, Counter, HOUR_MS};
@@ -192,6 +193,25 @@ fn delivery_metrics(r: &mut Registry, delivery: &[mfascope_notify::ReceiverStatu
     }
 }
 
+/// Events each suppression withheld from the rules (label `suppression`, the name in the
+/// suppressions file: a handful, chosen by people, never per user).
+fn suppressed_metrics(r: &mut Registry, suppressed: &[SuppressedCount]) {
+    if suppressed.is_empty() {
+        return;
+    }
+    let family = Family::<Labels, PromCounter>::default();
+    r.register(
+        "mfascope_detect_suppressed_events",
+        "Events a suppression withheld from the rules it names (all rules when it names none).",
+        family.clone(),
+    );
+    for s in suppressed {
+        family
+            .get_or_create(&labels(&[("suppression", &s.name)]))
+            .inc_by(s.events);
+    }
+}
+
 fn detect_metrics(r: &mut Registry, d: &DetectCounters) {
     for (name, help, value) in [
         (
@@ -260,15 +280,16 @@ pub fn render(
     progress: &PipelineProgress,
     agg: &Aggregator,
     report: &SloReport,
-    detect: Option<&DetectCounters>,
+    detect: Option<(&DetectCounters, &[SuppressedCount])>,
     tally: &SloTally,
     delivery: &[mfascope_notify::ReceiverStatus],
 ) -> String {
     let mut r = Registry::default();
     tally.register(&mut r);
     delivery_metrics(&mut r, delivery);
-    if let Some(d) = detect {
+    if let Some((d, suppressed)) = detect {
         detect_metrics(&mut r, d);
+        suppressed_metrics(&mut r, suppressed);
     }
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     counter(

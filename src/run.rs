@@ -69,6 +69,9 @@ pub struct DetectReport {
     pub counters: DetectCounters,
     /// The findings (capped for the report; the count is exact).
     pub findings: Vec<Finding>,
+    /// What each suppression withheld from the rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<crate::detect::suppress::SuppressedCount>,
     /// Findings files written under `OUT/findings/`.
     #[serde(skip)]
     pub files: Vec<String>,
@@ -248,7 +251,7 @@ impl Run {
                     &progress,
                     &agg,
                     &report,
-                    Some(&rules.counters()),
+                    Some((&rules.counters(), &rules.suppressed()[..])),
                     &tally,
                     &delivery,
                 )
@@ -374,6 +377,7 @@ impl Running {
             detect: DetectReport {
                 counters,
                 findings,
+                suppressed: self.detectors.suppressed(),
                 files,
             },
             rules_resumed,

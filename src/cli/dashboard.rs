@@ -43,7 +43,7 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     let views = crate::tui::spec::load(a.dashboards.as_deref())?;
     let mut app = App::new(views, a.view.as_deref()).map_err(anyhow::Error::msg)?;
     let slos = a.slos.resolve()?;
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let rules = a.rules.load()?;
     let policy = a.slos.attack.policy();
     let live = !a.follow.is_empty() || a.kafka.kafka.is_some();
     let stored = a
@@ -82,7 +82,8 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     };
     if stored {
         dash.replay()?;
-        let (findings, _) = detect_history(&a.data, None, None, &rules, DetectConfig::default())?;
+        let (findings, _, _) =
+            detect_history(&a.data, None, None, &rules, DetectConfig::default())?;
         lock(&dash.findings).push(&findings);
     }
     let theme = Theme::from_env();

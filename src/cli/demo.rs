@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use super::sli::report_slis;
 use super::{DemoArgs, OutputFormat};
-use crate::detect::{DetectConfig, RuleSet};
+use crate::detect::DetectConfig;
 use crate::pipeline::{IngestOptions, stop_on_signals};
 use crate::present::{ingest_table, live_table, posture_headline};
 use crate::run::Run;
@@ -32,7 +32,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let slos = a.slos.resolve()?;
     let out = opts.out.clone();
     let dir = a.work.join("out");
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let rules = a.rules.load()?;
     // The sample files (one per vendor) each cover the same two days and are read one after
     // the other: let the streaming rule engine wait for the whole sample, so it sees events in
     // time order (bounded: the sample is small).

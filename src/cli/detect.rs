@@ -5,9 +5,10 @@ use anyhow::Context;
 use super::sli::{range, runtime};
 use super::{DetectArgs, FindingFormat, OutputFormat, RulesArgs, RulesMode};
 use crate::detect::finding::write_parquet;
+use crate::detect::suppress::SuppressedCount;
 use crate::detect::{DetectConfig, DetectCounters, Detector, Finding, RuleSet};
 use crate::present::alertmanager;
-use crate::present::findings_text;
+use crate::present::{findings_text, suppressed_text};
 use crate::sli::{Bucket, Engine, Params};
 
 /// Run `rules` over the events of `data` in `[from, to)`, in `(time, event_id)` order.
@@ -17,7 +18,7 @@ pub fn detect_history(
     to: Option<i64>,
     rules: &RuleSet,
     config: DetectConfig,
-) -> anyhow::Result<(Vec<Finding>, DetectCounters)> {
+) -> anyhow::Result<(Vec<Finding>, DetectCounters, Vec<SuppressedCount>)> {
     let params = Params::new(from, to, Bucket::Hour, vec![])?;
     let mut detector = Detector::new(rules, config, false)?;
     runtime()?.block_on(async {
@@ -28,15 +29,15 @@ pub fn detect_history(
             })
             .await
     })?;
-    let counters = detector.counters();
-    Ok((detector.take_findings(), counters))
+    let (counters, suppressed) = (detector.counters(), detector.suppressed());
+    Ok((detector.take_findings(), counters, suppressed))
 }
 
 /// `mfascope detect`.
 pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
     let (from, to) = range(&a.range.from, &a.range.to)?;
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
-    let (findings, counters) =
+    let rules = a.rules.load()?;
+    let (findings, counters, suppressed) =
         detect_history(&a.range.data, from, to, &rules, DetectConfig::default())?;
     if let Some(out) = &a.out {
         let dir = out.join("findings");
@@ -47,12 +48,18 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
         }
     }
     match a.format {
-        FindingFormat::Table => print!("{}", findings_text(&findings, &counters)),
+        FindingFormat::Table => print!(
+            "{}{}",
+            findings_text(&findings, &counters),
+            suppressed_text(&suppressed)
+        ),
         FindingFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "counters": counters, "findings": findings })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "counters": counters,
+                "findings": findings,
+                "suppressed": suppressed,
+            }))?
         ),
         FindingFormat::Alertmanager => {
             println!(

@@ -55,7 +55,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         opts.workers = w;
     }
     let slos = a.slos.resolve()?;
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let rules = a.rules.load()?;
     // Vendor-field rules read the raw record; storing it also serves later hunts.
     opts.keep_raw = a.keep_raw || !rules.collection(false).rules.is_empty();
     pseudonymize(&mut opts, a.privacy.pseudonymize_key.as_deref(), &rules)?;

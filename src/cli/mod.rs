@@ -325,6 +325,24 @@ pub struct RulesArg {
     /// Sigma rule file or folder (default: `./rules` if present, else the built-in rules).
     #[arg(long = "rules", id = "rules", value_name = "PATH")]
     pub path: Option<PathBuf>,
+    /// Suppressions (allow-lists) applied before the rules evaluate an event: users, IPs or
+    /// networks, apps and time windows, for every rule or named ones (TOML; docs/detection.md,
+    /// "Suppressions"). Each one's count is in the findings summary and on `/metrics`.
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Option<PathBuf>,
+}
+
+impl RulesArg {
+    /// The rules these flags name, with their suppressions.
+    pub fn load(&self) -> anyhow::Result<crate::detect::RuleSet> {
+        let rules = crate::detect::RuleSet::resolve(self.path.as_deref())?;
+        Ok(match &self.suppressions {
+            Some(file) => {
+                rules.with_suppressions(crate::detect::suppress::Suppressions::load(file)?)
+            }
+            None => rules,
+        })
+    }
 }
 
 /// `--pseudonymize-key` (every command that ingests).

@@ -9,7 +9,7 @@ use super::detect::detect_history;
 use super::sli::{range, report_slis, runtime};
 use super::slo::evaluate_history;
 use super::{DataRange, OutputFormat};
-use crate::detect::{DetectConfig, RuleSet};
+use crate::detect::DetectConfig;
 use crate::present::chart::Line;
 use crate::present::posture_table;
 use crate::present::report::{Headline, Report, RuleFindings};
@@ -138,7 +138,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
             .cloned()
             .collect()
     };
-    let rules = RuleSet::resolve(a.rules.path.as_deref())?;
+    let rules = a.rules.load()?;
     let policy = a.slos.attack.policy();
     let daily = Params::new(Some(from), Some(to), Bucket::Day, vec![])?;
     let overall = report_slis(
@@ -232,7 +232,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
     let mut slo = evaluate_history(&a.data, &slos, None, Some(to), (&policy, &rules))?;
     slo.episodes
         .retain(|e| e.firing_ms < to && e.resolved_ms.is_none_or(|r| r >= from));
-    let (found, _) = detect_history(
+    let (found, _, _) = detect_history(
         &a.data,
         Some(from),
         Some(to),

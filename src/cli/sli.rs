@@ -62,7 +62,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             a.only.join(",")
         );
     }
-    let rules = crate::detect::RuleSet::resolve(a.rules.path.as_deref())?;
+    let rules = a.rules.load()?;
     let attack = (&a.attack.policy(), &rules);
     let report = report_slis(&a.range.data, &params, &queries, a.format, attack)?;
     if a.format == OutputFormat::Json {

@@ -38,7 +38,7 @@ pub fn evaluate_history(
 fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
     let (from, to) = range(&h.range.from, &h.range.to)?;
     let slos = h.slos.resolve()?;
-    let rules = RuleSet::resolve(h.rules.path.as_deref())?;
+    let rules = h.rules.load()?;
     evaluate_history(
         &h.range.data,
         &slos,

@@ -253,6 +253,29 @@ pub fn findings_text(findings: &[Finding], counters: &DetectCounters) -> String 
     )
 }
 
+/// What each suppression withheld ("suppressed by …"), one line each; empty without any.
+pub fn suppressed_text(suppressed: &[crate::detect::suppress::SuppressedCount]) -> String {
+    let mut out = String::new();
+    for s in suppressed {
+        let rules = if s.rules.is_empty() {
+            "every rule".to_string()
+        } else {
+            s.rules.join(", ")
+        };
+        let reason = s
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "suppressed by {}{reason}: {} events withheld from {rules}",
+            s.name, s.events
+        );
+    }
+    out
+}
+
 /// A run's live state: SLO status, the latest alert episodes and the streaming findings.
 pub fn live_table(r: &RunReport) -> String {
     format!(
@@ -260,7 +283,8 @@ pub fn live_table(r: &RunReport) -> String {
         status_table(&r.slo),
         alerts_table(&r.slo, Some(12)),
         findings_text(&r.detect.findings, &r.detect.counters),
-    ) + &delivery_table(&r.delivery)
+    ) + &suppressed_text(&r.detect.suppressed)
+        + &delivery_table(&r.delivery)
 }
 
 /// Findings as aligned text, most recent last.

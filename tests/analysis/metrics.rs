@@ -133,3 +133,92 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
     assert!(detect["state_bytes"].as_u64().unwrap() > 0, "{detect}");
     assert_eq!(summary["live"]["rules_resumed"]["from"], "empty");
 }
+
+/// Suppressions: a red-team user's push bombing (and the approval after it) produces no
+/// finding while another user's identical attack does; the events withheld are counted on
+/// `/metrics` and in the run's summary; history (`detect`) agrees, and without the file the
+/// red-team user's attack is found.
+#[test]
+fn a_suppressed_users_attack_produces_no_finding_and_is_counted_on_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("push.ndjson");
+    let mut lines = String::new();
+    for user in ["rt@acme.example", "bob@acme.example"] {
+        for i in 0..7 {
+            let outcome = if i < 6 { "denied" } else { "success" };
+            lines.push_str(&format!(
+                "{{\"event_id\":\"{user}-{i}\",\"time\":\"2026-03-02T09:0{i}:00Z\",\"source\":\"canonical\",\"user\":\"{user}\",\"action\":\"mfa_verify\",\"factor\":\"push\",\"outcome\":\"{outcome}\",\"src_ip\":\"203.0.113.9\",\"vendor_event_type\":\"t\"}}\n"
+            ));
+        }
+    }
+    std::fs::write(&input, lines).unwrap();
+    let suppressions = tmp.path().join("suppressions.toml");
+    std::fs::write(
+        &suppressions,
+        "[[suppress]]\nname = \"red-team-q1\"\nreason = \"authorised red-team exercise\"\nrules = [\"mfa_push_fatigue_accepted\"]\nusers = [\"RT@acme.example\"]\nsrc_ips = [\"203.0.113.0/24\"]\nfrom = \"2026-03-01T00:00:00Z\"\nuntil = \"2026-03-08T00:00:00Z\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let mut child = bin()
+        .args(["ingest", "--follow", "--no-progress", "--format", "json"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--suppressions"])
+        .arg(&suppressions)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, _stderr) = metrics_address(child.stderr.take().unwrap());
+    let series = "mfascope_detect_suppressed_events_total{suppression=\"red-team-q1\"}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = get(&addr, "/metrics");
+        if value(&page, series) == Some(7.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never counted:\n{page}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let detect = &summary["live"]["detect"];
+    assert_eq!(detect["suppressed"][0]["name"], "red-team-q1");
+    assert_eq!(detect["suppressed"][0]["events"], 7);
+    let flagged = |findings: &serde_json::Value, user: &str| -> Vec<String> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["user"] == user)
+            .map(|f| f["rule_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let both = ["mfa_push_bombing", "mfa_push_fatigue_accepted"];
+    assert!(
+        flagged(&detect["findings"], "rt@acme.example").is_empty(),
+        "{detect}"
+    );
+    assert_eq!(flagged(&detect["findings"], "bob@acme.example"), both);
+
+    // History agrees; without the suppressions the red-team user's attack is found.
+    let data = out.display().to_string();
+    let history = common::run_json(&[
+        "detect",
+        "--data",
+        &data,
+        "--format",
+        "json",
+        "--suppressions",
+        suppressions.to_str().unwrap(),
+    ]);
+    assert!(flagged(&history["findings"], "rt@acme.example").is_empty());
+    assert_eq!(history["suppressed"][0]["events"], 7);
+    let unsuppressed = common::run_json(&["detect", "--data", &data, "--format", "json"]);
+    assert_eq!(flagged(&unsuppressed["findings"], "rt@acme.example"), both);
+}

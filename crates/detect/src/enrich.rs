@@ -217,6 +217,7 @@ impl Enricher {
             travel_km: None,
             travel_kmh: None,
             travel_from: None,
+            suppressed: 0,
         };
         if let (Some((code, here)), Some(last)) =
             (mfa_here, known.and_then(|h| h.last_mfa.as_ref()))

@@ -19,6 +19,7 @@ pub mod selftest;
 pub mod sequel;
 pub mod snapshot;
 pub mod stream;
+pub mod suppress;
 pub mod vendor;
 
 use rsigma_eval::{
@@ -56,6 +57,9 @@ pub enum DetectError {
     /// A backtest sample log could not be read (`file:line: reason`).
     #[error("backtest sample {0}")]
     Sample(String),
+    /// A suppressions file does not fit the rules.
+    #[error(transparent)]
+    Suppress(#[from] suppress::SuppressError),
 }
 
 /// Rule-engine settings.
@@ -255,6 +259,8 @@ pub struct Detector {
     correlation_only: std::collections::HashSet<String>,
     /// Fingerprint of the rules, kept in saved state ([`snapshot`]).
     fingerprint: u64,
+    /// Suppressions matched before evaluation, with their counts ([`suppress`]).
+    suppressions: Option<suppress::Suppressions>,
     /// The longest correlation window of the rules, in seconds.
     longest_window_s: i64,
 }
@@ -324,6 +330,12 @@ impl Detector {
         let gate = Gate::with_sequels(&collection.rules, |r| {
             sequel_only.contains(&result_key(&r.id, &r.title))
         });
+        if let Some(s) = &rules.suppressions {
+            let docs = s.filters(rules)?;
+            let parsed = rsigma_parser::parse_sigma_yaml(&docs)
+                .map_err(|e| DetectError::Compile(format!("suppression filters: {e}")))?;
+            collection.filters.extend(parsed.filters);
+        }
         collection
             .rules
             .iter_mut()
@@ -369,6 +381,7 @@ impl Detector {
             names,
             correlation_only,
             fingerprint: snapshot::rules_fingerprint(rules, emit_all_detections),
+            suppressions: rules.suppressions.clone(),
             longest_window_s: rules
                 .correlations()
                 .map(|(_, c)| c.timespan.seconds as i64)
@@ -549,6 +562,11 @@ impl Detector {
             let maybe = self.gate.may_admit(key);
             let mut derived = self.enricher.observe(&view, i, maybe);
             pin(i, &mut derived);
+            let withheld = match &mut self.suppressions {
+                Some(s) => s.withhold(&view, i),
+                None => suppress::Withheld::default(),
+            };
+            derived.suppressed = withheld.mask;
             let row = Row {
                 view: &view,
                 i,
@@ -563,7 +581,7 @@ impl Detector {
                 }
                 self.last_evict_s = secs;
             }
-            let admit = if maybe {
+            let admit = if maybe && !withheld.all {
                 self.gate.admit(key, &derived)
             } else {
                 Admit::No
@@ -596,6 +614,7 @@ impl Detector {
                 Vec::new()
             };
             if let Some(v) = &mut self.vendor
+                && !withheld.all
                 && let Some(raw) = row::opt_str(&view.raw, i)
                 && let Some(space) = view.source[i]
                     .and_then(|s| vendor::space_of(s, view.vendor_event_type.value(i)))
@@ -608,6 +627,13 @@ impl Detector {
                 sink(&row, &results);
             }
         }
+    }
+
+    /// What each suppression withheld so far (empty without suppressions).
+    pub fn suppressed(&self) -> Vec<suppress::SuppressedCount> {
+        self.suppressions
+            .as_ref()
+            .map_or_else(Vec::new, suppress::Suppressions::counts)
     }
 
     /// Findings so far, in the order they fired.

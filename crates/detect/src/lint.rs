@@ -137,7 +137,7 @@ pub fn lint(dir: Option<&Path>) -> Result<Vec<LintIssue>, RuleError> {
             Err(e) => return Err(e),
         }
     }
-    let set = RuleSet { files: parsed };
+    let set = RuleSet::from_files(parsed);
     check_fields(&set, &mut issues);
     check_metadata(&set, &mut issues);
     if let Err(e) = super::Detector::new(&set, super::DetectConfig::default(), false) {

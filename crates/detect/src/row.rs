@@ -40,6 +40,9 @@ pub struct Derived {
     pub travel_kmh: Option<f64>,
     /// Event id of that previous login (evidence for travel findings; not a rule field).
     pub travel_from: Option<Box<str>>,
+    /// Bit `k` set: suppression `k` withholds the event from the rules it names (field
+    /// `suppressed_k`, tested by the filters [`crate::suppress`] generates).
+    pub suppressed: u64,
 }
 
 /// A derived field's value.
@@ -63,7 +66,13 @@ impl Derived {
             "device_new_for_user" => b(self.device_new),
             "travel_km" => n(self.travel_km),
             "travel_kmh" => n(self.travel_kmh),
-            _ => None,
+            other => {
+                let k: u32 = other
+                    .strip_prefix(crate::suppress::FIELD_PREFIX)?
+                    .parse()
+                    .ok()?;
+                (k < u64::BITS).then(|| DerivedValue::Bool(self.suppressed & (1 << k) != 0))
+            }
         }
     }
 
@@ -101,7 +110,8 @@ pub struct BatchView {
     /// `source`.
     pub source: Vec<Option<Source>>,
     tenant: StringArray,
-    app: StringArray,
+    /// `app`.
+    pub app: StringArray,
     /// `user`.
     pub user: StringArray,
     actor: StringArray,

@@ -102,6 +102,8 @@ pub struct RuleFile {
 pub struct RuleSet {
     /// Files in load order (sorted by path).
     pub files: Vec<RuleFile>,
+    /// Suppressions applied before evaluation ([`crate::suppress`]).
+    pub suppressions: Option<crate::suppress::Suppressions>,
 }
 
 /// The rule files of `dir` (a folder, walked recursively, or one file) as (display path
@@ -227,12 +229,18 @@ impl RuleSet {
                 parse_file(&format!("builtin:{name}"), text).expect("built-in rules parse")
             })
             .collect();
-        RuleSet { files }
+        RuleSet {
+            files,
+            suppressions: None,
+        }
     }
 
     /// A set of already parsed files.
     pub fn from_files(files: Vec<RuleFile>) -> RuleSet {
-        RuleSet { files }
+        RuleSet {
+            files,
+            suppressions: None,
+        }
     }
 
     /// Every `*.yml` / `*.yaml` under `dir` (recursively, sorted by path).
@@ -241,7 +249,10 @@ impl RuleSet {
             .iter()
             .map(|(path, text)| parse_file(path, text))
             .collect::<Result<_, _>>()?;
-        Ok(RuleSet { files })
+        Ok(RuleSet {
+            files,
+            suppressions: None,
+        })
     }
 
     /// `--rules` when given, else `./rules` when it holds rule files, else the built-in set.
@@ -254,6 +265,12 @@ impl RuleSet {
                 Err(e) => Err(e),
             },
         }
+    }
+
+    /// These rules with `suppressions` applied before evaluation.
+    pub fn with_suppressions(mut self, suppressions: crate::suppress::Suppressions) -> RuleSet {
+        self.suppressions = Some(suppressions);
+        self
     }
 
     /// Detection rules of every file.

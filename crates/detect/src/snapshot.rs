@@ -86,6 +86,11 @@ pub(crate) fn rules_fingerprint(rules: &super::RuleSet, emit_all: bool) -> u64 {
             h.update(part);
         }
     }
+    // Other suppressions withhold other events: windows built under them are not reused.
+    if let Some(s) = &rules.suppressions {
+        h.update(b"suppressions");
+        h.update(s.text().as_bytes());
+    }
     h.digest()
 }
 

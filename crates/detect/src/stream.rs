@@ -228,6 +228,11 @@ impl LiveDetector {
         (c, s.closed)
     }
 
+    /// What each suppression withheld in this scope so far.
+    pub fn suppressed(&self) -> Vec<crate::suppress::SuppressedCount> {
+        self.lock().detector.suppressed()
+    }
+
     /// Record how long bringing the state back took at start (for the counters).
     pub fn restored_in(&self, millis: u64) {
         self.lock().restore_ms = millis;
@@ -364,6 +369,20 @@ impl LiveRules {
             total.add(&c);
         }
         total.repeats_not_stored = lock(&self.store.stored).repeats;
+        total
+    }
+
+    /// What each suppression withheld, summed over the scopes, in file order.
+    pub fn suppressed(&self) -> Vec<crate::suppress::SuppressedCount> {
+        let mut total: Vec<crate::suppress::SuppressedCount> = Vec::new();
+        for (_, d) in lock(&self.detectors).iter() {
+            for c in d.suppressed() {
+                match total.iter_mut().find(|t| t.name == c.name) {
+                    Some(t) => t.events += c.events,
+                    None => total.push(c),
+                }
+            }
+        }
         total
     }
 
