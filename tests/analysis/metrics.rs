@@ -4,10 +4,44 @@
 
 use crate::common;
 
-use std::process::Stdio;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bin, generate, get, metrics_address, value};
+
+/// `ingest --follow INPUT --out OUT` serving `/metrics` on a free port, with `extra`
+/// arguments: the child, the metrics address and the rest of its stderr.
+fn follow_with_metrics(
+    input: &Path,
+    out: &Path,
+    extra: &[&OsStr],
+) -> (Child, String, impl Sized + use<>) {
+    let mut child = bin()
+        .args(["ingest", "--follow", "--no-progress", "--format", "json"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .arg(input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, stderr) = metrics_address(child.stderr.take().unwrap());
+    (child, addr, stderr)
+}
+
+/// Stop a following ingest as a service manager does (SIGTERM); its JSON summary.
+fn stop(child: Child) -> serde_json::Value {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
 #[test]
 fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
@@ -28,16 +62,7 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         ],
     );
     let out = tmp.path().join("out");
-    let mut child = bin()
-        .args(["ingest", "--follow", "--no-progress", "--format", "json"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--out"])
-        .arg(&out)
-        .arg(&input)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (addr, _stderr) = metrics_address(child.stderr.take().unwrap());
+    let (child, addr, _stderr) = follow_with_metrics(&input, &out, &[]);
     assert!(get(&addr, "/healthz").ends_with("ok\n"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let page = loop {
@@ -66,12 +91,7 @@ fn metrics_endpoint_serves_slis_budgets_and_pipeline_counters() {
         0.0 < good && good <= valid && valid <= attempts,
         "{good} {valid} {attempts}"
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = stop(child);
 
     assert_eq!(
         value(&page, "mfascope_ingest_events_total"),
@@ -159,18 +179,11 @@ fn a_suppressed_users_attack_produces_no_finding_and_is_counted_on_metrics() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let mut child = bin()
-        .args(["ingest", "--follow", "--no-progress", "--format", "json"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--suppressions"])
-        .arg(&suppressions)
-        .arg("--out")
-        .arg(&out)
-        .arg(&input)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (addr, _stderr) = metrics_address(child.stderr.take().unwrap());
+    let (child, addr, _stderr) = follow_with_metrics(
+        &input,
+        &out,
+        &["--suppressions".as_ref(), suppressions.as_ref()],
+    );
     let series = "mfascope_detect_suppressed_events_total{suppression=\"red-team-q1\"}";
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -181,12 +194,7 @@ fn a_suppressed_users_attack_produces_no_finding_and_is_counted_on_metrics() {
         assert!(Instant::now() < deadline, "never counted:\n{page}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = stop(child);
     let detect = &summary["live"]["detect"];
     assert_eq!(detect["suppressed"][0]["name"], "red-team-q1");
     assert_eq!(detect["suppressed"][0]["events"], 7);

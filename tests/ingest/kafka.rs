@@ -198,7 +198,7 @@ impl Running {
     fn spawn(mut cmd: Command) -> Running {
         Running(Some(
             cmd.stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(Stdio::inherit())
                 .spawn()
                 .unwrap(),
         ))

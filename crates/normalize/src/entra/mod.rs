@@ -156,6 +156,16 @@ enum LocationField<'a> {
     Code(Cow<'a, str>),
 }
 
+impl<'a> LocationField<'a> {
+    /// The location object (a bare country code has no city or region to read).
+    fn into_location(self) -> Location<'a> {
+        match self {
+            LocationField::Object(l) => l,
+            LocationField::Code(_) => Location::default(),
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[allow(non_snake_case)]
 struct Location<'a> {
@@ -460,10 +470,10 @@ fn map_signin<'a>(
         };
 
     let latency_ms = latency_from_steps(steps);
-    let loc = match b.location {
-        Some(LocationField::Object(l)) => l,
-        _ => Location::default(),
-    };
+    let loc = b
+        .location
+        .map(LocationField::into_location)
+        .unwrap_or_default();
     let dev = b.deviceDetail.unwrap_or_default();
     let mut e = Event::new(
         Source::Entra,
@@ -536,10 +546,10 @@ fn map_risk<'a>(
     } else {
         "threat_detected"
     };
-    let loc = match b.location {
-        Some(LocationField::Object(l)) => l,
-        _ => Location::default(),
-    };
+    let loc = b
+        .location
+        .map(LocationField::into_location)
+        .unwrap_or_default();
     let mut e = Event::new(
         Source::Entra,
         id,
