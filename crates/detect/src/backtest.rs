@@ -267,8 +267,10 @@ impl Sample {
             .map_err(|e| DetectError::Sample(format!("{display}: {e}")))?;
         #[derive(serde::Deserialize)]
         struct Labelled<'a> {
-            label: Option<&'a str>,
-            event_id: Option<&'a str>,
+            #[serde(borrow)]
+            label: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            event_id: Option<std::borrow::Cow<'a, str>>,
         }
         let mut sink = Events::default();
         let mut normalizer = Normalizer::new(LogFormat::Canonical);
@@ -280,9 +282,9 @@ impl Sample {
             }
             let l: Labelled =
                 serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
-            match l.label {
+            match l.label.as_deref() {
                 Some("attack") => {
-                    attack.insert(l.event_id.unwrap_or_default().to_string());
+                    attack.insert(l.event_id.unwrap_or_default().into_owned());
                 }
                 Some("benign") => {}
                 other => {

@@ -90,23 +90,35 @@ struct Suppression {
 }
 
 impl Suppression {
-    fn matches(&self, view: &BatchView, i: usize) -> bool {
-        let t = view.time.value(i);
-        if self.from.is_some_and(|f| t < f) || self.until.is_some_and(|u| t >= u) {
+    fn matches(&self, e: &Fields<'_>) -> bool {
+        if self.from.is_some_and(|f| e.time < f) || self.until.is_some_and(|u| e.time >= u) {
             return false;
         }
-        let folded = |s: Option<&str>, set: &HashSet<String>| {
-            set.is_empty() || s.is_some_and(|s| set.contains(&s.to_lowercase()))
+        let named = |v: Option<&str>, set: &HashSet<String>| {
+            set.is_empty() || v.is_some_and(|v| set.contains(&*folded(v)))
         };
-        if !folded(Some(view.user.value(i)), &self.users)
-            || !folded(opt_str(&view.app, i), &self.apps)
-        {
-            return false;
-        }
-        self.nets.is_empty()
-            || opt_str(&view.src_ip, i)
-                .and_then(|ip| ip.parse::<IpAddr>().ok())
-                .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)))
+        named(Some(e.user), &self.users)
+            && named(e.app, &self.apps)
+            && (self.nets.is_empty()
+                || e.ip
+                    .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip))))
+    }
+}
+
+/// The fields of one event that suppressions select on, read once per event.
+struct Fields<'a> {
+    time: i64,
+    user: &'a str,
+    app: Option<&'a str>,
+    ip: Option<IpAddr>,
+}
+
+/// `v` lower-cased, without allocating when it already is (the usual case).
+fn folded(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(v.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(v)
     }
 }
 
@@ -239,8 +251,14 @@ impl Suppressions {
     /// Match row `i` of `view`, counting it for every suppression it falls under.
     pub fn withhold(&mut self, view: &BatchView, i: usize) -> Withheld {
         let mut w = Withheld::default();
+        let fields = Fields {
+            time: view.time.value(i),
+            user: view.user.value(i),
+            app: opt_str(&view.app, i),
+            ip: opt_str(&view.src_ip, i).and_then(|ip| ip.parse().ok()),
+        };
         for (k, s) in self.entries.iter().enumerate() {
-            if s.matches(view, i) {
+            if s.matches(&fields) {
                 self.counts[k] += 1;
                 if s.rules.is_empty() {
                     w.all = true;
