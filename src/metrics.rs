@@ -46,6 +46,12 @@ fn gauge_family(
     family
 }
 
+fn counter_family(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, PromCounter> {
+    let family = Family::<Labels, PromCounter>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -56,11 +62,10 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 /// Kafka consumer metrics: per partition (labels `topic`, `partition`) messages consumed, the
 /// offset committed to Parquet and the lag; commits and rebalances in total.
 fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
-    let messages = Family::<Labels, PromCounter>::default();
-    r.register(
+    let messages = counter_family(
+        r,
         "mfascope_kafka_messages",
         "Kafka messages consumed, per partition.",
-        messages.clone(),
     );
     let committed = gauge_family(
         r,
@@ -157,8 +162,7 @@ fn delivery_metrics(r: &mut Registry, delivery: &[mfascope_notify::ReceiverStatu
         ),
     ];
     for (name, help, pick) in counters {
-        let family = Family::<Labels, PromCounter>::default();
-        r.register(name, help, family.clone());
+        let family = counter_family(r, name, help);
         for s in delivery {
             family
                 .get_or_create(&labels(&[("receiver", &s.receiver.id)]))
@@ -199,11 +203,10 @@ fn suppressed_metrics(r: &mut Registry, suppressed: &[SuppressedCount]) {
     if suppressed.is_empty() {
         return;
     }
-    let family = Family::<Labels, PromCounter>::default();
-    r.register(
+    let family = counter_family(
+        r,
         "mfascope_detect_suppressed_events",
         "Events a suppression withheld from the rules it names (all rules when it names none).",
-        family.clone(),
     );
     for s in suppressed {
         family
@@ -353,11 +356,10 @@ pub fn render(
         "Open revocations dropped because the table was full.",
         live.revocations_evicted,
     );
-    let events_by = Family::<Labels, PromCounter>::default();
-    r.register(
+    let events_by = counter_family(
+        &mut r,
         "mfascope_sli_events",
         "Events counted per SLI counter since start.",
-        events_by.clone(),
     );
     for c in Counter::iter() {
         let name: &'static str = c.into();
@@ -505,8 +507,7 @@ impl SloTally {
                 |c: &(u64, u64)| c.1,
             ),
         ] {
-            let family = Family::<Labels, PromCounter>::default();
-            r.register(name, help, family.clone());
+            let family = counter_family(r, name, help);
             for (slo, c) in &self.counts {
                 family
                     .get_or_create(&labels(&[("slo", slo)]))

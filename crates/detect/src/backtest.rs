@@ -213,7 +213,6 @@ fn scores(rules: &RuleSet) -> Vec<RuleScore> {
         missed: 0,
         failures: vec![],
     };
-    let canonical = rules.collection(true);
     rules
         .rules()
         .filter(|(_, r)| is_canonical(r))
@@ -223,13 +222,7 @@ fn scores(rules: &RuleSet) -> Vec<RuleScore> {
         })
         .chain(
             rules
-                .correlations()
-                .filter(|(_, c)| {
-                    canonical
-                        .correlations
-                        .iter()
-                        .any(|k| k.title == c.title && k.id == c.id)
-                })
+                .canonical_correlations()
                 .map(|(f, c)| score(f, &c.name, &c.title, true)),
         )
         .collect()

@@ -287,6 +287,14 @@ impl RuleSet {
             .flat_map(|f| f.collection.correlations.iter().map(move |r| (f, r)))
     }
 
+    /// Correlation rules that run on canonical fields (those [`RuleSet::collection`] keeps
+    /// for `canonical`), with their files.
+    pub fn canonical_correlations(&self) -> impl Iterator<Item = (&RuleFile, &CorrelationRule)> {
+        let canonical = self.collection(true).correlations;
+        self.correlations()
+            .filter(move |(_, c)| canonical.iter().any(|k| k.title == c.title && k.id == c.id))
+    }
+
     /// One collection holding the canonical-field rules (`canonical`: logsource product
     /// `mfascope`) or the vendor rules (every other product), the correlations that reference
     /// them (by id or name, through chains), and every filter.

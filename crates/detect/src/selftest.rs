@@ -214,15 +214,7 @@ pub fn run(rules: &RuleSet) -> Result<TestReport, DetectError> {
             rsigma_parser::exemplars(rule),
         );
     }
-    let canonical = rules.collection(true);
-    for (file, corr) in rules.correlations() {
-        if !canonical
-            .correlations
-            .iter()
-            .any(|c| c.title == corr.title && c.id == corr.id)
-        {
-            continue;
-        }
+    for (file, corr) in rules.canonical_correlations() {
         check(
             &file.path,
             &corr.title,

@@ -142,6 +142,8 @@ pub struct Suppressions {
     text: String,
     entries: Vec<Suppression>,
     counts: Vec<u64>,
+    /// Some suppression selects client networks (else no event's IP is parsed).
+    by_network: bool,
 }
 
 /// Which suppressions matched one event.
@@ -239,6 +241,7 @@ impl Suppressions {
             path: path.to_string(),
             text: text.to_string(),
             counts: vec![0; entries.len()],
+            by_network: entries.iter().any(|s| !s.nets.is_empty()),
             entries,
         })
     }
@@ -255,7 +258,10 @@ impl Suppressions {
             time: view.time.value(i),
             user: view.user.value(i),
             app: opt_str(&view.app, i),
-            ip: opt_str(&view.src_ip, i).and_then(|ip| ip.parse().ok()),
+            ip: self
+                .by_network
+                .then(|| opt_str(&view.src_ip, i)?.parse().ok())
+                .flatten(),
         };
         for (k, s) in self.entries.iter().enumerate() {
             if s.matches(&fields) {

@@ -334,15 +334,15 @@ impl Sim {
         self.push(e);
     }
 
-    /// An attacker's push prompt at `t` from `ip` that the user denies (or ignores) 30 s later;
-    /// returns the ids of the challenge and the verification.
+    /// An attacker's push prompt at `t` from `ip` that ends 30 s later as `ending` (denied,
+    /// ignored, reported); returns the ids of the challenge and the verification.
     fn unwanted_push(
         &mut self,
         u: usize,
         t: i64,
         txn: &str,
         (ip, place): (&str, &'static Place),
-        denied: bool,
+        (o, r): (Outcome, &'static str),
     ) -> [String; 2] {
         let mut c = self.base(
             u,
@@ -352,11 +352,6 @@ impl Sim {
         );
         self.at(&mut c, ip, place);
         let challenge = self.push(c);
-        let (o, r) = if denied {
-            (Outcome::Denied, "user_denied")
-        } else {
-            (Outcome::Timeout, "no_response")
-        };
         let mut v = self.base(u, t + 30_000, (Action::MfaVerify, Factor::Push, o), txn);
         v.reason = Some(r.into());
         v.latency_ms = Some(30_000);
@@ -406,7 +401,13 @@ impl Sim {
             let mut ids = vec![];
             let mut t = t0;
             for i in 0..8 {
-                ids.extend(self.unwanted_push(u, t, &txn, (&ip, place), i % 2 == 0));
+                ids.extend(self.unwanted_push(
+                    u,
+                    t,
+                    &txn,
+                    (&ip, place),
+                    ignored_or_denied(i % 2 == 0),
+                ));
                 t += 45_000;
             }
             let mut ok = self.base(
@@ -571,7 +572,13 @@ impl Sim {
             let mut ids = vec![];
             for i in 0..6 {
                 let t = t0 + i * 60_000;
-                ids.extend(self.unwanted_push(u, t, &txn, (&ip, place), i % 3 == 0));
+                ids.extend(self.unwanted_push(
+                    u,
+                    t,
+                    &txn,
+                    (&ip, place),
+                    ignored_or_denied(i % 3 == 0),
+                ));
             }
             self.label(
                 "push_bombing",
@@ -665,9 +672,8 @@ impl Sim {
             let u = self.victim(&first_success, t0);
             let (ip, place) = self.attacker_ip();
             let txn = self.id();
-            let [challenge, verify] = self.unwanted_push(u, t0, &txn, (&ip, place), true);
-            let verify_at = self.events.len() - 1;
-            self.events[verify_at].reason = Some("fraud_reported".into());
+            let reported = (Outcome::Denied, "fraud_reported");
+            let [challenge, verify] = self.unwanted_push(u, t0, &txn, (&ip, place), reported);
             let mut report = self.base(
                 u,
                 t0 + 50_000,
@@ -687,6 +693,15 @@ impl Sim {
             );
             debug_assert_eq!(self.events.len() - before, ATTACK_EVENTS_PER_ROUND);
         }
+    }
+}
+
+/// How an unwanted push ends: denied by the user, or left to time out.
+fn ignored_or_denied(denied: bool) -> (Outcome, &'static str) {
+    if denied {
+        (Outcome::Denied, "user_denied")
+    } else {
+        (Outcome::Timeout, "no_response")
     }
 }
 
