@@ -45,18 +45,19 @@ pub struct RulesResumed {
     pub warning: Option<String>,
 }
 
-/// Roll interrupted commits forward — the file state's, and every Kafka partition's that no
-/// running instance holds (one that does has rolled its own forward) — so the store holds
-/// exactly what the checkpoints say before live state is resumed from it.
+/// Roll interrupted commits forward — the file state's, and every Kafka partition's — where
+/// no running instance holds the state (one that does rolls its own forward: an instance
+/// starting beside this one may hold any of them for a moment), so the store holds exactly
+/// what the checkpoints say before live state is resumed from it. A file run's own claim on
+/// the file state comes later, when its source opens it, and reports a lock held for good.
 pub fn settle(out: &Location) -> anyhow::Result<()> {
-    let open =
-        |scope: &str| OutDir::open_scoped(out, scope).with_context(|| format!("opening {out}"));
-    drop(open(FILE_STATE)?);
     let intents = out
         .files_under(KAFKA_STATE, "/pending.json")
         .with_context(|| format!("listing {}", out.describe(KAFKA_STATE)))?;
-    for intent in intents {
-        let scope = intent.trim_end_matches("/pending.json");
+    let partitions = intents
+        .iter()
+        .map(|intent| intent.trim_end_matches("/pending.json"));
+    for scope in std::iter::once(FILE_STATE).chain(partitions) {
         match OutDir::open_scoped(out, scope) {
             Ok(_) | Err(SinkError::Locked(_)) => {}
             Err(e) => return Err(e).with_context(|| format!("opening {}", out.describe(scope))),
