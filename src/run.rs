@@ -20,6 +20,7 @@ use crate::detect::stream::{FindingStore, FindingTap, LiveRules};
 use crate::detect::{DetectConfig, DetectCounters, Finding, RuleSet};
 use crate::observe::BatchObserver;
 use crate::pipeline::kafka::{KAFKA_STATE, KafkaOptions, KafkaSummary};
+use crate::pipeline::object::{ObjectSummary, is_object_url};
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
 use crate::resume::{RulesResumed, ScopedRules};
 use crate::sli::live::{Aggregator, LiveCounters};
@@ -44,6 +45,9 @@ pub struct RunReport {
     /// Per-partition state, when the source was Kafka.
     #[serde(skip)]
     pub kafka: Option<KafkaSummary>,
+    /// Listings and downloads, when the source was object storage.
+    #[serde(skip)]
+    pub objects: Option<ObjectSummary>,
     /// The live aggregator's counters.
     pub counters: LiveCounters,
     /// Every SLO evaluated at the end of the run.
@@ -284,13 +288,21 @@ impl Run {
     }
 }
 
+/// What the source reported beside the engine's summary.
+#[derive(Default)]
+struct Sourced {
+    kafka: Option<KafkaSummary>,
+    objects: Option<ObjectSummary>,
+}
+
 /// The engine driven by the run's source, until it ends or `stop` is set.
 fn drive(
     opts: &IngestOptions,
     kafka: Option<&KafkaOptions>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<(Summary, Option<KafkaSummary>)> {
+) -> anyhow::Result<(Summary, Sourced)> {
     let context = || format!("ingest into {}", opts.out);
+    let remote = opts.inputs.iter().filter(|i| is_object_url(i)).count();
     Ok(match kafka {
         Some(k) => {
             let (s, ks) = crate::pipeline::kafka::ingest(opts, k, stop).with_context(|| {
@@ -301,11 +313,29 @@ fn drive(
                     k.topics.join(",")
                 )
             })?;
-            (s, Some(ks))
+            let sourced = Sourced {
+                kafka: Some(ks),
+                ..Sourced::default()
+            };
+            (s, sourced)
+        }
+        None if remote > 0 => {
+            anyhow::ensure!(
+                remote == opts.inputs.len(),
+                "give object-store URLs (s3://, gs://, az://) or local paths, not both: run one \
+                 ingest per kind into the same --out one after the other"
+            );
+            let (s, objects) = crate::pipeline::ingest_objects(opts, stop)
+                .with_context(|| format!("{} from {}", context(), opts.inputs.join(" ")))?;
+            let sourced = Sourced {
+                objects: Some(objects),
+                ..Sourced::default()
+            };
+            (s, sourced)
         }
         None => (
             crate::pipeline::ingest(opts, stop).with_context(context)?,
-            None,
+            Sourced::default(),
         ),
     })
 }
@@ -317,7 +347,7 @@ pub struct Running {
     detectors: Arc<LiveRules>,
     scoped: Arc<ScopedRules>,
     slos: Vec<Slo>,
-    handle: JoinHandle<anyhow::Result<(Summary, Option<KafkaSummary>)>>,
+    handle: JoinHandle<anyhow::Result<(Summary, Sourced)>>,
     delivery: Option<Delivery>,
     /// The input ends complete (files, not follow or Kafka): the last minute counts.
     complete_at_end: bool,
@@ -342,7 +372,7 @@ impl Running {
             .handle
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the ingest thread panicked")));
-        let (summary, kafka) = match joined {
+        let (summary, sourced) = match joined {
             Ok(done) => done,
             Err(e) => {
                 // What is stored is still owed; the rest comes with the rerun.
@@ -371,7 +401,8 @@ impl Running {
         let agg = lock(&self.agg);
         Ok(RunReport {
             summary,
-            kafka,
+            kafka: sourced.kafka,
+            objects: sourced.objects,
             counters: agg.counters().clone(),
             slo: evaluate(&self.slos, &agg, None),
             detect: DetectReport {

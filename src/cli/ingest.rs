@@ -8,7 +8,7 @@ use super::{IngestArgs, OutputFormat};
 use crate::detect::{DetectConfig, HistoryConfig, RuleSet};
 use crate::normalize::pseudonym::Pseudonymizer;
 use crate::pipeline::{IngestOptions, stop_on_signals};
-use crate::present::{ingest_table, kafka_table, live_table};
+use crate::present::{ingest_table, kafka_table, live_table, objects_table};
 use crate::run::Run;
 
 /// Default out-of-order allowance of streaming detection over files: logs collected from
@@ -47,6 +47,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     opts.segment_rows = a.segment_rows;
     opts.segment_bytes = a.segment_mib << 20;
     opts.max_latency = a.max_latency;
+    opts.list_every = a.list_every;
     opts.save_state = Some(a.state_every);
     opts.progress = !a.no_progress;
     opts.dedupe_window = a.dedupe_window;
@@ -88,13 +89,21 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
             if let Some(k) = &report.kafka {
                 v["kafka"] = serde_json::to_value(k)?;
             }
+            if let Some(o) = &report.objects {
+                v["objects"] = serde_json::to_value(o)?;
+            }
             v["live"] = serde_json::to_value(&report)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
             let kafka = report.kafka.as_ref().map(kafka_table).unwrap_or_default();
+            let objects = report
+                .objects
+                .as_ref()
+                .map(objects_table)
+                .unwrap_or_default();
             print!(
-                "{}{kafka}{}",
+                "{}{kafka}{objects}{}",
                 ingest_table(&report.summary),
                 live_table(&report)
             );

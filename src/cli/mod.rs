@@ -504,7 +504,9 @@ impl TicketArgs {
 /// `mfascope ingest`.
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
-    /// Input files, globs or directories; `-` reads standard input.
+    /// Input files, globs or directories; `-` reads standard input; or object-store prefixes
+    /// (`s3://bucket/AWSLogs/`, `gs://…`, `az://container/insights-logs-signinlogs/`), listed
+    /// recursively, credentials from the standard AWS / Google / Azure environment.
     #[arg(required_unless_present = "kafka", conflicts_with = "kafka")]
     pub paths: Vec<String>,
     /// Kafka source.
@@ -518,9 +520,14 @@ pub struct IngestArgs {
     /// Input format; `auto` detects it per record.
     #[arg(long, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
-    /// Keep tailing files (rotation-safe) and watching directories until interrupted.
+    /// Keep tailing files (rotation-safe) and watching directories until interrupted; on
+    /// object-store prefixes, list them again every --list-every for new objects.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow on object-store prefixes: how often to list them again (from after the
+    /// greatest key seen; in full every tenth time).
+    #[arg(long, default_value = "30s", value_parser = crate::time::parse_duration)]
+    pub list_every: Duration,
     /// Exit 1 when any record becomes a dead letter.
     #[arg(long)]
     pub strict: bool,

@@ -122,6 +122,18 @@ pub fn kafka_table(k: &crate::pipeline::kafka::KafkaSummary) -> String {
     out
 }
 
+/// What the object-storage source listed and downloaded.
+pub fn objects_table(o: &crate::pipeline::object::ObjectSummary) -> String {
+    let mut out = format!(
+        "objects        {:>12} read, {} already ingested, {} bytes downloaded, {} listings, {} transfers resumed, {} errors\n",
+        o.read, o.already_ingested, o.bytes_downloaded, o.listings, o.retries, o.errors
+    );
+    for (reason, n) in &o.not_logs {
+        let _ = writeln!(out, "  not read: {n} {reason}");
+    }
+    out
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.2}%", v * 100.0))
 }

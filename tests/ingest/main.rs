@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bucket;
 mod crash;
 mod follow;
 mod ingest;

@@ -44,6 +44,7 @@ mod chunk;
 pub mod dedupe;
 mod drive;
 pub mod kafka;
+pub mod object;
 mod progress;
 mod stage;
 mod summary;
@@ -75,6 +76,8 @@ pub struct IngestOptions {
     pub max_latency: Duration,
     /// Reader tuning (chunk size, follow).
     pub reader: ReaderConfig,
+    /// How often `--follow` lists object-store prefixes again.
+    pub list_every: Duration,
     /// Show a progress bar (only honoured on a terminal).
     pub progress: bool,
     /// Consumers fed every batch (live SLIs, rules).
@@ -106,6 +109,7 @@ impl IngestOptions {
             segment_bytes: 16 << 20,
             max_latency: Duration::from_secs(1),
             reader: ReaderConfig::default(),
+            list_every: Duration::from_secs(30),
             progress: true,
             observers: Observers::default(),
             scoped: None,
@@ -156,6 +160,21 @@ pub fn ingest(opts: &IngestOptions, stop: Arc<AtomicBool>) -> Result<Summary, In
         config: opts.reader.clone(),
     };
     run(files, opts, stop).map(|(summary, _)| summary)
+}
+
+/// Run an ingest of object-store prefixes (every input an `s3://`, `gs://` or `az://` URL).
+pub fn ingest_objects(
+    opts: &IngestOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<(Summary, object::ObjectSummary), IngestError> {
+    let source = object::ObjectSource::new(
+        &opts.inputs,
+        &opts.out,
+        opts.reader.clone(),
+        opts.list_every,
+    )
+    .map_err(|e| IngestError::Source(e.into()))?;
+    run(source, opts, stop).map(|(summary, source)| (summary, source.summary))
 }
 
 /// Receives stop requests from SIGINT/SIGTERM.

@@ -199,6 +199,9 @@ impl OrderedStage {
                 tracing::warn!(%path, %reason, "input cannot be read");
                 self.summary.unreadable.push(Unreadable { path, reason });
             }
+            ReadItem::Finished { input, offset } => {
+                self.advance(input, offset, offset, mfascope_source::FINISHED_LINE);
+            }
             ReadItem::Idle | ReadItem::Chunk(_) => {}
         }
     }

@@ -222,6 +222,16 @@ impl Remote {
         self.store.clone()
     }
 
+    /// The prefix under the store's root (empty for a whole bucket).
+    pub fn prefix(&self) -> &ObjPath {
+        &self.prefix
+    }
+
+    /// The URL as given, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// URL of `rel` (a `/`-separated path under the prefix).
     pub fn describe(&self, rel: &str) -> String {
         format!("{}/{rel}", self.url)
@@ -244,7 +254,7 @@ impl Remote {
     /// Run `f` to completion from synchronous code. Called from a thread that is itself
     /// driving a runtime (the notifier's senders), it waits on a helper thread instead: a
     /// runtime cannot be entered from inside another.
-    fn block_on<F: Future + Send>(f: F) -> F::Output
+    pub fn block_on<F: Future + Send>(f: F) -> F::Output
     where
         F::Output: Send,
     {
@@ -257,6 +267,15 @@ impl Remote {
         } else {
             runtime().block_on(f)
         }
+    }
+
+    /// Run `f` in the background on the object-store runtime (downloads ahead of the reader).
+    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        runtime().spawn(f)
     }
 
     /// Read `rel` with its version, `None` when it does not exist.

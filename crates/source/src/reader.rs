@@ -158,7 +158,18 @@ pub enum ReadItem {
     },
     /// Follow mode found no new data this poll (lets consumers flush on latency).
     Idle,
+    /// The input was read to its end and is never read again: its position is recorded as
+    /// finished ([`FINISHED_LINE`]) once everything sent before is committed.
+    Finished {
+        /// Input index.
+        input: u32,
+        /// Its final (decompressed) offset.
+        offset: u64,
+    },
 }
+
+/// The line number a finished input's position records: the source skips it without reading.
+pub const FINISHED_LINE: u64 = u64::MAX;
 
 /// How long a short file must stay unchanged before follow mode takes it as complete.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -207,6 +218,54 @@ impl FileReader {
             }
             Origin::Stdin => (Box::new(io::stdin()), None),
         };
+        let opened = Self::start(
+            raw,
+            origin.display().into(),
+            is_csv(origin),
+            Identity::Content { wait_for_identity },
+            input,
+            resume,
+        )?;
+        Ok(opened.map(|(mut reader, item)| {
+            reader.identity = identity;
+            (reader, item)
+        }))
+    }
+
+    /// Read a stream that is not a local file (an object downloaded from a bucket) under the
+    /// given identity, positioned at its checkpoint; `name` is its name in dead letters.
+    pub fn from_read(
+        raw: Box<dyn Read + Send>,
+        name: Arc<str>,
+        fingerprint: Fingerprint,
+        input: u32,
+        resume: &Resume,
+    ) -> io::Result<(FileReader, ReadItem)> {
+        let csv = is_csv_name(&name);
+        Ok(
+            Self::start(raw, name, csv, Identity::Given(fingerprint), input, resume)?
+                .expect("a given identity never waits"),
+        )
+    }
+
+    /// The decompressed offset the next item starts at.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The line number the next item starts at.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    fn start(
+        raw: Box<dyn Read + Send>,
+        path: Arc<str>,
+        csv: bool,
+        id: Identity,
+        input: u32,
+        resume: &Resume,
+    ) -> io::Result<Option<(FileReader, ReadItem)>> {
         let mut buffered = BufReader::with_capacity(256 << 10, raw);
         let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         let mut reader: Box<dyn BufRead + Send> = if gzip {
@@ -219,11 +278,16 @@ impl FileReader {
         };
         let mut head = Vec::with_capacity(HEAD_MAX);
         (&mut reader).take(HEAD_MAX as u64).read_to_end(&mut head)?;
-        if wait_for_identity && !super::fingerprint::is_stable(&head) {
-            return Ok(None);
-        }
-        let fingerprint = fingerprint_of(&head);
-        let kind = if is_csv(origin) {
+        let fingerprint = match id {
+            Identity::Content { wait_for_identity } => {
+                if wait_for_identity && !super::fingerprint::is_stable(&head) {
+                    return Ok(None);
+                }
+                fingerprint_of(&head)
+            }
+            Identity::Given(fp) => fp,
+        };
+        let kind = if csv {
             ChunkKind::Csv
         } else {
             detect_kind(&head)
@@ -245,7 +309,6 @@ impl FileReader {
             }
             Vec::new()
         };
-        let path: Arc<str> = origin.display().into();
         let opened = ReadItem::Opened {
             input,
             path: path.clone(),
@@ -264,7 +327,7 @@ impl FileReader {
                 kind,
                 eof: false,
                 skipping_long_line: false,
-                identity,
+                identity: None,
                 gzip,
                 fingerprint,
                 document_done,
@@ -477,11 +540,24 @@ impl FileReader {
 
 /// A CSV table by its name (`.csv`, `.csv.gz`; standard input is never one).
 fn is_csv(origin: &Origin) -> bool {
-    let Origin::File(p) = origin else {
-        return false;
-    };
-    let name = p.to_string_lossy().to_ascii_lowercase();
+    match origin {
+        Origin::File(p) => is_csv_name(&p.to_string_lossy()),
+        Origin::Stdin => false,
+    }
+}
+
+fn is_csv_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     name.ends_with(".csv") || name.ends_with(".csv.gz")
+}
+
+/// How an input is identified in checkpoints.
+enum Identity {
+    /// By its first bytes ([`fingerprint_of`]); with `wait_for_identity`, not before they are
+    /// settled.
+    Content { wait_for_identity: bool },
+    /// By its source (an object's key and version).
+    Given(Fingerprint),
 }
 
 impl ChunkKind {
