@@ -48,6 +48,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     opts.segment_bytes = a.segment_mib << 20;
     opts.max_latency = a.max_latency;
     opts.list_every = a.list_every;
+    opts.sqs_queue = a.sqs_queue;
     opts.save_state = Some(a.state_every);
     opts.progress = !a.no_progress;
     opts.dedupe_window = a.dedupe_window;

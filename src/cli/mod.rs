@@ -528,6 +528,12 @@ pub struct IngestArgs {
     /// greatest key seen; in full every tenth time).
     #[arg(long, default_value = "30s", value_parser = crate::time::parse_duration)]
     pub list_every: Duration,
+    /// On object-store prefixes: read the objects that S3 event notifications on this SQS
+    /// queue announce instead of listing (direct, SNS-wrapped or EventBridge notifications); a
+    /// message is deleted once its objects are committed. Without --follow, stops when the
+    /// queue is empty. Local servers: AWS_ENDPOINT_URL_SQS.
+    #[arg(long, value_name = "URL")]
+    pub sqs_queue: Option<String>,
     /// Exit 1 when any record becomes a dead letter.
     #[arg(long)]
     pub strict: bool,

@@ -70,11 +70,47 @@ struct Bucket {
     truth: std::path::PathBuf,
     records: std::path::PathBuf,
     base_objects: u64,
+    /// The SQS queue S3 notifies of every object created, when asked for.
+    queue: Option<String>,
 }
+
+/// Creates a queue (messages seen again 3 s after a receive without delete) and has the bucket
+/// notify it of every object created; prints the queue URL.
+const NOTIFY: &str = r#"
+import boto3, sys
+kw = dict(endpoint_url='http://' + sys.argv[1], aws_access_key_id='test',
+          aws_secret_access_key='test', region_name='us-east-1')
+sqs = boto3.client('sqs', **kw)
+url = sqs.create_queue(QueueName='trail-events', Attributes={'VisibilityTimeout': '3'})['QueueUrl']
+arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['QueueArn'])['Attributes']['QueueArn']
+boto3.client('s3', **kw).put_bucket_notification_configuration(Bucket=sys.argv[2],
+    NotificationConfiguration={'QueueConfigurations': [
+        {'QueueArn': arn, 'Events': ['s3:ObjectCreated:*']}]})
+print(url)
+"#;
+
+/// Messages left on the queue, visible or not.
+const QUEUE_DEPTH: &str = r#"
+import boto3, sys
+sqs = boto3.client('sqs', endpoint_url='http://' + sys.argv[1], aws_access_key_id='test',
+                   aws_secret_access_key='test', region_name='us-east-1')
+a = sqs.get_queue_attributes(QueueUrl=sys.argv[2], AttributeNames=['All'])['Attributes']
+print(int(a['ApproximateNumberOfMessages']) + int(a['ApproximateNumberOfMessagesNotVisible']))
+"#;
 
 impl Bucket {
     fn start(events: u32) -> Bucket {
+        Self::start_with(events, false)
+    }
+
+    fn start_with(events: u32, notify: bool) -> Bucket {
         let s3 = S3Server::start("trail");
+        let queue = notify.then(|| {
+            let out = common::output_ok(
+                Command::new(common::s3::python()).args(["-c", NOTIFY, &s3.addr, &s3.bucket]),
+            );
+            String::from_utf8(out).unwrap().trim().to_string()
+        });
         let dir = tempfile::tempdir().unwrap();
         let records = common::generate(
             dir.path(),
@@ -99,6 +135,7 @@ impl Bucket {
             truth,
             records,
             base_objects: 0,
+            queue,
         };
         bucket.base_objects = bucket.upload("base");
         bucket
@@ -122,6 +159,17 @@ impl Bucket {
             .arg(self.s3.url("AWSLogs/"));
         self.s3.env(&mut cmd);
         cmd
+    }
+
+    fn queue_depth(&self) -> u64 {
+        let queue = self.queue.as_deref().unwrap();
+        let out = common::output_ok(Command::new(common::s3::python()).args([
+            "-c",
+            QUEUE_DEPTH,
+            &self.s3.addr,
+            queue,
+        ]));
+        String::from_utf8(out).unwrap().trim().parse().unwrap()
     }
 
     fn compare(&self, out: &Path) -> serde_json::Value {
@@ -169,7 +217,7 @@ fn a_cloudtrail_bucket_is_ingested_exactly_and_follow_reads_new_objects_once() {
 
     // Follow: the late quarter lands under every account, region and day, most of it before the
     // greatest key already seen (found by the periodic full listing).
-    let mut follow = bucket.ingest(
+    let follow = bucket.ingest(
         &out,
         &[
             "--follow",
@@ -179,36 +227,7 @@ fn a_cloudtrail_bucket_is_ingested_exactly_and_follow_reads_new_objects_once() {
             "127.0.0.1:0",
         ],
     );
-    let mut child = follow
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (addr, _stderr) = common::metrics_address(child.stderr.take().unwrap());
-    let late = bucket.upload("late");
-    assert!(late > 30, "{late}");
-    let want = bucket.compare(&bucket.truth)["want"].as_u64().unwrap() as f64;
-    let before = first["events"].as_f64().unwrap();
-    let t = Instant::now();
-    loop {
-        let page = common::get(&addr, "/metrics");
-        let events = common::value(&page, "mfascope_ingest_events_total").unwrap_or(0.0);
-        if before + events >= want {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "follow read {events} of {} new events",
-            want - before
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // A few more listings: nothing is read twice.
-    std::thread::sleep(Duration::from_secs(4));
-    nix_term(&child);
-    let done = child.wait_with_output().unwrap();
-    assert!(done.status.success(), "{done:?}");
-    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let (late, report) = follow_late_objects(&bucket, follow, first["events"].as_f64().unwrap());
     assert_eq!(report["objects"]["read"], late, "{report}");
     assert_exact(&bucket.compare(&out));
 }
@@ -227,6 +246,79 @@ fn kill_9_at_10_moments_while_reading_a_bucket_leaves_the_exact_id_set() {
     let last = common::output_json(&mut bucket.ingest(&out, &["--segment-rows", "200"]));
     assert_eq!(last["objects"]["errors"], 0, "{last}");
     assert_exact(&bucket.compare(&out));
+}
+
+/// Start `follow`, upload the late quarter, wait until the events of the whole bucket are in
+/// (`before` of them already were), let it list a few more times, stop it; returns the late
+/// objects uploaded and the run's report.
+fn follow_late_objects(
+    bucket: &Bucket,
+    mut follow: Command,
+    before: f64,
+) -> (u64, serde_json::Value) {
+    let mut child = follow
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, _stderr) = common::metrics_address(child.stderr.take().unwrap());
+    let late = bucket.upload("late");
+    assert!(late > 30, "{late}");
+    let want = bucket.compare(&bucket.truth)["want"].as_u64().unwrap() as f64;
+    let t = Instant::now();
+    loop {
+        let page = common::get(&addr, "/metrics");
+        let events = common::value(&page, "mfascope_ingest_events_total").unwrap_or(0.0);
+        if before + events >= want {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "follow read {events} of {} new events",
+            want - before
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A few more listings or receives: nothing is read twice.
+    std::thread::sleep(Duration::from_secs(4));
+    nix_term(&child);
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success(), "{done:?}");
+    (late, serde_json::from_slice(&done.stdout).unwrap())
+}
+
+#[test]
+fn sqs_notifications_are_read_exactly_once_and_deleted_after_their_commit() {
+    let bucket = Bucket::start_with(1000, true);
+    let out = bucket.dir.path().join("out");
+    let queue = bucket.queue.clone().unwrap();
+    let sqs = ["--sqs-queue", queue.as_str(), "--segment-rows", "100"];
+    let killed = common::kill_9_at_moments(3, 0xa11ce, (800, 2000), || {
+        let mut cmd = bucket.ingest(&out, &sqs);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    });
+    assert!(killed >= 2, "only {killed} runs were killed mid-run");
+    // Drains what is visible (messages received by a killed run come back 3 s later).
+    let drained = common::output_json(&mut bucket.ingest(&out, &sqs));
+    assert_eq!(drained["objects"]["errors"], 0, "{drained}");
+    assert_eq!(drained["objects"]["listings"], 0, "{drained}");
+    assert_eq!(
+        drained["objects"]["messages"], drained["objects"]["messages_deleted"],
+        "{drained}"
+    );
+    // Live: the late quarter arrives as notifications only.
+    let mut follow = bucket.ingest(&out, &sqs);
+    follow.args(["--follow", "--metrics-listen", "127.0.0.1:0"]);
+    let before = bucket.compare(&out)["rows"].as_f64().unwrap();
+    let (late, report) = follow_late_objects(&bucket, follow, before);
+    assert!(
+        report["objects"]["read"].as_u64().unwrap() >= late,
+        "{report}"
+    );
+    assert_eq!(report["objects"]["listings"], 0, "{report}");
+    assert_exact(&bucket.compare(&out));
+    assert_eq!(bucket.queue_depth(), 0, "every message deleted");
 }
 
 /// SIGTERM: the run commits what it read and prints its report.

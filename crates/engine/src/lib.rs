@@ -46,6 +46,7 @@ mod drive;
 pub mod kafka;
 pub mod object;
 mod progress;
+pub mod sqs;
 mod stage;
 mod summary;
 
@@ -78,6 +79,8 @@ pub struct IngestOptions {
     pub reader: ReaderConfig,
     /// How often `--follow` lists object-store prefixes again.
     pub list_every: Duration,
+    /// Read the objects S3 event notifications on this SQS queue announce instead of listing.
+    pub sqs_queue: Option<String>,
     /// Show a progress bar (only honoured on a terminal).
     pub progress: bool,
     /// Consumers fed every batch (live SLIs, rules).
@@ -110,6 +113,7 @@ impl IngestOptions {
             max_latency: Duration::from_secs(1),
             reader: ReaderConfig::default(),
             list_every: Duration::from_secs(30),
+            sqs_queue: None,
             progress: true,
             observers: Observers::default(),
             scoped: None,
@@ -167,13 +171,17 @@ pub fn ingest_objects(
     opts: &IngestOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<(Summary, object::ObjectSummary), IngestError> {
-    let source = object::ObjectSource::new(
+    let failed = |e: String| IngestError::Source(e.into());
+    let mut source = object::ObjectSource::new(
         &opts.inputs,
         &opts.out,
         opts.reader.clone(),
         opts.list_every,
     )
-    .map_err(|e| IngestError::Source(e.into()))?;
+    .map_err(failed)?;
+    if let Some(url) = &opts.sqs_queue {
+        source = source.with_queue(sqs::Queue::new(url).map_err(failed)?);
+    }
     run(source, opts, stop).map(|(summary, source)| (summary, source.summary))
 }
 

@@ -12,12 +12,14 @@
 //! are listed again every `list_every`, from after the greatest key seen (time-named keys of
 //! one writer sort after older ones) and in full every [`FULL_LIST_EVERY`]th time (keys that
 //! land under earlier prefixes: another account, region or day); S3 event notifications on
-//! SQS ([`crate::sqs`]) serve buckets too large to list.
+//! SQS ([`crate::sqs`], `--sqs-queue`) serve buckets too large to list.
 //!
 //! It never parses records (the normalizers recognise CloudTrail's `Records[]` envelope and
 //! Entra's archive records) and never writes outputs.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::sqs::Queue;
 use std::io::{Seek, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +32,7 @@ use mfascope_source::{
     FILE_STATE, FINISHED_LINE, Feed, FileReader, Fingerprint, Positions, ReadItem, ReaderConfig,
     RecordSource, Scope, SourceFailure,
 };
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
 /// Objects up to this size are downloaded into memory; larger ones to a temporary file.
@@ -60,6 +62,16 @@ pub struct ObjectSummary {
     pub retries: u64,
     /// Listing or download failures (in `--follow`, retried at the next listing).
     pub errors: u64,
+    /// Notifications received from the SQS queue (`--sqs-queue`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub messages: u64,
+    /// Notifications deleted from the queue, every object they name committed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub messages_deleted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Object-storage prefixes as a [`RecordSource`].
@@ -71,6 +83,7 @@ pub struct ObjectSource {
     /// Counts, complete once [`RecordSource::run`] has returned.
     pub summary: ObjectSummary,
     next_input: u32,
+    queue: Option<Queue>,
     /// Committed positions by identity, finished objects included.
     known: Positions,
 }
@@ -119,8 +132,15 @@ impl ObjectSource {
             list_every,
             summary: ObjectSummary::default(),
             next_input: 0,
+            queue: None,
             known: Positions::new(),
         })
+    }
+
+    /// Read the objects S3 event notifications on `queue` announce instead of listing.
+    pub fn with_queue(mut self, queue: Queue) -> ObjectSource {
+        self.queue = Some(queue);
+        self
     }
 
     /// One listing of every prefix (`full`, or after the greatest key seen), reading each log
@@ -179,7 +199,7 @@ impl ObjectSource {
                     break;
                 };
                 match self.read_object(next, feed)? {
-                    Ok(()) => progressed = true,
+                    Ok(_) => progressed = true,
                     Err((name, reason)) => {
                         self.summary.errors += 1;
                         if self.follow {
@@ -223,13 +243,14 @@ impl ObjectSource {
         })
     }
 
-    /// Wait for a download and send its records, then its finish; `Ok(Err((name, why)))` when
-    /// it could not be downloaded (nothing of it was sent).
+    /// Wait for a download and send its records, then its finish (returned: the identity and
+    /// the end to see committed); `Ok(Err((name, why)))` when it could not be downloaded
+    /// (nothing of it was sent).
     fn read_object(
         &mut self,
         d: Download,
         feed: &mut dyn Feed,
-    ) -> Result<Result<(), (String, String)>, Stopped> {
+    ) -> Result<Result<Need, Unread>, Stopped> {
         let body = match Remote::block_on(d.body) {
             Ok(Ok((body, retries))) => {
                 self.summary.retries += retries;
@@ -257,12 +278,175 @@ impl ObjectSource {
         if !(sent && feed.send(0, ReadItem::Finished { input, offset: end })) {
             return Err(Stopped::EngineGone);
         }
-        self.known
-            .insert(d.fingerprint.to_string(), (end, FINISHED_LINE));
+        let key = d.fingerprint.to_string();
+        self.known.insert(key.clone(), (end, FINISHED_LINE));
         self.summary.read += 1;
-        Ok(Ok(()))
+        Ok(Ok((key, end)))
+    }
+
+    /// Read what the queue's notifications announce until `stop` (or, without `--follow`,
+    /// until the queue is empty); a message is deleted once every object it names is committed
+    /// (a crash before that redelivers it, and its finished objects are skipped).
+    fn run_queue(
+        &mut self,
+        queue: &Queue,
+        stop: &AtomicBool,
+        feed: &mut dyn Feed,
+    ) -> Result<(), Stopped> {
+        // (receipt, objects to see committed: identity → end)
+        let mut waiting: Vec<(String, Vec<Need>)> = Vec::new();
+        let mut committed: HashMap<String, u64> = HashMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let messages = match Remote::block_on(queue.receive()) {
+                Ok(m) => m,
+                Err(e) if self.summary.messages == 0 && !self.follow => {
+                    return Err(Stopped::Failed(e.into()));
+                }
+                Err(e) => {
+                    self.summary.errors += 1;
+                    tracing::warn!("{e}; receiving again in 1s");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if messages.is_empty() && !self.follow {
+                break;
+            }
+            if messages.is_empty() && !feed.send(0, ReadItem::Idle) {
+                return Err(Stopped::EngineGone);
+            }
+            // Every object of the batch is downloading before the first is read.
+            let mut batch = Vec::new();
+            for m in messages {
+                self.summary.messages += 1;
+                if m.other > 0 {
+                    *self
+                        .summary
+                        .not_logs
+                        .entry("notification of no new object (removal, test event)".into())
+                        .or_default() += m.other;
+                }
+                let downloads = self.announced_downloads(&m.objects);
+                batch.push((m.receipt, downloads));
+            }
+            for (receipt, downloads) in batch {
+                let Some(downloads) = downloads else {
+                    continue; // left on the queue: it comes back
+                };
+                let mut needs = Some(Vec::new());
+                for d in downloads {
+                    match self.read_object(d, feed)? {
+                        Ok(need) => {
+                            if let Some(n) = needs.as_mut() {
+                                n.push(need);
+                            }
+                        }
+                        Err((name, reason)) => {
+                            self.summary.errors += 1;
+                            tracing::warn!(%name, "{reason}; the notification comes back");
+                            needs = None;
+                        }
+                    }
+                }
+                if let Some(needs) = needs {
+                    waiting.push((receipt, needs));
+                }
+            }
+            self.delete_committed(queue, feed, &mut waiting, &mut committed);
+        }
+        if !feed.close(0) {
+            return Err(Stopped::EngineGone);
+        }
+        self.delete_committed(queue, feed, &mut waiting, &mut committed);
+        Ok(())
+    }
+
+    /// Start downloading the announced log objects not finished yet; `None` when one could not
+    /// be looked up (the message is left on the queue to come back).
+    fn announced_downloads(&mut self, objects: &[(String, String)]) -> Option<Vec<Download>> {
+        let mut downloads = Vec::new();
+        for (bucket, key) in objects {
+            let Some(remote) = self
+                .prefixes
+                .iter()
+                .find(|r| holds(r, bucket, key))
+                .cloned()
+            else {
+                *self
+                    .summary
+                    .not_logs
+                    .entry("announced outside the prefixes".into())
+                    .or_default() += 1;
+                continue;
+            };
+            let store = remote.store();
+            let meta = match Remote::block_on(store.head(&key.as_str().into())) {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => {
+                    *self
+                        .summary
+                        .not_logs
+                        .entry("gone before it was read (or a folder marker)".into())
+                        .or_default() += 1;
+                    continue;
+                }
+                Err(e) => {
+                    self.summary.errors += 1;
+                    tracing::warn!("s3://{bucket}/{key}: {e}; the notification comes back");
+                    downloads.iter().for_each(|d: &Download| d.body.abort());
+                    return None;
+                }
+            };
+            downloads.extend(self.wanted(&remote, &store, meta, true));
+        }
+        Some(downloads)
+    }
+
+    /// Delete the messages whose objects are all committed.
+    fn delete_committed(
+        &mut self,
+        queue: &Queue,
+        feed: &mut dyn Feed,
+        waiting: &mut Vec<(String, Vec<Need>)>,
+        committed: &mut HashMap<String, u64>,
+    ) {
+        committed.extend(feed.committed().into_iter().map(|(_, fp, at)| (fp, at)));
+        waiting.retain(|(receipt, needs)| {
+            let done = needs
+                .iter()
+                .all(|(fp, end)| committed.get(fp).is_some_and(|at| at >= end));
+            if !done {
+                return true;
+            }
+            match Remote::block_on(queue.delete(receipt)) {
+                Ok(()) => {
+                    self.summary.messages_deleted += 1;
+                    false
+                }
+                Err(e) => {
+                    // Redelivered later: its objects are finished and skipped then.
+                    tracing::warn!("{e}");
+                    self.summary.errors += 1;
+                    false
+                }
+            }
+        });
     }
 }
+
+/// Whether `remote`'s prefix holds `key` of `bucket`.
+fn holds(remote: &Remote, bucket: &str, key: &str) -> bool {
+    let prefix = remote.prefix().as_ref();
+    remote.base().host_str() == Some(bucket)
+        && (prefix.is_empty()
+            || key == prefix
+            || key.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')))
+}
+
+/// An object's identity and the end to see committed before its notification is deleted.
+type Need = (String, u64);
+/// An object that could not be read: its name and why.
+type Unread = (String, String);
 
 /// An object being downloaded ahead of the reader.
 struct Download {
@@ -297,6 +481,12 @@ impl RecordSource for ObjectSource {
             return Ok(());
         };
         self.known = positions;
+        if let Some(queue) = self.queue.take() {
+            return match self.run_queue(&queue, stop, feed.as_mut()) {
+                Ok(()) | Err(Stopped::EngineGone) => Ok(()),
+                Err(Stopped::Failed(e)) => Err(e),
+            };
+        }
         let mut after = vec![None; self.prefixes.len()];
         loop {
             let full = self.summary.listings.is_multiple_of(FULL_LIST_EVERY);
