@@ -29,8 +29,8 @@ use futures::StreamExt;
 use mfascope_sink::Location;
 use mfascope_sink::location::Remote;
 use mfascope_source::{
-    FILE_STATE, FINISHED_LINE, Feed, FileReader, Fingerprint, Positions, ReadItem, ReaderConfig,
-    RecordSource, Scope, SourceFailure,
+    FINISHED_LINE, Feed, FileReader, Fingerprint, Positions, ReadItem, ReaderConfig, RecordSource,
+    Scope, SourceFailure,
 };
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::Serialize;
@@ -471,12 +471,7 @@ impl RecordSource for ObjectSource {
         stop: &Arc<AtomicBool>,
         mut feed: Box<dyn Feed>,
     ) -> Result<(), SourceFailure> {
-        let scope = Scope {
-            id: 0,
-            state: FILE_STATE.into(),
-            wait: Duration::ZERO,
-            inputs: Vec::new(),
-        };
+        let scope = Scope::whole_output();
         let Some(positions) = feed.open(&scope) else {
             return Ok(());
         };

@@ -43,6 +43,18 @@ pub struct Scope {
     pub inputs: Vec<NamedInput>,
 }
 
+impl Scope {
+    /// Scope 0 over the whole output (`_state`): a run with one checkpoint (files, buckets).
+    pub fn whole_output() -> Scope {
+        Scope {
+            id: 0,
+            state: FILE_STATE.into(),
+            wait: Duration::ZERO,
+            inputs: Vec::new(),
+        }
+    }
+}
+
 /// The engine, as a source sees it. Every method is called from the source's own thread; a
 /// `false`/`None` answer means the engine cannot go on (its error is reported by the engine):
 /// the source returns.
@@ -91,12 +103,7 @@ impl RecordSource for FileSource {
         stop: &Arc<AtomicBool>,
         mut feed: Box<dyn Feed>,
     ) -> Result<(), SourceFailure> {
-        let scope = Scope {
-            id: 0,
-            state: FILE_STATE.into(),
-            wait: Duration::ZERO,
-            inputs: Vec::new(),
-        };
+        let scope = Scope::whole_output();
         let Some(positions) = feed.open(&scope) else {
             return Ok(());
         };
