@@ -20,7 +20,7 @@ use crate::detect::stream::{FindingStore, FindingTap, LiveRules};
 use crate::detect::{DetectConfig, DetectCounters, Finding, RuleSet};
 use crate::observe::BatchObserver;
 use crate::pipeline::kafka::{KAFKA_STATE, KafkaOptions, KafkaSummary};
-use crate::pipeline::object::{ObjectSummary, is_object_url};
+use crate::pipeline::object::ObjectSummary;
 use crate::pipeline::{IngestOptions, PipelineProgress, Summary};
 use crate::resume::{RulesResumed, ScopedRules};
 use crate::sli::live::{Aggregator, LiveCounters};
@@ -302,7 +302,11 @@ fn drive(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(Summary, Sourced)> {
     let context = || format!("ingest into {}", opts.out);
-    let remote = opts.inputs.iter().filter(|i| is_object_url(i)).count();
+    let remote = opts
+        .inputs
+        .iter()
+        .filter(|i| crate::sink::Location::names_remote(i))
+        .count();
     Ok(match kafka {
         Some(k) => {
             let (s, ks) = crate::pipeline::kafka::ingest(opts, k, stop).with_context(|| {

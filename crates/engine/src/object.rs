@@ -18,8 +18,6 @@
 //! Entra's archive records) and never writes outputs.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-
-use crate::sqs::Queue;
 use std::io::{Seek, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +32,8 @@ use mfascope_source::{
 };
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::Serialize;
+
+use crate::sqs::Queue;
 
 /// Objects up to this size are downloaded into memory; larger ones to a temporary file.
 const IN_MEMORY: usize = 4 << 20;
@@ -86,15 +86,6 @@ pub struct ObjectSource {
     queue: Option<Queue>,
     /// Committed positions by identity, finished objects included.
     known: Positions,
-}
-
-/// Whether `arg` names an object-store prefix rather than a local path.
-pub fn is_object_url(arg: &str) -> bool {
-    [
-        "s3://", "gs://", "az://", "abfs://", "abfss://", "azure://", "s3a://",
-    ]
-    .iter()
-    .any(|s| arg.starts_with(s))
 }
 
 impl ObjectSource {
@@ -214,6 +205,13 @@ impl ObjectSource {
         Ok(progressed)
     }
 
+    /// Count `n` keys or notifications that hold no log object to read, by `reason`.
+    fn not_read(&mut self, reason: &str, n: u64) {
+        if n > 0 {
+            *self.summary.not_logs.entry(reason.into()).or_default() += n;
+        }
+    }
+
     /// The download of a listed key, started, when it is a log object not finished yet.
     fn wanted(
         &mut self,
@@ -223,9 +221,7 @@ impl ObjectSource {
         first: bool,
     ) -> Option<Download> {
         if let Some(reason) = not_a_log(&meta) {
-            if first {
-                *self.summary.not_logs.entry(reason.into()).or_default() += 1;
-            }
+            self.not_read(reason, u64::from(first));
             return None;
         }
         let fingerprint = identity(remote, &meta);
@@ -319,13 +315,10 @@ impl ObjectSource {
             let mut batch = Vec::new();
             for m in messages {
                 self.summary.messages += 1;
-                if m.other > 0 {
-                    *self
-                        .summary
-                        .not_logs
-                        .entry("notification of no new object (removal, test event)".into())
-                        .or_default() += m.other;
-                }
+                self.not_read(
+                    "notification of no new object (removal, test event)",
+                    m.other,
+                );
                 let downloads = self.announced_downloads(&m.objects);
                 batch.push((m.receipt, downloads));
             }
@@ -333,22 +326,18 @@ impl ObjectSource {
                 let Some(downloads) = downloads else {
                     continue; // left on the queue: it comes back
                 };
-                let mut needs = Some(Vec::new());
+                let (mut needs, mut complete) = (Vec::new(), true);
                 for d in downloads {
                     match self.read_object(d, feed)? {
-                        Ok(need) => {
-                            if let Some(n) = needs.as_mut() {
-                                n.push(need);
-                            }
-                        }
+                        Ok(need) => needs.push(need),
                         Err((name, reason)) => {
                             self.summary.errors += 1;
                             tracing::warn!(%name, "{reason}; the notification comes back");
-                            needs = None;
+                            complete = false;
                         }
                     }
                 }
-                if let Some(needs) = needs {
+                if complete {
                     waiting.push((receipt, needs));
                 }
             }
@@ -372,22 +361,14 @@ impl ObjectSource {
                 .find(|r| holds(r, bucket, key))
                 .cloned()
             else {
-                *self
-                    .summary
-                    .not_logs
-                    .entry("announced outside the prefixes".into())
-                    .or_default() += 1;
+                self.not_read("announced outside the prefixes", 1);
                 continue;
             };
             let store = remote.store();
             let meta = match Remote::block_on(store.head(&key.as_str().into())) {
                 Ok(meta) => meta,
                 Err(object_store::Error::NotFound { .. }) => {
-                    *self
-                        .summary
-                        .not_logs
-                        .entry("gone before it was read (or a folder marker)".into())
-                        .or_default() += 1;
+                    self.not_read("gone before it was read (or a folder marker)", 1);
                     continue;
                 }
                 Err(e) => {

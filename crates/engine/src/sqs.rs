@@ -4,8 +4,6 @@
 //! credentials from the same standard chain the bucket uses (environment, web identity, ECS,
 //! instance metadata). It never reads objects or parses log records.
 
-use std::sync::Arc;
-
 use object_store::aws::{AmazonS3Builder, AwsAuthorizer, AwsCredentialProvider};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -191,20 +189,12 @@ fn announced(body: &str) -> (Vec<(String, String)>, u64) {
     (objects, other)
 }
 
+/// A notification's key: form-encoded (`+` for a space, `%2B` for a plus).
 fn decode_key(key: &str) -> String {
-    let plus_as_space = key.replace('+', " ");
-    percent_decode(&plus_as_space)
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("k={}", s.replace('&', "%26")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
-}
-
-/// A shared queue handle.
-pub type SharedQueue = Arc<Queue>;
 
 #[cfg(test)]
 mod tests {

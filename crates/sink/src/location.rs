@@ -76,14 +76,19 @@ impl Location {
     /// Parse `--out` / `--data`: a URL with an object store scheme, a `file://` URL, or a path.
     pub fn parse(s: &str) -> Result<Location, String> {
         match Url::parse(s) {
-            // One-letter "schemes" are Windows drive letters, not URLs.
             Ok(url) if url.scheme() == "file" => url
                 .to_file_path()
                 .map(Location::Local)
                 .map_err(|()| format!("{s}: not a local file URL")),
-            Ok(url) if url.scheme().len() > 1 => Remote::open(url).map(Location::Remote),
+            Ok(url) if is_remote(&url) => Remote::open(url).map(Location::Remote),
             _ => Ok(Location::Local(PathBuf::from(s))),
         }
+    }
+
+    /// Whether `s` names a remote location ([`Location::parse`] opens it as a store) rather than
+    /// a local path.
+    pub fn names_remote(s: &str) -> bool {
+        Url::parse(s).is_ok_and(|url| url.scheme() != "file" && is_remote(&url))
     }
 
     /// Human-readable name of `rel` under this location (for messages).
@@ -148,6 +153,11 @@ impl Location {
             Location::Remote(r) => r.any_under(rel, suffix),
         }
     }
+}
+
+/// One-letter "schemes" are Windows drive letters, not URLs.
+fn is_remote(url: &Url) -> bool {
+    url.scheme().len() > 1
 }
 
 /// An object store and the prefix under it.

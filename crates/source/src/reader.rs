@@ -253,11 +253,6 @@ impl FileReader {
         self.offset
     }
 
-    /// The line number the next item starts at.
-    pub fn line(&self) -> u64 {
-        self.line
-    }
-
     fn start(
         raw: Box<dyn Read + Send>,
         path: Arc<str>,
