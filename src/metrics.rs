@@ -197,6 +197,65 @@ fn delivery_metrics(r: &mut Registry, delivery: &[mfascope_notify::ReceiverStatu
     }
 }
 
+/// Vendor log-API sources (label `source`, the name in the sources file): polls, records,
+/// failures and how far behind now each has read.
+fn source_metrics(r: &mut Registry, sources: &[mfascope_pull::SourceReport]) {
+    if sources.is_empty() {
+        return;
+    }
+    type Pick = fn(&mfascope_pull::SourceReport) -> u64;
+    let counters: [(&str, &str, Pick); 6] = [
+        ("mfascope_source_polls", "Polls of a vendor log API.", |s| {
+            s.polls
+        }),
+        (
+            "mfascope_source_requests",
+            "HTTP requests to a vendor log API (token requests included).",
+            |s| s.requests,
+        ),
+        (
+            "mfascope_source_records",
+            "Records a vendor log API delivered to the engine.",
+            |s| s.records,
+        ),
+        (
+            "mfascope_source_errors",
+            "Polls of a vendor log API that failed after their retries.",
+            |s| s.errors,
+        ),
+        (
+            "mfascope_source_throttled",
+            "429 answers of a vendor log API waited out.",
+            |s| s.throttled,
+        ),
+        (
+            "mfascope_source_retries",
+            "Requests to a vendor log API retried after a 5xx answer or a network failure.",
+            |s| s.retries,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        let family = counter_family(r, name, help);
+        for s in sources {
+            family
+                .get_or_create(&labels(&[("source", &s.name), ("kind", &s.kind)]))
+                .inc_by(pick(s));
+        }
+    }
+    let lag = gauge_family(
+        r,
+        "mfascope_source_lag",
+        "Time between now and the point a vendor log API source has read everything up to.",
+        Some(Unit::Seconds),
+    );
+    for s in sources {
+        if let Some(l) = s.lag_seconds {
+            lag.get_or_create(&labels(&[("source", &s.name), ("kind", &s.kind)]))
+                .set(l);
+        }
+    }
+}
+
 /// Events each suppression withheld from the rules (label `suppression`, the name in the
 /// suppressions file: a handful, chosen by people, never per user).
 fn suppressed_metrics(r: &mut Registry, suppressed: &[SuppressedCount]) {
@@ -286,10 +345,12 @@ pub fn render(
     detect: Option<(&DetectCounters, &[SuppressedCount])>,
     tally: &SloTally,
     delivery: &[mfascope_notify::ReceiverStatus],
+    sources: &[mfascope_pull::SourceReport],
 ) -> String {
     let mut r = Registry::default();
     tally.register(&mut r);
     delivery_metrics(&mut r, delivery);
+    source_metrics(&mut r, sources);
     if let Some((d, suppressed)) = detect {
         detect_metrics(&mut r, d);
         suppressed_metrics(&mut r, suppressed);

@@ -48,6 +48,9 @@ pub struct RunReport {
     /// Listings and downloads, when the source was object storage.
     #[serde(skip)]
     pub objects: Option<ObjectSummary>,
+    /// Each vendor log-API source's polls, records and failures (`--sources`).
+    #[serde(skip)]
+    pub apis: Option<Vec<mfascope_pull::SourceReport>>,
     /// The live aggregator's counters.
     pub counters: LiveCounters,
     /// Every SLO evaluated at the end of the run.
@@ -107,6 +110,7 @@ pub struct Run {
     announce: bool,
     tap: Option<FindingTap>,
     delivery: Option<DeliveryConfig>,
+    apis: Option<mfascope_pull::ApiSource>,
 }
 
 impl Run {
@@ -124,7 +128,15 @@ impl Run {
             announce: false,
             tap: None,
             delivery: None,
+            apis: None,
         }
+    }
+
+    /// Poll these vendor log APIs instead of reading files (`--sources`).
+    pub fn apis(mut self, sources: Option<Vec<mfascope_pull::SourceConfig>>) -> Run {
+        let follow = self.opts.reader.follow;
+        self.apis = sources.map(|s| mfascope_pull::ApiSource::new(s, follow));
+        self
     }
 
     /// Consume from Kafka instead of the files of the options.
@@ -245,6 +257,7 @@ impl Run {
             let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
             let rules = detectors.clone();
             let tally = Mutex::new(crate::metrics::SloTally::default());
+            let sources = self.apis.as_ref().map(|a| a.stats()).unwrap_or_default();
             let scrape = Arc::new(move || {
                 let agg = lock(&agg);
                 let report = evaluate(&slos, &agg, None);
@@ -258,6 +271,10 @@ impl Run {
                     Some((&rules.counters(), &rules.suppressed()[..])),
                     &tally,
                     &delivery,
+                    &sources
+                        .iter()
+                        .map(|(name, kind, stats)| stats.report(name, kind))
+                        .collect::<Vec<_>>(),
                 )
             });
             let bound = crate::metrics::serve(addr, scrape)
@@ -265,10 +282,10 @@ impl Run {
             eprintln!("metrics: http://{bound}/metrics");
         }
         let complete_at_end = !self.is_live();
-        let (opts, kafka) = (self.opts, self.kafka);
+        let (opts, kafka, apis) = (self.opts, self.kafka, self.apis);
         let handle = std::thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || drive(&opts, kafka.as_ref(), stop))
+            .spawn(move || drive(&opts, kafka.as_ref(), apis, stop))
             .context("starting the ingest thread")?;
         Ok(Running {
             progress,
@@ -293,14 +310,25 @@ impl Run {
 struct Sourced {
     kafka: Option<KafkaSummary>,
     objects: Option<ObjectSummary>,
+    apis: Option<Vec<mfascope_pull::SourceReport>>,
 }
 
 /// The engine driven by the run's source, until it ends or `stop` is set.
 fn drive(
     opts: &IngestOptions,
     kafka: Option<&KafkaOptions>,
+    apis: Option<mfascope_pull::ApiSource>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(Summary, Sourced)> {
+    if let Some(source) = apis {
+        let (s, source) = crate::pipeline::run(source, opts, stop)
+            .with_context(|| format!("ingest into {} from the sources file", opts.out))?;
+        let sourced = Sourced {
+            apis: Some(source.reports()),
+            ..Sourced::default()
+        };
+        return Ok((s, sourced));
+    }
     let context = || format!("ingest into {}", opts.out);
     let remote = opts
         .inputs
@@ -407,6 +435,7 @@ impl Running {
             summary,
             kafka: sourced.kafka,
             objects: sourced.objects,
+            apis: sourced.apis,
             counters: agg.counters().clone(),
             slo: evaluate(&self.slos, &agg, None),
             detect: DetectReport {

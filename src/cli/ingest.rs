@@ -8,7 +8,7 @@ use super::{IngestArgs, OutputFormat};
 use crate::detect::{DetectConfig, HistoryConfig, RuleSet};
 use crate::normalize::pseudonym::Pseudonymizer;
 use crate::pipeline::{IngestOptions, stop_on_signals};
-use crate::present::{ingest_table, kafka_table, live_table, objects_table};
+use crate::present::{ingest_table, kafka_table, live_table, objects_table, sources_table};
 use crate::run::Run;
 
 /// Default out-of-order allowance of streaming detection over files: logs collected from
@@ -74,9 +74,11 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         },
         ..DetectConfig::default()
     };
+    let apis = a.sources.as_deref().map(mfascope_pull::load).transpose()?;
     let stop = stop_on_signals().context("installing signal handlers")?;
     let report = Run::new(opts)
         .kafka(a.kafka.options())
+        .apis(apis)
         .slos(&slos)
         .attack(&a.slos.attack.policy())
         .rules(&rules, detect)
@@ -93,6 +95,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
             if let Some(o) = &report.objects {
                 v["objects"] = serde_json::to_value(o)?;
             }
+            if let Some(a) = &report.apis {
+                v["sources"] = serde_json::to_value(a)?;
+            }
             v["live"] = serde_json::to_value(&report)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -103,15 +108,21 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
                 .as_ref()
                 .map(objects_table)
                 .unwrap_or_default();
+            let apis = report
+                .apis
+                .as_deref()
+                .map(sources_table)
+                .unwrap_or_default();
             print!(
-                "{}{kafka}{objects}{}",
+                "{}{kafka}{objects}{apis}{}",
                 ingest_table(&report.summary),
                 live_table(&report)
             );
         }
     }
     let summary = &report.summary;
-    let failed_inputs = !summary.unreadable.is_empty();
+    let failed_sources = report.apis.iter().flatten().any(|s| s.errors > 0);
+    let failed_inputs = !summary.unreadable.is_empty() || failed_sources;
     Ok(if (a.strict && summary.deadletter > 0) || failed_inputs {
         1
     } else {

@@ -12,6 +12,7 @@ mod probe;
 mod report;
 pub mod sli;
 pub mod slo;
+mod sources;
 mod verifier;
 
 use std::path::PathBuf;
@@ -89,6 +90,10 @@ pub enum Command {
     /// report (`weekly`, `monthly`: self-contained HTML or Markdown).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Vendor log-API sources (`sources check --sources FILE`: one authenticated request
+    /// per source, one line each).
+    #[command(subcommand)]
+    Sources(sources::SourcesCommand),
 }
 
 /// `mfascope dashboard`.
@@ -507,8 +512,15 @@ pub struct IngestArgs {
     /// Input files, globs or directories; `-` reads standard input; or object-store prefixes
     /// (`s3://bucket/AWSLogs/`, `gs://…`, `az://container/insights-logs-signinlogs/`), listed
     /// recursively, credentials from the standard AWS / Google / Azure environment.
-    #[arg(required_unless_present = "kafka", conflicts_with = "kafka")]
+    #[arg(
+        required_unless_present_any = ["kafka", "sources"],
+        conflicts_with_all = ["kafka", "sources"]
+    )]
     pub paths: Vec<String>,
+    /// Poll the vendor log APIs of this sources file (`[[source]]` tables: Okta, Duo, Graph,
+    /// Google Workspace) instead of reading files; with --follow, every source's `interval`.
+    #[arg(long, value_name = "FILE", conflicts_with = "kafka")]
+    pub sources: Option<PathBuf>,
     /// Kafka source.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -815,6 +827,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Probe(a) => probe::run(a),
         Command::Report(c) => report::run(c),
         Command::Notify(a) => notify::run(a),
+        Command::Sources(c) => sources::run(c),
     }
 }
 

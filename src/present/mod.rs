@@ -134,6 +134,31 @@ pub fn objects_table(o: &crate::pipeline::object::ObjectSummary) -> String {
     out
 }
 
+/// One line per vendor log-API source: what it read, how it was paced, where it stands.
+pub fn sources_table(sources: &[mfascope_pull::SourceReport]) -> String {
+    let mut out = String::new();
+    for s in sources {
+        let _ = writeln!(
+            out,
+            "source {:<14} {:>10} records, {} repeats skipped, {} polls, {} requests, {} throttled, {} retried, {} failed polls, {} tokens; read up to {}",
+            format!("{} ({})", s.name, s.kind),
+            s.records,
+            s.repeats,
+            s.polls,
+            s.requests,
+            s.throttled,
+            s.retries,
+            s.errors,
+            s.tokens,
+            s.caught_up.as_deref().unwrap_or("-"),
+        );
+        if let Some(e) = &s.last_error {
+            let _ = writeln!(out, "  last error: {e}");
+        }
+    }
+    out
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.2}%", v * 100.0))
 }

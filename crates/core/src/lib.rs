@@ -8,6 +8,7 @@
 pub mod attack;
 pub mod event;
 pub mod observe;
+pub mod secret;
 pub mod sync;
 pub mod ticket;
 pub mod time;

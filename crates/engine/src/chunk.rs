@@ -1,5 +1,5 @@
 //! Normalizes one chunk into an Arrow batch, dead letters and counters (what a worker thread
-//! does): lines, whole JSON documents, or Kafka messages. Every record ends up counted once, as
+//! does): lines, whole JSON documents, Kafka messages or polled API records. Every record ends up counted once, as
 //! an event, an ignored record or a dead letter. It never orders, groups or writes anything.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use mfascope_core::event::{
 use mfascope_core::ticket::{Ticket, TicketBatchBuilder};
 use mfascope_normalize::{LeafSink, LogFormat, Normalizer, Reject};
 use mfascope_sink::DeadLetter;
-use mfascope_source::{Chunk, ChunkKind, MessageSpan};
+use mfascope_source::{Chunk, ChunkKind, MessageSpan, PolledSpan};
 
 /// Counters a worker accumulates for one chunk.
 #[derive(Default)]
@@ -167,6 +167,7 @@ pub(crate) fn process_chunk(normalizer: &mut Normalizer, chunk: &Chunk) -> Proce
             },
         ),
         ChunkKind::Messages(spans) => return process_messages(normalizer, chunk, spans, sink),
+        ChunkKind::Polled(spans) => return process_polled(normalizer, chunk, spans, sink),
     }
     let end = chunk.start + data.len() as u64;
     sink.finish(
@@ -330,4 +331,39 @@ fn process_messages(
     let first = spans.first().map_or(chunk.start, |s| s.offset);
     let end = spans.last().map_or(first, |s| s.offset + 1);
     sink.finish(chunk.input, first, end, 0, data.len() as u64)
+}
+
+/// Normalize records polled from a vendor API: each span is one JSON value. Dead letters name
+/// the stream (path), line 0 and the record's time in milliseconds as offset (the raw record
+/// carries the vendor id). The position committed is the last span's cursor; the chunk's
+/// start, which names its segment, is a hash of the first cursor (unique per record).
+fn process_polled(
+    normalizer: &mut Normalizer,
+    chunk: &Chunk,
+    spans: &[PolledSpan],
+    mut sink: ChunkSink,
+) -> Processed {
+    let data = &chunk.data;
+    let mut from = 0;
+    sink.line = 0;
+    for span in spans {
+        sink.record_offset = span.cursor.time_ms;
+        normalizer.record(&data[from..span.end], &mut sink);
+        from = span.end;
+    }
+    let Some(last) = spans.last() else {
+        return sink.finish(chunk.input, chunk.start, chunk.start, 0, 0);
+    };
+    let first = spans[0].cursor;
+    let mut named = [0u8; 16];
+    named[..8].copy_from_slice(&first.time_ms.to_le_bytes());
+    named[8..].copy_from_slice(&first.key.to_le_bytes());
+    let start = xxhash_rust::xxh3::xxh3_64(&named);
+    sink.finish(
+        chunk.input,
+        start,
+        last.cursor.time_ms,
+        last.cursor.key,
+        data.len() as u64,
+    )
 }

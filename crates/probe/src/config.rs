@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use mfascope_core::secret::SecretRef;
+
 use super::ProbeError;
 use mfascope_verifier::otp::Params;
 
@@ -60,36 +62,6 @@ impl Check {
             TargetKind::Privacyidea => {
                 matches!(self, Check::TotpSuccess | Check::WrongCode | Check::Replay)
             }
-        }
-    }
-}
-
-/// A secret given by file or environment variable.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    /// File whose first line is the secret.
-    pub file: Option<PathBuf>,
-    /// Environment variable holding the secret.
-    pub env: Option<String>,
-}
-
-impl SecretRef {
-    /// The secret, named `what` in errors.
-    pub fn read(&self, base: &Path, what: &str) -> Result<zeroize::Zeroizing<String>, ProbeError> {
-        let bad = |msg: String| ProbeError::Config(format!("{what}: {msg}"));
-        match (&self.file, &self.env) {
-            (Some(f), None) => {
-                let path = base.join(f);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-                let first = text.lines().next().unwrap_or_default().trim().to_string();
-                Ok(zeroize::Zeroizing::new(first))
-            }
-            (None, Some(var)) => std::env::var(var)
-                .map(zeroize::Zeroizing::new)
-                .map_err(|_| bad(format!("environment variable {var} is not set"))),
-            _ => Err(bad("give exactly one of file = \"…\" or env = \"…\"".into())),
         }
     }
 }

@@ -34,14 +34,20 @@ impl Privacyidea {
             .privacyidea
             .as_ref()
             .ok_or_else(|| ProbeError::Config("missing [privacyidea]".into()))?;
-        let secret = s.secret.read(&c.base, "[privacyidea] secret")?;
+        let secret = s
+            .secret
+            .read(&c.base, "[privacyidea] secret")
+            .map_err(ProbeError::Config)?;
         let key = otp::secret_from_base32(&secret)
             .map_err(|e| ProbeError::Config(format!("[privacyidea] secret: {e}")))?;
         Ok(Privacyidea {
             http,
             user: s.user.clone(),
             realm: s.realm.clone(),
-            pin: s.pin.read(&c.base, "[privacyidea] pin")?,
+            pin: s
+                .pin
+                .read(&c.base, "[privacyidea] pin")
+                .map_err(ProbeError::Config)?,
             key: Zeroizing::new(key),
             params: s.totp,
             accepted: None,

@@ -67,7 +67,8 @@ impl Reference {
             http,
             admin: section
                 .admin_token
-                .read(&c.base, "[mfascope] admin_token")?,
+                .read(&c.base, "[mfascope] admin_token")
+                .map_err(ProbeError::Config)?,
             lockout_after: section.lockout_after,
             params: section.totp,
             users: Vec::new(),

@@ -15,8 +15,8 @@ pub use feed::{
 };
 pub use fingerprint::{Fingerprint, fingerprint_of};
 pub use reader::{
-    BufferPool, Chunk, ChunkKind, FINISHED_LINE, FileReader, MessageSpan, ReadItem, Reader,
-    ReaderConfig, Resume,
+    BufferPool, Chunk, ChunkKind, Cursor, FINISHED_LINE, FileReader, MessageSpan, PolledSpan,
+    ReadItem, Reader, ReaderConfig, Resume,
 };
 
 /// Errors found while discovering inputs.

@@ -86,6 +86,31 @@ pub enum ChunkKind {
     /// Messages one after the other (Kafka): each holds one record or several on lines of
     /// their own, and is positioned by its message offset rather than by bytes.
     Messages(Vec<MessageSpan>),
+    /// Records polled from a vendor log API, one JSON value each, positioned by their place
+    /// in the source's order ([`Cursor`]) rather than by bytes: the position committed after
+    /// the chunk is its last span's cursor, as `(time_ms, key)`.
+    Polled(Vec<PolledSpan>),
+}
+
+/// A record's place in a polled stream: its time, then a hash of its vendor id, so records of
+/// the same millisecond have one order on every poll. A stream's committed cursor is the
+/// greatest delivered; a restart skips every record at or below it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// Milliseconds since the Unix epoch (the vendor's record time).
+    pub time_ms: u64,
+    /// 64-bit hash of the vendor's record id.
+    pub key: u64,
+}
+
+/// Where a polled record ends in its chunk's bytes, and the stream's cursor after it (never
+/// below the previous span's: a late record takes the cursor already reached).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolledSpan {
+    /// End of the record's bytes in the chunk (its start is the previous span's end).
+    pub end: usize,
+    /// The stream's position once the record is committed.
+    pub cursor: Cursor,
 }
 
 /// Where a message ends in its chunk's bytes, and its offset in its partition.
