@@ -257,7 +257,11 @@ impl Run {
             let (agg, slos, progress) = (agg.clone(), self.slos.clone(), progress.clone());
             let rules = detectors.clone();
             let tally = Mutex::new(crate::metrics::SloTally::default());
-            let sources = self.apis.as_ref().map(|a| a.stats()).unwrap_or_default();
+            let sources = self
+                .apis
+                .as_ref()
+                .map(mfascope_pull::ApiSource::stats)
+                .unwrap_or_default();
             let scrape = Arc::new(move || {
                 let agg = lock(&agg);
                 let report = evaluate(&slos, &agg, None);
