@@ -333,7 +333,10 @@ mod tests {
     #[test]
     fn backoff_stays_within_its_cap() {
         for n in 0..40 {
-            assert!(backoff(n) <= BACKOFF_CAP && backoff(n) >= Duration::from_secs(1));
+            let ceiling = (BACKOFF_BASE * 2u32.pow(n.min(16))).min(BACKOFF_CAP);
+            let wait = backoff(n);
+            assert!(wait <= ceiling && wait >= ceiling / 2, "attempt {n}: {wait:?}");
         }
+        assert!(backoff(39) >= BACKOFF_CAP / 2);
     }
 }
