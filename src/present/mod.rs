@@ -134,26 +134,45 @@ pub fn objects_table(o: &crate::pipeline::object::ObjectSummary) -> String {
     out
 }
 
-/// One line per vendor log-API source: what it read, how it was paced, where it stands.
+/// One row per vendor log-API source: what it read, how it was paced, where it stands.
 pub fn sources_table(sources: &[mfascope_pull::SourceReport]) -> String {
-    let mut out = String::new();
+    let row = |cells: [&dyn std::fmt::Display; 10]| {
+        let [a, b, c, d, e, f, g, h, i, j] = cells;
+        format!("  {a:<24} {b:>9} {c:>8} {d:>6} {e:>9} {f:>10} {g:>8} {h:>7} {i:>7}  {j}\n")
+    };
+    let mut out = format!("sources        {:>12} polled\n", sources.len());
+    out += &row([
+        &"source",
+        &"records",
+        &"repeats",
+        &"polls",
+        &"requests",
+        &"throttled",
+        &"retried",
+        &"failed",
+        &"tokens",
+        &"read up to",
+    ]);
     for s in sources {
-        let _ = writeln!(
-            out,
-            "source {:<14} {:>10} records, {} repeats skipped, {} polls, {} requests, {} throttled, {} retried, {} failed polls, {} tokens; read up to {}",
-            format!("{} ({})", s.name, s.kind),
-            s.records,
-            s.repeats,
-            s.polls,
-            s.requests,
-            s.throttled,
-            s.retries,
-            s.errors,
-            s.tokens,
-            s.caught_up.as_deref().unwrap_or("-"),
-        );
+        let name = if s.name == s.kind {
+            s.name.clone()
+        } else {
+            format!("{} ({})", s.name, s.kind)
+        };
+        out += &row([
+            &name,
+            &s.records,
+            &s.repeats,
+            &s.polls,
+            &s.requests,
+            &s.throttled,
+            &s.retries,
+            &s.errors,
+            &s.tokens,
+            &s.caught_up.as_deref().unwrap_or("-"),
+        ]);
         if let Some(e) = &s.last_error {
-            let _ = writeln!(out, "  last error: {e}");
+            let _ = writeln!(out, "    last error: {e}");
         }
     }
     out

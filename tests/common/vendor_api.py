@@ -102,22 +102,29 @@ for app in ("login", "user_accounts", "admin"):
     STREAMS[app] = Store(lambda r: parse_time(r["id"]["time"]), lambda r: str(r["id"].get("uniqueQualifier")))
 
 
+ENVELOPES = {"SignInLogs": "signIns", "AuditLogs": "directoryAudits"}
+
+
 def route(vendor, rec):
-    """The stream a record belongs to (None: not served by the API the mock imitates)."""
+    """The stream a record belongs to and the record as the API serves it (stream None: not
+    served by the API the mock imitates). Entra records in the Event Hubs / diagnostic-archive
+    envelope are served as Graph serves them: the object under `properties`."""
     if vendor == "okta":
-        return "okta"
+        return "okta", rec
     if vendor == "duo":
-        return "duo"
+        return "duo", rec
     if vendor == "entra":
+        if "category" in rec and "properties" in rec:
+            return ENVELOPES.get(rec["category"]), rec["properties"]
         if "createdDateTime" in rec and "activityDateTime" not in rec and "riskEventType" not in rec:
-            return "signIns"
+            return "signIns", rec
         if "activityDateTime" in rec:
-            return "directoryAudits"
-        return None
+            return "directoryAudits", rec
+        return None, rec
     if vendor == "google":
         app = rec.get("id", {}).get("applicationName")
-        return app if app in ("login", "user_accounts", "admin") else None
-    return None
+        return (app if app in ("login", "user_accounts", "admin") else None), rec
+    return None, rec
 
 
 def load(vendor, lines):
@@ -126,9 +133,10 @@ def load(vendor, lines):
         line = line.strip()
         if not line:
             continue
-        stream = route(vendor, json.loads(line))
+        rec = json.loads(line)
+        stream, served = route(vendor, rec)
         if stream:
-            STREAMS[stream].add(line)
+            STREAMS[stream].add(line if served is rec else json.dumps(served, separators=(",", ":")))
             n += 1
     return n
 

@@ -1,6 +1,7 @@
 //! `sources check`: one authenticated request per stream of each source (the last hour, first
-//! page), told in one line per source — what it can read, or what to fix. It never retries
-//! (the first answer is the diagnosis) and never stores anything.
+//! page), told in one line per source — what it can read, or what to fix. Transient answers
+//! (429, 5xx, network) are waited out and retried as in a run, so a busy vendor is not mistaken
+//! for a wrong set-up; any other error is the diagnosis. It never stores anything.
 
 use std::fmt;
 use std::sync::Arc;
@@ -72,12 +73,7 @@ fn check_one(c: &SourceConfig) -> CheckLine {
     let from = now - 3_600_000;
     let run = || -> Result<Vec<String>, PollError> {
         let stats = Arc::new(Stats::default());
-        let mut http = Http::new(
-            stats,
-            Arc::new(AtomicBool::new(false)),
-            c.request_every,
-            false,
-        )?;
+        let mut http = Http::new(stats, Arc::new(AtomicBool::new(false)), c.request_every)?;
         let mut api = crate::api(c)?;
         let mut read = Vec::new();
         for stream in &c.streams {

@@ -131,7 +131,8 @@ pub struct SourceConfig {
     pub delay: Duration,
     /// How far before the last record a poll starts again (late records, clock skew).
     pub overlap: Duration,
-    /// Longest time window fetched whole (vendors that answer newest first).
+    /// Longest time window fetched whole (vendors that answer newest first; a window holding
+    /// more than 20,000 records is fetched again in halves).
     pub window: Duration,
     /// Least time between two requests (Duo's one request a minute).
     pub request_every: Duration,
@@ -403,7 +404,7 @@ fn source(t: Table, base: &Path) -> Result<SourceConfig, String> {
         interval: duration(t.interval.as_deref(), "interval", Duration::from_secs(30))?,
         delay: duration(t.delay.as_deref(), "delay", delay)?,
         overlap: duration(t.overlap.as_deref(), "overlap", Duration::from_secs(60))?,
-        window: duration(t.window.as_deref(), "window", Duration::from_secs(3600))?
+        window: duration(t.window.as_deref(), "window", Duration::from_secs(86_400))?
             .max(Duration::from_secs(1)),
         request_every: duration(t.request_every.as_deref(), "request_every", request_every)?,
         name,

@@ -83,8 +83,6 @@ pub(crate) struct Http {
     every: Duration,
     last_sent: Option<Instant>,
     hold_until: Option<Instant>,
-    /// Retries allowed (off for `sources check`, which reports the first answer).
-    retry: bool,
 }
 
 impl Http {
@@ -92,7 +90,6 @@ impl Http {
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
         every: Duration,
-        retry: bool,
     ) -> Result<Http, PollError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -111,7 +108,6 @@ impl Http {
             every,
             last_sent: None,
             hold_until: None,
-            retry,
         })
     }
 
@@ -166,7 +162,7 @@ impl Http {
                         what: what.to_string(),
                         detail: e.without_url().to_string(),
                     };
-                    if !self.retry || failures >= ATTEMPTS {
+                    if failures >= ATTEMPTS {
                         return Err(err);
                     }
                     Stats::add(&self.stats.retries, 1);
@@ -187,7 +183,7 @@ impl Http {
             if status == StatusCode::TOO_MANY_REQUESTS {
                 throttles += 1;
                 Stats::add(&self.stats.throttled, 1);
-                if !self.retry || throttles >= THROTTLES {
+                if throttles >= THROTTLES {
                     return Err(err);
                 }
                 let told = self.hold_until.is_some_and(|h| h > Instant::now());
@@ -198,7 +194,7 @@ impl Http {
             }
             if status.is_server_error() {
                 failures += 1;
-                if !self.retry || failures >= ATTEMPTS {
+                if failures >= ATTEMPTS {
                     return Err(err);
                 }
                 Stats::add(&self.stats.retries, 1);
@@ -335,7 +331,10 @@ mod tests {
         for n in 0..40 {
             let ceiling = (BACKOFF_BASE * 2u32.pow(n.min(16))).min(BACKOFF_CAP);
             let wait = backoff(n);
-            assert!(wait <= ceiling && wait >= ceiling / 2, "attempt {n}: {wait:?}");
+            assert!(
+                wait <= ceiling && wait >= ceiling / 2,
+                "attempt {n}: {wait:?}"
+            );
         }
         assert!(backoff(39) >= BACKOFF_CAP / 2);
     }

@@ -151,7 +151,7 @@ impl RecordSource for ApiSource {
                 Ok(Poller {
                     index: i,
                     api,
-                    http: Http::new(self.stats[i].clone(), halt.clone(), c.request_every, true)?,
+                    http: Http::new(self.stats[i].clone(), halt.clone(), c.request_every)?,
                     streams,
                     timing: Timing {
                         since_ms: c.since_ms,

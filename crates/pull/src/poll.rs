@@ -21,7 +21,7 @@ use crate::stats::Stats;
 const CHUNK_RECORDS: usize = 500;
 /// A window of a newest-first vendor holding more records than this is fetched again in
 /// halves (bounded memory).
-const WINDOW_RECORDS: usize = 100_000;
+const WINDOW_RECORDS: usize = 20_000;
 
 /// What pollers tell the source's thread.
 pub(crate) enum Pulled {
