@@ -26,10 +26,15 @@ use crate::time::TimeRange;
 
 type Labels = Vec<(String, String)>;
 
+/// Help text as the exposition wants it: the library ends it with a period itself.
+fn help(text: &str) -> &str {
+    text.strip_suffix('.').unwrap_or(text)
+}
+
 fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     let c: PromCounter = PromCounter::default();
     c.inc_by(value);
-    registry.register(name, help, c);
+    registry.register(name, self::help(help), c);
 }
 
 fn gauge_family(
@@ -40,16 +45,34 @@ fn gauge_family(
 ) -> Family<Labels, Gauge<f64, AtomicU64>> {
     let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     match unit {
-        Some(u) => registry.register_with_unit(name, help, u, family.clone()),
-        None => registry.register(name, help, family.clone()),
+        Some(u) => registry.register_with_unit(name, self::help(help), u, family.clone()),
+        None => registry.register(name, self::help(help), family.clone()),
     }
     family
 }
 
 fn counter_family(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, PromCounter> {
     let family = Family::<Labels, PromCounter>::default();
-    registry.register(name, help, family.clone());
+    registry.register(name, self::help(help), family.clone());
     family
+}
+
+/// A counter family over rows of `T`: name, help, and the row's value.
+type CounterOf<'a, T> = (&'a str, &'a str, fn(&T) -> u64);
+
+/// Counter families over `rows`: one series per row, labelled by `label`.
+fn counter_families<T>(
+    r: &mut Registry,
+    rows: &[T],
+    label: impl Fn(&T) -> Labels,
+    families: &[CounterOf<T>],
+) {
+    for &(name, help, pick) in families {
+        let family = counter_family(r, name, help);
+        for row in rows {
+            family.get_or_create(&label(row)).inc_by(pick(row));
+        }
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -128,47 +151,43 @@ fn delivery_metrics(r: &mut Registry, delivery: &[mfascope_notify::ReceiverStatu
     if delivery.is_empty() {
         return;
     }
-    type Pick = fn(&mfascope_notify::ReceiverStatus) -> u64;
-    let counters: [(&str, &str, Pick); 6] = [
-        (
-            "mfascope_notify_enqueued",
-            "Notifications queued for a receiver.",
-            |s| s.enqueued,
-        ),
-        (
-            "mfascope_notify_delivered",
-            "Notifications a receiver acknowledged (2xx).",
-            |s| s.delivered,
-        ),
-        (
-            "mfascope_notify_failed_attempts",
-            "Delivery attempts that failed and are retried.",
-            |s| s.failed_attempts,
-        ),
-        (
-            "mfascope_notify_parked",
-            "Notifications parked (refused by the receiver, outbox overflow, age bound); see `mfascope notify status`.",
-            |s| s.parked_now,
-        ),
-        (
-            "mfascope_notify_overflow",
-            "Notifications parked because the outbox was full.",
-            |s| s.overflowed,
-        ),
-        (
-            "mfascope_notify_expired",
-            "Notifications parked because they outlived the outbox's age bound.",
-            |s| s.expired,
-        ),
-    ];
-    for (name, help, pick) in counters {
-        let family = counter_family(r, name, help);
-        for s in delivery {
-            family
-                .get_or_create(&labels(&[("receiver", &s.receiver.id)]))
-                .inc_by(pick(s));
-        }
-    }
+    counter_families(
+        r,
+        delivery,
+        |s| labels(&[("receiver", &s.receiver.id)]),
+        &[
+            (
+                "mfascope_notify_enqueued",
+                "Notifications queued for a receiver.",
+                |s| s.enqueued,
+            ),
+            (
+                "mfascope_notify_delivered",
+                "Notifications a receiver acknowledged (2xx).",
+                |s| s.delivered,
+            ),
+            (
+                "mfascope_notify_failed_attempts",
+                "Delivery attempts that failed and are retried.",
+                |s| s.failed_attempts,
+            ),
+            (
+                "mfascope_notify_parked",
+                "Notifications parked (refused by the receiver, outbox overflow, age bound); see `mfascope notify status`.",
+                |s| s.parked_now,
+            ),
+            (
+                "mfascope_notify_overflow",
+                "Notifications parked because the outbox was full.",
+                |s| s.overflowed,
+            ),
+            (
+                "mfascope_notify_expired",
+                "Notifications parked because they outlived the outbox's age bound.",
+                |s| s.expired,
+            ),
+        ],
+    );
     let queued = gauge_family(
         r,
         "mfascope_notify_queued",
@@ -203,45 +222,41 @@ fn source_metrics(r: &mut Registry, sources: &[mfascope_pull::SourceReport]) {
     if sources.is_empty() {
         return;
     }
-    type Pick = fn(&mfascope_pull::SourceReport) -> u64;
-    let counters: [(&str, &str, Pick); 6] = [
-        ("mfascope_source_polls", "Polls of a vendor log API.", |s| {
-            s.polls
-        }),
-        (
-            "mfascope_source_requests",
-            "HTTP requests to a vendor log API (token requests included).",
-            |s| s.requests,
-        ),
-        (
-            "mfascope_source_records",
-            "Records a vendor log API delivered to the engine.",
-            |s| s.records,
-        ),
-        (
-            "mfascope_source_errors",
-            "Polls of a vendor log API that failed after their retries.",
-            |s| s.errors,
-        ),
-        (
-            "mfascope_source_throttled",
-            "429 answers of a vendor log API waited out.",
-            |s| s.throttled,
-        ),
-        (
-            "mfascope_source_retries",
-            "Requests to a vendor log API retried after a 5xx answer or a network failure.",
-            |s| s.retries,
-        ),
-    ];
-    for (name, help, pick) in counters {
-        let family = counter_family(r, name, help);
-        for s in sources {
-            family
-                .get_or_create(&labels(&[("source", &s.name), ("kind", &s.kind)]))
-                .inc_by(pick(s));
-        }
-    }
+    counter_families(
+        r,
+        sources,
+        |s| labels(&[("source", &s.name), ("kind", &s.kind)]),
+        &[
+            ("mfascope_source_polls", "Polls of a vendor log API.", |s| {
+                s.polls
+            }),
+            (
+                "mfascope_source_requests",
+                "HTTP requests to a vendor log API (token requests included).",
+                |s| s.requests,
+            ),
+            (
+                "mfascope_source_records",
+                "Records a vendor log API delivered to the engine.",
+                |s| s.records,
+            ),
+            (
+                "mfascope_source_errors",
+                "Polls of a vendor log API that failed after their retries.",
+                |s| s.errors,
+            ),
+            (
+                "mfascope_source_throttled",
+                "429 answers of a vendor log API waited out.",
+                |s| s.throttled,
+            ),
+            (
+                "mfascope_source_retries",
+                "Requests to a vendor log API retried after a 5xx answer or a network failure.",
+                |s| s.retries,
+            ),
+        ],
+    );
     let lag = gauge_family(
         r,
         "mfascope_source_lag",
@@ -384,7 +399,7 @@ pub fn render(
     bytes.inc_by(load(&progress.bytes_in));
     r.register_with_unit(
         "mfascope_ingest_input",
-        "Input bytes consumed.",
+        "Input bytes consumed",
         Unit::Bytes,
         bytes,
     );

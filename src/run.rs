@@ -135,7 +135,16 @@ impl Run {
     /// Poll these vendor log APIs instead of reading files (`--sources`).
     pub fn apis(mut self, sources: Option<Vec<mfascope_pull::SourceConfig>>) -> Run {
         let follow = self.opts.reader.follow;
-        self.apis = sources.map(|s| mfascope_pull::ApiSource::new(s, follow));
+        // The request pace lives beside the state of a local output, else in the temp dir
+        // (per output: another machine has its own pace anyway).
+        let pace_dir = match self.opts.out.local() {
+            Some(dir) => dir.join("_state/pace"),
+            None => std::env::temp_dir().join("mfascope-pace").join(format!(
+                "{:016x}",
+                xxhash_rust::xxh3::xxh3_64(self.opts.out.describe("").as_bytes())
+            )),
+        };
+        self.apis = sources.map(|s| mfascope_pull::ApiSource::new(s, follow, pace_dir));
         self
     }
 

@@ -369,3 +369,12 @@ impl Drop for Receiver {
         let _ = self.child.wait();
     }
 }
+
+/// SIGTERM to `child` (an ingest commits what it read and prints its report).
+pub fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -281,7 +281,7 @@ fn follow_late_objects(
     }
     // A few more listings or receives: nothing is read twice.
     std::thread::sleep(Duration::from_secs(4));
-    nix_term(&child);
+    common::terminate(&child);
     let done = child.wait_with_output().unwrap();
     assert!(done.status.success(), "{done:?}");
     (late, serde_json::from_slice(&done.stdout).unwrap())
@@ -319,13 +319,4 @@ fn sqs_notifications_are_read_exactly_once_and_deleted_after_their_commit() {
     assert_eq!(report["objects"]["listings"], 0, "{report}");
     assert_exact(&bucket.compare(&out));
     assert_eq!(bucket.queue_depth(), 0, "every message deleted");
-}
-
-/// SIGTERM: the run commits what it read and prints its report.
-fn nix_term(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod apis;
 mod bucket;
 mod crash;
 mod follow;

@@ -73,7 +73,12 @@ fn check_one(c: &SourceConfig) -> CheckLine {
     let from = now - 3_600_000;
     let run = || -> Result<Vec<String>, PollError> {
         let stats = Arc::new(Stats::default());
-        let mut http = Http::new(stats, Arc::new(AtomicBool::new(false)), c.request_every)?;
+        let mut http = Http::new(
+            stats,
+            Arc::new(AtomicBool::new(false)),
+            c.request_every,
+            None,
+        )?;
         let mut api = crate::api(c)?;
         let mut read = Vec::new();
         for stream in &c.streams {

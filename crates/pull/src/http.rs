@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
+use crate::pace::{Pace, PaceFile, epoch_at, instant_at, now_ms};
 use crate::stats::Stats;
 
 /// Attempts at a request failing with 5xx or a network error.
@@ -81,8 +82,13 @@ pub(crate) struct Http {
     pub(crate) stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     every: Duration,
+    /// When the last answer (or failure) came back: `every` is counted from it, so the vendor
+    /// sees at least `every` between requests whatever the network's delays.
     last_sent: Option<Instant>,
     hold_until: Option<Instant>,
+    /// The vendor's request budget left in its window, and when the window ends (epoch ms).
+    budget: Option<(u64, i64)>,
+    pace: PaceFile,
 }
 
 impl Http {
@@ -90,6 +96,7 @@ impl Http {
         stats: Arc<Stats>,
         stop: Arc<AtomicBool>,
         every: Duration,
+        pace: Option<std::path::PathBuf>,
     ) -> Result<Http, PollError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -100,6 +107,12 @@ impl Http {
             .user_agent(concat!("mfascope/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PollError::Invalid(format!("building the HTTP client: {e}")))?;
+        let pace = PaceFile(pace);
+        let saved = pace.load();
+        // A request whose answer was lost in a crash is taken as throttled.
+        let lost = saved
+            .in_flight_ms
+            .map_or(0, |t| t + 2 * BACKOFF_BASE.as_millis() as i64);
         Ok(Http {
             rt,
             client,
@@ -107,7 +120,9 @@ impl Http {
             stop,
             every,
             last_sent: None,
-            hold_until: None,
+            hold_until: Some(instant_at(saved.not_before_ms.max(lost))),
+            budget: saved.remaining.map(|r| (r, saved.reset_ms)),
+            pace,
         })
     }
 
@@ -145,7 +160,17 @@ impl Http {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(PollError::Stopped);
             }
-            self.last_sent = Some(Instant::now());
+            // The vendor's window is spent: wait for its reset. Otherwise this request is
+            // taken from the budget before it is sent (a kill mid-request still counts it).
+            match self.budget {
+                Some((0, reset)) if reset > now_ms() => {
+                    self.hold_until = Some(instant_at(reset));
+                    continue;
+                }
+                Some((left, reset)) if reset > now_ms() => self.budget = Some((left - 1, reset)),
+                _ => self.budget = None,
+            }
+            self.save_pace(Instant::now() + self.every, Some(now_ms()));
             Stats::add(&self.stats.requests, 1);
             let answer = self.rt.block_on(async {
                 let resp = build(&self.client).send().await?;
@@ -154,6 +179,7 @@ impl Http {
                 let body = resp.bytes().await?;
                 Ok::<_, reqwest::Error>((status, headers, body.to_vec()))
             });
+            self.last_sent = Some(Instant::now());
             let (status, headers, body) = match answer {
                 Ok(a) => a,
                 Err(e) => {
@@ -167,11 +193,15 @@ impl Http {
                     }
                     Stats::add(&self.stats.retries, 1);
                     tracing::debug!("{err}; retrying");
-                    self.hold_until = Some(Instant::now() + backoff(failures));
+                    self.back_off(failures);
                     continue;
                 }
             };
             self.note_limits(&headers, status);
+            self.save_pace(
+                self.last_sent.unwrap_or_else(Instant::now) + self.every,
+                None,
+            );
             if status.is_success() {
                 return Ok(Reply { headers, body });
             }
@@ -186,10 +216,7 @@ impl Http {
                 if throttles >= THROTTLES {
                     return Err(err);
                 }
-                let told = self.hold_until.is_some_and(|h| h > Instant::now());
-                if !told {
-                    self.hold_until = Some(Instant::now() + backoff(throttles));
-                }
+                self.back_off(throttles);
                 continue;
             }
             if status.is_server_error() {
@@ -198,18 +225,39 @@ impl Http {
                     return Err(err);
                 }
                 Stats::add(&self.stats.retries, 1);
-                let told = self.hold_until.is_some_and(|h| h > Instant::now());
-                if !told {
-                    self.hold_until = Some(Instant::now() + backoff(failures));
-                }
+                self.back_off(failures);
                 continue;
             }
             return Err(err);
         }
     }
 
+    /// Wait before attempt `n + 1` (unless the vendor already said how long), kept for a
+    /// restart too.
+    fn back_off(&mut self, n: u32) {
+        let now = Instant::now();
+        if self.hold_until.is_none_or(|h| h <= now) {
+            self.hold_until = Some(now + backoff(n));
+        }
+        self.save_pace(self.last_sent.unwrap_or(now) + self.every, None);
+    }
+
+    /// Keep the pace for a restart: no request before `next` (nor before a hold), the budget
+    /// left, and the request in flight since `in_flight_ms`, if any.
+    fn save_pace(&self, next: Instant, in_flight_ms: Option<i64>) {
+        let not_before = self.hold_until.map_or(next, |h| h.max(next));
+        let (remaining, reset_ms) = self.budget.map_or((None, 0), |(r, t)| (Some(r), t));
+        self.pace.save(&Pace {
+            not_before_ms: epoch_at(not_before),
+            remaining,
+            reset_ms,
+            in_flight_ms,
+        });
+    }
+
     /// Rate-limit headers: `Retry-After` (seconds or an HTTP date) on any answer, Okta's
-    /// `X-Rate-Limit-Remaining: 0` with `X-Rate-Limit-Reset` (epoch seconds).
+    /// `X-Rate-Limit-Remaining` with `X-Rate-Limit-Reset` (epoch seconds): the budget, and a
+    /// hold until the reset once it is spent.
     fn note_limits(&mut self, headers: &HeaderMap, status: StatusCode) {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let now = Instant::now();
@@ -218,11 +266,14 @@ impl Http {
             hold = retry_after(after.trim()).map(|d| now + d);
         }
         let remaining = text("x-rate-limit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+        let reset = text("x-rate-limit-reset").and_then(|v| v.trim().parse::<u64>().ok());
+        if let (Some(left), Some(reset)) = (remaining, reset) {
+            self.budget = Some((left, epoch_at(now + until_epoch(reset))));
+        }
         let exhausted = remaining == Some(0) || status == StatusCode::TOO_MANY_REQUESTS;
         if exhausted
             && hold.is_none()
-            && let Some(reset) =
-                text("x-rate-limit-reset").and_then(|v| v.trim().parse::<u64>().ok())
+            && let Some(reset) = reset
         {
             hold = Some(now + until_epoch(reset));
         }

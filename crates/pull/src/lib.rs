@@ -19,6 +19,7 @@ mod google;
 mod graph;
 mod http;
 mod okta;
+mod pace;
 mod poll;
 mod stats;
 
@@ -67,16 +68,24 @@ fn api(c: &SourceConfig) -> Result<Box<dyn Api>, PollError> {
 pub struct ApiSource {
     sources: Vec<SourceConfig>,
     follow: bool,
+    pace_dir: std::path::PathBuf,
     stats: Vec<Arc<Stats>>,
 }
 
 impl ApiSource {
-    /// Poll `sources` until each has read up to now (or, with `follow`, until stopped).
-    pub fn new(sources: Vec<SourceConfig>, follow: bool) -> ApiSource {
+    /// Poll `sources` until each has read up to now (or, with `follow`, until stopped); each
+    /// source's request pace is kept in `pace_dir/NAME.json` so a restart keeps to the
+    /// vendor's rate limits.
+    pub fn new(
+        sources: Vec<SourceConfig>,
+        follow: bool,
+        pace_dir: std::path::PathBuf,
+    ) -> ApiSource {
         let stats = sources.iter().map(|_| Arc::new(Stats::default())).collect();
         ApiSource {
             sources,
             follow,
+            pace_dir,
             stats,
         }
     }
@@ -151,7 +160,12 @@ impl RecordSource for ApiSource {
                 Ok(Poller {
                     index: i,
                     api,
-                    http: Http::new(self.stats[i].clone(), halt.clone(), c.request_every)?,
+                    http: Http::new(
+                        self.stats[i].clone(),
+                        halt.clone(),
+                        c.request_every,
+                        Some(self.pace_dir.join(format!("{}.json", c.name))),
+                    )?,
                     streams,
                     timing: Timing {
                         since_ms: c.since_ms,
@@ -185,8 +199,8 @@ impl RecordSource for ApiSource {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| format!("starting a poller thread: {e}"))?;
-        let mut engine_gone = false;
-        while !open.is_empty() {
+        // Leaves when every source is done or the engine has gone (a send or close refused).
+        'forward: while !open.is_empty() {
             if stop.load(Ordering::Relaxed) {
                 halt.store(true, Ordering::Relaxed);
             }
@@ -207,26 +221,21 @@ impl RecordSource for ApiSource {
                         kind: ChunkKind::Polled(spans),
                     };
                     if !feed.send(source as u32, ReadItem::Chunk(chunk)) {
-                        engine_gone = true;
-                        break;
+                        break 'forward;
                     }
                 }
                 Ok(Pulled::Done { source }) => {
                     open.retain(|&s| s != source as u32);
                     if !feed.close(source as u32) {
-                        engine_gone = true;
-                        break;
+                        break 'forward;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     // Quiet sources: segments waiting on latency are committed.
                     for &s in &open {
                         if !feed.send(s, ReadItem::Idle) {
-                            engine_gone = true;
+                            break 'forward;
                         }
-                    }
-                    if engine_gone {
-                        break;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -237,7 +246,6 @@ impl RecordSource for ApiSource {
         for h in handles {
             let _ = h.join();
         }
-        let _ = engine_gone;
         Ok(())
     }
 }
