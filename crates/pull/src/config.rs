@@ -224,25 +224,38 @@ fn source(t: Table, base: &Path) -> Result<SourceConfig, String> {
     let plain = |v: &Option<String>, key: &str| -> Result<String, String> {
         v.clone().ok_or_else(|| format!("{}: missing", what(key)))
     };
-    let unused = |keys: &[(&str, bool)]| -> Result<(), String> {
-        match keys.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(format!(
-                "{}: not a key of a {} source",
-                what(key),
-                kind.name()
-            )),
-            None => Ok(()),
-        }
-    };
+    // Credential keys are each taken by some kinds only (the others are common to all).
+    let given = [
+        ("token", t.token.is_some(), &[Kind::Okta][..]),
+        (
+            "client_id",
+            t.client_id.is_some(),
+            &[Kind::Okta, Kind::Graph],
+        ),
+        ("key", t.key.is_some(), &[Kind::Okta, Kind::Gworkspace]),
+        ("ikey", t.ikey.is_some(), &[Kind::Duo]),
+        ("skey", t.skey.is_some(), &[Kind::Duo]),
+        ("tenant", t.tenant.is_some(), &[Kind::Graph]),
+        ("client_secret", t.client_secret.is_some(), &[Kind::Graph]),
+        (
+            "token_url",
+            t.token_url.is_some(),
+            &[Kind::Okta, Kind::Graph, Kind::Gworkspace],
+        ),
+        ("subject", t.subject.is_some(), &[Kind::Gworkspace]),
+    ];
+    if let Some((key, ..)) = given
+        .iter()
+        .find(|(_, set, kinds)| *set && !kinds.contains(&kind))
+    {
+        return Err(format!(
+            "{}: not a key of a {} source",
+            what(key),
+            kind.name()
+        ));
+    }
     let (credentials, default_url, streams, delay, request_every) = match kind {
         Kind::Okta => {
-            unused(&[
-                ("ikey", t.ikey.is_some()),
-                ("skey", t.skey.is_some()),
-                ("tenant", t.tenant.is_some()),
-                ("client_secret", t.client_secret.is_some()),
-                ("subject", t.subject.is_some()),
-            ])?;
             let creds = match (&t.token, &t.client_id) {
                 (Some(_), None) => Credentials::OktaToken(secret(&t.token, "token")?),
                 (None, Some(id)) => Credentials::OktaKey {
@@ -277,14 +290,6 @@ fn source(t: Table, base: &Path) -> Result<SourceConfig, String> {
             )
         }
         Kind::Duo => {
-            unused(&[
-                ("token", t.token.is_some()),
-                ("client_id", t.client_id.is_some()),
-                ("key", t.key.is_some()),
-                ("tenant", t.tenant.is_some()),
-                ("client_secret", t.client_secret.is_some()),
-                ("subject", t.subject.is_some()),
-            ])?;
             let creds = Credentials::Duo {
                 ikey: secret(&t.ikey, "ikey")?,
                 skey: secret(&t.skey, "skey")?,
@@ -300,13 +305,6 @@ fn source(t: Table, base: &Path) -> Result<SourceConfig, String> {
             )
         }
         Kind::Graph => {
-            unused(&[
-                ("token", t.token.is_some()),
-                ("key", t.key.is_some()),
-                ("ikey", t.ikey.is_some()),
-                ("skey", t.skey.is_some()),
-                ("subject", t.subject.is_some()),
-            ])?;
             let creds = Credentials::Graph {
                 client_id: plain(&t.client_id, "client_id")?,
                 secret: secret(&t.client_secret, "client_secret")?,
@@ -323,14 +321,6 @@ fn source(t: Table, base: &Path) -> Result<SourceConfig, String> {
             )
         }
         Kind::Gworkspace => {
-            unused(&[
-                ("token", t.token.is_some()),
-                ("client_id", t.client_id.is_some()),
-                ("ikey", t.ikey.is_some()),
-                ("skey", t.skey.is_some()),
-                ("tenant", t.tenant.is_some()),
-                ("client_secret", t.client_secret.is_some()),
-            ])?;
             let key = t
                 .key
                 .as_ref()

@@ -175,16 +175,25 @@ impl Poller {
         Ok(())
     }
 
+    /// One page of stream `s` between `from` and `to` (after the vendor's `next` cursor).
+    fn fetch(
+        &mut self,
+        s: usize,
+        from: i64,
+        to: i64,
+        next: Option<&str>,
+    ) -> Result<crate::api::Page, PollError> {
+        let stream = &self.streams[s].name;
+        self.api.page(&mut self.http, stream, from, to, next)
+    }
+
     /// An oldest-first window, delivered page by page: records of the newest time seen so far
     /// wait for the next page (more of the same millisecond may follow).
     fn ascending(&mut self, s: usize, from: i64, to: i64) -> Result<(), PollError> {
         let mut pending: Vec<Polled> = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let name = self.streams[s].name.clone();
-            let page = self
-                .api
-                .page(&mut self.http, &name, from, to, next.as_deref())?;
+            let page = self.fetch(s, from, to, next.as_deref())?;
             pending.extend(page.records);
             pending.sort_by_key(|p| p.cursor);
             next = page.next;
@@ -209,10 +218,7 @@ impl Poller {
         let mut all: Vec<Polled> = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let name = self.streams[s].name.clone();
-            let page = self
-                .api
-                .page(&mut self.http, &name, from, to, next.as_deref())?;
+            let page = self.fetch(s, from, to, next.as_deref())?;
             all.extend(page.records);
             if all.len() > WINDOW_RECORDS && to - from > 1000 {
                 return Ok(false);
