@@ -378,3 +378,16 @@ pub fn terminate(child: &std::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// An id comparison (`want`, `rows`, `distinct`, `missing`, `unexpected`, as the tests'
+/// pyarrow scripts print it) is exact: every wanted id stored once, nothing else.
+pub fn assert_exact_ids(c: &serde_json::Value) {
+    assert!(c["want"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["rows"], c["want"], "{c}");
+    assert_eq!(c["distinct"], c["want"], "{c}");
+    assert_eq!(
+        (&c["missing"], &c["unexpected"]),
+        (&0.into(), &0.into()),
+        "{c}"
+    );
+}

@@ -177,17 +177,6 @@ impl Bucket {
     }
 }
 
-fn assert_exact(c: &serde_json::Value) {
-    assert!(c["want"].as_u64().unwrap() > 0, "{c}");
-    assert_eq!(c["rows"], c["want"], "{c}");
-    assert_eq!(c["distinct"], c["want"], "{c}");
-    assert_eq!(
-        (&c["missing"], &c["unexpected"]),
-        (&0.into(), &0.into()),
-        "{c}"
-    );
-}
-
 #[test]
 fn a_cloudtrail_bucket_is_ingested_exactly_and_follow_reads_new_objects_once() {
     let bucket = Bucket::start(4000);
@@ -229,7 +218,7 @@ fn a_cloudtrail_bucket_is_ingested_exactly_and_follow_reads_new_objects_once() {
     );
     let (late, report) = follow_late_objects(&bucket, follow, first["events"].as_f64().unwrap());
     assert_eq!(report["objects"]["read"], late, "{report}");
-    assert_exact(&bucket.compare(&out));
+    common::assert_exact_ids(&bucket.compare(&out));
 }
 
 #[test]
@@ -245,7 +234,7 @@ fn kill_9_at_10_moments_while_reading_a_bucket_leaves_the_exact_id_set() {
     assert!(killed >= 5, "only {killed} runs were killed mid-run");
     let last = common::output_json(&mut bucket.ingest(&out, &["--segment-rows", "200"]));
     assert_eq!(last["objects"]["errors"], 0, "{last}");
-    assert_exact(&bucket.compare(&out));
+    common::assert_exact_ids(&bucket.compare(&out));
 }
 
 /// Start `follow`, upload the late quarter, wait until the events of the whole bucket are in
@@ -317,6 +306,6 @@ fn sqs_notifications_are_read_exactly_once_and_deleted_after_their_commit() {
         "{report}"
     );
     assert_eq!(report["objects"]["listings"], 0, "{report}");
-    assert_exact(&bucket.compare(&out));
+    common::assert_exact_ids(&bucket.compare(&out));
     assert_eq!(bucket.queue_depth(), 0, "every message deleted");
 }
