@@ -17,6 +17,7 @@ pub mod attack;
 pub mod cli;
 pub mod delivery;
 pub mod kafka_publish;
+pub mod maintenance;
 pub mod metrics;
 pub mod present;
 pub mod resume;

@@ -82,8 +82,14 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     };
     if stored {
         dash.replay()?;
-        let (findings, _, _) =
-            detect_history(&a.data, None, None, &rules, DetectConfig::default())?;
+        let (findings, _, _) = detect_history(
+            &a.data,
+            None,
+            None,
+            crate::sli::AsOf::Latest,
+            &rules,
+            DetectConfig::default(),
+        )?;
         lock(&dash.findings).push(&findings);
     }
     let theme = Theme::from_env();

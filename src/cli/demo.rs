@@ -55,6 +55,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             data: out.clone(),
             from: None,
             to: None,
+            as_of: None,
         },
         privileged: None,
         sms_price: 0.0079,

@@ -16,10 +16,11 @@ pub fn detect_history(
     data: &crate::sink::Location,
     from: Option<i64>,
     to: Option<i64>,
+    as_of: crate::sli::AsOf,
     rules: &RuleSet,
     config: DetectConfig,
 ) -> anyhow::Result<(Vec<Finding>, DetectCounters, Vec<SuppressedCount>)> {
-    let params = Params::new(from, to, Bucket::Hour, vec![])?;
+    let params = Params::new(from, to, Bucket::Hour, vec![])?.as_of(as_of);
     let mut detector = Detector::new(rules, config, false)?;
     runtime()?.block_on(async {
         let engine = Engine::open(data, &params).await?;
@@ -37,8 +38,14 @@ pub fn detect_history(
 pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
     let (from, to) = range(&a.range.from, &a.range.to)?;
     let rules = a.rules.load()?;
-    let (findings, counters, suppressed) =
-        detect_history(&a.range.data, from, to, &rules, DetectConfig::default())?;
+    let (findings, counters, suppressed) = detect_history(
+        &a.range.data,
+        from,
+        to,
+        a.range.as_of()?,
+        &rules,
+        DetectConfig::default(),
+    )?;
     if let Some(out) = &a.out {
         let dir = out.join("findings");
         if let Some(path) = write_parquet(&dir, &findings)

@@ -13,6 +13,7 @@ mod report;
 pub mod sli;
 pub mod slo;
 mod sources;
+mod store;
 mod verifier;
 
 use std::path::PathBuf;
@@ -94,6 +95,15 @@ pub enum Command {
     /// per source, one line each).
     #[command(subcommand)]
     Sources(sources::SourcesCommand),
+    /// Make a store written before the table format (no `events/_delta_log/`) a set of Delta
+    /// tables, in place; running it again changes nothing.
+    Migrate(store::MigrateArgs),
+    /// Merge the small files of the store's partitions (one commit each; readers never see
+    /// a partition half-merged), then vacuum removed files.
+    Compact(store::CompactArgs),
+    /// Expire events, tickets, findings and dead letters older than the retention policy
+    /// (a legal hold keeps users or time ranges), then vacuum removed files.
+    Prune(store::PruneArgs),
 }
 
 /// `mfascope dashboard`.
@@ -263,6 +273,37 @@ pub struct DataRange {
     /// evaluated at this instant.
     #[arg(long)]
     pub to: Option<String>,
+    /// Read the tables as they were at this table version (an integer) or instant (RFC
+    /// 3339): time travel over the Delta log, back to the last vacuum.
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<String>,
+}
+
+impl DataRange {
+    /// `--as-of` parsed.
+    pub fn as_of(&self) -> anyhow::Result<crate::sli::AsOf> {
+        parse_as_of(self.as_of.as_deref())
+    }
+}
+
+/// `--as-of VERSION|TIME`.
+pub fn parse_as_of(text: Option<&str>) -> anyhow::Result<crate::sli::AsOf> {
+    use crate::sli::AsOf;
+    Ok(match text {
+        None => AsOf::Latest,
+        Some(t) => match t.parse::<u64>() {
+            Ok(v) => AsOf::Version(v),
+            _ => {
+                let ms = crate::time::parse_rfc3339(t).map_err(|e| {
+                    anyhow::anyhow!("--as-of {t}: neither a table version nor a time ({e})")
+                })?;
+                AsOf::Time(
+                    chrono::DateTime::from_timestamp_millis(ms)
+                        .ok_or_else(|| anyhow::anyhow!("--as-of {t}: out of range"))?,
+                )
+            }
+        },
+    })
 }
 
 /// `--slos` and the attack exclusion (every command that evaluates SLOs).
@@ -828,6 +869,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(c) => report::run(c),
         Command::Notify(a) => notify::run(a),
         Command::Sources(c) => sources::run(c),
+        Command::Migrate(a) => store::run_migrate(a),
+        Command::Compact(a) => store::run_compact(a),
+        Command::Prune(a) => store::run_prune(a),
     }
 }
 

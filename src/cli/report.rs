@@ -229,13 +229,21 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
         .collect();
     let adoption = series("phishing_resistant_adoption", "adoption", "all users");
     let slos = a.slos.resolve()?;
-    let mut slo = evaluate_history(&a.data, &slos, None, Some(to), (&policy, &rules))?;
+    let mut slo = evaluate_history(
+        &a.data,
+        &slos,
+        None,
+        Some(to),
+        crate::sli::AsOf::Latest,
+        (&policy, &rules),
+    )?;
     slo.episodes
         .retain(|e| e.firing_ms < to && e.resolved_ms.is_none_or(|r| r >= from));
     let (found, _, _) = detect_history(
         &a.data,
         Some(from),
         Some(to),
+        crate::sli::AsOf::Latest,
         &rules,
         DetectConfig::default(),
     )?;
@@ -257,6 +265,7 @@ pub fn document(a: &DocumentArgs, kind: &'static str, days: i64) -> anyhow::Resu
             data: a.data.clone(),
             from: Some(format_rfc3339(from)),
             to: Some(format_rfc3339(to)),
+            as_of: None,
         },
         privileged: a.privileged.clone(),
         sms_price: a.sms_price,
@@ -332,7 +341,7 @@ pub fn posture(a: &PostureArgs) -> anyhow::Result<Posture> {
         Some(p) => Privileged::load(p)?,
         None => Privileged::default(),
     };
-    let params = Params::new(from, to, crate::sli::Bucket::Day, vec![])?;
+    let params = Params::new(from, to, crate::sli::Bucket::Day, vec![])?.as_of(a.range.as_of()?);
     Ok(runtime()?.block_on(async {
         let engine = Engine::open(&a.range.data, &params).await?;
         engine.posture(&privileged, a.sms_price).await

@@ -52,7 +52,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
-    let params = Params::new(from, to, a.bucket, by)?;
+    let params = Params::new(from, to, a.bucket, by)?.as_of(a.range.as_of()?);
     let mut queries = resolve_queries(a.queries.as_deref())?;
     if !a.only.is_empty() {
         queries.retain(|q| a.only.contains(&q.name));
@@ -144,7 +144,7 @@ pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
         }
         _ => anyhow::bail!("give exactly one of --sql 'SELECT …' or a FILE"),
     };
-    let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?;
+    let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?.as_of(a.range.as_of()?);
     let rt = runtime()?;
     rt.block_on(async {
         let engine = Engine::open(&a.range.data, &params).await?;

@@ -23,9 +23,10 @@ pub fn evaluate_history(
     slos: &[Slo],
     from: Option<i64>,
     to: Option<i64>,
+    as_of: crate::sli::AsOf,
     (policy, rules): (&AttackPolicy, &RuleSet),
 ) -> anyhow::Result<SloReport> {
-    let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?;
+    let params = Params::new(from, to, crate::sli::Bucket::Hour, vec![])?.as_of(as_of);
     let mut agg = policy.aggregator(slos, rules)?;
     runtime()?.block_on(async {
         let engine = Engine::open(data, &params).await?;
@@ -44,6 +45,7 @@ fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
         &slos,
         from,
         to,
+        h.range.as_of()?,
         (&h.slos.attack.policy(), &rules),
     )
 }

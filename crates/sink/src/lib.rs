@@ -1,4 +1,5 @@
-//! Durable outputs under `--out`: hour-partitioned Parquet (`events/dt=…/hour=…`), dead letters
+//! Durable outputs under `--out`: hour-partitioned Parquet (`events/dt=…/hour=…`) in Delta
+//! tables (`events/_delta_log/`), dead letters
 //! (`deadletter/`), and the checkpoint state (`_state/`), committed together per segment with an
 //! intent log so a crash at any moment neither loses nor duplicates rows — in a local directory
 //! or under an object store prefix.
@@ -6,9 +7,11 @@
 pub mod deadletter;
 pub mod lease;
 pub mod location;
+pub mod maintain;
 pub mod parquet;
 pub mod segment;
 pub mod state;
+pub mod table;
 
 pub use deadletter::DeadLetter;
 pub use location::Location;
@@ -63,6 +66,15 @@ pub enum SinkError {
     /// nothing more is committed.
     #[error("lost the lock {0}; stopped before committing (restart to resume from the checkpoint)")]
     LockLost(String),
+    /// A table's Delta log could not be read or committed.
+    #[error(transparent)]
+    Table(#[from] mfascope_table::TableError),
+    /// The store was written before the table format: its files are not in a Delta log yet.
+    #[error(
+        "{0} holds Parquet files but no Delta log (written by an older mfascope): run \
+         `mfascope migrate --data {0}` once, then ingest again"
+    )]
+    Unmigrated(String),
 }
 
 /// Attach an operation and path to an I/O error.

@@ -143,6 +143,76 @@ impl Location {
         }
     }
 
+    /// Like [`Location::files_under`], with each file's last modification (epoch ms).
+    pub fn files_modified_under(
+        &self,
+        rel: &str,
+        suffix: &str,
+    ) -> Result<Vec<(String, i64)>, SinkError> {
+        match self {
+            Location::Local(root) => {
+                let mut out = Vec::new();
+                for e in walkdir::WalkDir::new(root.join(rel)).into_iter().flatten() {
+                    if !e.file_type().is_file() {
+                        continue;
+                    }
+                    let Ok(path) = e.path().strip_prefix(root) else {
+                        continue;
+                    };
+                    let path = path.to_string_lossy().replace('\\', "/");
+                    if !path.ends_with(suffix) {
+                        continue;
+                    }
+                    let modified = e
+                        .metadata()
+                        .map_err(|err| io_err("reading", e.path())(err.into()))?
+                        .modified()
+                        .map_err(io_err("reading", e.path()))?;
+                    let ms = chrono::DateTime::<chrono::Utc>::from(modified).timestamp_millis();
+                    out.push((path, ms));
+                }
+                Ok(out)
+            }
+            Location::Remote(r) => Ok(r
+                .list_modified(rel)?
+                .into_iter()
+                .filter(|(k, _)| k.ends_with(suffix))
+                .collect()),
+        }
+    }
+
+    /// Delete the file `rel` (nothing when it is not there).
+    pub fn remove(&self, rel: &str) -> Result<(), SinkError> {
+        match self {
+            Location::Local(root) => match std::fs::remove_file(root.join(rel)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io_err("removing", root.join(rel))(e))
+                }
+                _ => Ok(()),
+            },
+            Location::Remote(r) => r.delete(rel),
+        }
+    }
+
+    /// Move the local file `tmp` (fsynced) to `rel` under the root: a rename on a local
+    /// directory (on the same file system), an upload to object storage.
+    pub fn place(&self, tmp: &Path, rel: &str) -> Result<(), SinkError> {
+        match self {
+            Location::Local(root) => {
+                let dst = root.join(rel);
+                if let Some(dir) = dst.parent() {
+                    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+                }
+                std::fs::rename(tmp, &dst).map_err(io_err("renaming", tmp))?;
+                super::state::sync_parent(&dst)
+            }
+            Location::Remote(r) => {
+                r.put_file(tmp, rel)?;
+                std::fs::remove_file(tmp).map_err(io_err("removing", tmp))
+            }
+        }
+    }
+
     /// Whether any file under `rel` ends in `suffix`.
     pub fn has_file_under(&self, rel: &str, suffix: &str) -> Result<bool, SinkError> {
         match self {
@@ -406,6 +476,28 @@ impl Remote {
             Ok(false)
         })
         .map_err(self.err("listing", rel))
+    }
+
+    /// Paths (relative to the prefix) of every object under `rel`, with its last modification
+    /// (epoch ms).
+    pub fn list_modified(&self, rel: &str) -> Result<Vec<(String, i64)>, SinkError> {
+        let key = self.key(rel);
+        let metas: Vec<_> = Self::block_on(self.store.list(Some(&key)).try_collect())
+            .map_err(self.err("listing", rel))?;
+        let skip = if self.prefix.as_ref().is_empty() {
+            0
+        } else {
+            self.prefix.as_ref().len() + 1
+        };
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                (
+                    m.location.as_ref()[skip..].to_string(),
+                    m.last_modified.timestamp_millis(),
+                )
+            })
+            .collect())
     }
 
     /// Paths (relative to the prefix) of every object under `rel`.

@@ -116,7 +116,10 @@ pub fn write_partition(
     }
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(io_err("syncing", tmp))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = file
+        .metadata()
+        .map_err(io_err("reading the size of", tmp))?
+        .len();
     Ok((rows, bytes))
 }
 

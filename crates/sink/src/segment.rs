@@ -1,7 +1,7 @@
 //! A segment is the unit of commit: the events (and support tickets) of a contiguous stretch of
-//! input, split by hour, plus its dead letters and the input positions it advances. Commit order: temp files (fsync) →
-//! intent log → renames (fsync dirs) → checkpoint; on object storage uploads → intent log →
-//! server-side copies → checkpoint. Names derive from where the segment starts, so a replay
+//! input, split by hour, plus its dead letters and the input positions it advances. Commit order:
+//! temp files (fsync) → intent log → renames (fsync dirs) → Delta commits → checkpoint; on
+//! object storage uploads → intent log → server-side copies → Delta commits → checkpoint. Names derive from where the segment starts, so a replay
 //! after a crash writes the same names.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
 use super::state::observer_state_rel;
+use super::table::TableAdd;
 use super::{
     Checkpoint, DeadLetter, InputState, OutDir, SinkError, io_err, parquet::write_partition,
 };
@@ -79,6 +80,7 @@ pub fn partition_dir(hour: i64) -> String {
 pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, SinkError> {
     let mut stats = SegmentStats::default();
     let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut adds: Vec<TableAdd> = Vec::new();
     let positions_json = serde_json::to_string(&seg.positions).expect("serializable");
     // Stage outside `events/` so readers never see partial files; publishing makes them
     // visible atomically (a rename, or a server-side copy on object storage).
@@ -87,10 +89,16 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
         fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
         for (table, parts) in [("events", &seg.partitions), ("tickets", &seg.tickets)] {
             for (hour, batches) in parts {
-                let dst = format!("{table}/{}/{}.parquet", partition_dir(*hour), seg.id);
+                let path = format!("{}/{}.parquet", partition_dir(*hour), seg.id);
                 let tmp = staging.join(format!("{}.{table}.{hour}.parquet", seg.id));
                 let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
-                files.push((tmp, dst));
+                files.push((tmp, format!("{table}/{path}")));
+                adds.push(TableAdd {
+                    table: table.to_string(),
+                    path,
+                    size: bytes,
+                    rows: rows as u64,
+                });
                 stats.rows += rows as u64;
                 stats.bytes += bytes;
             }
@@ -139,7 +147,7 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
         );
     }
     stats.files = files.len() as u64;
-    out.publish(files, checkpoint)?;
+    out.publish(files, adds, checkpoint)?;
     Ok(stats)
 }
 

@@ -4,7 +4,11 @@
 //! per topic partition (`_state/kafka/TOPIC/PARTITION/`), so instances of a consumer group can
 //! share an output directory, each owning the partitions it is assigned. On object storage the
 //! lock is a lease object and files are made visible by server-side copies from the state's
-//! staging prefix; the intent log works the same way.
+//! staging prefix; the intent log works the same way. A segment's event and ticket files join
+//! their Delta tables (`table`) in one commit per table, under the scope's app transaction with
+//! the checkpoint's segment count as version, after they are in place and before the
+//! checkpoint: readers of the tables see a segment whole or not at all, and the roll-forward
+//! commits it exactly once.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -14,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
+use super::table::{TableAdd, Tables, has_log, tables};
 use super::{Location, SinkError, io_err};
 
 /// Committed position of one input.
@@ -63,6 +68,9 @@ impl Checkpoint {
 pub(crate) struct Pending {
     /// (staged, final) paths relative to the output root.
     pub renames: Vec<(PathBuf, PathBuf)>,
+    /// The data files to add to the tables once in place.
+    #[serde(default)]
+    pub adds: Vec<TableAdd>,
     pub checkpoint: Checkpoint,
 }
 
@@ -84,6 +92,8 @@ pub struct OutDir {
     guard: Guard,
     /// Current checkpoint.
     pub checkpoint: Checkpoint,
+    /// The Delta tables this writer committed to.
+    tables: Tables,
 }
 
 impl OutDir {
@@ -91,6 +101,18 @@ impl OutDir {
     /// (relative to `root`), take the lock, finish an interrupted commit and clear stray temp
     /// files.
     pub fn open_scoped(root: &Location, scope: &str) -> Result<OutDir, SinkError> {
+        let dir = OutDir::open_unchecked(root, scope)?;
+        for (name, _) in tables() {
+            if !has_log(root, name)? && root.has_file_under(name, ".parquet")? {
+                return Err(SinkError::Unmigrated(root.to_string()));
+            }
+        }
+        Ok(dir)
+    }
+
+    /// [`OutDir::open_scoped`] without refusing a store an older mfascope wrote (migration
+    /// itself, and maintenance).
+    pub(crate) fn open_unchecked(root: &Location, scope: &str) -> Result<OutDir, SinkError> {
         let scope = scope.trim_matches('/').to_string();
         let guard = match root {
             Location::Local(dir) => {
@@ -131,6 +153,7 @@ impl OutDir {
             checkpoint: read_checkpoint(root, &scope)?,
             scope,
             guard,
+            tables: Tables::default(),
         };
         dir.recover()?;
         Ok(dir)
@@ -175,6 +198,7 @@ impl OutDir {
                     }
                 }
             }
+            self.commit_tables(&pending.adds, &pending.checkpoint)?;
             self.finish_commit(pending.checkpoint)?;
         }
         self.clear_staging()?;
@@ -216,6 +240,7 @@ impl OutDir {
     pub(crate) fn publish(
         &mut self,
         files: Vec<(PathBuf, String)>,
+        adds: Vec<TableAdd>,
         checkpoint: Checkpoint,
     ) -> Result<(), SinkError> {
         match &self.root {
@@ -234,6 +259,7 @@ impl OutDir {
                         .iter()
                         .map(|(tmp, dst)| (relative(tmp), relative(dst)))
                         .collect(),
+                    adds: adds.clone(),
                     checkpoint: checkpoint.clone(),
                 })?;
                 for (tmp, dst) in &renames {
@@ -245,6 +271,7 @@ impl OutDir {
                         sync_parent(dst)?;
                     }
                 }
+                self.commit_tables(&adds, &checkpoint)?;
             }
             Location::Remote(remote) => {
                 let remote = remote.clone();
@@ -263,11 +290,13 @@ impl OutDir {
                         .iter()
                         .map(|(s, d)| (PathBuf::from(s), PathBuf::from(d)))
                         .collect(),
+                    adds: adds.clone(),
                     checkpoint: checkpoint.clone(),
                 })?;
                 for (staged, dst) in &renames {
                     remote.copy(staged, dst)?;
                 }
+                self.commit_tables(&adds, &checkpoint)?;
                 self.finish_commit(checkpoint)?;
                 for ((tmp, _), (staged, _)) in files.iter().zip(&renames) {
                     remote.delete(staged)?;
@@ -277,6 +306,23 @@ impl OutDir {
             }
         }
         self.finish_commit(checkpoint)
+    }
+
+    /// Add a segment's files (already in place) to their tables as this scope's commit
+    /// `checkpoint.segments`, once.
+    fn commit_tables(
+        &mut self,
+        adds: &[TableAdd],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), SinkError> {
+        if adds.is_empty() {
+            return Ok(());
+        }
+        if let Guard::Lease(lease, _) = &self.guard {
+            lease.ensure_held()?;
+        }
+        let version = i64::try_from(checkpoint.segments).unwrap_or(i64::MAX);
+        self.tables.commit(&self.root, adds, &self.scope, version)
     }
 
     /// Record the intent to make files visible and move to a checkpoint.

@@ -6,6 +6,7 @@ pub mod live;
 pub mod posture;
 mod query;
 pub mod slice;
+pub mod snapshot;
 
 use std::path::PathBuf;
 
@@ -15,12 +16,10 @@ use mfascope_sink::Location;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use snapshot::SnapshotTable;
 
+pub use mfascope_table::AsOf;
 pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries, resolve_queries};
 
 /// SLI failures; each names what to fix.
@@ -121,40 +120,36 @@ fn episodes_batch(rows: &[EpisodeRow]) -> RecordBatch {
     .expect("columns match the episode schema")
 }
 
-/// True when `DATA/table/` holds Parquet files. Listing an object store blocks on the sink's
-/// own runtime, so it runs off this one.
+/// True when `DATA/table/` is a table of the store (has a Delta log); an error naming
+/// `mfascope migrate` when it holds Parquet files an older mfascope wrote without one. Listing
+/// an object store blocks on the sink's own runtime, so it runs off this one.
 async fn has_parquet(data: &Location, table: &'static str) -> Result<bool, SliError> {
     let listing = data.clone();
-    tokio::task::spawn_blocking(move || listing.has_file_under(table, ".parquet"))
-        .await
-        .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))?
-        .map_err(SliError::from)
+    tokio::task::spawn_blocking(move || {
+        if mfascope_sink::table::has_log(&listing, table)? {
+            Ok(true)
+        } else if listing.has_file_under(table, ".parquet")? {
+            Err(mfascope_sink::SinkError::Unmigrated(listing.to_string()))
+        } else {
+            Ok(false)
+        }
+    })
+    .await
+    .map_err(|e| SliError::BadParam(format!("listing {data}: {e}")))?
+    .map_err(SliError::from)
 }
 
-/// `DATA/table/` as a hive-partitioned (`dt`, `hour`) Parquet table of `schema` (the object
-/// store, when remote, is registered by the caller).
-fn listing_table(
+/// Table `name` of the store at `data` as of `params.as_of`, read as `schema`.
+async fn snapshot_table(
     data: &Location,
-    table: &str,
+    name: &str,
     schema: arrow::datatypes::SchemaRef,
-) -> datafusion::error::Result<ListingTable> {
-    let url = match data {
-        Location::Local(dir) => {
-            let path = dir.join(table);
-            format!("{}/", path.canonicalize().unwrap_or(path.clone()).display())
-        }
-        Location::Remote(_) => format!("{}/", data.describe(table)),
-    };
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![
-            ("dt".into(), arrow::datatypes::DataType::Utf8),
-            ("hour".into(), arrow::datatypes::DataType::Utf8),
-        ]);
-    let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
-        .with_listing_options(options)
-        .with_schema(schema);
-    ListingTable::try_new(config)
+    params: &Params,
+) -> Result<SnapshotTable, SliError> {
+    SnapshotTable::open(data, name, schema, params.as_of)
+        .await
+        .map_err(|e| SliError::BadParam(format!("reading table {}: {e}", data.describe(name))))?
+        .ok_or_else(|| SliError::NoData(data.to_string()))
 }
 
 /// `events_marked`: every event with `attack` (an attack rule marked it) and `attack_excluded`
@@ -311,7 +306,7 @@ impl Engine {
             ctx.register_object_store(remote.base(), remote.store());
         }
         let table =
-            listing_table(data, "events", mfascope_core::event::event_schema()).map_err(sql_err)?;
+            snapshot_table(data, "events", mfascope_core::event::event_schema(), params).await?;
         ctx.register_table("events_all", Arc::new(table))
             .map_err(sql_err)?;
         let view = format!(
@@ -342,10 +337,14 @@ impl Engine {
             name: "tickets".into(),
             source,
         };
-        let has_files = has_parquet(data, "tickets").await?;
         let schema = mfascope_core::ticket::ticket_schema();
-        if has_files {
-            let table = listing_table(data, "tickets", schema).map_err(sql_err)?;
+        let table = if has_parquet(data, "tickets").await? {
+            Some(snapshot_table(data, "tickets", schema.clone(), params).await?)
+        } else {
+            None
+        };
+        let has_files = table.as_ref().is_some_and(|t| !t.files().is_empty());
+        if let Some(table) = table {
             self.ctx
                 .register_table("tickets_all", Arc::new(table))
                 .map_err(sql_err)?;

@@ -171,6 +171,8 @@ pub struct Params {
     pub bucket: Bucket,
     /// Group-by columns (validated against [`GROUP_COLUMNS`]).
     pub by: Vec<String>,
+    /// Which version of the store's tables to read (`--as-of`).
+    pub as_of: mfascope_table::AsOf,
 }
 
 impl Params {
@@ -199,7 +201,15 @@ impl Params {
             to,
             bucket,
             by,
+            as_of: mfascope_table::AsOf::Latest,
         })
+    }
+
+    /// Read the tables as of `as_of` (a version or a time) instead of their latest commit.
+    #[must_use]
+    pub fn as_of(mut self, as_of: mfascope_table::AsOf) -> Params {
+        self.as_of = as_of;
+        self
     }
 
     /// `WHERE` clause restricting `events_all` to the range (empty without one).

@@ -1,0 +1,655 @@
+//! The table format of the store: a Delta Lake log (`_delta_log/`) over the Parquet files
+//! mfascope writes (`events/dt=…/hour=…/*.parquet`, the same for `tickets/`), so every reader —
+//! mfascope, Spark, Trino, delta-rs, DuckDB's delta extension — sees whole commits only, and
+//! compaction and retention can replace files under them.
+//!
+//! A writer's commit adds files and records its progress as a Delta app transaction (`txn`:
+//! app id = the writer's state scope, version = its commit sequence) in the same log entry, the
+//! way kafka-delta-ingest makes Kafka → Delta exactly-once: after a crash the writer compares
+//! its intent with [`Table::txn_version`] and commits again only what is missing. Maintenance
+//! ([`Table::replace`]) removes and adds files in one commit; [`Table::vacuum`] deletes files
+//! removed long enough ago that no reader still reads them.
+//!
+//! It owns a table's `_delta_log/`; it never writes data files (the sink and the maintenance
+//! jobs do) and never decides what to commit.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mfascope_table::TableError> {
+//! use arrow::datatypes::{DataType, Field, Schema};
+//! let schema = Schema::new(vec![Field::new("event_id", DataType::Utf8, false)]);
+//! let url = url::Url::parse("file:///data/mfa/events/").unwrap();
+//! let mut table = mfascope_table::Table::open_or_create(url, None, &schema, &["dt", "hour"]).await?;
+//! let file = mfascope_table::DataFile {
+//!     path: "dt=2024-05-01/hour=10/part-1.parquet".into(),
+//!     size: 1234,
+//!     rows: 10,
+//!     partition: vec![("dt".into(), "2024-05-01".into()), ("hour".into(), "10".into())],
+//!     modified_ms: 0,
+//! };
+//! table.append(vec![file], Some(("_state", 1))).await?;
+//! assert_eq!(table.txn_version("_state").await?, Some(1));
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use chrono::{DateTime, Utc};
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::operations::vacuum::VacuumMode;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+
+/// Why a table operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// The Delta log could not be read or written.
+    #[error("Delta table {url}: {source}")]
+    Delta {
+        /// The table's location.
+        url: String,
+        /// delta-rs's error.
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    /// A file to remove is no longer in the table (another job removed it first).
+    #[error("Delta table {url}: {path} was removed by another commit; run the job again")]
+    Gone {
+        /// The table's location.
+        url: String,
+        /// The file.
+        path: String,
+    },
+    /// The schema has a type Delta cannot hold.
+    #[error("Delta table {url}: schema: {detail}")]
+    Schema {
+        /// The table's location.
+        url: String,
+        /// What could not be converted.
+        detail: String,
+    },
+}
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum AsOf {
+    /// The latest commit.
+    #[default]
+    Latest,
+    /// A table version.
+    Version(u64),
+    /// The last commit at or before a time.
+    Time(DateTime<Utc>),
+}
+
+/// A Parquet file to make part of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Path relative to the table root (`dt=…/hour=…/NAME.parquet`).
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+    /// Rows (recorded as the file's `numRecords` statistic).
+    pub rows: u64,
+    /// Partition column values, in the table's partition order.
+    pub partition: Vec<(String, String)>,
+    /// When the commit that added it was made (epoch ms; 0 for a file not committed yet).
+    pub modified_ms: i64,
+}
+
+impl DataFile {
+    /// The value of partition column `name`.
+    pub fn partition_value(&self, name: &str) -> Option<&str> {
+        self.partition
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why files are replaced (recorded as the commit's operation).
+#[derive(Debug, Clone)]
+pub enum Rewrite {
+    /// Small files merged into larger ones: no row changes (`dataChange: false`).
+    Compact {
+        /// The target file size, bytes.
+        target_size: i64,
+    },
+    /// Rows past the retention policy removed (`DELETE`); `predicate` says which, for readers
+    /// of the table history.
+    Expire {
+        /// The policy as SQL (`time < TIMESTAMP '…'`).
+        predicate: String,
+    },
+}
+
+/// One Delta table of the store.
+pub struct Table {
+    url: String,
+    table: DeltaTable,
+}
+
+fn builder(
+    url: &url::Url,
+    store: Option<Arc<dyn ObjectStore>>,
+) -> Result<deltalake_core::DeltaTableBuilder, DeltaTableError> {
+    let builder = deltalake_core::DeltaTableBuilder::from_url(url.clone())?;
+    Ok(match store {
+        Some(store) => builder.with_storage_backend(store, url.clone()),
+        None => builder,
+    })
+}
+
+/// The Delta schema of `schema` plus string partition columns. Unsigned integers widen to
+/// `long` (Delta has no unsigned types; Spark reads Parquet `UINT_32` as `long`), dictionaries
+/// are their values, millisecond UTC timestamps are `timestamp`.
+fn delta_schema(schema: &Schema, partitions: &[&str]) -> Result<StructType, String> {
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::UInt32 | DataType::UInt64 => {
+                f.as_ref().clone().with_data_type(DataType::Int64)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    for p in partitions {
+        fields.push(Field::new(*p, DataType::Utf8, true));
+    }
+    (&Schema::new(fields))
+        .try_into_kernel()
+        .map_err(|e| e.to_string())
+}
+
+impl Table {
+    /// Open the table at `url` (a directory URL ending in `/`; `store` is the object store whose
+    /// root is the URL's bucket, or `None` for local paths) as of `as_of`; `None` when it has
+    /// no Delta log.
+    pub async fn open(
+        url: url::Url,
+        store: Option<Arc<dyn ObjectStore>>,
+        as_of: AsOf,
+    ) -> Result<Option<Table>, TableError> {
+        let name = url.to_string();
+        let delta = |source| TableError::Delta {
+            url: name.clone(),
+            source: Box::new(source),
+        };
+        let mut table = builder(&url, store)
+            .map_err(delta)?
+            .build()
+            .map_err(delta)?;
+        let loaded = match as_of {
+            AsOf::Latest => table.load().await,
+            AsOf::Version(v) => table.load_version(v).await,
+            AsOf::Time(t) => table.load_with_datetime(t).await,
+        };
+        match loaded {
+            Ok(()) => Ok(Some(Table { url: name, table })),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(delta(e)),
+        }
+    }
+
+    /// Open the table at `url`, creating it (with `schema` plus the string partition columns
+    /// `partitions`) when it has no log yet. Two writers creating it at once both succeed.
+    pub async fn open_or_create(
+        url: url::Url,
+        store: Option<Arc<dyn ObjectStore>>,
+        schema: &Schema,
+        partitions: &[&str],
+    ) -> Result<Table, TableError> {
+        if let Some(table) = Table::open(url.clone(), store.clone(), AsOf::Latest).await? {
+            return Ok(table);
+        }
+        let name = url.to_string();
+        let kernel = delta_schema(schema, partitions).map_err(|detail| TableError::Schema {
+            url: name.clone(),
+            detail,
+        })?;
+        let log_store = builder(&url, store.clone())
+            .and_then(deltalake_core::DeltaTableBuilder::build)
+            .map_err(|e| TableError::Delta {
+                url: name.clone(),
+                source: Box::new(e),
+            })?
+            .log_store();
+        let created = deltalake_core::operations::create::CreateBuilder::new()
+            .with_log_store(log_store)
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+            .await;
+        match created {
+            Ok(table) => Ok(Table { url: name, table }),
+            // Another writer created it first: read theirs.
+            Err(e) => match Table::open(url, store, AsOf::Latest).await? {
+                Some(table) => Ok(table),
+                None => Err(TableError::Delta {
+                    url: name,
+                    source: Box::new(e),
+                }),
+            },
+        }
+    }
+
+    /// Create the table at `url` with `files` already in it, in one commit (a store's files
+    /// written before it had a log). Fails when the table exists.
+    pub async fn create_with_files(
+        url: url::Url,
+        store: Option<Arc<dyn ObjectStore>>,
+        schema: &Schema,
+        partitions: &[&str],
+        files: Vec<DataFile>,
+    ) -> Result<Table, TableError> {
+        let name = url.to_string();
+        let kernel = delta_schema(schema, partitions).map_err(|detail| TableError::Schema {
+            url: name.clone(),
+            detail,
+        })?;
+        let delta = |e| TableError::Delta {
+            url: name.clone(),
+            source: Box::new(e),
+        };
+        let log_store = builder(&url, store)
+            .and_then(deltalake_core::DeltaTableBuilder::build)
+            .map_err(delta)?
+            .log_store();
+        let now = Utc::now().timestamp_millis();
+        let table = deltalake_core::operations::create::CreateBuilder::new()
+            .with_log_store(log_store)
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_actions(
+                files
+                    .into_iter()
+                    .map(|f| Action::Add(add_action(f, now, true))),
+            )
+            .await
+            .map_err(delta)?;
+        Ok(Table { url: name, table })
+    }
+
+    fn err(&self, source: DeltaTableError) -> TableError {
+        TableError::Delta {
+            url: self.url.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The table's location.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The version read (or last committed).
+    pub fn version(&self) -> u64 {
+        self.table.version().unwrap_or_default()
+    }
+
+    /// Read the commits made since this table was opened (other writers' included).
+    pub async fn refresh(&mut self) -> Result<(), TableError> {
+        self.table.update_state().await.map_err(|e| self.err(e))
+    }
+
+    async fn commit(
+        &mut self,
+        actions: Vec<Action>,
+        properties: CommitProperties,
+        operation: DeltaOperation,
+    ) -> Result<u64, TableError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let version = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(snapshot as &dyn TableReference),
+                self.table.log_store(),
+                operation,
+            )
+            .await
+            .map_err(|e| self.err(e.into()))?
+            .version();
+        self.refresh().await?;
+        Ok(version)
+    }
+
+    /// Make `files` part of the table in one commit, with the writer's `(app id, version)`
+    /// transaction when given; returns the table version. Concurrent appends by other writers
+    /// are retried past, as Delta's conflict rules allow blind appends.
+    pub async fn append(
+        &mut self,
+        files: Vec<DataFile>,
+        txn: Option<(&str, i64)>,
+    ) -> Result<u64, TableError> {
+        let now = Utc::now().timestamp_millis();
+        let actions = files
+            .into_iter()
+            .map(|f| Action::Add(add_action(f, now, true)))
+            .collect();
+        let mut properties = CommitProperties::default();
+        if let Some((app, version)) = txn {
+            properties = properties.with_application_transaction(Transaction::new(app, version));
+        }
+        self.commit(
+            actions,
+            properties,
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await
+    }
+
+    /// Remove `remove` and add `add` in one commit. Fails (changing nothing) when a commit
+    /// removed any of `remove` first; callers that remove files hold one lock (maintenance), so
+    /// that check and the commit do not race.
+    pub async fn replace(
+        &mut self,
+        remove: &[DataFile],
+        add: Vec<DataFile>,
+        why: Rewrite,
+    ) -> Result<u64, TableError> {
+        self.refresh().await?;
+        let live: std::collections::HashSet<String> =
+            self.files().await?.into_iter().map(|f| f.path).collect();
+        if let Some(gone) = remove.iter().find(|f| !live.contains(&f.path)) {
+            return Err(TableError::Gone {
+                url: self.url.clone(),
+                path: gone.path.clone(),
+            });
+        }
+        let now = Utc::now().timestamp_millis();
+        let data_change = !matches!(why, Rewrite::Compact { .. });
+        let mut actions: Vec<Action> = remove
+            .iter()
+            .map(|f| {
+                let add = add_action(f.clone(), now, data_change);
+                Action::Remove(deltalake_core::kernel::Remove {
+                    path: add.path,
+                    data_change,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: Some(add.partition_values),
+                    size: Some(add.size),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        actions.extend(
+            add.into_iter()
+                .map(|f| Action::Add(add_action(f, now, data_change))),
+        );
+        let operation = match why {
+            Rewrite::Compact { target_size } => DeltaOperation::Optimize {
+                predicate: None,
+                target_size,
+            },
+            Rewrite::Expire { predicate } => DeltaOperation::Delete {
+                predicate: Some(predicate),
+            },
+        };
+        self.commit(actions, CommitProperties::default(), operation)
+            .await
+    }
+
+    /// The last version the writer `app` committed, if any.
+    pub async fn txn_version(&self, app: &str) -> Result<Option<i64>, TableError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// The table's files at the version read.
+    pub async fn files(&self) -> Result<Vec<DataFile>, TableError> {
+        let partitions: Vec<String> = self
+            .table
+            .snapshot()
+            .map_err(|e| self.err(e))?
+            .metadata()
+            .partition_columns()
+            .to_vec();
+        self.table
+            .get_active_add_actions_by_partitions(&[])
+            .map_ok(|view| {
+                let values = view.partition_values_map();
+                DataFile {
+                    path: view.path().into_owned(),
+                    size: view.size(),
+                    rows: view.num_records().unwrap_or_default() as u64,
+                    partition: partitions
+                        .iter()
+                        .map(|p| {
+                            let v = values.get(p).cloned().flatten().unwrap_or_default();
+                            (p.clone(), v)
+                        })
+                        .collect(),
+                    modified_ms: view.modification_time(),
+                }
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Delete the files removed from the table at least `retain` ago (readers of older
+    /// versions than that lose them); `dry_run` only lists them. Files no commit ever named
+    /// are left alone: a writer may be about to commit them. Returns the deleted paths.
+    pub async fn vacuum(
+        &mut self,
+        retain: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<String>, TableError> {
+        let retain = chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Lite)
+            .with_dry_run(dry_run)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.table = table;
+        Ok(metrics.files_deleted)
+    }
+}
+
+fn add_action(f: DataFile, now: i64, data_change: bool) -> Add {
+    Add {
+        path: f.path,
+        partition_values: f
+            .partition
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect::<HashMap<_, _>>(),
+        size: f.size,
+        modification_time: now,
+        data_change,
+        stats: Some(format!("{{\"numRecords\":{}}}", f.rows)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{RecordBatch, StringArray};
+
+    use super::*;
+
+    fn write_parquet(root: &std::path::Path, rel: &str, ids: &[&str]) -> DataFile {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "event_id",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from_iter_values(ids.iter().copied()))],
+        )
+        .unwrap();
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let hour = rel.split('/').nth(1).unwrap().trim_start_matches("hour=");
+        DataFile {
+            path: rel.to_string(),
+            size: std::fs::metadata(&path).unwrap().len() as i64,
+            rows: ids.len() as u64,
+            partition: vec![
+                ("dt".into(), "2024-05-01".into()),
+                ("hour".into(), hour.into()),
+            ],
+            modified_ms: 0,
+        }
+    }
+
+    /// The files as written (commit times set to 0), after checking they are set.
+    fn committed(files: Vec<DataFile>) -> Vec<DataFile> {
+        files
+            .into_iter()
+            .map(|f| {
+                assert!(f.modified_ms > 0, "{f:?}");
+                DataFile {
+                    modified_ms: 0,
+                    ..f
+                }
+            })
+            .collect()
+    }
+
+    fn paths(files: &[DataFile]) -> Vec<&str> {
+        let mut p: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        p.sort_unstable();
+        p
+    }
+
+    #[tokio::test]
+    async fn commits_carry_the_writers_transaction_and_only_committed_files_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let schema = Schema::new(vec![Field::new("event_id", DataType::Utf8, false)]);
+        assert!(
+            Table::open(url.clone(), None, AsOf::Latest)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let mut table = Table::open_or_create(url.clone(), None, &schema, &["dt", "hour"])
+            .await
+            .unwrap();
+        assert_eq!(table.txn_version("scope-a").await.unwrap(), None);
+        let a = write_parquet(
+            dir.path(),
+            "dt=2024-05-01/hour=10/part-a.parquet",
+            &["1", "2"],
+        );
+        let v1 = table
+            .append(vec![a.clone()], Some(("scope-a", 1)))
+            .await
+            .unwrap();
+        // A file written but not committed is not part of the table.
+        let b = write_parquet(dir.path(), "dt=2024-05-01/hour=11/part-b.parquet", &["3"]);
+        let reopened = Table::open(url.clone(), None, AsOf::Latest)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(committed(reopened.files().await.unwrap()), vec![a.clone()]);
+        let v2 = table
+            .append(vec![b.clone()], Some(("scope-a", 2)))
+            .await
+            .unwrap();
+        assert_eq!(v2, v1 + 1);
+
+        let reopened = Table::open(url.clone(), None, AsOf::Latest)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reopened.txn_version("scope-a").await.unwrap(), Some(2));
+        assert_eq!(reopened.txn_version("scope-b").await.unwrap(), None);
+        assert_eq!(
+            paths(&reopened.files().await.unwrap()),
+            [
+                "dt=2024-05-01/hour=10/part-a.parquet",
+                "dt=2024-05-01/hour=11/part-b.parquet"
+            ]
+        );
+        // Time travel: the version before `b`.
+        let old = Table::open(url, None, AsOf::Version(v1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(committed(old.files().await.unwrap()), vec![a]);
+    }
+
+    #[tokio::test]
+    async fn replace_swaps_files_in_one_commit_and_vacuum_deletes_only_removed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let schema = Schema::new(vec![Field::new("event_id", DataType::Utf8, false)]);
+        let mut table = Table::open_or_create(url.clone(), None, &schema, &["dt", "hour"])
+            .await
+            .unwrap();
+        let a = write_parquet(dir.path(), "dt=2024-05-01/hour=10/a.parquet", &["1"]);
+        let b = write_parquet(dir.path(), "dt=2024-05-01/hour=10/b.parquet", &["2"]);
+        table
+            .append(vec![a.clone(), b.clone()], None)
+            .await
+            .unwrap();
+        let merged = write_parquet(dir.path(), "dt=2024-05-01/hour=10/m.parquet", &["1", "2"]);
+        // Written, never committed: vacuum must leave it (a writer may be about to commit it).
+        let pending = write_parquet(dir.path(), "dt=2024-05-01/hour=10/p.parquet", &["9"]);
+        let before = table.version();
+        table
+            .replace(
+                &[a.clone(), b.clone()],
+                vec![merged.clone()],
+                Rewrite::Compact {
+                    target_size: 1 << 27,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            committed(table.files().await.unwrap()),
+            vec![merged.clone()]
+        );
+        assert_eq!(table.files().await.unwrap()[0].rows, 2);
+        // A second replace of the same files conflicts and changes nothing.
+        let mut stale = Table::open(url.clone(), None, AsOf::Version(before))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stale
+                .replace(&[a.clone()], vec![], Rewrite::Compact { target_size: 1 })
+                .await
+                .is_err()
+        );
+        // Readers of the old version still find the old files until vacuum.
+        let dry = table.vacuum(std::time::Duration::ZERO, true).await.unwrap();
+        assert_eq!(dry.len(), 2, "{dry:?}");
+        assert!(dir.path().join(&a.path).exists());
+        let deleted = table
+            .vacuum(std::time::Duration::ZERO, false)
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 2, "{deleted:?}");
+        assert!(!dir.path().join(&a.path).exists() && !dir.path().join(&b.path).exists());
+        assert!(dir.path().join(&merged.path).exists() && dir.path().join(&pending.path).exists());
+        assert_eq!(committed(table.files().await.unwrap()), vec![merged]);
+    }
+}

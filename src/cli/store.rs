@@ -1,0 +1,188 @@
+//! `mfascope migrate`, `compact` and `prune`: the store's maintenance jobs, run by hand (long-
+//! running ingest runs them in the background, `crate::maintenance`). Each prints what it did.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::OutputFormat;
+use crate::sink::Location;
+use crate::sink::maintain::{CompactOptions, Maintenance, Retention};
+
+/// `mfascope migrate`.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The store: a directory or an object store URL.
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// How removed files are vacuumed (`compact`, `prune`, ingest).
+#[derive(clap::Args, Debug, Clone)]
+pub struct VacuumArg {
+    /// Files a commit removed are deleted this long after it; readers of older table
+    /// versions (`--as-of`, a query still running, another engine) have until then.
+    #[arg(long, default_value = "7d", value_parser = crate::time::parse_duration)]
+    pub vacuum_after: Duration,
+}
+
+/// `mfascope compact`.
+#[derive(clap::Args, Debug)]
+pub struct CompactArgs {
+    /// The store: a directory or an object store URL.
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
+    /// Merged files grow up to about this size.
+    #[arg(long, default_value_t = 128)]
+    pub target_mib: u64,
+    /// A partition is compacted once it holds at least this many files smaller than that.
+    #[arg(long, default_value_t = 8)]
+    pub min_files: usize,
+    /// Files committed more recently are left for the next run.
+    #[arg(long, default_value = "10m", value_parser = crate::time::parse_duration)]
+    pub settle: Duration,
+    /// Vacuum.
+    #[command(flatten)]
+    pub vacuum: VacuumArg,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+impl CompactArgs {
+    /// The compaction these flags ask for.
+    pub fn options(&self) -> CompactOptions {
+        CompactOptions {
+            target_bytes: self.target_mib.max(1) << 20,
+            min_files: self.min_files.max(2),
+            settle: self.settle,
+        }
+    }
+}
+
+/// `mfascope prune`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// The store: a directory or an object store URL.
+    #[arg(long, value_parser = Location::parse)]
+    pub data: Location,
+    /// Expire what is older than this (e.g. `400d`), by event time (dead letters: by when
+    /// they were written).
+    #[arg(long, value_parser = crate::time::parse_duration)]
+    pub older_than: Duration,
+    /// Legal hold (TOML: `users = [...]`, `[[ranges]] from/to`): rows kept regardless.
+    #[arg(long, value_name = "FILE")]
+    pub hold: Option<PathBuf>,
+    /// Only report what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Vacuum.
+    #[command(flatten)]
+    pub vacuum: VacuumArg,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+fn print(format: OutputFormat, value: &serde_json::Value, text: String) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        OutputFormat::Table => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `mfascope migrate`.
+pub fn run_migrate(a: MigrateArgs) -> anyhow::Result<i32> {
+    let report = Maintenance::open(&a.data)?.migrate()?;
+    let mut text = String::new();
+    for (table, files, rows) in &report.migrated {
+        text += &format!("{table}: {files} files, {rows} rows now in the Delta table\n");
+    }
+    for table in &report.already {
+        text += &format!("{table}: already a Delta table\n");
+    }
+    if text.is_empty() {
+        text = format!("{}: nothing to migrate (no tables yet)\n", a.data);
+    }
+    print(a.format, &serde_json::to_value(&report)?, text)?;
+    Ok(0)
+}
+
+/// `mfascope compact`.
+pub fn run_compact(a: CompactArgs) -> anyhow::Result<i32> {
+    let mut m = Maintenance::open(&a.data)?;
+    let report = m.compact(&a.options())?;
+    let vacuumed = m.vacuum(a.vacuum.vacuum_after, false)?;
+    let text = format!(
+        "compacted {} partitions: {} files ({} bytes) → {} files ({} bytes), {} rows; \
+         {} files vacuumed; {} files of an interrupted job removed\n",
+        report.partitions,
+        report.files_in,
+        report.bytes_in,
+        report.files_out,
+        report.bytes_out,
+        report.rows,
+        vacuumed.len(),
+        report.orphans_removed
+    );
+    let mut value = serde_json::to_value(&report)?;
+    value["vacuumed"] = serde_json::to_value(&vacuumed)?;
+    print(a.format, &value, text)?;
+    Ok(0)
+}
+
+/// `mfascope prune`.
+pub fn run_prune(a: PruneArgs) -> anyhow::Result<i32> {
+    let hold = crate::maintenance::load_hold(a.hold.as_deref())?;
+    let cutoff_ms = chrono::Utc::now().timestamp_millis() - a.older_than.as_millis() as i64;
+    let mut m = Maintenance::open(&a.data)?;
+    let report = m.expire(&Retention {
+        cutoff_ms,
+        hold,
+        dry_run: a.dry_run,
+    })?;
+    let vacuumed = if a.dry_run {
+        m.vacuum(a.vacuum.vacuum_after, true)?
+    } else {
+        m.vacuum(a.vacuum.vacuum_after, false)?
+    };
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    let mut text = format!(
+        "retention: before {}{}\n",
+        crate::time::format_rfc3339(cutoff_ms),
+        if a.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    );
+    for t in &report.tables {
+        text += &format!(
+            "{}: {verb} {} rows ({} files whole, {} rewritten); {} rows held\n",
+            t.table, t.rows_removed, t.files_removed, t.files_rewritten, t.rows_held
+        );
+        tracing::info!(
+            table = %t.table,
+            rows = t.rows_removed,
+            files = t.files_removed,
+            rewritten = t.files_rewritten,
+            held = t.rows_held,
+            dry_run = a.dry_run,
+            "retention"
+        );
+    }
+    text += &format!(
+        "dead letters: {verb} {} files\nvacuum: {} files {}\n",
+        report.dead_letter_files,
+        vacuumed.len(),
+        if a.dry_run { "due" } else { "deleted" }
+    );
+    let mut value = serde_json::to_value(&report)?;
+    value["cutoff"] = crate::time::format_rfc3339(cutoff_ms).into();
+    value["vacuumed"] = serde_json::to_value(&vacuumed)?;
+    print(a.format, &value, text)?;
+    Ok(0)
+}
