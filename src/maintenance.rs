@@ -73,16 +73,25 @@ impl Background {
     }
 }
 
+/// Longest time between vacuums (each one lists every removed file still in the log).
+const VACUUM_EVERY: Duration = Duration::from_secs(3600);
+
 fn run(root: &Location, policy: &Policy, stopped: &Receiver<()>) -> Totals {
     let mut totals = Totals::default();
     let mut rest = policy.every;
+    let vacuum_every = VACUUM_EVERY.min(policy.vacuum_after).max(policy.every);
+    let mut vacuumed: Option<Instant> = None;
     loop {
         match stopped.recv_timeout(rest) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return totals,
         }
         let started = Instant::now();
-        match round(root, policy, &mut totals) {
+        let vacuum = vacuumed.is_none_or(|t| t.elapsed() >= vacuum_every);
+        if vacuum {
+            vacuumed = Some(started);
+        }
+        match round(root, policy, vacuum, &mut totals) {
             Ok(()) => totals.rounds += 1,
             Err(SinkError::Locked(_)) => {}
             Err(e) => {
@@ -96,7 +105,20 @@ fn run(root: &Location, policy: &Policy, stopped: &Receiver<()>) -> Totals {
     }
 }
 
-fn round(root: &Location, policy: &Policy, totals: &mut Totals) -> Result<(), SinkError> {
+/// One round of `policy` now (the end of an ingest that is not long-running).
+pub fn once(root: &Location, policy: &Policy) -> Result<Totals, SinkError> {
+    let mut totals = Totals::default();
+    round(root, policy, true, &mut totals)?;
+    totals.rounds = 1;
+    Ok(totals)
+}
+
+fn round(
+    root: &Location,
+    policy: &Policy,
+    vacuum: bool,
+    totals: &mut Totals,
+) -> Result<(), SinkError> {
     let mut m = Maintenance::open(root)?;
     if let Some(opts) = &policy.compact {
         let r = m.compact(opts)?;
@@ -134,6 +156,9 @@ fn round(root: &Location, policy: &Policy, totals: &mut Totals) -> Result<(), Si
             );
         }
         totals.rows_expired += rows;
+    }
+    if !vacuum {
+        return Ok(());
     }
     let vacuumed = m.vacuum(policy.vacuum_after, false)?;
     if !vacuumed.is_empty() {

@@ -76,6 +76,14 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     };
     let apis = a.sources.as_deref().map(mfascope_pull::load).transpose()?;
     let stop = stop_on_signals().context("installing signal handlers")?;
+    let out = opts.out.clone();
+    let policy = a.maintain.policy()?;
+    let long_running = live || apis.is_some();
+    let background = if long_running {
+        crate::maintenance::Background::spawn(out.clone(), policy.clone())
+    } else {
+        None
+    };
     let report = Run::new(opts)
         .kafka(a.kafka.options())
         .apis(apis)
@@ -85,7 +93,18 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         .metrics(a.metrics_listen)
         .deliver(a.delivery.config()?)
         .announce_findings(live)
-        .run(stop)?;
+        .run(stop);
+    let mut maintained = background.map(crate::maintenance::Background::stop);
+    let report = report?;
+    if !long_running && policy.retain.is_some() {
+        maintained = Some(crate::maintenance::once(
+            &out,
+            &crate::maintenance::Policy {
+                compact: None,
+                ..policy
+            },
+        )?);
+    }
     match a.format {
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&report.summary)?;
@@ -99,6 +118,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
                 v["sources"] = serde_json::to_value(a)?;
             }
             v["live"] = serde_json::to_value(&report)?;
+            if let Some(m) = &maintained {
+                v["maintenance"] = serde_json::to_value(m)?;
+            }
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
@@ -118,6 +140,21 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
                 ingest_table(&report.summary),
                 live_table(&report)
             );
+            if let Some(m) = &maintained {
+                println!(
+                    "maintenance: {} rounds; compacted {} files into {}; {} rows expired; {} files vacuumed{}",
+                    m.rounds,
+                    m.compacted.files_in,
+                    m.compacted.files_out,
+                    m.rows_expired,
+                    m.files_vacuumed,
+                    if m.failures > 0 {
+                        format!("; {} rounds failed (see the log)", m.failures)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
         }
     }
     let summary = &report.summary;

@@ -648,6 +648,9 @@ pub struct IngestArgs {
     /// them becomes a dead letter instead of a second event (0 turns the check off).
     #[arg(long, default_value_t = crate::pipeline::dedupe::DEFAULT_WINDOW)]
     pub dedupe_window: usize,
+    /// Compaction, retention and vacuum while ingesting.
+    #[command(flatten)]
+    pub maintain: store::MaintainArgs,
     /// Delivery of findings and SLO alerts.
     #[command(flatten)]
     pub delivery: notify::DeliveryArgs,

@@ -70,8 +70,11 @@ pub struct PruneArgs {
     pub data: Location,
     /// Expire what is older than this (e.g. `400d`), by event time (dead letters: by when
     /// they were written).
-    #[arg(long, value_parser = crate::time::parse_duration)]
-    pub older_than: Duration,
+    #[arg(long, value_parser = crate::time::parse_duration, required_unless_present = "before")]
+    pub older_than: Option<Duration>,
+    /// Expire what is before this instant (RFC 3339) instead.
+    #[arg(long, conflicts_with = "older_than")]
+    pub before: Option<String>,
     /// Legal hold (TOML: `users = [...]`, `[[ranges]] from/to`): rows kept regardless.
     #[arg(long, value_name = "FILE")]
     pub hold: Option<PathBuf>,
@@ -137,7 +140,13 @@ pub fn run_compact(a: CompactArgs) -> anyhow::Result<i32> {
 /// `mfascope prune`.
 pub fn run_prune(a: PruneArgs) -> anyhow::Result<i32> {
     let hold = crate::maintenance::load_hold(a.hold.as_deref())?;
-    let cutoff_ms = chrono::Utc::now().timestamp_millis() - a.older_than.as_millis() as i64;
+    let cutoff_ms = match (&a.before, a.older_than) {
+        (Some(t), _) => {
+            crate::time::parse_rfc3339(t).map_err(|e| anyhow::anyhow!("--before {t}: {e}"))?
+        }
+        (None, Some(d)) => chrono::Utc::now().timestamp_millis() - d.as_millis() as i64,
+        (None, None) => anyhow::bail!("give --older-than DURATION or --before TIME"),
+    };
     let mut m = Maintenance::open(&a.data)?;
     let report = m.expire(&Retention {
         cutoff_ms,
@@ -185,4 +194,60 @@ pub fn run_prune(a: PruneArgs) -> anyhow::Result<i32> {
     value["vacuumed"] = serde_json::to_value(&vacuumed)?;
     print(a.format, &value, text)?;
     Ok(0)
+}
+
+/// Background maintenance of long-running ingest (`--follow`, `--kafka`, `--sources`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct MaintainArgs {
+    /// Do not compact small files in the background (run `mfascope compact` instead).
+    #[arg(long)]
+    pub no_compact: bool,
+    /// Compact a partition once it holds this many small files.
+    #[arg(long, default_value_t = 8)]
+    pub compact_min_files: usize,
+    /// Merged files grow up to about this size.
+    #[arg(long, default_value_t = 128)]
+    pub compact_target_mib: u64,
+    /// Files committed more recently are left for a later round.
+    #[arg(long, default_value = "10m", value_parser = crate::time::parse_duration)]
+    pub compact_settle: Duration,
+    /// Expire data older than this (e.g. `400d`) in the background (and once at the end of
+    /// an ingest that is not long-running).
+    #[arg(long, value_parser = crate::time::parse_duration)]
+    pub retain: Option<Duration>,
+    /// Legal hold for `--retain` (see `mfascope prune --hold`).
+    #[arg(long, value_name = "FILE", requires = "retain")]
+    pub hold: Option<PathBuf>,
+    /// Time between maintenance rounds.
+    #[arg(long, default_value = "1m", value_parser = crate::time::parse_duration)]
+    pub maintain_every: Duration,
+    /// Largest share of one core maintenance uses (0.01–1).
+    #[arg(long, default_value_t = 0.25)]
+    pub maintain_cpu: f64,
+    /// Vacuum.
+    #[command(flatten)]
+    pub vacuum: VacuumArg,
+}
+
+impl MaintainArgs {
+    /// The policy these flags ask for.
+    pub fn policy(&self) -> anyhow::Result<crate::maintenance::Policy> {
+        anyhow::ensure!(
+            self.maintain_cpu > 0.0 && self.maintain_cpu <= 1.0,
+            "--maintain-cpu {}: give a share between 0.01 and 1",
+            self.maintain_cpu
+        );
+        Ok(crate::maintenance::Policy {
+            compact: (!self.no_compact).then(|| CompactOptions {
+                target_bytes: self.compact_target_mib.max(1) << 20,
+                min_files: self.compact_min_files.max(2),
+                settle: self.compact_settle,
+            }),
+            retain: self.retain,
+            hold: crate::maintenance::load_hold(self.hold.as_deref())?,
+            vacuum_after: self.vacuum.vacuum_after,
+            every: self.maintain_every,
+            cpu_share: self.maintain_cpu,
+        })
+    }
 }

@@ -12,3 +12,4 @@ mod ingest;
 mod kafka;
 mod object_store;
 mod secrets;
+mod store;

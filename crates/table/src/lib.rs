@@ -43,7 +43,7 @@ use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// Why a table operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +185,18 @@ impl Table {
             .map_err(delta)?
             .build()
             .map_err(delta)?;
+        // No log (or no directory): not a table — said without asking delta-rs, which logs
+        // an error for it.
+        let root = table.log_store().object_store(None);
+        let first = futures::StreamExt::next(
+            &mut root.list(Some(&object_store::path::Path::from("_delta_log"))),
+        )
+        .await;
+        match first {
+            None | Some(Err(object_store::Error::NotFound { .. })) => return Ok(None),
+            Some(Err(e)) => return Err(delta(DeltaTableError::ObjectStore { source: e })),
+            Some(Ok(_)) => {}
+        }
         let loaded = match as_of {
             AsOf::Latest => table.load().await,
             AsOf::Version(v) => table.load_version(v).await,
@@ -443,25 +455,51 @@ impl Table {
 
     /// Delete the files removed from the table at least `retain` ago (readers of older
     /// versions than that lose them); `dry_run` only lists them. Files no commit ever named
-    /// are left alone: a writer may be about to commit them. Returns the deleted paths.
+    /// are left alone: a writer may be about to commit them. Returns the deleted paths (those
+    /// still there: removed files stay in the log until a checkpoint expires them). Nothing is
+    /// committed when there is nothing to delete.
     pub async fn vacuum(
         &mut self,
         retain: std::time::Duration,
         dry_run: bool,
     ) -> Result<Vec<String>, TableError> {
         let retain = chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
-        let (table, metrics) = self
-            .table
-            .clone()
-            .vacuum()
-            .with_retention_period(retain)
-            .with_enforce_retention_duration(false)
-            .with_mode(VacuumMode::Lite)
-            .with_dry_run(dry_run)
-            .await
-            .map_err(|e| self.err(e))?;
+        let run = |dry_run: bool| {
+            self.table
+                .clone()
+                .vacuum()
+                .with_retention_period(retain)
+                .with_enforce_retention_duration(false)
+                .with_mode(VacuumMode::Lite)
+                .with_dry_run(dry_run)
+        };
+        let (_, due) = run(true).await.map_err(|e| self.err(e))?;
+        // Paths relative to the table (delta-rs gives some as absolute URLs or paths).
+        let root = url::Url::parse(&self.url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default();
+        let store = self.table.log_store().object_store(None);
+        let mut present = Vec::new();
+        for p in due.files_deleted {
+            let rel = match p.find(&root) {
+                Some(i) => p[i + root.len()..].to_string(),
+                None => p,
+            };
+            match store
+                .head(&object_store::path::Path::from(rel.as_str()))
+                .await
+            {
+                Ok(_) => present.push(rel),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.err(DeltaTableError::ObjectStore { source: e })),
+            }
+        }
+        if dry_run || present.is_empty() {
+            return Ok(present);
+        }
+        let (table, _) = run(false).await.map_err(|e| self.err(e))?;
         self.table = table;
-        Ok(metrics.files_deleted)
+        Ok(present)
     }
 }
 
@@ -643,11 +681,12 @@ mod tests {
         let dry = table.vacuum(std::time::Duration::ZERO, true).await.unwrap();
         assert_eq!(dry.len(), 2, "{dry:?}");
         assert!(dir.path().join(&a.path).exists());
-        let deleted = table
+        let mut deleted = table
             .vacuum(std::time::Duration::ZERO, false)
             .await
             .unwrap();
-        assert_eq!(deleted.len(), 2, "{deleted:?}");
+        deleted.sort();
+        assert_eq!(deleted, [a.path.clone(), b.path.clone()]);
         assert!(!dir.path().join(&a.path).exists() && !dir.path().join(&b.path).exists());
         assert!(dir.path().join(&merged.path).exists() && dir.path().join(&pending.path).exists());
         assert_eq!(committed(table.files().await.unwrap()), vec![merged]);
