@@ -110,7 +110,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 dir.display()
             );
             println!(
-                "Parquet: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true))",
+                "Delta table: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true), or delta_scan)",
                 dir.display(),
                 dir.display()
             );

@@ -476,3 +476,87 @@ fn an_hour_of_trickle_leaves_a_handful_of_files_per_partition() {
     assert_eq!(stored.len(), ids.len(), "rows");
     assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), ids);
 }
+
+/// The recipe of docs/scale-out.md: Spark with delta-spark (the reference Delta reader) and
+/// DuckDB over the version's files read the compacted table — whose replaced small files are
+/// still on disk until vacuum — exactly as mfascope does.
+#[test]
+fn spark_and_duckdb_read_the_compacted_table_as_mfascope_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = small_files_store(dir.path());
+    let ids: BTreeSet<String> = input_events(&input).into_iter().map(|e| e.0).collect();
+    // Compacted, not vacuumed: plain globbing would count every row twice now.
+    let compacted = mfascope(&["compact", "--settle", "0s", "--min-files", "2"], &out);
+    assert!(compacted["files_in"].as_u64().unwrap() > 0);
+    let o = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/common/spark_read.py"
+        ))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let spark: serde_json::Value = serde_json::from_slice(
+        o.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| l.starts_with(b"{"))
+            .unwrap(),
+    )
+    .unwrap();
+    let sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let digest = {
+        let script =
+            "import hashlib,sys; print(hashlib.sha256(sys.stdin.read().encode()).hexdigest())";
+        let mut p = Command::new(python())
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut p.stdin.take().unwrap(), sorted.join("\n").as_bytes())
+            .unwrap();
+        String::from_utf8(p.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(spark["rows"].as_u64().unwrap(), ids.len() as u64, "{spark}");
+    assert_eq!(spark["distinct"], spark["rows"]);
+    assert_eq!(spark["ids_sha256"].as_str().unwrap(), digest.trim());
+    let ours = mfascope(
+        &[
+            "query",
+            "--sql",
+            "SELECT count(*) FILTER (WHERE outcome = 'success') AS successes, count(*) AS attempts, \
+             max(latency_ms) AS max_latency FROM events WHERE action = 'mfa_verify'",
+        ],
+        &out,
+    );
+    assert_eq!(
+        ours[0]["successes"], spark["successes"],
+        "{ours} vs {spark}"
+    );
+    assert_eq!(ours[0]["attempts"], spark["attempts"]);
+    assert_eq!(ours[0]["max_latency"], spark["max_latency"]);
+    // DuckDB over the version's file list (deltalake gives it), and plain globbing's double count.
+    let script = r#"
+import json, sys, duckdb
+from deltalake import DeltaTable
+files = DeltaTable(sys.argv[1] + "/events").file_uris()
+table = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({files!r})").fetchall()[0]
+glob = duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/events/**/*.parquet')").fetchall()[0][0]
+print(json.dumps({"rows": table[0], "distinct": table[1], "glob": glob}))
+"#;
+    let o = Command::new(python())
+        .args(["-c", script])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let duck: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(duck["rows"].as_u64().unwrap(), ids.len() as u64, "{duck}");
+    assert_eq!(duck["distinct"], duck["rows"]);
+    assert_eq!(
+        duck["glob"].as_u64().unwrap(),
+        2 * ids.len() as u64,
+        "{duck}"
+    );
+}

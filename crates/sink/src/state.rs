@@ -198,7 +198,7 @@ impl OutDir {
                     }
                 }
             }
-            self.commit_tables(&pending.adds, &pending.checkpoint)?;
+            self.commit_tables(&pending.adds, &pending.checkpoint, true)?;
             self.finish_commit(pending.checkpoint)?;
         }
         self.clear_staging()?;
@@ -271,7 +271,7 @@ impl OutDir {
                         sync_parent(dst)?;
                     }
                 }
-                self.commit_tables(&adds, &checkpoint)?;
+                self.commit_tables(&adds, &checkpoint, false)?;
             }
             Location::Remote(remote) => {
                 let remote = remote.clone();
@@ -296,7 +296,7 @@ impl OutDir {
                 for (staged, dst) in &renames {
                     remote.copy(staged, dst)?;
                 }
-                self.commit_tables(&adds, &checkpoint)?;
+                self.commit_tables(&adds, &checkpoint, false)?;
                 self.finish_commit(checkpoint)?;
                 for ((tmp, _), (staged, _)) in files.iter().zip(&renames) {
                     remote.delete(staged)?;
@@ -309,11 +309,13 @@ impl OutDir {
     }
 
     /// Add a segment's files (already in place) to their tables as this scope's commit
-    /// `checkpoint.segments`, once.
+    /// `checkpoint.segments`; when `recovering` (an interrupted commit), only to tables that do
+    /// not hold it yet.
     fn commit_tables(
         &mut self,
         adds: &[TableAdd],
         checkpoint: &Checkpoint,
+        recovering: bool,
     ) -> Result<(), SinkError> {
         if adds.is_empty() {
             return Ok(());
@@ -322,7 +324,8 @@ impl OutDir {
             lease.ensure_held()?;
         }
         let version = i64::try_from(checkpoint.segments).unwrap_or(i64::MAX);
-        self.tables.commit(&self.root, adds, &self.scope, version)
+        self.tables
+            .commit(&self.root, adds, (&self.scope, version), recovering)
     }
 
     /// Record the intent to make files visible and move to a checkpoint.

@@ -108,15 +108,15 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    /// Add `adds` to their tables as the writer `app`'s commit `version`, each table once:
-    /// a table whose log already holds that version of `app` (a crash after its commit) is
-    /// left as it is.
+    /// Add `adds` to their tables as the writer `app`'s commit `version`. After a crash
+    /// (`recovering`), each table once: a table whose log already holds that version of `app`
+    /// is left as it is; otherwise the version is new (the writer holds its scope's lock).
     pub(crate) fn commit(
         &mut self,
         root: &Location,
         adds: &[TableAdd],
-        app: &str,
-        version: i64,
+        (app, version): (&str, i64),
+        recovering: bool,
     ) -> Result<(), SinkError> {
         let mut by_table: BTreeMap<&str, Vec<DataFile>> = BTreeMap::new();
         for add in adds {
@@ -142,9 +142,11 @@ impl Tables {
             }
             let table = self.open.get_mut(name).expect("opened above");
             Remote::block_on(async {
-                table.refresh().await?;
-                if table.txn_version(app).await?.is_some_and(|v| v >= version) {
-                    return Ok(());
+                if recovering {
+                    table.refresh().await?;
+                    if table.txn_version(app).await?.is_some_and(|v| v >= version) {
+                        return Ok(());
+                    }
                 }
                 table.append(files, Some((app, version))).await.map(drop)
             })?;

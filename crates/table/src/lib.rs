@@ -317,7 +317,7 @@ impl Table {
         operation: DeltaOperation,
     ) -> Result<u64, TableError> {
         let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
-        let version = CommitBuilder::from(properties)
+        let committed = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(
                 Some(snapshot as &dyn TableReference),
@@ -325,10 +325,10 @@ impl Table {
                 operation,
             )
             .await
-            .map_err(|e| self.err(e.into()))?
-            .version();
-        self.refresh().await?;
-        Ok(version)
+            .map_err(|e| self.err(e.into()))?;
+        // The commit's own snapshot (other writers' commits it was retried past included).
+        self.table.state = Some(committed.snapshot());
+        Ok(committed.version())
     }
 
     /// Make `files` part of the table in one commit, with the writer's `(app id, version)`
