@@ -249,6 +249,7 @@ impl Maintenance {
                     size: bytes.len() as i64,
                     rows,
                     modified_ms: 0,
+                    time: None,
                 });
             }
             if files.is_empty() {
@@ -407,7 +408,7 @@ impl Maintenance {
         std::fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
         let tmp: PathBuf = staging.join(format!("{kind}.parquet"));
         let positions = serde_json::Value::Array(positions).to_string();
-        let (rows, size) = write_partition(&tmp, &batches, &positions)?;
+        let written = write_partition(&tmp, &batches, &positions)?;
         let mut writing = match self.root.read(&self.writing_rel())? {
             Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
             None => Writing::default(),
@@ -417,10 +418,11 @@ impl Maintenance {
         self.root.place(&tmp, &format!("{name}/{path}"))?;
         Ok(Some(DataFile {
             path,
-            size: size as i64,
-            rows: rows as u64,
+            size: written.bytes as i64,
+            rows: written.rows,
             partition: part,
             modified_ms: 0,
+            time: Some(written.time),
         }))
     }
 

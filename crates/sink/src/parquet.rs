@@ -31,15 +31,26 @@ const PLAIN_COLUMNS: &[&str] = &[
     col::RAW,
 ];
 
+/// What [`write_partition`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Written {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Earliest and latest `time` (epoch ms).
+    pub time: (i64, i64),
+}
+
 /// Write `batches` (events, or support tickets: the schema of the first batch decides) sorted
-/// by time to `tmp` (fsynced). Returns rows and bytes written. Batches that are already in time
+/// by time to `tmp` (fsynced). Every batch must have the first one's schema. Batches that are already in time
 /// order (the common case: logs arrive in order) are written as they are; otherwise they are
 /// concatenated and sorted.
 pub fn write_partition(
     tmp: &Path,
     batches: &[RecordBatch],
     positions_json: &str,
-) -> Result<(usize, u64), SinkError> {
+) -> Result<Written, SinkError> {
     let Some(first) = batches.first() else {
         return Err(SinkError::Io {
             op: "writing",
@@ -48,6 +59,17 @@ pub fn write_partition(
         });
     };
     let schema = first.schema();
+    if let Some(other) = batches.iter().find(|b| b.schema() != schema) {
+        return Err(SinkError::CorruptState {
+            path: tmp.display().to_string(),
+            reason: format!(
+                "rows of two schemas cannot share a file ({} and {} columns): they were written \
+                 by different mfascope versions",
+                schema.fields().len(),
+                other.schema().fields().len()
+            ),
+        });
+    }
     let version = if schema == ticket_schema() {
         TICKET_SCHEMA_VERSION
     } else {
@@ -114,13 +136,29 @@ pub fn write_partition(
         writer.write(b).map_err(parquet_err)?;
         rows += b.num_rows();
     }
+    let time = {
+        let first = sorted
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| times(b)[0]);
+        let last = sorted
+            .iter()
+            .rev()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| times(b)[b.num_rows() - 1]);
+        (first.unwrap_or_default(), last.unwrap_or_default())
+    };
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(io_err("syncing", tmp))?;
     let bytes = file
         .metadata()
         .map_err(io_err("reading the size of", tmp))?
         .len();
-    Ok((rows, bytes))
+    Ok(Written {
+        rows: rows as u64,
+        bytes,
+        time,
+    })
 }
 
 /// The rows of the Parquet file `rel` under `root` (an event file named by a checkpoint's

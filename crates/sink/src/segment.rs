@@ -91,15 +91,17 @@ pub fn commit_segment(out: &mut OutDir, seg: Segment) -> Result<SegmentStats, Si
             for (hour, batches) in parts {
                 let path = format!("{}/{}.parquet", partition_dir(*hour), seg.id);
                 let tmp = staging.join(format!("{}.{table}.{hour}.parquet", seg.id));
-                let (rows, bytes) = write_partition(&tmp, batches, &positions_json)?;
+                let written = write_partition(&tmp, batches, &positions_json)?;
                 files.push((tmp, format!("{table}/{path}")));
                 adds.push(TableAdd {
                     table: table.to_string(),
                     path,
-                    size: bytes,
-                    rows: rows as u64,
+                    size: written.bytes,
+                    rows: written.rows,
+                    time: Some(written.time),
                 });
-                stats.rows += rows as u64;
+                let (rows, bytes) = (written.rows, written.bytes);
+                stats.rows += rows;
                 stats.bytes += bytes;
             }
         }

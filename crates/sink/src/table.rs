@@ -35,6 +35,9 @@ pub struct TableAdd {
     pub size: u64,
     /// Rows.
     pub rows: u64,
+    /// Earliest and latest `time` (epoch ms), recorded as the file's statistics.
+    #[serde(default)]
+    pub time: Option<(i64, i64)>,
 }
 
 impl TableAdd {
@@ -46,6 +49,7 @@ impl TableAdd {
             rows: self.rows,
             partition: partition_of(&self.path),
             modified_ms: 0,
+            time: self.time,
         }
     }
 }

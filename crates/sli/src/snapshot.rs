@@ -11,14 +11,17 @@ use arrow::array::Array;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::common::stats::{ColumnStatistics, Precision, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchemaBuilder;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use mfascope_sink::Location;
@@ -76,6 +79,50 @@ impl SnapshotTable {
     /// The data files of that version.
     pub fn files(&self) -> &[DataFile] {
         &self.files
+    }
+}
+
+impl SnapshotTable {
+    /// A file of the snapshot as DataFusion scans it: its partition values, and its row count
+    /// and time bounds as statistics when the log has them.
+    fn file(&self, f: &DataFile) -> PartitionedFile {
+        let file = PartitionedFile::new(format!("{}/{}", self.prefix, f.path), f.size as u64)
+            .with_partition_values(
+                PARTITIONS
+                    .iter()
+                    .map(|p| ScalarValue::Utf8(f.partition_value(p).map(str::to_string)))
+                    .collect(),
+            );
+        let (Some((lo, hi)), Ok(time_idx)) = (f.time, self.schema.index_of("time")) else {
+            return file;
+        };
+        let tz = match self.schema.field(time_idx).data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => return file,
+        };
+        let mut columns = vec![ColumnStatistics::new_unknown(); self.schema.fields().len()];
+        columns[time_idx] = ColumnStatistics {
+            min_value: Precision::Exact(ScalarValue::TimestampMillisecond(Some(lo), tz.clone())),
+            max_value: Precision::Exact(ScalarValue::TimestampMillisecond(Some(hi), tz)),
+            null_count: Precision::Exact(0),
+            ..ColumnStatistics::new_unknown()
+        };
+        file.with_statistics(Arc::new(Statistics {
+            num_rows: Precision::Exact(f.rows as usize),
+            total_byte_size: Precision::Inexact(f.size as usize),
+            column_statistics: columns,
+        }))
+    }
+
+    /// `time` ascending, when every file has its time bounds (and the table a `time`).
+    fn time_ordering(&self, files: &[&DataFile]) -> Option<LexOrdering> {
+        if files.is_empty() || files.iter().any(|f| f.time.is_none()) {
+            return None;
+        }
+        let idx = self.schema.index_of("time").ok()?;
+        LexOrdering::new([PhysicalSortExpr::new_default(Arc::new(Column::new(
+            "time", idx,
+        )))])
     }
 }
 
@@ -179,26 +226,35 @@ impl TableProvider for SnapshotTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        // Files in groups of about equal bytes, one group per target partition.
-        let groups_n = state.config().target_partitions().max(1);
-        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); groups_n];
-        let mut files = chosen;
-        files.sort_by_key(|f| std::cmp::Reverse(f.size));
-        for f in files {
-            let file = PartitionedFile::new(format!("{}/{}", self.prefix, f.path), f.size as u64)
-                .with_partition_values(
-                    PARTITIONS
-                        .iter()
-                        .map(|p| ScalarValue::Utf8(f.partition_value(p).map(str::to_string)))
-                        .collect(),
-                );
-            let lightest = groups
-                .iter_mut()
-                .min_by_key(|(bytes, _)| *bytes)
-                .expect("at least one group");
-            lightest.0 += f.size as u64;
-            lightest.1.push(file);
-        }
+        let target = state.config().target_partitions().max(1);
+        let files: Vec<PartitionedFile> = chosen.iter().map(|f| self.file(f)).collect();
+        let ordering = self.time_ordering(&chosen);
+        // With every file's time bounds (Delta statistics), files go into groups of ordered,
+        // non-overlapping files, and the scan declares time order: aggregates over time read
+        // in a fixed order, so approximate ones (t-digest percentiles) come out the same on
+        // every run. Without them, contiguous groups in path order.
+        let grouped = match &ordering {
+            Some(order) => FileScanConfig::split_groups_by_statistics_with_target_partitions(
+                &self.schema,
+                &[FileGroup::new(files.clone())],
+                order,
+                target,
+            )
+            .ok()
+            .filter(|g| g.len() <= target),
+            None => None,
+        };
+        let (groups, ordering) = match grouped {
+            Some(groups) => (groups, ordering.into_iter().collect()),
+            None => {
+                let per_group = files.len().div_ceil(target);
+                let groups = files
+                    .chunks(per_group.max(1))
+                    .map(|c| FileGroup::new(c.to_vec()))
+                    .collect();
+                (groups, vec![])
+            }
+        };
         let table_schema = TableSchemaBuilder::new(self.file_schema.clone())
             .with_table_partition_cols(
                 PARTITIONS
@@ -210,13 +266,8 @@ impl TableProvider for SnapshotTable {
         let format = ParquetFormat::default();
         let config =
             FileScanConfigBuilder::new(self.store.clone(), format.file_source(table_schema))
-                .with_file_groups(
-                    groups
-                        .into_iter()
-                        .filter(|(_, files)| !files.is_empty())
-                        .map(|(_, files)| FileGroup::new(files))
-                        .collect(),
-                )
+                .with_file_groups(groups)
+                .with_output_ordering(ordering)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)
                 .build();

@@ -25,6 +25,7 @@
 //!     rows: 10,
 //!     partition: vec![("dt".into(), "2024-05-01".into()), ("hour".into(), "10".into())],
 //!     modified_ms: 0,
+//!     time: None,
 //! };
 //! table.append(vec![file], Some(("_state", 1))).await?;
 //! assert_eq!(table.txn_version("_state").await?, Some(1));
@@ -100,6 +101,10 @@ pub struct DataFile {
     pub partition: Vec<(String, String)>,
     /// When the commit that added it was made (epoch ms; 0 for a file not committed yet).
     pub modified_ms: i64,
+    /// Earliest and latest value of the table's `time` column (epoch ms), when known: kept as
+    /// the file's `minValues`/`maxValues` statistics, which readers use to skip files and to
+    /// read them in time order.
+    pub time: Option<(i64, i64)>,
 }
 
 impl DataFile {
@@ -134,10 +139,49 @@ pub struct Table {
     table: DeltaTable,
 }
 
+/// delta-rs' commit protocol over any object store we pass in: a commit is a put that fails when
+/// the version exists (`PutMode::Create`: `If-None-Match` on S3, generation preconditions on
+/// GCS and Azure), so concurrent writers never overwrite each other's versions. delta-rs only
+/// registers it for `file://` and `memory://`; the cloud schemes get it here instead of from the
+/// `deltalake-aws`/`-gcp`/`-azure` crates (whose SDK clients we do not use: the store is ours).
+struct ConditionalPutLogs;
+
+impl deltalake_core::logstore::LogStoreFactory for ConditionalPutLogs {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake_core::logstore::ObjectStoreRef,
+        root_store: deltalake_core::logstore::ObjectStoreRef,
+        location: &url::Url,
+        options: &deltalake_core::logstore::StorageConfig,
+    ) -> deltalake_core::DeltaResult<Arc<dyn deltalake_core::logstore::LogStore>> {
+        Ok(deltalake_core::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_cloud_schemes() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let factories = deltalake_core::logstore::logstore_factories();
+        for scheme in ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://"] {
+            if let Ok(url) = url::Url::parse(scheme) {
+                factories
+                    .entry(url)
+                    .or_insert_with(|| Arc::new(ConditionalPutLogs));
+            }
+        }
+    });
+}
+
 fn builder(
     url: &url::Url,
     store: Option<Arc<dyn ObjectStore>>,
 ) -> Result<deltalake_core::DeltaTableBuilder, DeltaTableError> {
+    register_cloud_schemes();
     let builder = deltalake_core::DeltaTableBuilder::from_url(url.clone())?;
     Ok(match store {
         Some(store) => builder.with_storage_backend(store, url.clone()),
@@ -446,6 +490,7 @@ impl Table {
                         })
                         .collect(),
                     modified_ms: view.modification_time(),
+                    time: view.stats().as_deref().and_then(time_range),
                 }
             })
             .try_collect()
@@ -503,6 +548,35 @@ impl Table {
     }
 }
 
+/// The statistics of a file as Delta's `stats` JSON: `numRecords`, and the `time` column's
+/// bounds (millisecond ISO-8601 strings, as the protocol writes timestamps).
+fn stats_json(rows: u64, time: Option<(i64, i64)>) -> String {
+    let mut stats = serde_json::json!({ "numRecords": rows });
+    if let Some((min, max)) = time {
+        let iso = |ms: i64| {
+            DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        };
+        if let (Some(min), Some(max)) = (iso(min), iso(max)) {
+            stats["minValues"] = serde_json::json!({ "time": min });
+            stats["maxValues"] = serde_json::json!({ "time": max });
+            stats["nullCount"] = serde_json::json!({ "time": 0 });
+        }
+    }
+    stats.to_string()
+}
+
+/// The `time` bounds in a file's `stats` JSON.
+fn time_range(stats: &str) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_str(stats).ok()?;
+    let ms = |k: &str| {
+        DateTime::parse_from_rfc3339(v[k]["time"].as_str()?)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    Some((ms("minValues")?, ms("maxValues")?))
+}
+
 fn add_action(f: DataFile, now: i64, data_change: bool) -> Add {
     Add {
         path: f.path,
@@ -514,7 +588,7 @@ fn add_action(f: DataFile, now: i64, data_change: bool) -> Add {
         size: f.size,
         modification_time: now,
         data_change,
-        stats: Some(format!("{{\"numRecords\":{}}}", f.rows)),
+        stats: Some(stats_json(f.rows, f.time)),
         ..Default::default()
     }
 }
@@ -552,6 +626,8 @@ mod tests {
                 ("hour".into(), hour.into()),
             ],
             modified_ms: 0,
+            // Round-trips through the log's statistics (the tests compare whole `DataFile`s).
+            time: Some((1_714_557_600_000, 1_714_557_600_999)),
         }
     }
 
