@@ -44,6 +44,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let mut opts = IngestOptions::new(a.paths, a.out);
     opts.format = a.log_format;
     opts.reader.follow = a.follow;
+    opts.reader.poll = a.poll_every;
     opts.segment_rows = a.segment_rows;
     opts.segment_bytes = a.segment_mib << 20;
     opts.max_latency = a.max_latency;

@@ -577,6 +577,9 @@ pub struct IngestArgs {
     /// object-store prefixes, list them again every --list-every for new objects.
     #[arg(long)]
     pub follow: bool,
+    /// With --follow: how often a file that has no new bytes is checked again.
+    #[arg(long, default_value = "200ms", value_parser = crate::time::parse_duration)]
+    pub poll_every: Duration,
     /// With --follow on object-store prefixes: how often to list them again (from after the
     /// greatest key seen; in full every tenth time).
     #[arg(long, default_value = "30s", value_parser = crate::time::parse_duration)]

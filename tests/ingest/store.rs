@@ -413,6 +413,8 @@ fn an_hour_of_trickle_leaves_a_handful_of_files_per_partition() {
             "json",
             "--max-latency",
             "10ms",
+            "--poll-every",
+            "5ms",
             "--state-every",
             "1s",
             "--maintain-every",

@@ -203,11 +203,7 @@ impl Maintenance {
 
     fn table(&self, name: &str) -> Result<Option<Table>, SinkError> {
         let (url, store) = table_url(&self.root, name)?;
-        Ok(block(Table::open(
-            url,
-            store,
-            mfascope_table::AsOf::Latest,
-        ))?)
+        block(Table::open(url, store, mfascope_table::AsOf::Latest))
     }
 
     /// Make a store written before the table format a set of Delta tables: each table's

@@ -264,33 +264,11 @@ impl Table {
         if let Some(table) = Table::open(url.clone(), store.clone(), AsOf::Latest).await? {
             return Ok(table);
         }
-        let name = url.to_string();
-        let kernel = delta_schema(schema, partitions).map_err(|detail| TableError::Schema {
-            url: name.clone(),
-            detail,
-        })?;
-        let log_store = builder(&url, store.clone())
-            .and_then(deltalake_core::DeltaTableBuilder::build)
-            .map_err(|e| TableError::Delta {
-                url: name.clone(),
-                source: Box::new(e),
-            })?
-            .log_store();
-        let created = deltalake_core::operations::create::CreateBuilder::new()
-            .with_log_store(log_store)
-            .with_columns(kernel.fields().cloned())
-            .with_partition_columns(partitions.iter().map(|p| p.to_string()))
-            .await;
-        match created {
-            Ok(table) => Ok(Table { url: name, table }),
+        match Table::create_with_files(url.clone(), store.clone(), schema, partitions, vec![]).await
+        {
+            Ok(table) => Ok(table),
             // Another writer created it first: read theirs.
-            Err(e) => match Table::open(url, store, AsOf::Latest).await? {
-                Some(table) => Ok(table),
-                None => Err(TableError::Delta {
-                    url: name,
-                    source: Box::new(e),
-                }),
-            },
+            Err(e) => Table::open(url, store, AsOf::Latest).await?.ok_or(e),
         }
     }
 
@@ -320,7 +298,7 @@ impl Table {
         let table = deltalake_core::operations::create::CreateBuilder::new()
             .with_log_store(log_store)
             .with_columns(kernel.fields().cloned())
-            .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+            .with_partition_columns(partitions.iter().map(ToString::to_string))
             .with_save_mode(SaveMode::ErrorIfExists)
             .with_actions(
                 files
@@ -369,7 +347,7 @@ impl Table {
                 operation,
             )
             .await
-            .map_err(|e| self.err(e.into()))?;
+            .map_err(|e| self.err(e))?;
         // The commit's own snapshot (other writers' commits it was retried past included).
         self.table.state = Some(committed.snapshot());
         Ok(committed.version())
@@ -749,7 +727,11 @@ mod tests {
             .unwrap();
         assert!(
             stale
-                .replace(&[a.clone()], vec![], Rewrite::Compact { target_size: 1 })
+                .replace(
+                    std::slice::from_ref(&a),
+                    vec![],
+                    Rewrite::Compact { target_size: 1 }
+                )
                 .await
                 .is_err()
         );
