@@ -15,15 +15,8 @@ fn python() -> String {
     std::env::var("MFASCOPE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// The event ids of the latest table version, read by the deltalake package.
-fn table_ids(out: &Path) -> Vec<String> {
-    let script = r#"
-import json, os, sys
-from deltalake import DeltaTable
-t = DeltaTable(sys.argv[1] + "/events").to_pyarrow_table(columns=["event_id"])
-print(json.dumps(t.column("event_id").to_pylist()), flush=True)
-os._exit(0)  # deltalake's runtime can abort at interpreter teardown ("terminate called …")
-"#;
+/// Run a Python `script` with the store `out` as its argument and parse the JSON it prints.
+fn py_json<T: serde::de::DeserializeOwned>(script: &str, out: &Path) -> T {
     let o = Command::new(python())
         .args(["-c", script])
         .arg(out)
@@ -31,6 +24,20 @@ os._exit(0)  # deltalake's runtime can abort at interpreter teardown ("terminate
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The event ids of the latest table version, read by the deltalake package.
+fn table_ids(out: &Path) -> Vec<String> {
+    py_json(
+        r#"
+import json, os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1] + "/events").to_pyarrow_table(columns=["event_id"])
+print(json.dumps(t.column("event_id").to_pylist()), flush=True)
+os._exit(0)  # deltalake's runtime can abort at interpreter teardown ("terminate called …")
+"#,
+        out,
+    )
 }
 
 /// `(event_id, time ms, user)` of the canonical records in `input`.
@@ -119,7 +126,8 @@ const COMPACT: &[&str] = &[
 
 /// Files per hour partition in the latest table version.
 fn files_per_partition(out: &Path) -> Vec<usize> {
-    let script = r#"
+    py_json(
+        r#"
 import json, os, sys, collections, pyarrow as pa
 from deltalake import DeltaTable
 t = DeltaTable(sys.argv[1] + "/events")
@@ -127,14 +135,9 @@ adds = pa.table(t.get_add_actions(flatten=True)).to_pylist()
 c = collections.Counter((a["partition.dt"], a["partition.hour"]) for a in adds)
 print(json.dumps(sorted(c.values())), flush=True)
 os._exit(0)
-"#;
-    let o = Command::new(python())
-        .args(["-c", script])
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+"#,
+        out,
+    )
 }
 
 /// Which events a retention before `cutoff` keeps, holding `user` and `[from, to)`.
@@ -413,8 +416,6 @@ fn an_hour_of_trickle_leaves_a_handful_of_files_per_partition() {
             "json",
             "--max-latency",
             "10ms",
-            "--poll-every",
-            "5ms",
             "--state-every",
             "1s",
             "--maintain-every",
@@ -458,7 +459,7 @@ fn an_hour_of_trickle_leaves_a_handful_of_files_per_partition() {
     }
     drop(file);
     // Every event committed, then a few maintenance rounds over the last commits.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while table_ids(&out).len() < ids.len() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
@@ -553,13 +554,7 @@ glob = duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/events/**/*
 print(json.dumps({"rows": table[0], "distinct": table[1], "glob": glob}), flush=True)
 os._exit(0)
 "#;
-    let o = Command::new(python())
-        .args(["-c", script])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let duck: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let duck: serde_json::Value = py_json(script, &out);
     assert_eq!(duck["rows"].as_u64().unwrap(), ids.len() as u64, "{duck}");
     assert_eq!(duck["distinct"], duck["rows"]);
     assert_eq!(

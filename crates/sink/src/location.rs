@@ -502,17 +502,10 @@ impl Remote {
 
     /// Paths (relative to the prefix) of every object under `rel`.
     pub fn list(&self, rel: &str) -> Result<Vec<String>, SinkError> {
-        let key = self.key(rel);
-        let metas: Vec<_> = Self::block_on(self.store.list(Some(&key)).try_collect())
-            .map_err(self.err("listing", rel))?;
-        let skip = if self.prefix.as_ref().is_empty() {
-            0
-        } else {
-            self.prefix.as_ref().len() + 1
-        };
-        Ok(metas
+        Ok(self
+            .list_modified(rel)?
             .into_iter()
-            .map(|m| m.location.as_ref()[skip..].to_string())
+            .map(|(k, _)| k)
             .collect())
     }
 }
