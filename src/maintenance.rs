@@ -131,14 +131,7 @@ fn round(
                 "compacted"
             );
         }
-        let c = &mut totals.compacted;
-        c.partitions += r.partitions;
-        c.files_in += r.files_in;
-        c.files_out += r.files_out;
-        c.bytes_in += r.bytes_in;
-        c.bytes_out += r.bytes_out;
-        c.rows += r.rows;
-        c.orphans_removed += r.orphans_removed;
+        totals.compacted += &r;
     }
     if let Some(retain) = policy.retain {
         let cutoff_ms = chrono::Utc::now().timestamp_millis() - retain.as_millis() as i64;

@@ -65,6 +65,18 @@ pub struct CompactReport {
     pub orphans_removed: u64,
 }
 
+impl std::ops::AddAssign<&CompactReport> for CompactReport {
+    fn add_assign(&mut self, r: &CompactReport) {
+        self.partitions += r.partitions;
+        self.files_in += r.files_in;
+        self.files_out += r.files_out;
+        self.bytes_in += r.bytes_in;
+        self.bytes_out += r.bytes_out;
+        self.rows += r.rows;
+        self.orphans_removed += r.orphans_removed;
+    }
+}
+
 /// Rows kept regardless of the retention policy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hold {
@@ -140,6 +152,8 @@ struct Writing {
 pub struct Maintenance {
     root: Location,
     out: OutDir,
+    /// Files of an interrupted job deleted when the lock was taken (reported once).
+    orphans_removed: u64,
 }
 
 impl Maintenance {
@@ -150,8 +164,9 @@ impl Maintenance {
         let mut m = Maintenance {
             root: root.clone(),
             out,
+            orphans_removed: 0,
         };
-        m.clear_orphans()?;
+        m.orphans_removed = m.clear_orphans()?;
         Ok(m)
     }
 
@@ -289,7 +304,7 @@ impl Maintenance {
     /// files of about `target_bytes`, rows sorted by time.
     pub fn compact(&mut self, opts: &CompactOptions) -> Result<CompactReport, SinkError> {
         let mut report = CompactReport {
-            orphans_removed: self.clear_orphans()?,
+            orphans_removed: std::mem::take(&mut self.orphans_removed),
             ..Default::default()
         };
         let replay = self.replay_files()?;
@@ -330,7 +345,14 @@ impl Maintenance {
                 let mut remove = Vec::new();
                 let mut add = Vec::new();
                 for bin in bins {
-                    let merged = self.rewrite(name, &bin, "compact", |_| None)?;
+                    let mut batches = Vec::new();
+                    let mut positions = Vec::new();
+                    for f in &bin {
+                        let (b, p) = read_parquet(&self.root, &format!("{name}/{}", f.path))?;
+                        batches.extend(b.into_iter().filter(|b| b.num_rows() > 0));
+                        positions.extend(p);
+                    }
+                    let merged = self.place(name, &bin, "compact", (batches, positions))?;
                     report.files_in += bin.len() as u64;
                     report.bytes_in += bin.iter().map(|f| f.size as u64).sum::<u64>();
                     if let Some(m) = merged {
@@ -355,36 +377,16 @@ impl Maintenance {
         Ok(report)
     }
 
-    /// Write the rows of `files` (table `name`, one partition) that `drop` does not reject
-    /// (`drop` gives, per batch, the rows to remove) as one new file placed in the partition
-    /// and recorded as being written; `None` when no row is left.
-    fn rewrite(
+    /// Write `batches` (the rows kept of `files`, table `name`, one partition) as one new file
+    /// `KIND-<hash of the inputs>.parquet` placed in the partition and recorded as being written;
+    /// `None` when no row is left.
+    fn place(
         &mut self,
         name: &str,
         files: &[DataFile],
         kind: &str,
-        mut drop: impl FnMut(&RecordBatch) -> Option<BooleanArray>,
+        (batches, positions): (Vec<RecordBatch>, Vec<serde_json::Value>),
     ) -> Result<Option<DataFile>, SinkError> {
-        let mut batches = Vec::new();
-        let mut positions: Vec<serde_json::Value> = Vec::new();
-        for f in files {
-            let rel = format!("{name}/{}", f.path);
-            let (file_batches, file_positions) = read_parquet(&self.root, &rel)?;
-            positions.extend(file_positions);
-            for b in file_batches {
-                let b = match drop(&b) {
-                    Some(mask) => arrow::compute::filter_record_batch(
-                        &b,
-                        &arrow::compute::not(&mask).map_err(|e| corrupt(&self.root, &rel, e))?,
-                    )
-                    .map_err(|e| corrupt(&self.root, &rel, e))?,
-                    None => b,
-                };
-                if b.num_rows() > 0 {
-                    batches.push(b);
-                }
-            }
-        }
         if batches.is_empty() {
             return Ok(None);
         }
@@ -425,7 +427,6 @@ impl Maintenance {
     /// Remove the rows past `policy` (kept when held) from events, tickets and findings, and
     /// dead-letter files written before the cutoff.
     pub fn expire(&mut self, policy: &Retention) -> Result<ExpireReport, SinkError> {
-        self.clear_orphans()?;
         let mut report = ExpireReport {
             dry_run: policy.dry_run,
             ..Default::default()
@@ -471,7 +472,9 @@ impl Maintenance {
                         remove.push(f);
                         continue;
                     }
-                    let (gone, held) = count_expired(&self.root, name, &f, user_col, policy)?;
+                    let rel = format!("{name}/{}", f.path);
+                    let (batches, positions) = read_parquet(&self.root, &rel)?;
+                    let (gone, held) = count_expired(&batches, user_col, policy);
                     expiry.rows_held += held;
                     if gone == 0 {
                         continue;
@@ -488,9 +491,21 @@ impl Maintenance {
                         }
                         continue;
                     }
-                    let kept = self.rewrite(name, std::slice::from_ref(&f), "expire", |b| {
-                        Some(expired_mask(b, user_col, policy))
-                    })?;
+                    let mut kept_rows = Vec::new();
+                    for b in batches {
+                        let keep = arrow::compute::not(&expired_mask(&b, user_col, policy))
+                            .and_then(|keep| arrow::compute::filter_record_batch(&b, &keep))
+                            .map_err(|e| corrupt(&self.root, &rel, e))?;
+                        if keep.num_rows() > 0 {
+                            kept_rows.push(keep);
+                        }
+                    }
+                    let kept = self.place(
+                        name,
+                        std::slice::from_ref(&f),
+                        "expire",
+                        (kept_rows, positions),
+                    )?;
                     expiry.files_rewritten += 1;
                     add.extend(kept);
                     remove.push(f);
@@ -627,27 +642,20 @@ fn expired_mask(b: &RecordBatch, user_col: &str, policy: &Retention) -> BooleanA
         .collect()
 }
 
-/// `(rows expiring, rows past the policy but held)` of one file.
-fn count_expired(
-    root: &Location,
-    name: &str,
-    f: &DataFile,
-    user_col: &str,
-    policy: &Retention,
-) -> Result<(u64, u64), SinkError> {
-    let (batches, _) = read_parquet(root, &format!("{name}/{}", f.path))?;
+/// `(rows expiring, rows past the policy but held)` of one file's batches.
+fn count_expired(batches: &[RecordBatch], user_col: &str, policy: &Retention) -> (u64, u64) {
     let (mut gone, mut held) = (0, 0);
     let no_hold = Retention {
         hold: Hold::default(),
         ..policy.clone()
     };
-    for b in &batches {
+    for b in batches {
         let expired = expired_mask(b, user_col, policy);
         let past = expired_mask(b, user_col, &no_hold);
         gone += expired.true_count() as u64;
         held += (past.true_count() - expired.true_count()) as u64;
     }
-    Ok((gone, held))
+    (gone, held)
 }
 
 /// The batches of a Parquet file under the root and the source positions in its metadata.

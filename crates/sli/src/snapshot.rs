@@ -37,7 +37,6 @@ pub struct SnapshotTable {
     /// Object store path prefix of the table (`a/b/events`), files under it.
     prefix: String,
     files: Vec<DataFile>,
-    version: u64,
 }
 
 impl SnapshotTable {
@@ -67,13 +66,7 @@ impl SnapshotTable {
             store,
             prefix: url.path().trim_matches('/').to_string(),
             files,
-            version: table.version(),
         }))
-    }
-
-    /// The Delta version read.
-    pub fn version(&self) -> u64 {
-        self.version
     }
 
     /// The data files of that version.
