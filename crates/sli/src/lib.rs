@@ -123,7 +123,7 @@ fn episodes_batch(rows: &[EpisodeRow]) -> RecordBatch {
 /// True when `DATA/table/` is a table of the store (has a Delta log); an error naming
 /// `mfascope migrate` when it holds Parquet files an older mfascope wrote without one. Listing
 /// an object store blocks on the sink's own runtime, so it runs off this one.
-async fn has_parquet(data: &Location, table: &'static str) -> Result<bool, SliError> {
+async fn has_table(data: &Location, table: &'static str) -> Result<bool, SliError> {
     let listing = data.clone();
     tokio::task::spawn_blocking(move || {
         if mfascope_sink::table::has_log(&listing, table)? {
@@ -180,7 +180,7 @@ pub async fn resume(data: &Location, agg: &mut live::Aggregator) -> Result<u64, 
 /// Event time (ms) of the latest event stored under `data`; `None` when none is.
 pub async fn latest_event(data: &Location) -> Result<Option<i64>, SliError> {
     use arrow::array::Array;
-    if !has_parquet(data, "events").await? {
+    if !has_table(data, "events").await? {
         return Ok(None);
     }
     let all = Params::new(None, None, Bucket::Hour, vec![])?;
@@ -213,7 +213,7 @@ pub async fn for_each_stored(
     filter: Option<&str>,
     f: impl FnMut(&CanonicalBatch),
 ) -> Result<u64, SliError> {
-    if !has_parquet(data, "events").await? {
+    if !has_table(data, "events").await? {
         return Ok(0);
     }
     let engine = Engine::open(data, &Params::new(from, to, Bucket::Hour, vec![])?).await?;
@@ -290,7 +290,7 @@ impl Engine {
     /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
     /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
     pub async fn open(data: &Location, params: &Params) -> Result<Engine, SliError> {
-        if !has_parquet(data, "events").await? {
+        if !has_table(data, "events").await? {
             return Err(SliError::NoData(data.to_string()));
         }
         let config = SessionConfig::new().with_target_partitions(
@@ -338,7 +338,7 @@ impl Engine {
             source,
         };
         let schema = mfascope_core::ticket::ticket_schema();
-        let table = if has_parquet(data, "tickets").await? {
+        let table = if has_table(data, "tickets").await? {
             Some(snapshot_table(data, "tickets", schema.clone(), params).await?)
         } else {
             None
