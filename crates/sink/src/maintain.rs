@@ -201,7 +201,7 @@ impl Maintenance {
         }
         for (name, paths) in by_table {
             let live: BTreeSet<String> = match self.table(name)? {
-                Some(t) => block(t.files())?.into_iter().map(|f| f.path).collect(),
+                Some(mut t) => block(t.files())?.into_iter().map(|f| f.path).collect(),
                 None => BTreeSet::new(),
             };
             for p in paths {

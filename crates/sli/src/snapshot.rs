@@ -49,7 +49,7 @@ impl SnapshotTable {
         as_of: AsOf,
     ) -> Result<Option<SnapshotTable>, String> {
         let (url, store) = table_url(data, name).map_err(|e| e.to_string())?;
-        let Some(table) = Table::open(url.clone(), store, as_of)
+        let Some(mut table) = Table::open(url.clone(), store, as_of)
             .await
             .map_err(|e| e.to_string())?
         else {

@@ -38,8 +38,11 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, Utc};
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake_core::kernel::transaction::{
+    CommitBuilder, CommitData, CommitProperties, TableReference, TransactionError,
+};
 use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::logstore::CommitOrBytes;
 use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableError};
@@ -136,7 +139,11 @@ pub enum Rewrite {
 /// One Delta table of the store.
 pub struct Table {
     url: String,
+    /// The table as last read, with its file list (delta-rs materializes it).
     table: DeltaTable,
+    /// The last version known: `table`'s, or later when this writer appended past it. Every
+    /// version between the two is one of this writer's blind appends.
+    version: u64,
 }
 
 /// delta-rs' commit protocol over any object store we pass in: a commit is a put that fails when
@@ -247,7 +254,7 @@ impl Table {
             AsOf::Time(t) => table.load_with_datetime(t).await,
         };
         match loaded {
-            Ok(()) => Ok(Some(Table { url: name, table })),
+            Ok(()) => Ok(Some(Table::from_delta(name, table))),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(delta(e)),
         }
@@ -307,7 +314,16 @@ impl Table {
             )
             .await
             .map_err(delta)?;
-        Ok(Table { url: name, table })
+        Ok(Table::from_delta(name, table))
+    }
+
+    fn from_delta(url: String, table: DeltaTable) -> Table {
+        let version = table.version().unwrap_or_default();
+        Table {
+            url,
+            table,
+            version,
+        }
     }
 
     fn err(&self, source: DeltaTableError) -> TableError {
@@ -324,12 +340,28 @@ impl Table {
 
     /// The version read (or last committed).
     pub fn version(&self) -> u64 {
-        self.table.version().unwrap_or_default()
+        self.version
     }
 
     /// Read the commits made since this table was opened (other writers' included).
     pub async fn refresh(&mut self) -> Result<(), TableError> {
-        self.table.update_state().await.map_err(|e| self.err(e))
+        self.table.update_state().await.map_err(|e| self.err(e))?;
+        self.version = self.table.version().unwrap_or_default();
+        Ok(())
+    }
+
+    /// The state read, brought up to this writer's own appends since (and no further: a
+    /// commit made from it is checked against every other commit after them).
+    async fn current(
+        &mut self,
+    ) -> Result<&deltalake_core::table::state::DeltaTableState, TableError> {
+        if self.table.version() != Some(self.version) {
+            self.table
+                .update_incremental(Some(self.version))
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        self.table.snapshot().map_err(|e| self.err(e))
     }
 
     async fn commit(
@@ -350,7 +382,38 @@ impl Table {
             .map_err(|e| self.err(e))?;
         // The commit's own snapshot (other writers' commits it was retried past included).
         self.table.state = Some(committed.snapshot());
-        Ok(committed.version())
+        self.version = committed.version();
+        Ok(self.version)
+    }
+
+    /// Commit `data` as the version after the last one known, when that is still free and no
+    /// checkpoint falls due on it: one conditional put, without bringing the file list up to
+    /// date (delta-rs rebuilds it after every commit, a cost that grows with the table's
+    /// files). `None` when it could not: the caller commits through delta-rs instead, which
+    /// reads the commits in between and checks them for conflicts.
+    async fn commit_next(&mut self, data: &CommitData) -> Result<Option<u64>, TableError> {
+        use deltalake_core::table::config::TablePropertiesExt;
+        let state = self.table.snapshot().map_err(|e| self.err(e))?;
+        let next = self.version + 1;
+        if (next + 1).is_multiple_of(state.table_config().checkpoint_interval().get()) {
+            return Ok(None);
+        }
+        let bytes = data
+            .get_bytes()
+            .map_err(|e| self.err(DeltaTableError::from(e)))?;
+        match self
+            .table
+            .log_store()
+            .write_commit_entry(next, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())
+            .await
+        {
+            Ok(()) => {
+                self.version = next;
+                Ok(Some(next))
+            }
+            Err(TransactionError::VersionAlreadyExists(_)) => Ok(None),
+            Err(e) => Err(self.err(e.into())),
+        }
     }
 
     /// Make `files` part of the table in one commit, with the writer's `(app id, version)`
@@ -366,20 +429,32 @@ impl Table {
             .into_iter()
             .map(|f| Action::Add(add_action(f, now, true)))
             .collect();
-        let mut properties = CommitProperties::default();
-        if let Some((app, version)) = txn {
-            properties = properties.with_application_transaction(Transaction::new(app, version));
+        let txns: Vec<Transaction> = txn
+            .map(|(app, version)| Transaction::new(app, version))
+            .into_iter()
+            .collect();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let data = CommitData::new(actions, operation, HashMap::new(), txns);
+        if let Some(version) = self.commit_next(&data).await? {
+            return Ok(version);
         }
-        self.commit(
-            actions,
-            properties,
-            DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: None,
-                predicate: None,
-            },
-        )
-        .await
+        let properties = data
+            .app_transactions
+            .into_iter()
+            .fold(CommitProperties::default(), |p, t| {
+                p.with_application_transaction(t)
+            });
+        let actions = data
+            .actions
+            .into_iter()
+            .filter(|a| !matches!(a, Action::CommitInfo(_) | Action::Txn(_)))
+            .collect();
+        self.current().await?;
+        self.commit(actions, properties, data.operation).await
     }
 
     /// Remove `remove` and add `add` in one commit. Fails (changing nothing) when a commit
@@ -435,20 +510,20 @@ impl Table {
     }
 
     /// The last version the writer `app` committed, if any.
-    pub async fn txn_version(&self, app: &str) -> Result<Option<i64>, TableError> {
-        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+    pub async fn txn_version(&mut self, app: &str) -> Result<Option<i64>, TableError> {
+        let log_store = self.table.log_store();
+        let snapshot = self.current().await?;
         snapshot
-            .transaction_version(self.table.log_store().as_ref(), app)
+            .transaction_version(log_store.as_ref(), app)
             .await
             .map_err(|e| self.err(e))
     }
 
     /// The table's files at the version read.
-    pub async fn files(&self) -> Result<Vec<DataFile>, TableError> {
+    pub async fn files(&mut self) -> Result<Vec<DataFile>, TableError> {
         let partitions: Vec<String> = self
-            .table
-            .snapshot()
-            .map_err(|e| self.err(e))?
+            .current()
+            .await?
             .metadata()
             .partition_columns()
             .to_vec();
@@ -487,6 +562,7 @@ impl Table {
         dry_run: bool,
     ) -> Result<Vec<String>, TableError> {
         let retain = chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+        self.current().await?;
         let run = |dry_run: bool| {
             self.table
                 .clone()
@@ -522,6 +598,7 @@ impl Table {
         }
         let (table, _) = run(false).await.map_err(|e| self.err(e))?;
         self.table = table;
+        self.version = self.table.version().unwrap_or_default();
         Ok(present)
     }
 }
@@ -655,7 +732,7 @@ mod tests {
             .unwrap();
         // A file written but not committed is not part of the table.
         let b = write_parquet(dir.path(), "dt=2024-05-01/hour=11/part-b.parquet", &["3"]);
-        let reopened = Table::open(url.clone(), None, AsOf::Latest)
+        let mut reopened = Table::open(url.clone(), None, AsOf::Latest)
             .await
             .unwrap()
             .unwrap();
@@ -666,7 +743,7 @@ mod tests {
             .unwrap();
         assert_eq!(v2, v1 + 1);
 
-        let reopened = Table::open(url.clone(), None, AsOf::Latest)
+        let mut reopened = Table::open(url.clone(), None, AsOf::Latest)
             .await
             .unwrap()
             .unwrap();
@@ -680,7 +757,7 @@ mod tests {
             ]
         );
         // Time travel: the version before `b`.
-        let old = Table::open(url, None, AsOf::Version(v1))
+        let mut old = Table::open(url, None, AsOf::Version(v1))
             .await
             .unwrap()
             .unwrap();
@@ -748,5 +825,71 @@ mod tests {
         assert!(!dir.path().join(&a.path).exists() && !dir.path().join(&b.path).exists());
         assert!(dir.path().join(&merged.path).exists() && dir.path().join(&pending.path).exists());
         assert_eq!(committed(table.files().await.unwrap()), vec![merged]);
+    }
+
+    fn file(i: usize) -> DataFile {
+        DataFile {
+            path: format!("dt=2024-05-01/hour=10/part-{i}.parquet"),
+            size: 1000,
+            rows: 10,
+            partition: vec![
+                ("dt".into(), "2024-05-01".into()),
+                ("hour".into(), "10".into()),
+            ],
+            modified_ms: 0,
+            time: Some((1_714_557_600_000, 1_714_557_600_999)),
+        }
+    }
+
+    /// Appends take the one-put path while the next version is free, and delta-rs's checked
+    /// path when another writer took it or a checkpoint falls due: across both, every file
+    /// and both writers' transactions are in the log, and checkpoints are written.
+    #[tokio::test]
+    async fn appends_by_two_writers_across_checkpoints_keep_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let schema = Schema::new(vec![Field::new("event_id", DataType::Utf8, false)]);
+        let mut a = Table::open_or_create(url.clone(), None, &schema, &["dt", "hour"])
+            .await
+            .unwrap();
+        let mut b = Table::open_or_create(url.clone(), None, &schema, &["dt", "hour"])
+            .await
+            .unwrap();
+        let mut expected = Vec::new();
+        for i in 1..=230usize {
+            let (writer, app) = if i % 7 == 0 {
+                (&mut b, "b")
+            } else {
+                (&mut a, "a")
+            };
+            let version = writer
+                .append(vec![file(i)], Some((app, i as i64)))
+                .await
+                .unwrap();
+            assert_eq!(writer.version(), version);
+            expected.push(file(i).path);
+        }
+        assert_eq!(a.txn_version("a").await.unwrap(), Some(230));
+        assert!(
+            dir.path()
+                .join("_delta_log/00000000000000000099.checkpoint.parquet")
+                .exists()
+        );
+        assert!(
+            dir.path()
+                .join("_delta_log/00000000000000000199.checkpoint.parquet")
+                .exists()
+        );
+        let mut reopened = Table::open(url, None, AsOf::Latest).await.unwrap().unwrap();
+        assert_eq!(reopened.version(), 230);
+        assert_eq!(reopened.txn_version("b").await.unwrap(), Some(224));
+        assert_eq!(reopened.txn_version("a").await.unwrap(), Some(230));
+        let files = reopened.files().await.unwrap();
+        expected.sort_unstable();
+        assert_eq!(
+            paths(&files),
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert!(files.iter().all(|f| f.time == file(0).time && f.rows == 10));
     }
 }
