@@ -57,8 +57,10 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
             a.data
         );
     }
+    let as_of = super::parse_as_of(a.as_of.as_deref())?;
     let mut dash = Dashboard {
         data: a.data.clone(),
+        as_of,
         model: Arc::new(Mutex::new(Model::new(
             Filter::default(),
             policy.aggregator(&slos, &rules)?,
@@ -74,7 +76,10 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
                 None => format!("follow {}", a.follow.join(" ")),
             }
         } else {
-            format!("history {}", a.data)
+            match &a.as_of {
+                Some(v) => format!("history {} as of {v}", a.data),
+                None => format!("history {}", a.data),
+            }
         },
         slos,
         live: None,
@@ -82,14 +87,8 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     };
     if stored {
         dash.replay()?;
-        let (findings, _, _) = detect_history(
-            &a.data,
-            None,
-            None,
-            crate::sli::AsOf::Latest,
-            &rules,
-            DetectConfig::default(),
-        )?;
+        let (findings, _, _) =
+            detect_history(&a.data, None, None, as_of, &rules, DetectConfig::default())?;
         lock(&dash.findings).push(&findings);
     }
     let theme = Theme::from_env();
@@ -143,6 +142,8 @@ impl Rate {
 /// The dashboard's state and, in live mode, the ingest feeding it.
 struct Dashboard {
     data: Location,
+    /// The table version replayed (the latest, live).
+    as_of: crate::sli::AsOf,
     slos: Vec<Slo>,
     /// Attack traffic of the model's aggregator, and the rules it is drawn from.
     policy: AttackPolicy,
@@ -167,7 +168,7 @@ impl Dashboard {
             return Ok(());
         }
         let mut model = lock(&self.model);
-        let params = Params::new(None, None, Bucket::Hour, vec![])?;
+        let params = Params::new(None, None, Bucket::Hour, vec![])?.as_of(self.as_of);
         runtime()?.block_on(async {
             let engine = Engine::open(&self.data, &params).await?;
             engine

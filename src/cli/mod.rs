@@ -150,6 +150,11 @@ pub struct DashboardArgs {
     /// Redraw at least this often.
     #[arg(long, default_value = "1s", value_parser = crate::time::parse_duration)]
     pub refresh: Duration,
+    /// Show the stored data as it was at this table version (an integer) or instant (RFC
+    /// 3339): time travel over the Delta log, back to the last vacuum. Not with --follow or
+    /// --kafka (live views read the latest commit).
+    #[arg(long, value_name = "VERSION|TIME", conflicts_with_all = ["follow", "kafka"])]
+    pub as_of: Option<String>,
     /// Print one frame of the stored data as text and exit (CI logs, docs).
     #[arg(long, conflicts_with_all = ["follow", "kafka"])]
     pub snapshot: bool,

@@ -570,3 +570,133 @@ os._exit(0)
         "{duck}"
     );
 }
+
+/// Findings are a Delta table too: delta-rs reads exactly the files on disk after an ingest
+/// (nothing compacts findings), a findings file written but never committed (a crash between
+/// the two) is read by no one, and retention removes through the log exactly the files with no
+/// held finding, leaving them on disk for readers of older versions until vacuum.
+#[test]
+fn findings_are_a_delta_table_that_retention_expires_through_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three runs over three days: a findings file each.
+    let out = dir.path().join("out");
+    for (seed, start) in [
+        ("5", "2024-05-01T00:00:00Z"),
+        ("6", "2024-05-03T00:00:00Z"),
+        ("7", "2024-05-05T00:00:00Z"),
+    ] {
+        let input = generate(
+            dir.path(),
+            &format!("events-{seed}"),
+            &[
+                "--log-format",
+                "canonical",
+                "--events",
+                "4000",
+                "--days",
+                "1",
+                "--start",
+                start,
+                "--seed",
+                seed,
+                "--attacks",
+            ],
+        );
+        crate::common::ingest_json(&[&input], &out);
+    }
+    assert!(out.join("findings/_delta_log").is_dir());
+    let read = r#"
+import glob, json, os, sys, pyarrow.parquet as pq
+from deltalake import DeltaTable
+out = sys.argv[1]
+t = DeltaTable(out + "/findings")
+files = sorted(os.path.basename(u) for u in t.file_uris())
+users = {f: sorted({u for u in pq.read_table(out + "/findings/" + f).column("user").to_pylist() if u})
+         for f in files}
+ids = sorted(t.to_pyarrow_table(columns=["id"]).column("id").to_pylist())
+on_disk = sorted(os.path.basename(p) for p in glob.glob(out + "/findings/*.parquet"))
+print(json.dumps({"files": files, "users": users, "ids": ids, "on_disk": on_disk}), flush=True)
+os._exit(0)
+"#;
+    #[derive(serde::Deserialize)]
+    struct Findings {
+        files: Vec<String>,
+        users: std::collections::BTreeMap<String, Vec<String>>,
+        ids: Vec<String>,
+        on_disk: Vec<String>,
+    }
+    let before: Findings = py_json(read, &out);
+    assert!(
+        before.files.len() >= 2,
+        "findings files: {:?}",
+        before.files
+    );
+    assert_eq!(
+        before.files, before.on_disk,
+        "the table names every file written"
+    );
+    let distinct: BTreeSet<&String> = before.ids.iter().collect();
+    assert_eq!(distinct.len(), before.ids.len(), "a finding stored twice");
+
+    // A findings file that never reached the log (a crash between writing and committing it)
+    // is not read by mfascope's readers (what delivery offers its receivers).
+    let stored = || {
+        let location = mfascope::sink::Location::Local(out.clone());
+        let mut read = std::collections::HashSet::new();
+        mfascope::detect::finding::read_stored_findings(&location, &mut read)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect::<Vec<_>>()
+    };
+    let mut ids = stored();
+    ids.sort();
+    assert_eq!(ids, before.ids);
+    let stray = out.join("findings/findings-2099-stray.parquet");
+    std::fs::copy(out.join("findings").join(&before.files[0]), &stray).unwrap();
+    assert_eq!(
+        stored().len(),
+        before.ids.len(),
+        "a file outside the log was read"
+    );
+    std::fs::remove_file(&stray).unwrap();
+
+    // Retention far in the future with one user held: exactly the files without that user's
+    // findings leave the table, and stay on disk until vacuum.
+    let held = before.users[&before.files[0]][0].clone();
+    let hold = dir.path().join("hold-findings.toml");
+    std::fs::write(&hold, format!("users = [\"{held}\"]\n")).unwrap();
+    let pruned = mfascope(
+        &[
+            "prune",
+            "--before",
+            "2099-12-31T00:00:00Z",
+            "--hold",
+            hold.to_str().unwrap(),
+        ],
+        &out,
+    );
+    let kept: Vec<String> = before
+        .files
+        .iter()
+        .filter(|f| before.users[*f].contains(&held))
+        .cloned()
+        .collect();
+    assert!(!kept.is_empty() && kept.len() < before.files.len());
+    let after: Findings = py_json(read, &out);
+    assert_eq!(after.files, kept, "{pruned}");
+    assert_eq!(
+        after.on_disk, before.on_disk,
+        "removed files wait for vacuum"
+    );
+    let findings_report = pruned["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "findings")
+        .unwrap();
+    assert_eq!(
+        findings_report["files_removed"].as_u64().unwrap(),
+        (before.files.len() - kept.len()) as u64
+    );
+}

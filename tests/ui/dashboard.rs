@@ -42,3 +42,85 @@ fn every_view_at_two_sizes_matches_its_snapshot() {
         }
     }
 }
+
+/// The frame of `dashboard --snapshot` over `dir/out` with `extra` arguments, without the
+/// status line (it names the source, `as of` included).
+fn frame_without_status(dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mfascope"))
+        .current_dir(dir)
+        .args([
+            "dashboard",
+            "--data",
+            "out",
+            "--snapshot",
+            "--view",
+            "executive",
+        ])
+        .args(["--size", "160x48"])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("history out"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn as_of_shows_the_store_as_it_was_before_a_later_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::dashboard_data(dir.path());
+    let version = std::fs::read_dir(out.join("events/_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap();
+    let before = frame_without_status(dir.path(), &[]);
+    let more = common::generate(
+        dir.path(),
+        "more",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "5000",
+            "--days",
+            "2",
+            "--seed",
+            "4",
+        ],
+    );
+    common::ingest_json(&[&more], &out);
+    let latest = frame_without_status(dir.path(), &[]);
+    assert_ne!(latest, before, "the later ingest changes the latest view");
+    let as_of = version.to_string();
+    assert_eq!(
+        frame_without_status(dir.path(), &["--as-of", &as_of]),
+        before
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_mfascope"))
+        .args([
+            "dashboard",
+            "--data",
+            "out",
+            "--follow",
+            "x.log",
+            "--as-of",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--as-of"));
+}

@@ -7,6 +7,7 @@
 
 pub mod attack;
 pub mod event;
+pub mod finding;
 pub mod observe;
 pub mod secret;
 pub mod sync;

@@ -5,12 +5,12 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use rsigma_eval::{EvaluationResult, ResultBody};
 use serde::{Deserialize, Serialize};
 
@@ -193,43 +193,9 @@ impl Finding {
     }
 }
 
-static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let utf8 = |n: &str, null| Field::new(n, DataType::Utf8, null);
-    let list = |n: &str| {
-        Field::new(
-            n,
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        )
-    };
-    let ts = |n: &str| {
-        Field::new(
-            n,
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        )
-    };
-    Arc::new(Schema::new(vec![
-        utf8("id", false),
-        utf8("rule_id", false),
-        utf8("rule_name", true),
-        utf8("rule_title", false),
-        utf8("severity", false),
-        list("attack"),
-        utf8("group_key", false),
-        utf8("user", true),
-        utf8("src_ip", true),
-        ts("first_time"),
-        ts("last_time"),
-        Field::new("count", DataType::UInt64, false),
-        list("evidence"),
-        utf8("summary", false),
-    ]))
-});
-
 /// Arrow schema of the findings table.
 pub fn findings_schema() -> SchemaRef {
-    SCHEMA.clone()
+    mfascope_core::finding::findings_schema()
 }
 
 /// Findings as one record batch.
@@ -455,23 +421,31 @@ fn each_new_file(
     mut each: impl FnMut(&RecordBatch, &dyn Fn(&dyn std::fmt::Display) -> String) -> Result<(), String>,
 ) -> Result<(), String> {
     use mfascope_sink::Location;
+    use mfascope_sink::table::{FINDINGS, live_files};
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut files: Vec<String> = match out {
-        Location::Local(root) => match std::fs::read_dir(root.join("findings")) {
-            Ok(entries) => entries
-                .flatten()
-                .map(|e| format!("findings/{}", e.file_name().to_string_lossy()))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("listing {}: {e}", out.describe("findings"))),
-        },
-        Location::Remote(remote) => remote
-            .list("findings")
-            .map_err(|e| e.to_string())?
+    // The table's files; a store from before the table format has only the directory.
+    let mut files: Vec<String> = match live_files(out, FINDINGS).map_err(|e| e.to_string())? {
+        Some(files) => files
             .into_iter()
-            .map(|k| k.trim_start_matches('/').to_string())
+            .map(|f| format!("{FINDINGS}/{}", f.path))
             .collect(),
+        None => match out {
+            Location::Local(root) => match std::fs::read_dir(root.join(FINDINGS)) {
+                Ok(entries) => entries
+                    .flatten()
+                    .map(|e| format!("{FINDINGS}/{}", e.file_name().to_string_lossy()))
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(format!("listing {}: {e}", out.describe(FINDINGS))),
+            },
+            Location::Remote(remote) => remote
+                .list(FINDINGS)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|k| k.trim_start_matches('/').to_string())
+                .collect(),
+        },
     };
     files.sort();
     for rel in files.iter().filter(|f| f.ends_with(".parquet")) {

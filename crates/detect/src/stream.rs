@@ -52,6 +52,8 @@ pub struct FindingStore {
     /// uploaded from when `OUT` is on object storage.
     dir: PathBuf,
     _upload_from: Option<tempfile::TempDir>,
+    /// The findings table each written file is added to (the file is read only once added).
+    table: Mutex<mfascope_sink::table::FindingsTable>,
     flush_every: Duration,
     announce: bool,
     tap: Option<FindingTap>,
@@ -81,6 +83,7 @@ impl FindingStore {
             out: out.clone(),
             dir,
             _upload_from: upload_from,
+            table: Mutex::new(mfascope_sink::table::FindingsTable::new(out)),
             flush_every,
             announce,
             tap,
@@ -143,25 +146,29 @@ impl FindingStore {
         }
     }
 
-    /// Write a findings file: its path relative to `OUT` and as shown to users.
+    /// Write a findings file and add it to the findings table: its path relative to `OUT`
+    /// and as shown to users. A file written but not added (a crash in between) is never
+    /// read: its findings are still pending in the rule state saved before, or not found yet.
     fn write(&self, findings: &[Finding]) -> Result<Option<(String, String)>, String> {
         let written = write_parquet(&self.dir, findings).map_err(|e| e.to_string())?;
         let Some(path) = written else {
             return Ok(None);
         };
-        let rel = format!(
-            "findings/{}",
-            path.file_name().unwrap_or_default().display()
-        );
-        match &self.out {
-            Location::Local(_) => Ok(Some((rel, path.display().to_string()))),
+        let name = path.file_name().unwrap_or_default().display().to_string();
+        let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        let rel = format!("findings/{name}");
+        let shown = match &self.out {
+            Location::Local(_) => path.display().to_string(),
             Location::Remote(remote) => {
                 remote.put_file(&path, &rel).map_err(|e| e.to_string())?;
                 let _ = std::fs::remove_file(&path);
-                let shown = remote.describe(&rel);
-                Ok(Some((rel, shown)))
+                remote.describe(&rel)
             }
-        }
+        };
+        lock(&self.table)
+            .add(&name, bytes, findings.len() as u64)
+            .map_err(|e| e.to_string())?;
+        Ok(Some((rel, shown)))
     }
 }
 

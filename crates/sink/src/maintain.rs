@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::location::Remote;
 use super::parquet::{META_POSITIONS, write_partition};
 use super::state::read_checkpoint;
-use super::table::{PARTITIONS, has_log, table_url, tables};
+use super::table::{FINDINGS, all_tables, create_with_existing, has_log, table_url, tables};
 use super::{Location, OutDir, SinkError, io_err};
 
 /// The state scope maintenance jobs lock.
@@ -241,42 +241,15 @@ impl Maintenance {
             .map(|s| OutDir::open_unchecked(&self.root, s))
             .collect::<Result<_, _>>()?;
         let mut report = MigrateReport::default();
-        for (name, schema) in tables() {
+        for (name, schema, partitions) in all_tables() {
             if has_log(&self.root, name)? {
                 report.already.push(name.to_string());
                 continue;
             }
-            let mut files = Vec::new();
-            for rel in self.root.files_under(name, ".parquet")? {
-                let path = rel[name.len() + 1..].to_string();
-                let bytes = self.root.read(&rel)?.unwrap_or_default();
-                let rows = parquet_rows(&bytes).map_err(|reason| SinkError::CorruptState {
-                    path: self.root.describe(&rel),
-                    reason,
-                })?;
-                files.push(DataFile {
-                    partition: super::table::partition_of(&path),
-                    path,
-                    size: bytes.len() as i64,
-                    rows,
-                    modified_ms: 0,
-                    time: None,
-                });
+            if let Some((n, rows)) = create_with_existing(&self.root, name, &schema, partitions)? {
+                tracing::info!(table = name, files = n, rows, "migrated to a Delta table");
+                report.migrated.push((name.to_string(), n, rows));
             }
-            if files.is_empty() {
-                continue;
-            }
-            let (n, rows) = (files.len() as u64, files.iter().map(|f| f.rows).sum());
-            let (url, store) = table_url(&self.root, name)?;
-            block(Table::create_with_files(
-                url,
-                store,
-                &schema,
-                &PARTITIONS,
-                files,
-            ))?;
-            tracing::info!(table = name, files = n, rows, "migrated to a Delta table");
-            report.migrated.push((name.to_string(), n, rows));
         }
         Ok(report)
     }
@@ -537,13 +510,23 @@ impl Maintenance {
     }
 
     /// Findings files all of whose findings ended before the cutoff and none of which is held
-    /// (findings are delivered by file, so a file goes whole or stays).
+    /// (findings are delivered by file, so a file goes whole or stays), removed from the
+    /// findings table in one commit; vacuum deletes them later, as for events.
     fn expire_findings(&mut self, policy: &Retention) -> Result<TableExpiry, SinkError> {
         let mut expiry = TableExpiry {
-            table: "findings".into(),
+            table: FINDINGS.into(),
             ..Default::default()
         };
-        for rel in self.root.files_under("findings", ".parquet")? {
+        if !policy.dry_run {
+            let schema = mfascope_core::finding::findings_schema();
+            create_with_existing(&self.root, FINDINGS, &schema, &[])?;
+        }
+        let Some(mut table) = self.table(FINDINGS)? else {
+            return Ok(expiry);
+        };
+        let mut remove = Vec::new();
+        for f in block(table.files())? {
+            let rel = format!("{FINDINGS}/{}", f.path);
             let (batches, _) = read_parquet(&self.root, &rel)?;
             let mut rows = 0u64;
             let mut all_expired = true;
@@ -570,10 +553,15 @@ impl Maintenance {
             if all_expired && rows > 0 {
                 expiry.files_removed += 1;
                 expiry.rows_removed += rows;
-                if !policy.dry_run {
-                    self.root.remove(&rel)?;
-                }
+                remove.push(f);
             }
+        }
+        if !policy.dry_run && !remove.is_empty() {
+            let predicate = format!(
+                "last_time < TIMESTAMP '{}'",
+                mfascope_core::time::format_rfc3339(policy.cutoff_ms)
+            );
+            block(table.replace(&remove, Vec::new(), Rewrite::Expire { predicate }))?;
         }
         Ok(expiry)
     }
@@ -581,7 +569,7 @@ impl Maintenance {
     /// Delete the files removed from every table at least `retain` ago; returns their paths.
     pub fn vacuum(&mut self, retain: Duration, dry_run: bool) -> Result<Vec<String>, SinkError> {
         let mut deleted = Vec::new();
-        for (name, _) in tables() {
+        for (name, _, _) in all_tables() {
             if let Some(mut table) = self.table(name)? {
                 deleted.extend(
                     block(table.vacuum(retain, dry_run))?
@@ -686,13 +674,6 @@ fn read_parquet(
 }
 
 /// Rows of the Parquet file `bytes` (from its footer).
-fn parquet_rows(bytes: &[u8]) -> Result<u64, String> {
-    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes::Bytes::copy_from_slice(bytes))
-        .map_err(|e| e.to_string())?;
-    Ok(meta.file_metadata().num_rows() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

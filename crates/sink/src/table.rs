@@ -1,8 +1,8 @@
-//! The store's Delta tables (`events/`, `tickets/`) as the sink commits to them: which tables
-//! there are and their schemas, where each one lives (a directory URL, and the object store
-//! when remote), and the idempotent commit of a segment's files under the writer's app
-//! transaction. It never writes or moves data files (the segment does) and never decides what
-//! a segment holds.
+//! The store's Delta tables (`events/`, `tickets/`, `findings/`) as their writers commit to
+//! them: which tables there are and their schemas, where each one lives (a directory URL, and
+//! the object store when remote), the idempotent commit of a segment's files under the
+//! writer's app transaction, and the findings files the rule engine adds. It never writes or
+//! moves data files (the segment and the rule engine do) and never decides what they hold.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +21,21 @@ pub fn tables() -> [(&'static str, SchemaRef); 2] {
     ]
 }
 
-/// The partition columns of every table (hive directories `dt=YYYY-MM-DD/hour=HH`).
+/// The partition columns of the event tables (hive directories `dt=YYYY-MM-DD/hour=HH`).
 pub const PARTITIONS: [&str; 2] = ["dt", "hour"];
+
+/// The findings table: one flat directory of Parquet files, no partition columns.
+pub const FINDINGS: &str = "findings";
+
+/// Every table of a store with its schema and partition columns (event tables first).
+pub fn all_tables() -> Vec<(&'static str, SchemaRef, &'static [&'static str])> {
+    let mut all: Vec<_> = tables()
+        .into_iter()
+        .map(|(name, schema)| (name, schema, &PARTITIONS[..]))
+        .collect();
+    all.push((FINDINGS, mfascope_core::finding::findings_schema(), &[]));
+    all
+}
 
 /// A data file of a segment, to be added to `table` when the segment commits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +116,116 @@ pub fn table_url(
 /// Whether table `name` under `root` has a Delta log.
 pub fn has_log(root: &Location, name: &str) -> Result<bool, SinkError> {
     root.has_file_under(&format!("{name}/_delta_log"), ".json")
+}
+
+/// The files of table `name` under `root` at its latest version; `None` when it has no log.
+pub fn live_files(root: &Location, name: &str) -> Result<Option<Vec<DataFile>>, SinkError> {
+    let (url, store) = table_url(root, name)?;
+    Remote::block_on(async move {
+        match Table::open(url, store, mfascope_table::AsOf::Latest).await? {
+            Some(mut table) => table.files().await.map(Some),
+            None => Ok(None),
+        }
+    })
+    .map_err(Into::into)
+}
+
+/// Create table `name` when it has no log, with the Parquet files already under it (written
+/// before the store had the table format) in the creating commit; returns the files and rows
+/// it took in, `None` when it had a log or no files. Another writer creating it at the same
+/// moment makes this one a no-op.
+pub(crate) fn create_with_existing(
+    root: &Location,
+    name: &str,
+    schema: &SchemaRef,
+    partitions: &[&str],
+) -> Result<Option<(u64, u64)>, SinkError> {
+    if has_log(root, name)? {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for rel in root.files_under(name, ".parquet")? {
+        let path = rel[name.len() + 1..].to_string();
+        let bytes = root.read(&rel)?.unwrap_or_default();
+        let rows = parquet_rows(&bytes).map_err(|reason| SinkError::CorruptState {
+            path: root.describe(&rel),
+            reason,
+        })?;
+        files.push(DataFile {
+            partition: if partitions.is_empty() {
+                Vec::new()
+            } else {
+                partition_of(&path)
+            },
+            path,
+            size: bytes.len() as i64,
+            rows,
+            modified_ms: 0,
+            time: None,
+        });
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let taken = (files.len() as u64, files.iter().map(|f| f.rows).sum());
+    let (url, store) = table_url(root, name)?;
+    match Remote::block_on(Table::create_with_files(
+        url, store, schema, partitions, files,
+    )) {
+        Ok(_) => Ok(Some(taken)),
+        Err(_) if has_log(root, name)? => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Rows of a Parquet file, from its footer.
+pub(crate) fn parquet_rows(bytes: &[u8]) -> Result<u64, String> {
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::copy_from_slice(bytes))
+        .map_err(|e| e.to_string())?;
+    Ok(meta.file_metadata().num_rows() as u64)
+}
+
+/// The findings table as the rule engine adds its files: opened (created, with any findings
+/// files from before the table format) on the first add and kept open, so an add is one put.
+pub struct FindingsTable {
+    root: Location,
+    table: Option<Table>,
+}
+
+impl FindingsTable {
+    /// The findings table of the store at `root`.
+    pub fn new(root: &Location) -> Self {
+        FindingsTable {
+            root: root.clone(),
+            table: None,
+        }
+    }
+
+    /// Add the file `findings/NAME` (`bytes` long, `rows` findings) in one commit.
+    pub fn add(&mut self, name: &str, bytes: u64, rows: u64) -> Result<u64, SinkError> {
+        let file = DataFile {
+            path: name.to_string(),
+            size: bytes as i64,
+            rows,
+            partition: Vec::new(),
+            modified_ms: 0,
+            time: None,
+        };
+        if self.table.is_none() {
+            let schema = mfascope_core::finding::findings_schema();
+            create_with_existing(&self.root, FINDINGS, &schema, &[])?;
+            let (url, store) = table_url(&self.root, FINDINGS)?;
+            self.table = Some(Remote::block_on(Table::open_or_create(
+                url,
+                store,
+                &schema,
+                &[],
+            ))?);
+        }
+        let table = self.table.as_mut().expect("opened above");
+        Ok(Remote::block_on(table.append(vec![file], None))?)
+    }
 }
 
 /// The open tables of one writer, each opened (created when new) on its first commit.

@@ -386,18 +386,13 @@ impl Table {
         Ok(self.version)
     }
 
-    /// Commit `data` as the version after the last one known, when that is still free and no
-    /// checkpoint falls due on it: one conditional put, without bringing the file list up to
-    /// date (delta-rs rebuilds it after every commit, a cost that grows with the table's
-    /// files). `None` when it could not: the caller commits through delta-rs instead, which
-    /// reads the commits in between and checks them for conflicts.
+    /// Commit `data` as the version after the last one known, when that is still free: one
+    /// conditional put, without bringing the file list up to date (delta-rs rebuilds it after
+    /// every commit, a cost that grows with the table's files). `None` when another writer took
+    /// the version: the caller commits through delta-rs instead, which reads the commits in
+    /// between and checks them for conflicts.
     async fn commit_next(&mut self, data: &CommitData) -> Result<Option<u64>, TableError> {
-        use deltalake_core::table::config::TablePropertiesExt;
-        let state = self.table.snapshot().map_err(|e| self.err(e))?;
         let next = self.version + 1;
-        if (next + 1).is_multiple_of(state.table_config().checkpoint_interval().get()) {
-            return Ok(None);
-        }
         let bytes = data
             .get_bytes()
             .map_err(|e| self.err(DeltaTableError::from(e)))?;
@@ -409,10 +404,59 @@ impl Table {
         {
             Ok(()) => {
                 self.version = next;
+                self.checkpoint_if_due().await;
                 Ok(Some(next))
             }
             Err(TransactionError::VersionAlreadyExists(_)) => Ok(None),
             Err(e) => Err(self.err(e.into())),
+        }
+    }
+
+    /// After this writer's commit of `self.version`: when the table's checkpoint interval
+    /// falls due on it, write the checkpoint (delta-rs's kernel replays the log once), then
+    /// delete log entries past the table's log retention, as delta-rs's own commits do. A
+    /// failure is logged and the commit stands: without a checkpoint readers replay more log.
+    async fn checkpoint_if_due(&self) {
+        use deltalake_core::table::config::TablePropertiesExt;
+        let Ok(state) = self.table.snapshot() else {
+            return;
+        };
+        let config = state.table_config();
+        let version = self.version;
+        if !(version + 1).is_multiple_of(config.checkpoint_interval().get()) {
+            return;
+        }
+        let cleanup = config.enable_expired_log_cleanup();
+        let cutoff =
+            Utc::now().timestamp_millis() - config.log_retention_duration().as_millis() as i64;
+        let log_store = self.table.log_store();
+        let engine = log_store.engine(None);
+        let root = self.url.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            buoyant_kernel::Snapshot::builder_for(root)
+                .at_version(version)
+                .build(engine.as_ref())
+                .and_then(|snapshot| snapshot.checkpoint(engine.as_ref(), None))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let cleaned = match written {
+            Ok(()) if cleanup => deltalake_core::checkpoints::cleanup_expired_logs_for(
+                version,
+                log_store.as_ref(),
+                cutoff,
+                None,
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+            other => other,
+        };
+        if let Err(e) = cleaned {
+            tracing::warn!(table = %self.url, version, error = %e, "Delta checkpoint not written");
         }
     }
 
