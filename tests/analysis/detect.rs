@@ -539,8 +539,14 @@ fn secrets_in_input_never_reach_findings() {
     let findings = &summary["live"]["detect"]["findings"];
     assert_eq!(findings[0]["rule_name"], "mfa_bypass_used");
     let mut stored = Vec::new();
-    for f in std::fs::read_dir(out.join("findings")).unwrap() {
-        stored.extend(std::fs::read(f.unwrap().path()).unwrap());
+    // The findings files and the table's log.
+    for dir in [out.join("findings"), out.join("findings/_delta_log")] {
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.is_file() {
+                stored.extend(std::fs::read(path).unwrap());
+            }
+        }
     }
     assert!(!stored.is_empty());
     let printed = serde_json::to_string(findings).unwrap();
