@@ -12,20 +12,7 @@ fn every_view_at_two_sizes_matches_its_snapshot() {
     common::dashboard_data(dir.path());
     for view in ["executive", "oncall", "debug"] {
         for size in ["80x24", "160x48"] {
-            // Run from the temp dir so the status bar names `out`, not a random path.
-            let out = Command::new(env!("CARGO_BIN_EXE_mfascope"))
-                .current_dir(dir.path())
-                .args(["dashboard", "--data", "out", "--snapshot", "--view", view])
-                .args(["--size", size])
-                .env("NO_COLOR", "1")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{view} {size}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let frame = String::from_utf8(out.stdout).unwrap();
+            let frame = snapshot(dir.path(), view, size, &[]);
             let (w, h) = size.split_once('x').unwrap();
             assert_eq!(
                 frame.lines().count(),
@@ -43,31 +30,29 @@ fn every_view_at_two_sizes_matches_its_snapshot() {
     }
 }
 
-/// The frame of `dashboard --snapshot` over `dir/out` with `extra` arguments, without the
-/// status line (it names the source, `as of` included).
-fn frame_without_status(dir: &std::path::Path, extra: &[&str]) -> String {
+/// One frame of `dashboard --snapshot` over `dir/out`, run from `dir` so the status bar names
+/// `out`, not a random path.
+fn snapshot(dir: &std::path::Path, view: &str, size: &str, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mfascope"))
         .current_dir(dir)
-        .args([
-            "dashboard",
-            "--data",
-            "out",
-            "--snapshot",
-            "--view",
-            "executive",
-        ])
-        .args(["--size", "160x48"])
+        .args(["dashboard", "--data", "out", "--snapshot", "--view", view])
+        .args(["--size", size])
         .args(extra)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{extra:?}: {}",
+        "{view} {size} {extra:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The executive view over `dir/out` with `extra` arguments, without the status line (it
+/// names the source, `as of` included).
+fn frame_without_status(dir: &std::path::Path, extra: &[&str]) -> String {
+    snapshot(dir, "executive", "160x48", extra)
         .lines()
         .filter(|l| !l.contains("history out"))
         .collect::<Vec<_>>()

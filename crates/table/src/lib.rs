@@ -886,8 +886,8 @@ mod tests {
     }
 
     /// Appends take the one-put path while the next version is free, and delta-rs's checked
-    /// path when another writer took it or a checkpoint falls due: across both, every file
-    /// and both writers' transactions are in the log, and checkpoints are written.
+    /// path when another writer took it: across both, every file and both writers'
+    /// transactions are in the log, and the writers write the checkpoints that fall due.
     #[tokio::test]
     async fn appends_by_two_writers_across_checkpoints_keep_every_file() {
         let dir = tempfile::tempdir().unwrap();
