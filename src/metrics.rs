@@ -99,8 +99,19 @@ fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
     let lag = gauge_family(
         r,
         "mfascope_kafka_consumer_lag",
-        "Messages between the offset committed to Kafka and the partition's high watermark.",
+        "Messages between the offset committed to Parquet and the partition's end (last stable offset).",
         None,
+    );
+    let assigned = gauge_family(
+        r,
+        "mfascope_kafka_assigned",
+        "1 while this member holds the partition, 0 after it was revoked.",
+        None,
+    );
+    let lost = counter_family(
+        r,
+        "mfascope_kafka_lost_messages",
+        "Messages the broker deleted (retention, DeleteRecords) before they were ingested.",
     );
     for (key, p) in &k.partitions {
         let (topic, partition) = key.rsplit_once('/').unwrap_or((key, ""));
@@ -112,6 +123,10 @@ fn kafka_metrics(r: &mut Registry, k: &KafkaSummary) {
         if let Some(n) = p.lag {
             lag.get_or_create(&l).set(n as f64);
         }
+        lost.get_or_create(&l).inc_by(p.lost);
+        assigned
+            .get_or_create(&l)
+            .set(f64::from(u8::from(p.assigned)));
     }
     for (name, help, value) in [
         (

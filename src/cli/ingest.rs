@@ -43,6 +43,7 @@ pub(crate) fn pseudonymize(
 pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
     let mut opts = IngestOptions::new(a.paths, a.out);
     opts.format = a.log_format;
+    opts.assume_date = a.assume_date;
     opts.reader.follow = a.follow;
     opts.reader.poll = a.poll_every;
     opts.segment_rows = a.segment_rows;

@@ -578,6 +578,12 @@ pub struct IngestArgs {
     /// Input format; `auto` detects it per record.
     #[arg(long, value_enum, default_value = "auto")]
     pub log_format: LogFormat,
+    /// The date (`YYYY-MM-DD`) of log lines that carry only a time of day, such as Keycloak's
+    /// from a console pattern without `%d{yyyy-MM-dd}` (old WildFly-based releases); every
+    /// such line takes this date, so give one file (one day) at a time. Without it those lines
+    /// are dead letters saying the date is missing.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub assume_date: Option<chrono::NaiveDate>,
     /// Keep tailing files (rotation-safe) and watching directories until interrupted; on
     /// object-store prefixes, list them again every --list-every for new objects.
     #[arg(long)]

@@ -105,18 +105,28 @@ pub fn kafka_table(k: &crate::pipeline::kafka::KafkaSummary) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<30} {:>10} {:>16} {:>10}",
-        "partition", "messages", "committed offset", "lag"
+        "  {:<30} {:>10} {:>16} {:>10} {:>10}",
+        "partition", "messages", "committed offset", "lag", "lost"
     );
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     for (name, p) in &k.partitions {
         let _ = writeln!(
             out,
-            "  {:<30} {:>10} {:>16} {:>10}",
+            "  {:<30} {:>10} {:>16} {:>10} {:>10}",
             name,
             p.messages,
             opt(p.committed_offset),
-            opt(p.lag)
+            opt(p.lag),
+            p.lost
+        );
+    }
+    for range in &k.lost {
+        let _ = writeln!(
+            out,
+            "  LOST {}: offsets {}..{} deleted by the broker before they were ingested",
+            range.partition,
+            range.from,
+            range.to - 1
         );
     }
     out

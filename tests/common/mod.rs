@@ -149,6 +149,20 @@ pub fn get(addr: &str, path: &str) -> String {
     body
 }
 
+/// [`get`], or `None` when nothing answers (the server has exited).
+pub fn try_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
 /// The value of an exposition line `series VALUE` (series with its labels, exactly).
 pub fn value(page: &str, series: &str) -> Option<f64> {
     page.lines()
@@ -390,4 +404,63 @@ pub fn assert_exact_ids(c: &serde_json::Value) {
         (&0.into(), &0.into()),
         "{c}"
     );
+}
+
+/// Wait for `child` (its stdout and stderr piped) to exit and collect its output; kills it and
+/// fails the test if it runs longer than `limit`.
+pub fn wait_output(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take().expect("stdout piped"));
+    let stderr = drain(child.stderr.take().expect("stderr piped"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Fails when any of `secrets` appears in an output's events (every column, read back by
+/// pyarrow, so compression cannot hide it) or dead letters.
+pub fn assert_no_secret_in_tree(out: &Path, secrets: &[String]) {
+    let text = py(
+        "import glob, json, sys, pyarrow.dataset as ds\n\
+         t = ds.dataset(sys.argv[1] + '/events', format='parquet', partitioning='hive').to_table()\n\
+         print(json.dumps(t.to_pylist(), default=str))\n\
+         for f in glob.glob(sys.argv[1] + '/deadletter/*.ndjson'):\n    print(open(f).read())",
+        &[out],
+    );
+    let text = String::from_utf8_lossy(&text);
+    for s in secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret reached {}",
+            out.display()
+        );
+    }
 }

@@ -10,6 +10,7 @@ mod crash;
 mod follow;
 mod ingest;
 mod kafka;
+mod keycloak;
 mod object_store;
 mod secrets;
 mod store;

@@ -311,3 +311,181 @@ fn totp_checks_pass_against_a_real_privacyidea() {
         assert!(!whole, "code {code} was written: {written}");
     }
 }
+
+/// The suite's Keycloak (`scripts/test` starts it and sets `MFASCOPE_KEYCLOAK`) and the
+/// credentials `scripts/keycloak` made for it.
+fn keycloak() -> (String, serde_json::Value) {
+    let url = std::env::var("MFASCOPE_KEYCLOAK").expect(
+        "MFASCOPE_KEYCLOAK is not set: run scripts/test (it starts Keycloak), or \
+         `export MFASCOPE_KEYCLOAK=$(scripts/keycloak start)`",
+    );
+    let port = url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let dir = Command::new("scripts/keycloak")
+        .arg("dir")
+        .env("MFASCOPE_KEYCLOAK_PORT", port)
+        .output()
+        .unwrap();
+    let dir = String::from_utf8(dir.stdout).unwrap();
+    let creds = std::fs::read_to_string(Path::new(dir.trim()).join("credentials.json")).unwrap();
+    (url, serde_json::from_str(&creds).unwrap())
+}
+
+/// Change the realm through Keycloak's admin REST API (as its admin, from the master realm; the
+/// password goes by environment, never on a command line a failure would print).
+fn update_realm(url: &str, creds: &serde_json::Value, change: &serde_json::Value) {
+    let script = "import json, os, sys, requests\n\
+                  url, change = sys.argv[1], json.loads(sys.argv[2])\n\
+                  t = requests.post(url + '/realms/master/protocol/openid-connect/token', data={\n\
+                      'grant_type': 'password', 'client_id': 'admin-cli', 'username': 'admin',\n\
+                      'password': os.environ['KC_ADMIN_PASSWORD']}).json()['access_token']\n\
+                  r = requests.put(url + '/admin/realms/mfascope', json=change,\n\
+                      headers={'Authorization': 'Bearer ' + t})\n\
+                  assert r.status_code == 204, r.status_code\n";
+    let status = Command::new(common::s3::python())
+        .args(["-c", script, url, &change.to_string()])
+        .env(
+            "KC_ADMIN_PASSWORD",
+            creds["admin"]["password"].as_str().unwrap(),
+        )
+        .status()
+        .unwrap();
+    assert!(status.success(), "updating the realm with {change}");
+}
+
+/// The realm's OTP policy (tests/keycloak/realm.json), codes reusable or not. Keycloak replaces
+/// the policy only when the whole of it is given.
+fn otp_policy(reusable: bool) -> serde_json::Value {
+    serde_json::json!({
+        "otpPolicyType": "totp",
+        "otpPolicyAlgorithm": "HmacSHA1",
+        "otpPolicyDigits": 6,
+        "otpPolicyPeriod": 30,
+        "otpPolicyLookAheadWindow": 1,
+        "otpPolicyInitialCounter": 0,
+        "otpPolicyCodeReusable": reusable,
+    })
+}
+
+/// Restores the realm's OTP policy however the test ends.
+struct ReusableCodes<'a>(&'a str, &'a serde_json::Value);
+impl Drop for ReusableCodes<'_> {
+    fn drop(&mut self) {
+        update_realm(self.0, self.1, &otp_policy(false));
+    }
+}
+
+/// The `keycloak` probe kind against a real Keycloak 26 (password grant with `totp`): all four
+/// checks pass, the events say what Keycloak answered, and no secret or code appears in what
+/// the probe writes. Then the realm's OTP policy is changed under it (codes may be reused): the
+/// probe exits 3 and the JUnit report fails exactly the replay check.
+#[test]
+fn the_keycloak_probe_passes_against_real_keycloak_and_fails_when_its_otp_policy_breaks() {
+    let (url, creds) = keycloak();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = |name: &str, value: &serde_json::Value| {
+        let path = d.join(name);
+        std::fs::write(&path, value.as_str().unwrap()).unwrap();
+        path.display().to_string()
+    };
+    let users = &creds["users"];
+    let config = d.join("keycloak.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind = \"keycloak\"\nurl = \"{url}\"\n[keycloak]\nrealm = \"mfascope\"\n\
+             client_id = \"{}\"\nclient_secret = {{ file = \"{}\" }}\nuser = \"probe\"\n\
+             password = {{ file = \"{}\" }}\nsecret = {{ file = \"{}\" }}\n\
+             [keycloak.lockout]\nuser = \"lockout\"\npassword = {{ file = \"{}\" }}\n\
+             secret = {{ file = \"{}\" }}\n",
+            creds["client_id"].as_str().unwrap(),
+            secret("client-secret", &creds["client_secret"]),
+            secret("password", &users["probe"]["password"]),
+            secret("totp", &users["probe"]["totp_secret"]),
+            secret("lockout-password", &users["lockout"]["password"]),
+            secret("lockout-totp", &users["lockout"]["totp_secret"]),
+        ),
+    )
+    .unwrap();
+    let (junit_path, events) = (d.join("junit.xml"), d.join("events.ndjson"));
+    let args = [
+        "--junit",
+        junit_path.to_str().unwrap(),
+        "--events-out",
+        events.to_str().unwrap(),
+    ];
+    let (code, summary, stderr) = probe(&config, &args);
+    assert_eq!(code, Some(0), "{summary:#}\n{stderr}");
+    let (tests, failures, names) = junit(&junit_path);
+    assert_eq!((tests, failures), (4, 0));
+    assert_eq!(names, ["totp_success", "wrong_code", "replay", "lockout"]);
+    let answers: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{}:{}/{}",
+                e["user"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    let refused = |user: &str| format!("{user}:failure/invalid_grant");
+    assert_eq!(
+        answers,
+        [
+            "probe:success/-".to_string(),
+            refused("probe"),
+            refused("probe"),
+            refused("lockout"),
+            refused("lockout"),
+            refused("lockout"),
+            refused("lockout"),
+        ]
+    );
+    // No secret, and no code valid during the run, in anything the probe wrote.
+    use mfascope::verifier::otp::{Params, secret_from_base32, totp};
+    let now = chrono::Utc::now().timestamp();
+    let mut secrets: Vec<String> = ["probe", "lockout"]
+        .iter()
+        .flat_map(|u| {
+            let key = secret_from_base32(users[u]["totp_secret"].as_str().unwrap()).unwrap();
+            (-10..=2)
+                .map(move |step| totp(&key, now + step * 30, &Params::default()).unwrap())
+                .chain([
+                    users[u]["password"].as_str().unwrap().to_string(),
+                    users[u]["totp_secret"].as_str().unwrap().to_string(),
+                ])
+        })
+        .collect();
+    secrets.push(creds["client_secret"].as_str().unwrap().to_string());
+    let written = [
+        std::fs::read_to_string(&junit_path).unwrap(),
+        std::fs::read_to_string(&events).unwrap(),
+        summary.to_string(),
+        stderr,
+    ]
+    .concat();
+    for s in &secrets {
+        assert!(
+            !written.contains(s.as_str()),
+            "a secret or code was written"
+        );
+    }
+
+    // OTP broken under the probe: the realm now accepts a code twice.
+    let _restore = ReusableCodes(&url, &creds);
+    update_realm(&url, &creds, &otp_policy(true));
+    let (code, summary, stderr) = probe(&config, &args);
+    assert_eq!(code, Some(3), "{summary:#}\n{stderr}");
+    let failed = String::from_utf8(py(
+        "import sys, xml.etree.ElementTree as E\n\
+         r = E.parse(sys.argv[1]).getroot()\n\
+         print(' '.join(c.get('name') for c in r.iter('testcase') if c.find('failure') is not None))",
+        &[&junit_path],
+    ))
+    .unwrap();
+    assert_eq!(failed.trim(), "replay", "{summary:#}");
+}

@@ -236,6 +236,7 @@ fn spawn_workers(
             let (rx, tx) = (items.clone(), done.clone());
             let mut normalizer = Normalizer::new(opts.format)
                 .keep_raw(opts.keep_raw)
+                .assume_date(opts.assume_date)
                 .pseudonymize(opts.pseudonymize.clone())
                 .tickets(opts.tickets.clone());
             let pool = opts.reader.pool.clone();

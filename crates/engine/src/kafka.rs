@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -69,12 +69,33 @@ pub struct KafkaOptions {
 /// Per-partition counters in the summary.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PartitionSummary {
+    /// Whether this member holds the partition now.
+    pub assigned: bool,
     /// Messages consumed in this run.
     pub messages: u64,
     /// Next offset committed to Parquet (the partition state).
     pub committed_offset: Option<i64>,
-    /// Consumer lag reported by librdkafka (messages behind the high watermark).
+    /// Messages between the offset committed to Parquet and the partition's end (its last
+    /// stable offset, from the consumer's statistics); librdkafka's own figure until this
+    /// instance has committed.
     pub lag: Option<i64>,
+    /// The partition's end as the broker last reported it (last stable offset).
+    pub end_offset: Option<i64>,
+    /// Messages the broker no longer held when they were due (see [`LostRange`]).
+    pub lost: u64,
+}
+
+/// Offsets the broker deleted (retention, `DeleteRecords`) before they were ingested: the
+/// position was out of range, and consumption resumed at the earliest offset the broker still
+/// holds (`auto.offset.reset=earliest`). Reported, never filled in.
+#[derive(Clone, Debug, Serialize)]
+pub struct LostRange {
+    /// `TOPIC/PARTITION`.
+    pub partition: String,
+    /// First offset that was never ingested.
+    pub from: i64,
+    /// Offset consumption resumed at (the log start offset then).
+    pub to: i64,
 }
 
 /// Kafka-specific part of the ingest summary.
@@ -92,6 +113,8 @@ pub struct KafkaSummary {
     pub redelivered: u64,
     /// Consumer errors seen (broker down, …); librdkafka retries by itself.
     pub consumer_errors: u64,
+    /// Ranges deleted by the broker before they were ingested, in the order met.
+    pub lost: Vec<LostRange>,
 }
 
 type PartitionKey = (String, i32);
@@ -127,6 +150,9 @@ struct Partition {
     next: i64,
     /// Next offset committed to Parquet (the partition state).
     committed: Option<i64>,
+    /// Whether the next message must follow `next` (a committed position, or a message taken
+    /// in this assignment); a partition without state starts wherever the broker's log does.
+    contiguous: bool,
 }
 
 impl Partition {
@@ -139,6 +165,7 @@ impl Partition {
             offset: offset as u64,
         });
         self.next = offset + 1;
+        self.contiguous = true;
     }
 }
 
@@ -171,12 +198,24 @@ impl ClientContext for Context {
         let mut shared = self.lock();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
-                if *partition < 0 || p.consumer_lag < 0 {
+                if *partition < 0 {
                     continue;
                 }
                 let key = key_text(&(topic.clone(), *partition));
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
                 if let Some(s) = shared.kafka.partitions.get_mut(&key) {
-                    s.lag = Some(p.consumer_lag);
+                    if end >= 0 {
+                        s.end_offset = Some(end);
+                    }
+                    s.lag = match (s.committed_offset, s.end_offset) {
+                        (Some(committed), Some(end)) => Some((end - committed).max(0)),
+                        _ if p.consumer_lag >= 0 => Some(p.consumer_lag),
+                        _ => s.lag,
+                    };
                 }
             }
         }
@@ -191,6 +230,13 @@ impl ConsumerContext for Context {
         tpl: &mut TopicPartitionList,
     ) {
         let mut shared = self.lock();
+        // Cooperative protocols (cooperative-sticky, and KIP-848's `consumer`) hand over only
+        // the partitions that move: they are added to or taken from the assignment, which the
+        // eager protocols replace as a whole.
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 shared.kafka.assignments += 1;
@@ -210,8 +256,13 @@ impl ConsumerContext for Context {
                         tracing::error!(partition = %key_text(&key), error = %e, "cannot seek");
                     }
                 }
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
-                if let Err(e) = consumer.assign(tpl) {
+                tracing::info!(partitions = tpl.count(), cooperative, "partitions assigned");
+                let assigned = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = assigned {
                     tracing::error!(error = %e, "assigning partitions");
                     shared.engine_gone = true;
                 }
@@ -221,8 +272,13 @@ impl ConsumerContext for Context {
                 for e in tpl.elements() {
                     shared.revoke(&(e.topic().to_string(), e.partition()));
                 }
-                tracing::info!(partitions = tpl.count(), "partitions revoked");
-                if let Err(e) = consumer.unassign() {
+                tracing::info!(partitions = tpl.count(), cooperative, "partitions revoked");
+                let unassigned = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = unassigned {
                     tracing::warn!(error = %e, "unassigning partitions");
                 }
             }
@@ -257,11 +313,9 @@ impl Shared {
             return None;
         };
         let committed = positions.get(&fingerprint).map(|&(at, _)| at as i64);
-        self.kafka
-            .partitions
-            .entry(key_text(key))
-            .or_default()
-            .committed_offset = committed;
+        let summary = self.kafka.partitions.entry(key_text(key)).or_default();
+        summary.committed_offset = committed;
+        summary.assigned = true;
         self.scopes.insert(scope, key.clone());
         self.assigned.insert(
             key.clone(),
@@ -273,6 +327,7 @@ impl Shared {
                 started: None,
                 next: committed.unwrap_or(0),
                 committed,
+                contiguous: committed.is_some(),
             },
         );
         Some(committed)
@@ -280,6 +335,9 @@ impl Shared {
 
     /// Commit what a revoked partition gathered and let its state go.
     fn revoke(&mut self, key: &PartitionKey) {
+        if let Some(summary) = self.kafka.partitions.get_mut(&key_text(key)) {
+            summary.assigned = false;
+        }
         if let Some(mut p) = self.assigned.remove(key)
             && !(hand_over(&mut *self.feed, &self.pool, &mut p) && self.feed.close(p.scope))
         {
@@ -355,13 +413,23 @@ fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>,
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
         // Larger fetches: a broker answering each fetch with one small batch per partition
         // (Tansu) is then fetched from several times faster; a short wait keeps latency low.
         .set("max.partition.fetch.bytes", "16777216")
         .set("fetch.max.bytes", "67108864")
         .set("fetch.wait.max.ms", "100");
+    // The classic protocol's member timeouts are the client's: a dead member's partitions move
+    // after 6 s. KIP-848's `consumer` protocol takes them from the broker's group settings
+    // (librdkafka refuses them there).
+    let kip848 = k
+        .properties
+        .iter()
+        .any(|(key, value)| key == "group.protocol" && value == "consumer");
+    if !kip848 {
+        config
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000");
+    }
     for (key, value) in &k.properties {
         config.set(key, value);
     }
@@ -460,12 +528,26 @@ impl RecordSource for KafkaSource {
         let poll_every = self.chunk_wait.max(Duration::from_millis(10));
         let mut last_end_check = Instant::now();
         let mut last_publish = Instant::now();
+        let mut gap = None;
+        let mut fatal = None;
         while !stop.load(Ordering::Relaxed) {
             let polled = consumer.poll(poll_every);
             let idle = polled.is_none();
             let mut shared = consumer.context().lock();
             match polled {
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                // Wrong credentials do not heal by retrying: stop and say so.
+                Some(Err(
+                    e @ (KafkaError::MessageConsumptionFatal(_)
+                    | KafkaError::MessageConsumption(RDKafkaErrorCode::Authentication)),
+                )) => {
+                    shared.kafka.consumer_errors += 1;
+                    fatal = Some(format!(
+                        "the Kafka consumer cannot go on: {e} (check the brokers' address and \
+                         the security properties given with -X: security.protocol, \
+                         sasl.mechanisms, sasl.username, sasl.password, ssl.ca.location)"
+                    ));
+                }
                 Some(Err(e)) => {
                     shared.kafka.consumer_errors += 1;
                     tracing::warn!(error = %e, "Kafka consumer error (retrying)");
@@ -477,6 +559,9 @@ impl RecordSource for KafkaSource {
                         if m.offset() < p.next {
                             shared.kafka.redelivered += 1;
                         } else {
+                            if p.contiguous && m.offset() > p.next {
+                                gap = Some((key.clone(), p.next, m.offset()));
+                            }
                             p.take(m.offset(), m.payload().unwrap_or_default());
                             let entry = shared.kafka.partitions.entry(key_text(&key)).or_default();
                             entry.messages += 1;
@@ -484,8 +569,18 @@ impl RecordSource for KafkaSource {
                     }
                 }
             }
+            if let Some((key, expected, offset)) = gap.take() {
+                drop(shared);
+                let lost = lost_range(&consumer, &key, expected, offset);
+                shared = consumer.context().lock();
+                if let Some(range) = lost {
+                    let entry = shared.kafka.partitions.entry(key_text(&key)).or_default();
+                    entry.lost += (range.to - range.from) as u64;
+                    shared.kafka.lost.push(range);
+                }
+            }
             shared.hand_over_due(self.chunk_wait);
-            if shared.engine_gone {
+            if shared.engine_gone || fatal.is_some() {
                 break;
             }
             let acknowledged = shared.acknowledged();
@@ -517,8 +612,51 @@ impl RecordSource for KafkaSource {
         drop(shared);
         commit(&consumer, acknowledged.as_ref());
         self.publish(&self.summary);
-        Ok(())
+        match fatal {
+            Some(why) => Err(why.into()),
+            None => Ok(()),
+        }
     }
+}
+
+/// A message arrived past the expected offset: transaction markers and compaction leave such
+/// gaps harmlessly, but when the broker's log now starts past `expected`, the messages between
+/// were deleted before they were ingested — reported (an error naming the range), never
+/// filled in.
+fn lost_range(
+    consumer: &BaseConsumer<Context>,
+    (topic, partition): &PartitionKey,
+    expected: i64,
+    offset: i64,
+) -> Option<LostRange> {
+    let (start, _) = match consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10)) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(partition = %key_text(&(topic.clone(), *partition)), expected, offset,
+                error = %e, "offsets skipped, and the log start offset could not be read");
+            return None;
+        }
+    };
+    if start <= expected {
+        return None;
+    }
+    let range = LostRange {
+        partition: key_text(&(topic.clone(), *partition)),
+        from: expected,
+        to: start.min(offset),
+    };
+    tracing::error!(
+        partition = %range.partition,
+        from = range.from,
+        to = range.to,
+        "offsets {}..{} were deleted by the broker (retention or DeleteRecords) before they \
+         were ingested; consumption resumed at {} (the policy: resume at the earliest offset \
+         held and report the loss)",
+        range.from,
+        range.to - 1,
+        range.to,
+    );
+    Some(range)
 }
 
 /// Commit to Kafka offsets the engine made durable (asynchronously; informational).

@@ -61,6 +61,8 @@ pub struct IngestOptions {
     pub format: LogFormat,
     /// Keep each vendor record, redacted, in the `raw` column (vendor-field rules need it).
     pub keep_raw: bool,
+    /// The date of log lines that carry only a time of day (else they are dead letters).
+    pub assume_date: Option<chrono::NaiveDate>,
     /// Replace user, actor and client IP by keyed pseudonyms; no raw record is kept.
     pub pseudonymize: Option<Arc<Pseudonymizer>>,
     /// How support-ticket exports are classified and CSV columns read.
@@ -104,6 +106,7 @@ impl IngestOptions {
             out: out.into(),
             format: LogFormat::Auto,
             keep_raw: false,
+            assume_date: None,
             pseudonymize: None,
             tickets: mfascope_normalize::ticket::default_config(),
             dedupe_window: dedupe::DEFAULT_WINDOW,

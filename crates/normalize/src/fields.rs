@@ -10,13 +10,15 @@ use serde::Deserialize;
 use mfascope_core::event::Source;
 
 /// Per-worker mapping context: the JSON parse buffers and lookup caches. Mappers split it
-/// (`let Ctx { json, geo } = ctx;`) so parsed records can borrow `json` while `geo` is used.
+/// (`let Ctx { json, geo, .. } = ctx;`) so parsed records can borrow `json` while `geo` is used.
 #[derive(Default)]
 pub struct Ctx {
     /// Reusable parse buffers.
     pub json: JsonScratch,
     /// Country lookups.
     pub geo: Countries,
+    /// The date of log lines whose pattern has only a time of day (`--assume-date`).
+    pub assume_date: Option<chrono::NaiveDate>,
 }
 
 /// Reusable buffers for the SIMD JSON parser, which rewrites its input in place: the record is

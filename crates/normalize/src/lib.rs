@@ -170,6 +170,13 @@ impl Normalizer {
         }
     }
 
+    /// The date of log lines that carry only a time of day (Keycloak's dateless console
+    /// patterns); without it such lines are dead letters saying the date is missing.
+    pub fn assume_date(mut self, date: Option<chrono::NaiveDate>) -> Self {
+        self.ctx.assume_date = date;
+        self
+    }
+
     /// Also keep each vendor record, redacted, in the event's `raw` field (for vendor-field
     /// rules). Costs a JSON parse and re-serialization per record that could hold a secret.
     pub fn keep_raw(mut self, keep: bool) -> Self {

@@ -22,6 +22,8 @@ pub enum TargetKind {
     Mfascope,
     /// privacyIDEA's `/validate/check` API with a pre-enrolled TOTP token.
     Privacyidea,
+    /// Keycloak's token endpoint (password grant with `totp`) for a user with TOTP configured.
+    Keycloak,
 }
 
 /// One synthetic check.
@@ -62,6 +64,10 @@ impl Check {
             TargetKind::Privacyidea => {
                 matches!(self, Check::TotpSuccess | Check::WrongCode | Check::Replay)
             }
+            TargetKind::Keycloak => matches!(
+                self,
+                Check::TotpSuccess | Check::WrongCode | Check::Replay | Check::Lockout
+            ),
         }
     }
 }
@@ -101,6 +107,57 @@ pub struct PrivacyideaTarget {
     pub totp: Params,
 }
 
+/// `[keycloak]`: a confidential client allowed the password grant, and a user with TOTP
+/// configured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakTarget {
+    /// The realm.
+    pub realm: String,
+    /// The confidential client (direct access grants enabled).
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: SecretRef,
+    /// The probe user.
+    pub user: String,
+    /// Its password.
+    pub password: SecretRef,
+    /// Its TOTP secret, base32 (as an authenticator app is given it).
+    pub secret: SecretRef,
+    /// TOTP parameters of the realm's OTP policy.
+    #[serde(default)]
+    pub totp: Params,
+    /// The realm's brute-force failure factor: the lockout check expects the lock by then.
+    #[serde(default = "default_keycloak_lockout_after")]
+    pub lockout_after: u32,
+    /// Least time between two failing attempts of the probe user (Keycloak locks a user after
+    /// two failures closer than its quick-login check, 1 s by default).
+    #[serde(default = "default_failure_spacing", deserialize_with = "duration")]
+    pub failure_spacing: Duration,
+    /// A second user the lockout check locks (never the probe user).
+    pub lockout: Option<KeycloakAccount>,
+}
+
+/// `[keycloak.lockout]`: a user with TOTP configured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakAccount {
+    /// User name.
+    pub user: String,
+    /// Its password.
+    pub password: SecretRef,
+    /// Its TOTP secret, base32.
+    pub secret: SecretRef,
+}
+
+fn default_keycloak_lockout_after() -> u32 {
+    3
+}
+
+fn default_failure_spacing() -> Duration {
+    Duration::from_millis(1100)
+}
+
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +175,8 @@ pub struct ProbeConfig {
     pub mfascope: Option<MfascopeTarget>,
     /// privacyIDEA settings.
     pub privacyidea: Option<PrivacyideaTarget>,
+    /// Keycloak settings.
+    pub keycloak: Option<KeycloakTarget>,
     /// Folder of the config file (relative paths start here).
     #[serde(skip)]
     pub base: PathBuf,
@@ -143,6 +202,7 @@ impl ProbeConfig {
         let section_missing = match c.kind {
             TargetKind::Mfascope => c.mfascope.is_none(),
             TargetKind::Privacyidea => c.privacyidea.is_none(),
+            TargetKind::Keycloak => c.keycloak.is_none(),
         };
         if section_missing {
             return Err(ProbeError::Config(format!(

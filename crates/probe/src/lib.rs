@@ -1,11 +1,12 @@
 //! Synthetic login probes (`mfascope probe`): scripted 2FA login flows against a real server —
-//! the reference verifier or privacyIDEA — with per-check timings, verdicts against thresholds
+//! the reference verifier, privacyIDEA or Keycloak — with per-check timings, verdicts against thresholds
 //! (success ratio, p95 of the second-factor step), JUnit and JSON reports, and the observed
 //! steps as canonical events (source `probe`) for the SLI pipeline. Nothing secret (passwords,
 //! codes, tokens, OTP secrets) is ever put in a report, an event or a message.
 
 pub mod client;
 pub mod config;
+mod keycloak;
 mod otp_util;
 mod privacyidea;
 mod reference;
@@ -161,6 +162,7 @@ pub fn run(options: ProbeOptions) -> Result<ProbeRun, ProbeError> {
     let mut target: Box<dyn Target> = match c.kind {
         TargetKind::Mfascope => Box::new(reference::Reference::new(http, c)?),
         TargetKind::Privacyidea => Box::new(privacyidea::Privacyidea::new(http, c)?),
+        TargetKind::Keycloak => Box::new(keycloak::Keycloak::new(http, c)?),
     };
     let checks = c.checks();
     let started = Instant::now();

@@ -163,7 +163,7 @@ fn factor_for(f: &str) -> Factor {
 
 /// Map one Duo authentication log entry.
 pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
-    let super::fields::Ctx { json, geo } = ctx;
+    let super::fields::Ctx { json, geo, .. } = ctx;
     let r = parse::<RawRecord>(LogFormat::Duo, raw, json)?;
     let time = match (&r.isotimestamp, r.timestamp) {
         (Some(iso), _) => parse_rfc3339(iso).map_err(|e| format!("duo: isotimestamp: {e}"))?,

@@ -294,7 +294,7 @@ fn is_mfa_step(method: &str) -> bool {
 
 /// Map one Entra record.
 pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
-    let Ctx { json, geo } = ctx;
+    let Ctx { json, geo, .. } = ctx;
     // Event Hubs records wrap the Graph object in `properties`; Graph records are the object.
     let mut rec = parse::<EntraRecord>(LogFormat::Entra, raw, json)?;
     let category = rec.category.take();

@@ -218,7 +218,7 @@ fn pick_factor(methods: &[&str]) -> Option<Factor> {
 
 /// Map one Google Workspace login activity.
 pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
-    let Ctx { json, geo } = ctx;
+    let Ctx { json, geo, .. } = ctx;
     let r = parse::<RawRecord>(LogFormat::Gworkspace, raw, json)?;
     let app = r.id.applicationName.as_deref().unwrap_or("login");
     if !APPLICATIONS.contains(&app) {

@@ -330,6 +330,7 @@ pub(super) fn map<'a>(raw: &[u8], ctx: &'a mut Ctx) -> MapResult<'a> {
     let super::fields::Ctx {
         json,
         geo: countries,
+        ..
     } = ctx;
     let r = parse::<RawRecord>(LogFormat::Okta, raw, json)?;
     let event_type = r.eventType.as_ref();
