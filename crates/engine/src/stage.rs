@@ -202,7 +202,8 @@ impl OrderedStage {
             ReadItem::Finished { input, offset } => {
                 self.advance(input, offset, offset, mfascope_source::FINISHED_LINE);
             }
-            ReadItem::Idle | ReadItem::Chunk(_) => {}
+            // Flush is the engine's (it commits the whole stage).
+            ReadItem::Idle | ReadItem::Flush | ReadItem::Chunk(_) => {}
         }
     }
 

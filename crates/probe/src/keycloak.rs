@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::client::{Answer, Body, Http};
 use super::config::{Check, ProbeConfig};
-use super::otp_util::{totp_at, unix_now, wrong_code};
+use super::otp_util::{Accepted, totp_at, unix_now, wrong_code};
 use super::{ProbeError, Recorder};
 use mfascope_core::event::{Action, Factor, Outcome};
 use mfascope_verifier::otp::{self, Params};
@@ -49,7 +49,7 @@ pub struct Keycloak {
     params: Params,
     failure_spacing: Duration,
     /// The last time step accepted, and its code.
-    accepted: Option<(i64, Zeroizing<String>)>,
+    accepted: Accepted,
     /// When the probe user last failed (failures are spaced, see the module documentation).
     last_failure: Option<Instant>,
 }
@@ -94,7 +94,7 @@ impl Keycloak {
             lockout_after: s.lockout_after,
             params: s.totp,
             failure_spacing: s.failure_spacing,
-            accepted: None,
+            accepted: Accepted::default(),
             last_failure: None,
         })
     }
@@ -162,17 +162,7 @@ impl Keycloak {
     }
 
     fn success(&mut self, rec: &mut Recorder) -> Result<(), String> {
-        let period = self.params.period as i64;
-        let mut now = unix_now();
-        if let Some((step, _)) = &self.accepted
-            && now.div_euclid(period) <= *step
-        {
-            // This step was used: wait for the next one.
-            let next = (step + 1) * period;
-            std::thread::sleep(Duration::from_millis(((next - now) * 1000 + 200) as u64));
-            now = unix_now();
-        }
-        let code = Zeroizing::new(totp_at(&self.probe.key, &self.params, now)?);
+        let (step, code) = self.accepted.fresh(&self.probe.key, &self.params)?;
         let a = self.login(&self.probe, &code, rec)?;
         if a.status != 200 {
             return Err(format!(
@@ -180,7 +170,7 @@ impl Keycloak {
                 a.describe()
             ));
         }
-        self.accepted = Some((now.div_euclid(period), code));
+        self.accepted.record(step, code);
         Ok(())
     }
 
@@ -237,14 +227,13 @@ impl super::Target for Keycloak {
                 Ok(())
             }
             Check::Replay => {
-                if self.accepted.is_none() {
-                    self.success(rec)?;
-                }
-                let code = self
-                    .accepted
-                    .as_ref()
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_default();
+                let code = match self.accepted.last() {
+                    Some(code) => code,
+                    None => {
+                        self.success(rec)?;
+                        self.accepted.last().unwrap_or_default()
+                    }
+                };
                 let a = self.failing_login(&code, rec)?;
                 if a.status == 200 {
                     return Err(

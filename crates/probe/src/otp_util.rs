@@ -1,7 +1,47 @@
 //! Codes the probe types: the current TOTP code, and a code certain to be wrong (outside the
 //! whole acceptance window).
 
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
 use mfascope_verifier::otp::{self, Params};
+
+/// The last TOTP time step a server accepted, and its code. Servers take each code once, so a
+/// probe's next success waits for a step it has not used, and its replay check resends the
+/// accepted code.
+#[derive(Default)]
+pub struct Accepted(Option<(i64, Zeroizing<String>)>);
+
+impl Accepted {
+    /// The current code of `key` — after waiting for the next time step when this one was
+    /// used — and its step, to [`Accepted::record`] once the server took it.
+    pub fn fresh(&self, key: &[u8], p: &Params) -> Result<(i64, Zeroizing<String>), String> {
+        let period = p.period as i64;
+        let mut now = unix_now();
+        if let Some((step, _)) = &self.0
+            && now.div_euclid(period) <= *step
+        {
+            let next = (step + 1) * period;
+            std::thread::sleep(Duration::from_millis(((next - now) * 1000 + 200) as u64));
+            now = unix_now();
+        }
+        Ok((
+            now.div_euclid(period),
+            Zeroizing::new(totp_at(key, p, now)?),
+        ))
+    }
+
+    /// The server accepted `code` of `step`.
+    pub fn record(&mut self, step: i64, code: Zeroizing<String>) {
+        self.0 = Some((step, code));
+    }
+
+    /// The code last accepted, if any.
+    pub fn last(&self) -> Option<Zeroizing<String>> {
+        self.0.as_ref().map(|(_, code)| code.clone())
+    }
+}
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {

@@ -3,14 +3,12 @@
 //! code again rejected. privacyIDEA accepts a time step only once, so each success waits for a
 //! step the probe has not used yet.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use zeroize::Zeroizing;
 
 use super::client::{Answer, Body, Http};
 use super::config::{Check, ProbeConfig};
-use super::otp_util::{totp_at, unix_now, wrong_code};
+use super::otp_util::{Accepted, unix_now, wrong_code};
 use super::{ProbeError, Recorder};
 use mfascope_core::event::{Action, Factor, Outcome};
 use mfascope_verifier::otp::{self, Params};
@@ -24,7 +22,7 @@ pub struct Privacyidea {
     key: Zeroizing<Vec<u8>>,
     params: Params,
     /// The last time step accepted, and its code.
-    accepted: Option<(i64, Zeroizing<String>)>,
+    accepted: Accepted,
 }
 
 impl Privacyidea {
@@ -50,7 +48,7 @@ impl Privacyidea {
                 .map_err(ProbeError::Config)?,
             key: Zeroizing::new(key),
             params: s.totp,
-            accepted: None,
+            accepted: Accepted::default(),
         })
     }
 
@@ -92,17 +90,7 @@ impl Privacyidea {
     }
 
     fn success(&mut self, rec: &mut Recorder) -> Result<(), String> {
-        let period = self.params.period as i64;
-        let mut now = unix_now();
-        if let Some((step, _)) = &self.accepted
-            && now.div_euclid(period) <= *step
-        {
-            // This step was used: wait for the next one.
-            let next = (step + 1) * period;
-            std::thread::sleep(Duration::from_millis(((next - now) * 1000 + 200) as u64));
-            now = unix_now();
-        }
-        let code = Zeroizing::new(totp_at(&self.key, &self.params, now)?);
+        let (step, code) = self.accepted.fresh(&self.key, &self.params)?;
         let (a, ok) = self.check(&code, rec)?;
         if !ok {
             return Err(format!(
@@ -110,7 +98,7 @@ impl Privacyidea {
                 Self::describe(&a)
             ));
         }
-        self.accepted = Some((now.div_euclid(period), code));
+        self.accepted.record(step, code);
         Ok(())
     }
 }
@@ -136,14 +124,13 @@ impl super::Target for Privacyidea {
                 Ok(())
             }
             Check::Replay => {
-                if self.accepted.is_none() {
-                    self.success(rec)?;
-                }
-                let code = self
-                    .accepted
-                    .as_ref()
-                    .map(|(_, c)| c.clone())
-                    .unwrap_or_default();
+                let code = match self.accepted.last() {
+                    Some(code) => code,
+                    None => {
+                        self.success(rec)?;
+                        self.accepted.last().unwrap_or_default()
+                    }
+                };
                 let (a, ok) = self.check(&code, rec)?;
                 if ok {
                     return Err(format!(

@@ -183,6 +183,9 @@ pub enum ReadItem {
     },
     /// Follow mode found no new data this poll (lets consumers flush on latency).
     Idle,
+    /// Commit what the scope holds now, without waiting for `--max-latency`: the source has
+    /// caught up and will stop (a Kafka partition at its end with `--exit-at-end`).
+    Flush,
     /// The input was read to its end and is never read again: its position is recorded as
     /// finished ([`FINISHED_LINE`]) once everything sent before is committed.
     Finished {

@@ -32,7 +32,8 @@ pub(super) fn render_line(e: &Event<'_>, out: &mut String) {
             .unwrap_or("account")
             .replace(' ', "-")
             .to_lowercase(),
-        xxhash_rust::xxh3::xxh3_64(e.user.as_bytes()),
+        // The canonical user of a Keycloak event is its userId (see the mapper).
+        e.user,
         e.session_id.as_deref().unwrap_or("null"),
         e.src_ip.as_deref().unwrap_or("null"),
     );
