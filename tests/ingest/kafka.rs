@@ -388,11 +388,16 @@ fn two_instances_share_partitions_and_the_survivor_takes_over_from_a_killed_one(
     let mut a = Running::spawn(ingest(&addr, &topic, &topic, &out, false));
     let (mut b, metrics, _stderr) =
         Running::spawn_with_metrics(ingest(&addr, &topic, &topic, &out, false));
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        owned(&common::get(&metrics, "/metrics"), &topic, 4) < 4,
-        "both members hold partitions before the kill"
-    );
+    // Both members hold partitions, then one is killed mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(1..4).contains(&owned(&common::get(&metrics, "/metrics"), &topic, 4)) {
+        assert!(
+            Instant::now() < deadline,
+            "the two members did not share the partitions within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
     let mut killed = a.take();
     killed.kill().unwrap(); // SIGKILL, in the middle of the stream
     killed.wait().unwrap();
