@@ -52,19 +52,38 @@ fn topic(addr: &str, prefix: &str, partitions: u32) -> String {
 }
 
 /// Produce `file`'s lines to `topic` (at `rate` messages/s; 0 = as fast as possible).
-fn produce(addr: &str, topic: &str, file: &Path, rate: u32) -> Child {
-    Command::new(python())
-        .arg("scripts/kafka-produce")
-        .args([addr, topic])
-        .arg(file)
-        .arg(rate.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+fn produce(addr: &str, topic: &str, file: &Path, rate: u32) -> Producer {
+    Producer(
+        Command::new(python())
+            .arg("scripts/kafka-produce")
+            .args([addr, topic])
+            .arg(file)
+            .arg(rate.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
-fn wait_ok(mut child: Child, what: &str) {
-    let status = child.wait().unwrap();
+/// A running `scripts/kafka-produce`, killed if the test ends without waiting for it (a failed
+/// assertion), so it does not go on retrying against a stopped broker.
+struct Producer(Child);
+impl Producer {
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+}
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn wait_ok(mut producer: Producer, what: &str) {
+    let status = producer.0.wait().unwrap();
     assert!(status.success(), "{what} failed: {status}");
 }
 
