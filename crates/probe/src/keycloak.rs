@@ -207,10 +207,6 @@ fn urlencoding(s: &str) -> String {
 }
 
 impl super::Target for Keycloak {
-    fn begin(&mut self, _checks: &[Check], _rec: &mut Recorder) -> Result<(), String> {
-        Ok(())
-    }
-
     fn run(&mut self, check: Check, rec: &mut Recorder) -> Result<(), String> {
         match check {
             Check::TotpSuccess => self.success(rec),
@@ -251,6 +247,4 @@ impl super::Target for Keycloak {
             )),
         }
     }
-
-    fn end(&mut self, _rec: &mut Recorder) {}
 }

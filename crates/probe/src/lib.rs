@@ -112,12 +112,14 @@ impl Recorder {
 
 /// A probed server: per-iteration setup, the checks, cleanup.
 trait Target {
-    /// Prepare an iteration (e.g. provision throw-away users).
-    fn begin(&mut self, checks: &[Check], rec: &mut Recorder) -> Result<(), String>;
+    /// Prepare an iteration (e.g. provision throw-away users); nothing by default.
+    fn begin(&mut self, _checks: &[Check], _rec: &mut Recorder) -> Result<(), String> {
+        Ok(())
+    }
     /// Run one check: `Err` says what went wrong.
     fn run(&mut self, check: Check, rec: &mut Recorder) -> Result<(), String>;
-    /// Clean up after an iteration (best effort).
-    fn end(&mut self, rec: &mut Recorder);
+    /// Clean up after an iteration (best effort); nothing by default.
+    fn end(&mut self, _rec: &mut Recorder) {}
 }
 
 /// How to probe.

@@ -104,10 +104,6 @@ impl Privacyidea {
 }
 
 impl super::Target for Privacyidea {
-    fn begin(&mut self, _checks: &[Check], _rec: &mut Recorder) -> Result<(), String> {
-        Ok(())
-    }
-
     fn run(&mut self, check: Check, rec: &mut Recorder) -> Result<(), String> {
         match check {
             Check::TotpSuccess => self.success(rec),
@@ -146,6 +142,4 @@ impl super::Target for Privacyidea {
             )),
         }
     }
-
-    fn end(&mut self, _rec: &mut Recorder) {}
 }
