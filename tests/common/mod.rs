@@ -137,16 +137,7 @@ pub fn output_json(cmd: &mut Command) -> serde_json::Value {
 
 /// HTTP GET `path` from `addr` (raw response: status line, headers, body).
 pub fn get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+    try_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path}: no answer"))
 }
 
 /// [`get`], or `None` when nothing answers (the server has exited).
