@@ -111,6 +111,10 @@ pub struct Run {
     tap: Option<FindingTap>,
     delivery: Option<DeliveryConfig>,
     apis: Option<mfascope_pull::ApiSource>,
+    /// Feed the live SLI aggregator (`--no-live` turns it off).
+    live: bool,
+    /// Run the streaming rule engine (`--no-detect` turns it off).
+    detect_on: bool,
 }
 
 impl Run {
@@ -129,7 +133,23 @@ impl Run {
             tap: None,
             delivery: None,
             apis: None,
+            live: true,
+            detect_on: true,
         }
+    }
+
+    /// Whether the live SLI aggregator sees the events (default: yes). Off (`--no-live`), the
+    /// run's SLO report and `/metrics` SLIs stay empty; the table is the same.
+    pub fn live(mut self, on: bool) -> Run {
+        self.live = on;
+        self
+    }
+
+    /// Whether the streaming rule engine sees the events (default: yes). Off (`--no-detect`),
+    /// no findings are made (a later `mfascope detect` over the store finds them).
+    pub fn detect(mut self, on: bool) -> Run {
+        self.detect_on = on;
+        self
     }
 
     /// Poll these vendor log APIs instead of reading files (`--sources`).
@@ -227,11 +247,13 @@ impl Run {
         crate::resume::settle(&self.opts.out)?;
         self.opts.save_state = Some(self.opts.save_state.unwrap_or(SAVE_STATE_EVERY));
         let mut agg = self.attack.aggregator(&self.slos, &self.rules)?;
-        if self.resume {
+        if self.resume && self.live {
             crate::resume::slos(&self.opts.out, &mut agg)?;
         }
         let agg = Arc::new(Mutex::new(agg));
-        self.opts.observers.0.insert(0, agg.clone());
+        if self.live {
+            self.opts.observers.0.insert(0, agg.clone());
+        }
         let store = FindingStore::new(
             &self.opts.out,
             self.opts.max_latency.max(Duration::from_secs(1)),
@@ -250,7 +272,9 @@ impl Run {
             self.detect,
             idle_release,
         )?);
-        self.opts.scoped = Some(scoped.clone());
+        if self.detect_on {
+            self.opts.scoped = Some(scoped.clone());
+        }
         let progress = self.opts.progress_counters.clone();
         let delivery = match &self.delivery {
             Some(config) => Some(Delivery::start(

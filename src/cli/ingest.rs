@@ -92,6 +92,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
         .slos(&slos)
         .attack(&a.slos.attack.policy())
         .rules(&rules, detect)
+        .live(!a.no_live)
+        .detect(!a.no_detect)
         .metrics(a.metrics_listen)
         .deliver(a.delivery.config()?)
         .announce_findings(live)

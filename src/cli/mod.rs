@@ -628,6 +628,15 @@ pub struct IngestArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not keep the live SLIs and SLO state (the summary's SLO part stays empty); the
+    /// table is the same. For backfills whose SLIs are read from the store, and to measure
+    /// the aggregator's share of ingest time.
+    #[arg(long)]
+    pub no_live: bool,
+    /// Do not run the streaming rule engine (no findings; `mfascope detect` finds them in the
+    /// store later). For backfills, and to measure the rule engine's share of ingest time.
+    #[arg(long)]
+    pub no_detect: bool,
     /// SLO specs for the live SLO state.
     #[command(flatten)]
     pub slos: SlosArg,

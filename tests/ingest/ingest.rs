@@ -153,6 +153,44 @@ fn every_vendor_format_round_trips_and_reingest_adds_nothing() {
     assert_eq!(parquet_files(&out).len(), files.len());
 }
 
+/// `--no-live --no-detect` (backfills; measuring the pipeline's share of ingest time) write the
+/// same table while the aggregator and the rule engine see nothing.
+#[test]
+fn no_live_and_no_detect_write_the_same_table_without_the_observers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generate(tmp.path(), "okta", 5000, 7);
+    let relative = |out: &Path| {
+        let mut files: Vec<_> = parquet_files(out)
+            .into_iter()
+            .map(|f| f.strip_prefix(out).unwrap().to_path_buf())
+            .collect();
+        files.sort();
+        files
+    };
+    let full_out = tmp.path().join("full");
+    let full = ingest(&input, &full_out);
+    let bare_out = tmp.path().join("bare");
+    let bare = json_summary(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--out",
+        bare_out.to_str().unwrap(),
+        "--no-live",
+        "--no-detect",
+    ]);
+    assert_eq!(n(&full, "events"), 5000, "{full}");
+    assert_eq!(n(&bare, "events"), n(&full, "events"), "{bare}");
+    assert_eq!(relative(&bare_out), relative(&full_out));
+    assert_eq!(n(&full["live"]["counters"], "events"), 5000);
+    assert_eq!(n(&full["live"]["detect"]["counters"], "events"), 5000);
+    assert_eq!(n(&bare["live"]["counters"], "events"), 0, "{bare}");
+    assert_eq!(
+        n(&bare["live"]["detect"]["counters"], "events"),
+        0,
+        "{bare}"
+    );
+}
+
 #[test]
 fn independent_reader_sees_the_same_rows_and_values() {
     if std::env::var_os("MFASCOPE_PYTHON").is_none() {
