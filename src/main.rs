@@ -22,38 +22,13 @@ extern "C" fn tune_allocator() {
     // Indices in `mi_option_t` of mimalloc.h (v3, the version libmimalloc-sys builds); the
     // bindings do not name them.
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    // SAFETY: sets global options, which mimalloc reads when it reserves and purges memory.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets global options, which mimalloc reads when it reserves and purges memory. A
+    // default leaves an option mimalloc read from its environment as it is.
     unsafe {
         libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, purge_delay_ms());
+        libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0);
     }
-}
-
-/// Milliseconds before freed pages are purged (see [`tune_allocator`]).
-#[cfg(feature = "mimalloc")]
-const DEFAULT_PURGE_DELAY_MS: std::os::raw::c_long = 0;
-
-/// Index of `mi_option_purge_delay` in `mi_option_t` (mimalloc.h v3).
-#[cfg(feature = "mimalloc")]
-const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// The purge delay: 0 ms, or `MIMALLOC_PURGE_DELAY` (which setting the option would
-/// otherwise override). Runs before the first allocation, so it reads the environment with
-/// `getenv` and parses without allocating.
-#[cfg(feature = "mimalloc")]
-fn purge_delay_ms() -> std::os::raw::c_long {
-    // SAFETY: `getenv` with a NUL-terminated name; the result is read before anything can
-    // change the environment (no other thread exists yet).
-    let value = unsafe { libc::getenv(c"MIMALLOC_PURGE_DELAY".as_ptr()) };
-    if value.is_null() {
-        return DEFAULT_PURGE_DELAY_MS;
-    }
-    // SAFETY: a non-null `getenv` result is a NUL-terminated string.
-    let text = unsafe { std::ffi::CStr::from_ptr(value) };
-    text.to_str()
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(DEFAULT_PURGE_DELAY_MS)
 }
 
 /// Runs [`tune_allocator`] as an ELF constructor (before any Rust allocation).
