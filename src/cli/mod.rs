@@ -830,11 +830,19 @@ mod error_text_tests {
 /// asked for: the evictions are counted in the summary and on `/metrics` instead, and at the
 /// bound they come by the thousand.
 fn log_filter(given: &str) -> String {
-    if given.contains("rsigma") {
-        given.to_string()
-    } else {
-        format!("{given},rsigma_eval::correlation_engine=error")
+    // Routine messages of libraries, quiet unless asked for by name: rsigma's correlation
+    // engine, and delta-rs checking a commit against concurrent ones (every Kafka partition
+    // and file scope commits to the same table; a real conflict is mfascope's error).
+    let mut filter = given.to_string();
+    for (target, level) in [
+        ("rsigma_eval::correlation_engine", "error"),
+        ("deltalake_core::kernel::transaction", "error"),
+    ] {
+        if !given.contains(target.split("::").next().unwrap_or(target)) {
+            filter.push_str(&format!(",{target}={level}"));
+        }
     }
+    filter
 }
 
 /// Run the parsed command; returns the process exit code.

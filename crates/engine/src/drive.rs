@@ -1,8 +1,8 @@
 //! The one ingest engine every source drives: the source's thread sends items through the
 //! [`Feed`]; worker threads normalize chunks in parallel; this thread restores the order the
-//! source sent them in and applies each to its scope's [`OrderedStage`]; a writer thread
-//! commits segments (Parquet + dead letters + the scope's checkpoint) and acknowledges their
-//! positions to the source. Channels are bounded, so memory stays bounded whatever the input.
+//! source sent them in and applies each to its scope's [`OrderedStage`]; writer threads
+//! commit segments (Parquet + dead letters + the scope's checkpoint), each scope's in order on
+//! one of them, and acknowledge their positions to the source. Channels are bounded, so memory stays bounded whatever the input.
 //! It knows nothing of files or Kafka: that is the sources' business.
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,7 +56,8 @@ enum ToWriter {
         out: Arc<Mutex<OutDir>>,
         segment: Segment,
     },
-    /// Answer once everything before it is committed (a scope's close).
+    /// Answer once everything the scope's writer was given before is committed (a scope's
+    /// close).
     Release(Sender<()>),
 }
 
@@ -160,10 +161,6 @@ pub fn run<S: RecordSource + 'static>(
     let shared = Arc::new(Shared::default());
     let (item_tx, item_rx) = bounded::<(u64, Msg)>(workers * 2);
     let (done_tx, done_rx) = bounded::<(u64, Work)>(workers * 2);
-    // A few segments queued: one being written while the next ones fill; several scopes (Kafka
-    // partitions) flushing together must not block reading (each holds at most one segment of
-    // --segment-mib, so this bounds memory too).
-    let (writer_tx, writer_rx) = bounded::<ToWriter>(8);
     let spawn_failed = |e: std::io::Error| IngestError::Internal(e.to_string());
 
     let feed = EngineFeed {
@@ -185,16 +182,28 @@ pub fn run<S: RecordSource + 'static>(
     drop(item_rx);
     drop(done_tx);
 
-    let writer_acks = shared.clone();
-    let writer_handle = thread::Builder::new()
-        .name("writer".into())
-        .spawn(move || writer(&writer_rx, &writer_acks))
-        .map_err(spawn_failed)?;
+    // Scopes (Kafka partitions) commit independently, so they are spread over the writers: the
+    // segments several partitions flush together (at a rebalance, at the end) are written side
+    // by side. Each queue holds a few segments: one being written while the next ones fill
+    // (each at most --segment-mib, so this bounds memory too).
+    let mut writers = Vec::with_capacity(WRITERS);
+    let mut writer_handles = Vec::with_capacity(WRITERS);
+    for i in 0..WRITERS {
+        let (tx, rx) = bounded::<ToWriter>(4);
+        let acks = shared.clone();
+        writer_handles.push(
+            thread::Builder::new()
+                .name(format!("writer-{i}"))
+                .spawn(move || writer(&rx, &acks))
+                .map_err(spawn_failed)?,
+        );
+        writers.push(tx);
+    }
 
     let mut apply = Apply {
         opts,
         shared: shared.clone(),
-        writer: writer_tx,
+        writers,
         scopes: HashMap::new(),
         closed: Vec::new(),
         failure: None,
@@ -207,9 +216,19 @@ pub fn run<S: RecordSource + 'static>(
     }
     let summaries = apply.finish();
     drop(done_rx);
-    let written = writer_handle
-        .join()
-        .map_err(|_| IngestError::Internal("the writer thread panicked".into()))?;
+    let mut written = Ok(Written::default());
+    for handle in writer_handles {
+        let result = handle
+            .join()
+            .map_err(|_| IngestError::Internal("a writer thread panicked".into()))?;
+        written = match (written, result) {
+            (Ok(mut total), Ok(more)) => {
+                total.merge(more);
+                Ok(total)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
     let (source, source_result) = source_handle
         .join()
         .map_err(|_| IngestError::Internal("the source thread panicked".into()))?;
@@ -273,11 +292,15 @@ fn spawn_workers(
         .collect()
 }
 
+/// Writer threads (segments of different scopes are committed side by side).
+const WRITERS: usize = 2;
+
 /// The engine thread's state: the open scopes' stages, in the order their items arrive.
 struct Apply<'a> {
     opts: &'a IngestOptions,
     shared: Arc<Shared>,
-    writer: Sender<ToWriter>,
+    /// One queue per writer thread; a scope always uses the same one.
+    writers: Vec<Sender<ToWriter>>,
     scopes: HashMap<ScopeId, OrderedStage>,
     /// Summaries of closed scopes.
     closed: Vec<Summary>,
@@ -332,7 +355,7 @@ impl Apply<'_> {
                 true
             }),
             Work::Other(Msg::Open { scope, out, inputs }) => {
-                let writer = self.writer.clone();
+                let writer = self.writer(scope).clone();
                 let shared = self.shared.clone();
                 let state = out.clone();
                 let mut stage = OrderedStage::new(
@@ -375,12 +398,17 @@ impl Apply<'_> {
                 });
                 // The stage (and its handle on the scope's state) is gone; the writer answers
                 // once the scope's last segment is committed and the state released.
-                flushed && self.writer.send(ToWriter::Release(done)).is_ok()
+                flushed && self.writer(scope).send(ToWriter::Release(done)).is_ok()
             }
         };
         if !ok {
             self.fail_writer();
         }
+    }
+
+    /// The writer queue of `scope`.
+    fn writer(&self, scope: ScopeId) -> &Sender<ToWriter> {
+        &self.writers[scope as usize % self.writers.len()]
     }
 
     /// The stage of an open scope (an item for another is the source's bug: reported).

@@ -124,4 +124,11 @@ impl Written {
         self.bytes += stats.bytes;
         self.segments += 1;
     }
+
+    /// Add what another writer wrote.
+    pub(crate) fn merge(&mut self, other: Written) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.segments += other.segments;
+    }
 }

@@ -307,6 +307,10 @@ impl Table {
             .with_columns(kernel.fields().cloned())
             .with_partition_columns(partitions.iter().map(ToString::to_string))
             .with_save_mode(SaveMode::ErrorIfExists)
+            // Version 0 or nothing: retried past another writer's create, delta-rs would
+            // commit this table's metadata again as version 1, and every writer appending
+            // after it would fail ("Metadata changed since last commit").
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .with_actions(
                 files
                     .into_iter()
@@ -882,6 +886,53 @@ mod tests {
             ],
             modified_ms: 0,
             time: Some((1_714_557_600_000, 1_714_557_600_999)),
+        }
+    }
+
+    /// Writers that find no table create it at the same moment (Kafka partitions of a new
+    /// output on two threads, or two processes): every one gets the table, and all their
+    /// appends land, whichever created it.
+    #[test]
+    fn writers_creating_a_new_table_at_once_all_append() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = url::Url::from_directory_path(dir.path()).unwrap();
+            let writers: Vec<_> = (0..4usize)
+                .map(|w| {
+                    let url = url.clone();
+                    std::thread::spawn(move || {
+                        let schema =
+                            Schema::new(vec![Field::new("event_id", DataType::Utf8, false)]);
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        rt.block_on(async {
+                            let mut t =
+                                Table::open_or_create(url, None, &schema, &["dt", "hour"]).await?;
+                            for i in 0..3 {
+                                t.append(
+                                    vec![file(100 * w + i)],
+                                    Some((&format!("w{w}"), i as i64)),
+                                )
+                                .await?;
+                            }
+                            Ok::<_, TableError>(())
+                        })
+                    })
+                })
+                .collect();
+            for w in writers {
+                if let Err(e) = w.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let files = rt.block_on(async {
+                let mut table = Table::open(url, None, AsOf::Latest).await.unwrap().unwrap();
+                table.files().await.unwrap()
+            });
+            assert_eq!(files.len(), 12, "round {round}");
         }
     }
 
