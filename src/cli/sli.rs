@@ -82,15 +82,24 @@ pub fn report_slis(
     attack: (&AttackPolicy, &RuleSet),
 ) -> anyhow::Result<serde_json::Value> {
     runtime()?.block_on(async {
+        let started = std::time::Instant::now();
         let engine = Engine::open(data, params).await?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
+        let started = std::time::Instant::now();
         attack.0.mark(&engine, attack.1, queries).await?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "attack traffic marked"
+        );
         if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
             let episodes = episodes_of_history(&engine, params.to, attack).await?;
             engine.set_episodes(&episodes)?;
         }
         let mut report = Vec::new();
         for q in queries {
+            let started = std::time::Instant::now();
             let batches = engine.run(&q.name, &params.render(q)).await?;
+            tracing::info!(query = %q.name, ms = started.elapsed().as_millis() as u64, "query ran");
             match format {
                 OutputFormat::Table => {
                     println!("{} ({})", q.title, q.name);
