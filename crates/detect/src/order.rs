@@ -10,9 +10,10 @@ use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to
 
 use mfascope_core::event::{CanonicalBatch, col};
 
-/// Sort a canonical batch by `(time, event_id)`.
+/// Sort a canonical batch by `(time, event_id)` (returned as it is when already in that order:
+/// logs mostly arrive in time order, and sorting copies every column).
 pub fn sort_by_time(batch: &CanonicalBatch) -> CanonicalBatch {
-    if batch.num_rows() < 2 {
+    if batch.num_rows() < 2 || is_sorted(batch) {
         return batch.clone();
     }
     let column = |name| batch.column(name).clone();
@@ -33,6 +34,15 @@ pub fn sort_by_time(batch: &CanonicalBatch) -> CanonicalBatch {
     batch.derived(
         arrow::compute::take_record_batch(batch.record_batch(), &idx).expect("indices in range"),
     )
+}
+
+/// Whether the rows are in `(time, event_id)` order already.
+fn is_sorted(batch: &CanonicalBatch) -> bool {
+    let times = batch.times().values();
+    let ids = arrow::array::AsArray::as_string_opt::<i32>(batch.column(col::EVENT_ID).as_ref());
+    times.windows(2).enumerate().all(|(i, w)| {
+        w[0] < w[1] || (w[0] == w[1] && ids.is_some_and(|ids| ids.value(i) <= ids.value(i + 1)))
+    })
 }
 
 /// Rows released together at least (unless flushing): evaluating in larger sorted runs keeps
@@ -108,6 +118,11 @@ impl Reorder {
         }
         let all = concat(batch, &self.pending);
         self.pending.clear();
+        if ready == self.pending_rows {
+            // Everything is behind the watermark (a backlog read in order): no split.
+            self.pending_rows = 0;
+            return self.release(all);
+        }
         let scalar = arrow::array::Scalar::new(
             arrow::array::TimestampMillisecondArray::from(vec![watermark])
                 .with_data_type(all.times().data_type().clone()),
@@ -188,6 +203,9 @@ impl Reorder {
 
 /// The rows of `parts` (batches of `like`'s columns) as one batch.
 fn concat(like: &CanonicalBatch, parts: &[CanonicalBatch]) -> CanonicalBatch {
+    if let [one] = parts {
+        return one.clone();
+    }
     let all = concat_batches(
         &like.record_batch().schema(),
         parts.iter().map(CanonicalBatch::record_batch),
@@ -234,5 +252,29 @@ mod tests {
         assert_eq!(released(r.push(&batch(&[40, 0]))), vec![0, 5, 14]);
         assert_eq!(r.late(), 1);
         assert_eq!(released(r.flush()), vec![40]);
+    }
+
+    #[test]
+    fn ties_in_time_are_ordered_by_event_id_and_sorted_input_is_kept() {
+        let ids = |b: &CanonicalBatch| -> Vec<String> {
+            let c = arrow::array::AsArray::as_string::<i32>(b.column(col::EVENT_ID).as_ref());
+            c.iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect()
+        };
+        // Same time, ids `e7-1` before `e7-0` after the swap below: out of order.
+        let b = batch(&[7, 7, 9]);
+        let swapped = b.derived(
+            arrow::compute::take_record_batch(
+                b.record_batch(),
+                &arrow::array::UInt32Array::from(vec![1, 0, 2]),
+            )
+            .unwrap(),
+        );
+        assert!(!is_sorted(&swapped));
+        assert_eq!(ids(&sort_by_time(&swapped)), ["e7-0", "e7-1", "e9-2"]);
+        assert!(is_sorted(&b));
+        assert_eq!(ids(&sort_by_time(&b)), ["e7-0", "e7-1", "e9-2"]);
+        assert!(!is_sorted(&batch(&[9, 7])));
     }
 }

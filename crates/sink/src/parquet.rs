@@ -1,5 +1,5 @@
-//! One Parquet file per (segment, hour partition): rows sorted by time, zstd, dictionary
-//! encoding, time declared as the sorting column, schema version and source positions in the
+//! One Parquet file per (segment, hour partition): rows sorted by time, zstd (but for the
+//! small-domain columns), dictionary encoding, time declared as the sorting column, schema version and source positions in the
 //! file's key-value metadata. Written to a temp name and fsynced; the segment renames it.
 
 use std::fs::File;
@@ -29,6 +29,28 @@ const PLAIN_COLUMNS: &[&str] = &[
     col::TRANSACTION_ID,
     col::SESSION_ID,
     col::RAW,
+];
+
+/// Columns of a small domain (enumerations, places, networks): dictionary encoding leaves a
+/// few bits per row that zstd shrinks by 1.0–1.7×, while every column chunk it compresses costs
+/// its reader and writer a zstd context pair (parquet-rs creates both per chunk): ~18 % of an
+/// SLI pack's CPU over 1M events in 746 hourly files. Stored uncompressed, they cost ~4 % more
+/// bytes (measured on the SLI bench's store).
+const UNCOMPRESSED_COLUMNS: &[&str] = &[
+    col::SOURCE,
+    col::TENANT,
+    col::APP,
+    col::ACTION,
+    col::FACTOR,
+    col::OUTCOME,
+    col::REASON,
+    col::COUNTRY,
+    col::REGION,
+    col::CITY,
+    col::ASN,
+    col::PHISHING_RESISTANT,
+    col::PRIVILEGED,
+    col::VENDOR_EVENT_TYPE,
 ];
 
 /// What [`write_partition`] wrote.
@@ -118,6 +140,9 @@ pub fn write_partition(
         .set_created_by(format!("mfascope {}", env!("CARGO_PKG_VERSION")));
     for name in PLAIN_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    for name in UNCOMPRESSED_COLUMNS {
+        props = props.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
     }
     // Page-level statistics where queries filter: time (range scans) and the enums.
     for name in [col::TIME, col::SOURCE, col::ACTION, col::OUTCOME] {
