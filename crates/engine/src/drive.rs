@@ -2,7 +2,8 @@
 //! [`Feed`]; worker threads normalize chunks in parallel; this thread restores the order the
 //! source sent them in and applies each to its scope's [`OrderedStage`]; writer threads
 //! commit segments (Parquet + dead letters + the scope's checkpoint), each scope's in order on
-//! one of them, and acknowledge their positions to the source. Channels are bounded, so memory stays bounded whatever the input.
+//! one of them, and acknowledge their positions to the source. Channels are bounded, so
+//! memory stays bounded whatever the input.
 //! It knows nothing of files or Kafka: that is the sources' business.
 
 use std::collections::{BTreeMap, HashMap};
@@ -216,18 +217,17 @@ pub fn run<S: RecordSource + 'static>(
     }
     let summaries = apply.finish();
     drop(done_rx);
-    let mut written = Ok(Written::default());
+    let (mut written, mut write_failed) = (Written::default(), None);
     for handle in writer_handles {
-        let result = handle
+        match handle
             .join()
-            .map_err(|_| IngestError::Internal("a writer thread panicked".into()))?;
-        written = match (written, result) {
-            (Ok(mut total), Ok(more)) => {
-                total.merge(more);
-                Ok(total)
+            .map_err(|_| IngestError::Internal("a writer thread panicked".into()))?
+        {
+            Ok(more) => written.merge(more),
+            Err(e) => {
+                write_failed.get_or_insert(e);
             }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
+        }
     }
     let (source, source_result) = source_handle
         .join()
@@ -240,7 +240,9 @@ pub fn run<S: RecordSource + 'static>(
     if let Some(e) = lock(&shared.refused).take() {
         return Err(e.into());
     }
-    let written = written?;
+    if let Some(e) = write_failed {
+        return Err(e.into());
+    }
     let summaries = summaries?;
     source_result.map_err(IngestError::Source)?;
     let mut summary = Summary::default();

@@ -49,6 +49,9 @@ const CHUNK_WAIT: Duration = Duration::from_millis(50);
 /// twice more (the source thread's largest cost after librdkafka's).
 const CHUNK_BUFFER: usize = CHUNK_BYTES + (256 << 10);
 
+/// How a partition is named as an input (`kafka://TOPIC/PARTITION`).
+const SCHEME: &str = "kafka://";
+
 /// How long an assignment waits for the previous owner of a partition to release its state.
 const OWNER_WAIT: Duration = Duration::from_secs(120);
 
@@ -145,8 +148,6 @@ struct Partition {
     scope: ScopeId,
     /// `kafka://TOPIC/PARTITION`, naming it in dead letters.
     path: Arc<str>,
-    /// `TOPIC/PARTITION`, its key in the run's summary.
-    name: String,
     buffer: Vec<u8>,
     spans: Vec<MessageSpan>,
     /// When the first gathered message arrived.
@@ -163,6 +164,11 @@ struct Partition {
 }
 
 impl Partition {
+    /// `TOPIC/PARTITION`, its key in the run's summary.
+    fn name(&self) -> &str {
+        &self.path[SCHEME.len()..]
+    }
+
     /// Gather one message for the next chunk.
     fn take(&mut self, offset: i64, payload: &[u8]) {
         self.started.get_or_insert_with(Instant::now);
@@ -315,7 +321,7 @@ impl Shared {
     fn assign(&mut self, key: &PartitionKey) -> Option<Option<i64>> {
         let scope = self.next_scope;
         self.next_scope += 1;
-        let path = format!("kafka://{}", key_text(key));
+        let path = format!("{SCHEME}{}", key_text(key));
         let fingerprint = fingerprint(key);
         let positions = self.feed.open(&Scope {
             id: scope,
@@ -341,7 +347,6 @@ impl Shared {
             Partition {
                 scope,
                 path: path.into(),
-                name: key_text(key),
                 buffer: self.pool.take(CHUNK_BUFFER),
                 spans: Vec::new(),
                 started: None,
@@ -616,7 +621,7 @@ impl RecordSource for KafkaSource {
                                 gap = Some((key.clone(), p.next, m.offset()));
                             }
                             p.take(m.offset(), m.payload().unwrap_or_default());
-                            if let Some(entry) = shared.kafka.partitions.get_mut(&p.name) {
+                            if let Some(entry) = shared.kafka.partitions.get_mut(p.name()) {
                                 entry.messages += 1;
                             }
                         }
