@@ -18,7 +18,7 @@ use rsigma_eval::{Event as _, EventValue};
 use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationType, WindowMode};
 
 use mfascope_core::attack::{AttackEvent, AttackFilter};
-use mfascope_core::event::{CanonicalBatch, Source, col};
+use mfascope_core::event::{Action, CanonicalBatch, Factor, Outcome, Source, col};
 
 use super::gate::Gate;
 use super::row::{BatchView, Derived, Row};
@@ -143,13 +143,43 @@ struct Campaign {
     threshold: usize,
 }
 
-/// One matching event in a group's window.
+/// One matching event in a group's window, kept compact: a group holds every matching event of
+/// its span (most never marked), so the rule, group key and span that a mark reports are the
+/// group's, not copied into each entry.
 #[derive(Debug)]
 struct Entry {
     time: i64,
-    value: Option<String>,
+    event_id: Box<str>,
+    /// The `value_count` field's value.
+    value: Option<Box<str>>,
+    app: Option<Box<str>>,
+    reason: Option<Box<str>>,
+    latency_ms: Option<u32>,
+    source: Source,
+    action: Action,
+    factor: Factor,
+    outcome: Outcome,
     marked: bool,
-    event: AttackEvent,
+}
+
+impl Entry {
+    /// The event as a mark of campaign `c`'s group `group` reports it.
+    fn event(&self, c: &Campaign, group: &str) -> AttackEvent {
+        AttackEvent {
+            time_ms: self.time,
+            source: self.source,
+            event_id: self.event_id.to_string(),
+            action: self.action,
+            factor: self.factor,
+            app: self.app.as_deref().map(str::to_string),
+            outcome: self.outcome,
+            reason: self.reason.as_deref().map(str::to_string),
+            latency_ms: self.latency_ms,
+            rule: c.name.clone(),
+            group: group.to_string(),
+            window_ms: c.window_ms,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -387,42 +417,41 @@ impl AttackMarker {
             return;
         };
         let time = row.time_ms();
-        let event = AttackEvent {
-            time_ms: time,
-            source,
-            event_id: view.event_id.value(i).to_string(),
-            action,
-            factor,
+        let entry = Entry {
+            time,
+            event_id: view.event_id.value(i).into(),
+            value: value.map(String::into_boxed_str),
             app: row.get_field(col::APP).and_then(|v| match v {
-                EventValue::Str(s) => Some(s.into_owned()),
+                EventValue::Str(s) => Some(s.into()),
                 _ => None,
             }),
-            outcome,
-            reason: super::row::opt_str(&view.reason, i).map(str::to_string),
+            reason: super::row::opt_str(&view.reason, i).map(Box::from),
             latency_ms: row.get_field(col::LATENCY_MS).and_then(|v| match v {
                 EventValue::Int(n) => u32::try_from(n).ok(),
                 _ => None,
             }),
-            rule: c.name.clone(),
-            group: key.clone(),
-            window_ms: c.window_ms,
+            source,
+            action,
+            factor,
+            outcome,
+            marked: false,
         };
         let (window, threshold, distinct) = (c.window_ms, c.threshold, c.distinct.is_some());
         let batch = self.batches;
-        let group = self.groups.entry((campaign, key)).or_default();
+        let id = (campaign, key);
+        if !self.groups.contains_key(&id) {
+            self.groups.insert(id.clone(), Group::default());
+        }
+        let group = self.groups.get_mut(&id).expect("inserted above");
         group.touched = batch;
         let at = group
             .entries
-            .partition_point(|e| (e.time, e.event.event_id.as_str()) < (time, &event.event_id));
-        group.entries.insert(
-            at,
-            Entry {
-                time,
-                value,
-                marked: false,
-                event,
-            },
-        );
+            .partition_point(|e| (e.time, &*e.event_id) < (time, &*entry.event_id));
+        // Most groups hold one or two entries: grow by what is there, not by four at once.
+        if group.entries.len() == group.entries.capacity() {
+            group.entries.reserve_exact(group.entries.len().max(1));
+        }
+        group.entries.insert(at, entry);
         // Windows that can newly qualify end at this entry or at a later one within the span.
         let entries = &mut group.entries;
         let mut j = at;
@@ -442,11 +471,11 @@ impl AttackMarker {
                 for e in &mut entries[from..=j] {
                     if !e.marked {
                         e.marked = true;
-                        let id = (e.event.source, e.event.event_id.clone());
-                        if let hash_map::Entry::Vacant(slot) = self.marked.entry(id) {
+                        let mark = (e.source, e.event_id.to_string());
+                        if let hash_map::Entry::Vacant(slot) = self.marked.entry(mark) {
                             slot.insert(e.time);
                             self.counters.marked += 1;
-                            out.push(e.event.clone());
+                            out.push(e.event(c, &id.1));
                         }
                     }
                 }

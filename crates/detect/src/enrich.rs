@@ -300,10 +300,10 @@ impl Enricher {
         }
     }
 
-    /// The history as it can be saved (users sorted by key, so equal histories save equally).
-    pub(crate) fn save(&self) -> SavedHistory {
-        let mut users: Vec<(u64, UserHistory)> =
-            self.users.iter().map(|(k, h)| (*k, h.clone())).collect();
+    /// The history as it can be saved (users sorted by key, so equal histories save equally),
+    /// borrowed: a save copies no user's history, only serializes it.
+    pub(crate) fn save(&self) -> SavedHistory<&UserHistory> {
+        let mut users: Vec<(u64, &UserHistory)> = self.users.iter().map(|(k, h)| (*k, h)).collect();
         users.sort_unstable_by_key(|(k, _)| *k);
         SavedHistory {
             users,
@@ -322,12 +322,23 @@ impl Enricher {
     }
 }
 
-/// The per-user history in its saved form (see [`crate::snapshot`]).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct SavedHistory {
-    users: Vec<(u64, UserHistory)>,
+/// The per-user history in its saved form (see [`crate::snapshot`]): borrowed from the
+/// enricher when saved (`U = &UserHistory`), owned when read back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SavedHistory<U = UserHistory> {
+    users: Vec<(u64, U)>,
     counters: HistoryCounters,
     last_sweep: i64,
+}
+
+impl<U> Default for SavedHistory<U> {
+    fn default() -> Self {
+        SavedHistory {
+            users: Vec::new(),
+            counters: HistoryCounters::default(),
+            last_sweep: 0,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -432,7 +432,7 @@ impl Detector {
             order,
             last_evict_s: self.last_evict_s,
             correlation_evicted: self.correlation_evicted,
-            unstored: unstored.to_vec(),
+            unstored,
         };
         snapshot::encode(self.fingerprint, &body, rows.as_ref())
     }

@@ -9,14 +9,14 @@
 //! Layout: `MAGIC | format u32 | rules u64 | body len u64 | rows len u64 | xxh3 u64 | body |
 //! rows` (little-endian), where `body` is zstd-compressed JSON and `rows` an Arrow IPC stream.
 
-use std::io::Cursor;
+use std::io::{BufWriter, Cursor};
 
 use arrow::array::RecordBatch;
 use rsigma_eval::{CorrelationSnapshot, GroupKey};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use super::enrich::SavedHistory;
+use super::enrich::{SavedHistory, UserHistory};
 use super::finding::Finding;
 use super::order::SavedOrder;
 use mfascope_core::event::CanonicalBatch;
@@ -55,17 +55,18 @@ pub enum SnapshotError {
     Decode(String),
 }
 
-/// The engine's state, serialized as JSON inside the file.
+/// The engine's state, serialized as JSON inside the file. Saved with the history and the
+/// findings borrowed (`Body<&UserHistory, &[Finding]>`), read back owned (`Body`).
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Body {
+pub(crate) struct Body<U = UserHistory, F = Vec<Finding>> {
     pub engine: CorrelationSnapshot,
     pub vendor: Vec<Option<CorrelationSnapshot>>,
     pub sequels: Vec<Vec<(GroupKey, i64)>>,
-    pub history: SavedHistory,
+    pub history: SavedHistory<U>,
     pub order: SavedOrder,
     pub last_evict_s: i64,
     pub correlation_evicted: u64,
-    pub unstored: Vec<Finding>,
+    pub unstored: F,
 }
 
 /// A decoded file: the rules fingerprint it was taken with, its body and the waiting rows.
@@ -94,10 +95,20 @@ pub(crate) fn rules_fingerprint(rules: &super::RuleSet, emit_all: bool) -> u64 {
     h.digest()
 }
 
-/// Encode `body` and `rows` taken with the rules of fingerprint `rules`.
-pub(crate) fn encode(rules: u64, body: &Body, rows: Option<&CanonicalBatch>) -> Vec<u8> {
-    let json = serde_json::to_vec(body).expect("rule state serializes");
-    let body = zstd::bulk::compress(&json, 3).expect("zstd compresses in memory");
+/// Encode `body` and `rows` taken with the rules of fingerprint `rules`. The JSON is streamed
+/// into the compressor: a save holds the compressed body, never the JSON text (several times
+/// the state's size in memory, the ingest's peak with many users).
+pub(crate) fn encode(
+    rules: u64,
+    body: &Body<&UserHistory, &[Finding]>,
+    rows: Option<&CanonicalBatch>,
+) -> Vec<u8> {
+    let compress = || -> std::io::Result<Vec<u8>> {
+        let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(Vec::new(), 3)?);
+        serde_json::to_writer(&mut json, body)?;
+        json.into_inner().map_err(std::io::IntoInnerError::into_error)?.finish()
+    };
+    let body = compress().expect("rule state serializes and compresses in memory");
     let rows = rows.map_or_else(Vec::new, |r| ipc_bytes(r.record_batch()));
     let mut out = Vec::with_capacity(HEADER + body.len() + rows.len());
     out.extend_from_slice(MAGIC);
@@ -182,7 +193,7 @@ fn read_rows(bytes: &[u8]) -> Result<CanonicalBatch, SnapshotError> {
 mod tests {
     use super::*;
 
-    fn body() -> Body {
+    fn body() -> Body<&'static UserHistory, &'static [Finding]> {
         Body {
             engine: rsigma_eval::CorrelationEngine::default().export_state(),
             vendor: vec![],
@@ -191,7 +202,7 @@ mod tests {
             order: super::super::order::Reorder::new(0).save().0,
             last_evict_s: 7,
             correlation_evicted: 0,
-            unstored: vec![],
+            unstored: &[],
         }
     }
 

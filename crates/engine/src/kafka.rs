@@ -49,6 +49,10 @@ const CHUNK_WAIT: Duration = Duration::from_millis(50);
 /// twice more (the source thread's largest cost after librdkafka's).
 const CHUNK_BUFFER: usize = CHUNK_BYTES + (256 << 10);
 
+/// With `--exit-at-end`, how often the partitions' ends are fetched from the broker once all
+/// that was consumed is committed.
+const END_CHECK_EVERY: Duration = Duration::from_millis(100);
+
 /// How a partition is named as an input (`kafka://TOPIC/PARTITION`).
 const SCHEME: &str = "kafka://";
 
@@ -399,6 +403,14 @@ impl Shared {
         }
     }
 
+    /// Whether every message this member consumed is committed to Parquet (vacuously with no
+    /// partition assigned).
+    fn settled(&self) -> bool {
+        self.assigned
+            .values()
+            .all(|p| p.spans.is_empty() && p.committed.unwrap_or(0) >= p.next)
+    }
+
     /// The offsets the engine committed since last asked, to commit to Kafka too.
     fn acknowledged(&mut self) -> Option<TopicPartitionList> {
         let acks = self.feed.committed();
@@ -647,9 +659,13 @@ impl RecordSource for KafkaSource {
                 last_publish = Instant::now();
                 self.publish(&shared.kafka);
             }
+            // The broker is asked only once everything this member consumed is committed (until
+            // then it cannot be at the end), and then at once: the run ends with its last commit,
+            // not up to half a second after it.
             let done = self.options.exit_at_end
                 && idle
-                && last_end_check.elapsed() >= Duration::from_millis(500)
+                && shared.settled()
+                && last_end_check.elapsed() >= END_CHECK_EVERY
                 && {
                     last_end_check = Instant::now();
                     at_end(&consumer, &self.options.topics, &shared)
