@@ -106,6 +106,22 @@ pub enum Command {
     Prune(store::PruneArgs),
 }
 
+impl Command {
+    /// Whether the command reads the store once and exits (SLIs, ad-hoc SQL, SLO status, alert
+    /// history, reports): short-lived and read-heavy, where reusing freed memory beats a low
+    /// resident peak (the allocator is told so, see `main.rs`).
+    pub fn reads_once(&self) -> bool {
+        matches!(
+            self,
+            Command::Sli(_)
+                | Command::Query(_)
+                | Command::Slo(_)
+                | Command::Alerts(_)
+                | Command::Report(_)
+        )
+    }
+}
+
 /// `mfascope dashboard`.
 #[derive(clap::Args, Debug)]
 pub struct DashboardArgs {

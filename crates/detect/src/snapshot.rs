@@ -106,7 +106,9 @@ pub(crate) fn encode(
     let compress = || -> std::io::Result<Vec<u8>> {
         let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(Vec::new(), 3)?);
         serde_json::to_writer(&mut json, body)?;
-        json.into_inner().map_err(std::io::IntoInnerError::into_error)?.finish()
+        json.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?
+            .finish()
     };
     let body = compress().expect("rule state serializes and compresses in memory");
     let rows = rows.map_or_else(Vec::new, |r| ipc_bytes(r.record_batch()));
