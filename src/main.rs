@@ -19,10 +19,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `main`, where the Rust runtime has already allocated.
 #[cfg(feature = "mimalloc")]
 extern "C" fn tune_allocator() {
-    // Indices in `mi_option_t` of mimalloc.h (v3, the version libmimalloc-sys builds); the
-    // bindings do not name them.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: sets global options, which mimalloc reads when it reserves and purges memory. A
     // default leaves an option mimalloc read from its environment as it is.
     unsafe {
@@ -30,6 +26,13 @@ extern "C" fn tune_allocator() {
         libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0);
     }
 }
+
+// Indices in `mi_option_t` of mimalloc.h (v3, the version libmimalloc-sys builds); the bindings
+// do not name them.
+#[cfg(feature = "mimalloc")]
+const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+#[cfg(feature = "mimalloc")]
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Runs [`tune_allocator`] as an ELF constructor (before any Rust allocation).
 #[cfg(all(feature = "mimalloc", target_os = "linux"))]
@@ -43,7 +46,6 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 /// sli` on 1M events: 2.8 → 2.2 s system CPU, docs/performance.md). Ingest keeps delay 0.
 #[cfg(feature = "mimalloc")]
 fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     let reads_once =
         matches!(invocation, mfascope::cli::Invocation::Cli(cli) if cli.command.reads_once());
     if reads_once && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {

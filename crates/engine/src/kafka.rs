@@ -511,8 +511,9 @@ fn consumer(k: &KafkaOptions, context: Context) -> Result<BaseConsumer<Context>,
 }
 
 /// Whether every partition of the topics is committed up to its high watermark — by this
-/// instance (nothing gathered, the engine's acknowledgement in) or, for partitions it does not
-/// own, by the instance that does (its checkpoint in the shared output).
+/// instance (its acknowledgements; asked only once [`Shared::settled`], so nothing is gathered)
+/// or, for partitions it does not own, by the instance that does (its checkpoint in the shared
+/// output).
 fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) -> bool {
     let timeout = Duration::from_secs(5);
     topics.iter().all(|topic| {
@@ -535,7 +536,6 @@ fn at_end(consumer: &BaseConsumer<Context>, topics: &[String], shared: &Shared) 
                     return false;
                 };
                 let committed = match shared.assigned.get(&key) {
-                    Some(p) if !p.spans.is_empty() => return false,
                     Some(p) => p.committed,
                     None => shared
                         .feed

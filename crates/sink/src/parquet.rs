@@ -1,6 +1,7 @@
 //! One Parquet file per (segment, hour partition): rows sorted by time, zstd (but for the
 //! small-domain columns), dictionary encoding, time declared as the sorting column, schema
-//! version and source positions in the file's key-value metadata. Written to a temp name and fsynced; the segment renames it.
+//! version and source positions in the file's key-value metadata. Written to a temp name and
+//! fsynced; the segment renames it.
 
 use std::fs::File;
 use std::path::Path;
