@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use mfascope_core::sync::lock;
 use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
-use super::table::{TableAdd, Tables, has_log, tables};
+use super::table::{TableAdd, Tables, has_log, shared_tables, tables};
 use super::{Location, SinkError, io_err};
 
 /// Committed position of one input.
@@ -92,8 +94,8 @@ pub struct OutDir {
     guard: Guard,
     /// Current checkpoint.
     pub checkpoint: Checkpoint,
-    /// The Delta tables this writer committed to.
-    tables: Tables,
+    /// The store's Delta tables, shared with the process's other writers of `root`.
+    tables: Arc<Mutex<Tables>>,
 }
 
 impl OutDir {
@@ -153,7 +155,7 @@ impl OutDir {
             checkpoint: read_checkpoint(root, &scope)?,
             scope,
             guard,
-            tables: Tables::default(),
+            tables: shared_tables(root),
         };
         dir.recover()?;
         Ok(dir)
@@ -324,8 +326,7 @@ impl OutDir {
             lease.ensure_held()?;
         }
         let version = i64::try_from(checkpoint.segments).unwrap_or(i64::MAX);
-        self.tables
-            .commit(&self.root, adds, (&self.scope, version), recovering)
+        lock(&self.tables).commit(&self.root, adds, (&self.scope, version), recovering)
     }
 
     /// Record the intent to make files visible and move to a checkpoint.

@@ -4,8 +4,10 @@
 //! writer's app transaction, and the findings files the rule engine adds. It never writes or
 //! moves data files (the segment and the rule engine do) and never decides what they hold.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use mfascope_core::sync::lock;
 
 use arrow::datatypes::SchemaRef;
 use mfascope_table::{DataFile, Table};
@@ -228,10 +230,31 @@ impl FindingsTable {
     }
 }
 
-/// The open tables of one writer, each opened (created when new) on its first commit.
+/// The open tables of a store, each opened (created when new) on its first commit.
 #[derive(Default)]
 pub(crate) struct Tables {
     open: BTreeMap<String, Table>,
+}
+
+/// The tables of the store at `root`, shared by every writer of this process that commits to
+/// it (the Kafka partitions' scopes, on two writer threads): the process's own commits then
+/// follow each other version after version, one conditional put each. With a handle per scope
+/// nearly every commit found its version taken by a sibling and fell back to delta-rs's
+/// conflict check, which rebuilds the table's state (1M events from 4 partitions: ~1 CPU-s of
+/// the run's 24). Other processes' commits still take that path. Held while the process has a
+/// writer of the store open.
+pub(crate) fn shared_tables(root: &Location) -> Arc<Mutex<Tables>> {
+    static OPEN: LazyLock<Mutex<HashMap<String, Weak<Mutex<Tables>>>>> =
+        LazyLock::new(Default::default);
+    let mut open = lock(&OPEN);
+    open.retain(|_, tables| tables.strong_count() > 0);
+    let key = root.to_string();
+    if let Some(tables) = open.get(&key).and_then(Weak::upgrade) {
+        return tables;
+    }
+    let tables = Arc::new(Mutex::new(Tables::default()));
+    open.insert(key, Arc::downgrade(&tables));
+    tables
 }
 
 impl Tables {
