@@ -229,7 +229,7 @@ impl Running {
     }
     /// `cmd` with `--metrics-listen` on a free port: the running ingest, its metrics address
     /// and the rest of its stderr (kept open while it runs).
-    fn spawn_with_metrics(mut cmd: Command) -> (Running, String, impl Sized) {
+    fn spawn_with_metrics(mut cmd: Command) -> (Running, String, impl std::io::Read) {
         cmd.args(["--metrics-listen", "127.0.0.1:0"]);
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -801,7 +801,7 @@ fn group_churn_stays_exact(name: &str, protocol: &[(&str, &str)]) {
     std::thread::sleep(Duration::from_secs(2));
     let mut b = member();
     std::thread::sleep(Duration::from_secs(2));
-    let (mut c, metrics, _stderr) = Running::spawn_with_metrics(with_properties(
+    let (mut c, metrics, mut c_stderr) = Running::spawn_with_metrics(with_properties(
         ingest(&addr, &topic, &topic, &out, false),
         protocol,
     ));
@@ -815,7 +815,14 @@ fn group_churn_stays_exact(name: &str, protocol: &[(&str, &str)]) {
     assert!(messages(&left) > 0, "{left}");
     wait_ok(produce(&addr, &topic, &rest, 5_000), "producer of the rest");
     wait_for_rows(&out, 60_000, Duration::from_secs(180));
-    assert!(owned(&common::get(&metrics, "/metrics"), &topic, 4) >= 1);
+    let page = common::try_get(&metrics, "/metrics").unwrap_or_else(|| {
+        // The member stopped: say why (its stderr to the end).
+        let status = c.0.as_mut().unwrap().wait().unwrap();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut c_stderr, &mut rest);
+        panic!("member c stopped answering on {metrics} ({status}): {rest}")
+    });
+    assert!(owned(&page, &topic, 4) >= 1);
     let summaries = [terminate(c.take()), terminate(d.take())];
     for s in &summaries {
         assert!(s["kafka"]["assignments"].as_u64().unwrap() >= 1, "{s}");

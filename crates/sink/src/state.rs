@@ -157,6 +157,9 @@ impl OutDir {
             guard,
             tables: shared_tables(root),
         };
+        // The scope may have been another writer's until now: its commits are not concurrent
+        // with ours.
+        lock(&dir.tables).refresh()?;
         dir.recover()?;
         Ok(dir)
     }
@@ -416,4 +419,73 @@ fn sync_dir(dir: &Path) -> Result<(), SinkError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing directory", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::Remote;
+    use crate::table::table_url;
+    use mfascope_table::{AsOf, Table};
+
+    fn add(name: &str) -> TableAdd {
+        TableAdd {
+            table: "events".into(),
+            path: format!("dt=2024-05-01/hour=07/{name}.parquet"),
+            size: 1,
+            rows: 1,
+            time: None,
+        }
+    }
+
+    fn segments(n: u64) -> Checkpoint {
+        Checkpoint {
+            version: 1,
+            segments: n,
+            ..Checkpoint::default()
+        }
+    }
+
+    /// A scope taken over from another process (a Kafka partition after a rebalance) commits
+    /// after that process's commits of the same scope, although this process's shared table
+    /// handle was read before them (delta-rs took them for a concurrent transaction of the same
+    /// app and refused the commit: a member exited mid-rebalance).
+    #[test]
+    fn a_scope_taken_over_from_another_process_commits_after_its_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Location::Local(dir.path().to_path_buf());
+        let mut p0 = OutDir::open_scoped(&root, "_state/kafka/t/0").unwrap();
+        p0.commit_tables(&[add("p0-1")], &segments(1), false)
+            .unwrap();
+        // Another member owned partition 1 and committed its first segment.
+        let (url, store) = table_url(&root, "events").unwrap();
+        Remote::block_on(async {
+            let mut other = Table::open(url.clone(), store.clone(), AsOf::Latest)
+                .await
+                .unwrap()
+                .unwrap();
+            other
+                .append(vec![add("p1-1").data_file()], Some(("_state/kafka/t/1", 1)))
+                .await
+                .unwrap();
+        });
+        // This process takes partition 1 over and commits its second segment.
+        let mut p1 = OutDir::open_scoped(&root, "_state/kafka/t/1").unwrap();
+        p1.commit_tables(&[add("p1-2")], &segments(2), false)
+            .unwrap();
+        let files = Remote::block_on(async {
+            let mut table = Table::open(url, store, AsOf::Latest)
+                .await
+                .unwrap()
+                .unwrap();
+            table.files().await.unwrap()
+        });
+        let mut paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            ["p0-1", "p1-1", "p1-2"].map(|n| add(n).path),
+            "every segment is in the table once"
+        );
+    }
 }

@@ -258,6 +258,18 @@ pub(crate) fn shared_tables(root: &Location) -> Arc<Mutex<Tables>> {
 }
 
 impl Tables {
+    /// Read the commits made since the open tables were last read. A writer taking over a
+    /// scope (a Kafka partition another member committed to until it released the lock) calls
+    /// this first: its next commit is then checked only against commits made after the
+    /// takeover; checked against the previous owner's commits of the same app id, delta-rs
+    /// takes them for a concurrent transaction of that app and refuses the commit.
+    pub(crate) fn refresh(&mut self) -> Result<(), SinkError> {
+        for table in self.open.values_mut() {
+            Remote::block_on(table.refresh())?;
+        }
+        Ok(())
+    }
+
     /// Add `adds` to their tables as the writer `app`'s commit `version`. After a crash
     /// (`recovering`), each table once: a table whose log already holds that version of `app`
     /// is left as it is; otherwise the version is new (the writer holds its scope's lock).
