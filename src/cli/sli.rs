@@ -97,7 +97,7 @@ pub fn report_slis(
             engine.set_episodes(&episodes)?;
         }
         let mut report = Vec::new();
-        let at_once = if created_tables_clash(queries) {
+        let at_once = if created_relations_clash(queries, params) {
             1
         } else {
             QUERIES_AT_ONCE
@@ -137,29 +137,16 @@ pub fn report_slis(
 /// rewritten, its column chunks' decoders set up in turn); two at once fill them.
 const QUERIES_AT_ONCE: usize = 2;
 
-/// Whether two of `queries` create a table of the same name (`CREATE [OR REPLACE] TABLE x AS`,
-/// how a query materializes an intermediate result): such a pack runs one query at a time, so
-/// neither reads the other's table. The shipped queries name theirs after themselves.
-fn created_tables_clash(queries: &[crate::sli::Query]) -> bool {
+/// Whether two of `queries` create a table or view of the same name (how a query materializes
+/// an intermediate result): such a pack runs one query at a time, so neither reads the other's.
+/// The shipped queries name theirs after themselves.
+fn created_relations_clash(queries: &[crate::sli::Query], params: &Params) -> bool {
     let mut seen = std::collections::HashSet::new();
     queries.iter().any(|q| {
-        let mut words = q.template.split_whitespace().map(str::to_ascii_lowercase);
-        let mut created = std::collections::HashSet::new();
-        while let Some(word) = words.next() {
-            if word != "create" {
-                continue;
-            }
-            let mut next = words.next();
-            if next.as_deref() == Some("or") {
-                words.next();
-                next = words.next();
-            }
-            if next.as_deref() == Some("table")
-                && let Some(name) = words.next()
-            {
-                created.insert(name);
-            }
-        }
+        let created: std::collections::HashSet<String> =
+            crate::sli::created_relations(&params.render(q))
+                .into_iter()
+                .collect();
         created.into_iter().any(|name| !seen.insert(name))
     })
 }

@@ -7,9 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use mfascope_core::sync::lock;
-
 use arrow::datatypes::SchemaRef;
+use mfascope_core::sync::lock;
 use mfascope_table::{DataFile, Table};
 use serde::{Deserialize, Serialize};
 

@@ -286,6 +286,32 @@ fn ordered_events_sql(cols: &[&str], filter: Option<&str>) -> String {
     )
 }
 
+/// The tables and views `sql` creates (`CREATE [OR REPLACE] TABLE|VIEW name …`, names as
+/// written); empty when it does not parse (running it reports why).
+///
+/// ```
+/// let sql = "CREATE OR REPLACE TABLE m04_rated AS SELECT 1 AS x; SELECT x FROM m04_rated";
+/// assert_eq!(mfascope_sli::created_relations(sql), ["m04_rated"]);
+/// ```
+pub fn created_relations(sql: &str) -> Vec<String> {
+    use datafusion::sql::parser::{DFParser, Statement};
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    let Ok(statements) = DFParser::parse_sql(sql) else {
+        return Vec::new();
+    };
+    statements
+        .into_iter()
+        .filter_map(|statement| match statement {
+            Statement::Statement(statement) => match *statement {
+                Sql::CreateTable(table) => Some(table.name.to_string()),
+                Sql::CreateView(view) => Some(view.name.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 impl Engine {
     /// Register `DATA/events/` (hive-partitioned Parquet, in a directory or on object
     /// storage) as `events_all` and `events` as the view of it restricted to `[from, to)`.
