@@ -22,11 +22,23 @@ pub struct Ctx {
 }
 
 /// Reusable buffers for the SIMD JSON parser, which rewrites its input in place: the record is
-/// copied here first so the raw bytes stay intact for dead letters.
-#[derive(Default)]
+/// copied here first (with the parser's padding) so the raw bytes stay intact for dead letters.
+/// The tape is kept between records too: allocating one per record left the allocator emptying
+/// and returning a page to the kernel every few records (most of ingest's `madvise` calls).
 pub struct JsonScratch {
     pub(super) bytes: Vec<u8>,
     pub(super) buffers: simd_json::Buffers,
+    pub(super) tape: simd_json::Tape<'static>,
+}
+
+impl Default for JsonScratch {
+    fn default() -> Self {
+        Self {
+            bytes: Vec::new(),
+            buffers: simd_json::Buffers::default(),
+            tape: simd_json::Tape(Vec::new()),
+        }
+    }
 }
 
 /// Cache of vendor country values → ISO codes.

@@ -457,10 +457,22 @@ pub(crate) fn parse<'a, R: RecordType>(
     raw: &[u8],
     scratch: &'a mut fields::JsonScratch,
 ) -> Result<R::Of<'a>, String> {
-    scratch.bytes.clear();
-    scratch.bytes.extend_from_slice(raw);
-    simd_json::serde::from_slice_with_buffers::<R::Of<'a>>(&mut scratch.bytes, &mut scratch.buffers)
-        .map_err(|fast| explain::<R>(format, raw, &fast.to_string()))
+    let fields::JsonScratch {
+        bytes,
+        buffers,
+        tape: kept,
+    } = scratch;
+    bytes.clear();
+    bytes.extend_from_slice(raw);
+    bytes.resize(raw.len() + simd_json::INPUT_PADDING, b' ');
+    let mut tape = std::mem::replace(kept, simd_json::Tape(Vec::new())).reset();
+    let parsed = simd_json::fill_tape_padded(bytes, raw.len(), buffers, &mut tape).and_then(|()| {
+        let mut de = simd_json::Deserializer::from_tape(tape);
+        let value = <R::Of<'a> as serde::Deserialize>::deserialize(&mut de);
+        *kept = de.into_tape().reset();
+        value
+    });
+    parsed.map_err(|fast| explain::<R>(format, raw, &fast.to_string()))
 }
 
 #[cold]
