@@ -86,50 +86,94 @@ pub fn report_slis(
         let started = std::time::Instant::now();
         let engine = Engine::open(data, params).await?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
-        let started = std::time::Instant::now();
-        attack.0.mark(&engine, attack.1, queries).await?;
-        tracing::info!(
-            ms = started.elapsed().as_millis() as u64,
-            "attack traffic marked"
-        );
-        if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
-            let episodes = episodes_of_history(&engine, params.to, attack).await?;
-            engine.set_episodes(&episodes)?;
-        }
-        let mut report = Vec::new();
+        let engine = &engine;
+        // What queries read besides the events (attack marks, SLO alert episodes) is prepared
+        // while the queries that need neither run: marking attack traffic is one pass of the
+        // rule engine over the gated rows, on one core.
+        let (prepared, ready) = tokio::sync::watch::channel(false);
+        let prepare = async move {
+            let started = std::time::Instant::now();
+            attack.0.mark(engine, attack.1, queries).await?;
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "attack traffic marked"
+            );
+            if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
+                let episodes = episodes_of_history(engine, params.to, attack).await?;
+                engine.set_episodes(&episodes)?;
+            }
+            let _ = prepared.send(true);
+            anyhow::Ok(())
+        };
         let at_once = if created_relations_clash(queries, params) {
             1
         } else {
             QUERIES_AT_ONCE
         };
-        let engine = &engine;
-        let runs = futures::stream::iter(queries.iter().map(|q| async move {
-            let started = std::time::Instant::now();
-            let batches = engine.run(&q.name, &params.render(q)).await;
-            (q, started.elapsed(), batches)
-        }))
-        .buffered(at_once);
-        futures::pin_mut!(runs);
-        while let Some((q, took, batches)) = runs.next().await {
-            let batches = batches?;
-            tracing::info!(query = %q.name, ms = took.as_millis() as u64, "query ran");
-            match format {
-                OutputFormat::Table => {
-                    println!("{} ({})", q.title, q.name);
-                    println!(
-                        "{}\n",
-                        arrow::util::pretty::pretty_format_batches(&batches)?
-                    );
+        let (free, bound): (Vec<_>, Vec<_>) = queries
+            .iter()
+            .enumerate()
+            .partition(|(_, q)| !reads_prepared(q));
+        let runs = futures::stream::iter(free.into_iter().chain(bound).map(|(i, q)| {
+            let mut ready = ready.clone();
+            async move {
+                if reads_prepared(q) && ready.wait_for(|done| *done).await.is_err() {
+                    return (i, std::time::Duration::ZERO, None); // preparing failed: reported below
                 }
-                OutputFormat::Json => {
-                    let mut v = serde_json::to_value(q)?;
-                    v["rows"] = rows_json(&batches)?;
-                    report.push(v);
+                let started = std::time::Instant::now();
+                let batches = engine.run(&q.name, &params.render(q)).await;
+                (i, started.elapsed(), Some(batches))
+            }
+        }))
+        .buffer_unordered(at_once);
+        // Results are emitted in the pack's order, each as soon as those before it are.
+        let emit = async {
+            futures::pin_mut!(runs);
+            let mut done: Vec<Option<Vec<RecordBatch>>> = vec![None; queries.len()];
+            let (mut next, mut report) = (0, Vec::new());
+            while let Some((i, took, batches)) = runs.next().await {
+                let Some(batches) = batches else { continue };
+                tracing::info!(query = %queries[i].name, ms = took.as_millis() as u64, "query ran");
+                done[i] = Some(batches?);
+                while let Some(batches) = done.get_mut(next).and_then(Option::take) {
+                    let q = &queries[next];
+                    match format {
+                        OutputFormat::Table => {
+                            println!("{} ({})", q.title, q.name);
+                            println!(
+                                "{}\n",
+                                arrow::util::pretty::pretty_format_batches(&batches)?
+                            );
+                        }
+                        OutputFormat::Json => {
+                            let mut v = serde_json::to_value(q)?;
+                            v["rows"] = rows_json(&batches)?;
+                            report.push(v);
+                        }
+                    }
+                    next += 1;
                 }
             }
-        }
+            anyhow::Ok(report)
+        };
+        let (prepared, report) = if at_once == 1 {
+            // One at a time: nothing runs beside the preparation either.
+            let prepared = prepare.await;
+            (prepared, emit.await)
+        } else {
+            tokio::join!(prepare, emit)
+        };
+        prepared?;
+        let report = report?;
         Ok(serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))
     })
+}
+
+/// Whether `q` reads what is prepared before it: the attack marks or the SLO alert episodes.
+fn reads_prepared(q: &crate::sli::Query) -> bool {
+    ["attack_traffic", "events_marked", "slo_episodes"]
+        .iter()
+        .any(|t| q.template.contains(t))
 }
 
 /// Queries of the pack run this many at a time, results kept in the pack's order. On a small

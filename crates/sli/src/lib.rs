@@ -319,9 +319,15 @@ impl Engine {
         if !has_table(data, "events").await? {
             return Err(SliError::NoData(data.to_string()));
         }
-        let config = SessionConfig::new().with_target_partitions(
-            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-        );
+        // DataFusion's `DATAFUSION_*` variables (e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`) tune it.
+        let config = SessionConfig::from_env()
+            .map_err(|source| SliError::Sql {
+                name: "DATAFUSION_* environment".into(),
+                source,
+            })?
+            .with_target_partitions(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            );
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(slice::udf());
         let sql_err = |source| SliError::Sql {
