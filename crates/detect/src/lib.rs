@@ -501,7 +501,7 @@ impl Detector {
         } else {
             batch
         };
-        if let Some(ready) = self.reorder.push(batch) {
+        for ready in self.reorder.push(batch) {
             self.process_sorted(&ready);
         }
     }
@@ -514,7 +514,7 @@ impl Detector {
     /// End of input, or a live stream gone quiet: evaluate every row still waiting for the
     /// watermark (rows older than these that arrive later count as late, and are evaluated).
     pub fn finish(&mut self) {
-        if let Some(rest) = self.reorder.flush() {
+        for rest in self.reorder.flush() {
             self.process_sorted(&rest);
         }
     }

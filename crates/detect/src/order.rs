@@ -85,11 +85,13 @@ impl Reorder {
         self.pending_rows
     }
 
-    /// Add a batch; returns the rows now behind the watermark, sorted (`None` when none are, or
-    /// when fewer than [`MIN_RELEASE`] are and the buffer is large).
-    pub fn push(&mut self, batch: &CanonicalBatch) -> Option<CanonicalBatch> {
+    /// Add a batch; returns the rows now behind the watermark as runs whose concatenation is
+    /// sorted (empty when none are, or when fewer than [`MIN_RELEASE`] are and the buffer is
+    /// large). Input in time order (a backlog, most live streams) leaves without a copy: each
+    /// batch is cut at the watermark and the pieces are released as they are.
+    pub fn push(&mut self, batch: &CanonicalBatch) -> Vec<CanonicalBatch> {
         if batch.num_rows() == 0 {
-            return None;
+            return Vec::new();
         }
         let t = batch.times();
         self.late += t.values().iter().filter(|&&x| x < self.released_to).count() as u64;
@@ -110,55 +112,106 @@ impl Reorder {
                     .count()
             })
             .sum();
-        // Release whatever is ready while the buffer is small (cheap to re-concatenate, and a
-        // quiet live stream must not wait for a full run); a large buffer waits for a run.
+        // Release whatever is ready while the buffer is small (a quiet live stream must not
+        // wait for a full run); a large buffer waits for a run.
         let cheap = self.pending_rows <= 4 * self.min_release;
         if ready == 0 || (ready < self.min_release && !cheap) {
-            return None;
+            return Vec::new();
         }
-        let all = concat(batch, &self.pending);
-        self.pending.clear();
-        if ready == self.pending_rows {
-            // Everything is behind the watermark (a backlog read in order): no split.
-            self.pending_rows = 0;
-            return self.release(all);
+        let parts = std::mem::take(&mut self.pending);
+        self.pending_rows -= ready;
+        if self.pending_rows == 0 {
+            // Everything is behind the watermark (a backlog read in order): no cut.
+            return self.release(parts);
         }
-        let scalar = arrow::array::Scalar::new(
-            arrow::array::TimestampMillisecondArray::from(vec![watermark])
-                .with_data_type(all.times().data_type().clone()),
-        );
-        let ready: BooleanArray = lt_eq(all.times(), &scalar).expect("timestamps compare");
-        let waiting: BooleanArray = gt(all.times(), &scalar).expect("timestamps compare");
-        let select = |mask: &BooleanArray| {
-            all.derived(filter_record_batch(all.record_batch(), mask).expect("mask matches"))
-        };
-        let keep = select(&waiting);
-        self.pending_rows = keep.num_rows();
-        if keep.num_rows() > 0 {
-            self.pending.push(keep);
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            let (now, later) = cut(&part, watermark);
+            out.extend(now);
+            self.pending.extend(later);
         }
-        let out = select(&ready);
         self.release(out)
     }
 
     /// Everything still waiting, sorted (end of input).
-    pub fn flush(&mut self) -> Option<CanonicalBatch> {
-        let first = self.pending.first()?;
-        let rest = concat(first, &self.pending);
-        self.pending.clear();
+    pub fn flush(&mut self) -> Vec<CanonicalBatch> {
         self.pending_rows = 0;
-        self.release(rest)
+        let parts = std::mem::take(&mut self.pending);
+        self.release(parts)
     }
 
-    fn release(&mut self, rows: CanonicalBatch) -> Option<CanonicalBatch> {
-        if rows.num_rows() == 0 {
-            return None;
+    /// `parts` as runs in `(time, event_id)` order: as they are when each is sorted and each
+    /// starts where the previous ends (and runs are not tiny), else concatenated and sorted.
+    fn release(&mut self, parts: Vec<CanonicalBatch>) -> Vec<CanonicalBatch> {
+        let rows: usize = parts.iter().map(CanonicalBatch::num_rows).sum();
+        if rows == 0 {
+            return Vec::new();
         }
-        let sorted = sort_by_time(&rows);
-        let t = sorted.times();
+        let in_order = parts.len() == 1 || rows / parts.len() >= MIN_RUN;
+        let in_order = in_order
+            && parts.iter().all(is_sorted)
+            && parts
+                .windows(2)
+                .all(|w| key(&w[0], w[0].num_rows() - 1) <= key(&w[1], 0));
+        let runs = if in_order {
+            parts
+        } else {
+            vec![sort_by_time(&concat(&parts[0], &parts))]
+        };
+        let last = runs.last().expect("rows were released");
+        let t = last.times();
         self.released_to = self.released_to.max(t.value(t.len() - 1));
-        Some(sorted)
+        runs
     }
+}
+
+/// Runs shorter than this on average are concatenated before release: evaluating a run has a
+/// fixed cost (its columns decoded, its view built).
+const MIN_RUN: usize = 1024;
+
+/// The `(time, event_id)` of row `i`.
+fn key(batch: &CanonicalBatch, i: usize) -> (i64, Option<&str>) {
+    let ids = arrow::array::AsArray::as_string_opt::<i32>(batch.column(col::EVENT_ID).as_ref());
+    (
+        batch.times().value(i),
+        ids.filter(|ids| ids.is_valid(i)).map(|ids| ids.value(i)),
+    )
+}
+
+/// `part` cut into the rows at or behind `watermark` and the rows after it (either `None` when
+/// empty): slices when the rows are in time order, filtered copies otherwise.
+fn cut(part: &CanonicalBatch, watermark: i64) -> (Option<CanonicalBatch>, Option<CanonicalBatch>) {
+    let times = part.times().values();
+    let n = part.num_rows();
+    let behind = times.iter().filter(|&&x| x <= watermark).count();
+    if behind == n {
+        return (Some(part.clone()), None);
+    }
+    if behind == 0 {
+        return (None, Some(part.clone()));
+    }
+    if times.windows(2).all(|w| w[0] <= w[1]) {
+        let batch = part.record_batch();
+        return (
+            Some(part.derived(batch.slice(0, behind))),
+            Some(part.derived(batch.slice(behind, n - behind))),
+        );
+    }
+    let scalar = arrow::array::Scalar::new(
+        arrow::array::TimestampMillisecondArray::from(vec![watermark])
+            .with_data_type(part.times().data_type().clone()),
+    );
+    let select = |mask: BooleanArray| {
+        part.derived(filter_record_batch(part.record_batch(), &mask).expect("mask matches"))
+    };
+    (
+        Some(select(
+            lt_eq(part.times(), &scalar).expect("timestamps compare"),
+        )),
+        Some(select(
+            gt(part.times(), &scalar).expect("timestamps compare"),
+        )),
+    )
 }
 
 /// The watermark and its counters in saved form (the waiting rows travel beside it, see
@@ -234,8 +287,10 @@ mod tests {
         b.finish_canonical()
     }
 
-    fn released(r: Option<CanonicalBatch>) -> Vec<i64> {
-        r.map(|b| b.times().values().to_vec()).unwrap_or_default()
+    fn released(runs: Vec<CanonicalBatch>) -> Vec<i64> {
+        runs.iter()
+            .flat_map(|b| b.times().values().to_vec())
+            .collect()
     }
 
     #[test]
@@ -251,6 +306,25 @@ mod tests {
         // 0 is older than what was released: late, but still evaluated.
         assert_eq!(released(r.push(&batch(&[40, 0]))), vec![0, 5, 14]);
         assert_eq!(r.late(), 1);
+        assert_eq!(released(r.flush()), vec![40]);
+    }
+
+    #[test]
+    fn rows_in_time_order_leave_as_slices_of_their_batch() {
+        let mut r = Reorder {
+            min_release: 1,
+            ..Reorder::new(10)
+        };
+        let input = batch(&[1, 2, 3, 20, 21]);
+        let start = input.times().values().as_ptr();
+        let first = r.push(&input);
+        assert_eq!(released(first.clone()), vec![1, 2, 3]);
+        assert_eq!(first[0].times().values().as_ptr(), start, "not copied");
+        let second = r.push(&batch(&[30, 40]));
+        assert_eq!(released(second.clone()), vec![20, 21, 30]);
+        // Three rows from two batches: short runs are joined into one sorted copy.
+        assert_eq!(second.len(), 1);
+        assert_eq!(r.pending_rows(), 1);
         assert_eq!(released(r.flush()), vec![40]);
     }
 
