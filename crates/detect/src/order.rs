@@ -179,7 +179,7 @@ fn key(batch: &CanonicalBatch, i: usize) -> (i64, Option<&str>) {
 }
 
 /// `part` cut into the rows at or behind `watermark` and the rows after it (either `None` when
-/// empty): slices when the rows are in time order, filtered copies otherwise.
+/// empty): the first a slice when the rows are in time order, filtered copies otherwise.
 fn cut(part: &CanonicalBatch, watermark: i64) -> (Option<CanonicalBatch>, Option<CanonicalBatch>) {
     let times = part.times().values();
     let n = part.num_rows();
@@ -191,10 +191,15 @@ fn cut(part: &CanonicalBatch, watermark: i64) -> (Option<CanonicalBatch>, Option
         return (None, Some(part.clone()));
     }
     if times.windows(2).all(|w| w[0] <= w[1]) {
+        // The rows behind are evaluated at once: a slice. The rows after wait, usually a
+        // small tail: copied, so the batch they came in is not kept alive with them.
         let batch = part.record_batch();
+        let tail = arrow::array::UInt32Array::from_iter_values(behind as u32..n as u32);
         return (
             Some(part.derived(batch.slice(0, behind))),
-            Some(part.derived(batch.slice(behind, n - behind))),
+            Some(part.derived(
+                arrow::compute::take_record_batch(batch, &tail).expect("indices in range"),
+            )),
         );
     }
     let scalar = arrow::array::Scalar::new(
@@ -320,6 +325,11 @@ mod tests {
         let first = r.push(&input);
         assert_eq!(released(first.clone()), vec![1, 2, 3]);
         assert_eq!(first[0].times().values().as_ptr(), start, "not copied");
+        // What waits is copied out of the batch (which would otherwise stay alive with it).
+        assert_ne!(
+            r.pending[0].times().values().as_ptr(),
+            start.wrapping_add(3)
+        );
         let second = r.push(&batch(&[30, 40]));
         assert_eq!(released(second.clone()), vec![20, 21, 30]);
         // Three rows from two batches: short runs are joined into one sorted copy.
