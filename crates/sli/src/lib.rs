@@ -64,6 +64,9 @@ pub enum SliError {
 pub struct Engine {
     ctx: SessionContext,
     has_tickets: bool,
+    /// Stored rows per event-time hour of the range, from the table's log (`None` when the
+    /// log lacks them): how ordered replays are sliced without counting the rows first.
+    hours: Option<Vec<(i64, u64)>>,
 }
 
 /// One SLO alert episode, as the `slo_episodes` table holds it.
@@ -339,6 +342,16 @@ impl Engine {
         }
         let table =
             snapshot_table(data, "events", mfascope_core::event::event_schema(), params).await?;
+        let hours = table.rows_by_hour().map(|hours| {
+            let (from, to) = (
+                params.from.unwrap_or(i64::MIN),
+                params.to.unwrap_or(i64::MAX),
+            );
+            hours
+                .into_iter()
+                .filter(|&(h, _)| h.saturating_add(3_600_000) > from && h < to)
+                .collect()
+        });
         ctx.register_table("events_all", Arc::new(table))
             .map_err(sql_err)?;
         let view = format!(
@@ -349,6 +362,7 @@ impl Engine {
         let mut engine = Engine {
             ctx,
             has_tickets: false,
+            hours,
         };
         engine.has_tickets = engine.register_tickets(data, params).await?;
         engine.set_episodes(&[])?;
@@ -548,11 +562,41 @@ impl Engine {
 
     /// Consecutive event-time slices `[from, to)` of whole hours covering the events `filter`
     /// admits, each holding about [`REPLAY_SLICE_EVENTS`] (an hour holding more is a slice).
+    /// The hours' sizes are the stored rows the log records (a bound of what `filter` admits:
+    /// every file is still read by one slice only), counted with a query when it has none.
     async fn hour_slices(
         &self,
         name: &str,
         filter: Option<&str>,
     ) -> Result<Vec<(i64, i64)>, SliError> {
+        let hours = match &self.hours {
+            Some(hours) => hours.clone(),
+            None => self.count_hours(name, filter).await?,
+        };
+        let mut slices: Vec<(i64, i64)> = Vec::new();
+        let mut in_slice = 0u64;
+        for (hour, n) in hours {
+            let end = hour + 3_600_000;
+            match slices.last_mut() {
+                Some(last) if in_slice + n <= REPLAY_SLICE_EVENTS || in_slice == 0 => {
+                    last.1 = end;
+                    in_slice += n;
+                }
+                _ => {
+                    slices.push((hour, end));
+                    in_slice = n;
+                }
+            }
+        }
+        Ok(slices)
+    }
+
+    /// Events per event-time hour (epoch ms of its start) that `filter` admits, counted.
+    async fn count_hours(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<(i64, u64)>, SliError> {
         use arrow::array::AsArray;
         let filter = filter.map_or_else(String::new, |w| format!(" WHERE {w}"));
         let sql = format!(
@@ -578,22 +622,7 @@ impl Engine {
                 source: mfascope_core::event::BatchError::Convert(e.to_string()),
             });
         }
-        let mut slices: Vec<(i64, i64)> = Vec::new();
-        let mut in_slice = 0u64;
-        for (hour, n) in hours {
-            let end = hour + 3_600_000;
-            match slices.last_mut() {
-                Some(last) if in_slice + n <= REPLAY_SLICE_EVENTS || in_slice == 0 => {
-                    last.1 = end;
-                    in_slice += n;
-                }
-                _ => {
-                    slices.push((hour, end));
-                    in_slice = n;
-                }
-            }
-        }
-        Ok(slices)
+        Ok(hours)
     }
 
     /// [`Engine::for_each_batch`] over canonical events: each batch is checked to carry

@@ -73,6 +73,21 @@ impl SnapshotTable {
     pub fn files(&self) -> &[DataFile] {
         &self.files
     }
+
+    /// Rows per event-time hour (epoch ms of its start), from the files' partition values and
+    /// recorded row counts, without reading them; `None` when a file lacks either.
+    pub fn rows_by_hour(&self) -> Option<std::collections::BTreeMap<i64, u64>> {
+        let mut hours = std::collections::BTreeMap::new();
+        for f in &self.files {
+            let (day, hour) = (f.partition_value("dt")?, f.partition_value("hour")?);
+            let start = mfascope_core::time::parse_rfc3339(&format!("{day}T{hour}:00:00Z")).ok()?;
+            if f.rows == 0 {
+                return None;
+            }
+            *hours.entry(start).or_insert(0) += f.rows;
+        }
+        Some(hours)
+    }
 }
 
 impl SnapshotTable {
