@@ -110,7 +110,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
                 dir.display()
             );
             println!(
-                "Delta table: {}/events  (read it with DuckDB: SELECT * FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true), or delta_scan)",
+                "Delta table: {}/events  (read it with DuckDB: SELECT * FROM delta_scan('{}/events'))",
                 dir.display(),
                 dir.display()
             );

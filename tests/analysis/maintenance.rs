@@ -60,7 +60,7 @@ const COUNT_PY: &str = r#"
 import json, sys, duckdb
 data, start, end = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
-con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/**/*.parquet', hive_partitioning=false)")
+con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/dt=*/hour=*/*.parquet', hive_partitioning=false)")
 total, good = con.execute(f"""SELECT count(*), count(*) FILTER (WHERE outcome = 'success') FROM events
     WHERE action = 'mfa_verify' AND outcome NOT IN ('challenge', 'unknown')
     AND time >= TIMESTAMPTZ '{start}' AND time < TIMESTAMPTZ '{end}'""").fetchone()

@@ -11,7 +11,7 @@ const DUCK: &str = r#"
 import json, sys, duckdb
 data, glass = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
-con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/**/*.parquet', hive_partitioning=false)")
+con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/dt=*/hour=*/*.parquet', hive_partitioning=false)")
 q = lambda s: con.sql(s).fetchall()
 mfa = "SELECT DISTINCT \"user\" FROM events WHERE action = 'mfa_verify'"
 signin = "action IN ('primary_auth', 'session_start') AND outcome = 'success'"

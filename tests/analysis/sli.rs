@@ -59,7 +59,7 @@ fn duckdb(out: &str, sql: &str) -> Option<serde_json::Value> {
 fn duckdb_py(out: &str, body: &str) -> Option<serde_json::Value> {
     let python = std::env::var_os("MFASCOPE_PYTHON")?;
     let script = format!(
-        "import duckdb, json\ncon = duckdb.connect()\ncon.sql(\"CREATE VIEW events AS SELECT * FROM read_parquet('{out}/events/**/*.parquet', hive_partitioning=false)\")\n{body}\nprint(json.dumps([[str(v) if not isinstance(v, (int, float)) or isinstance(v, bool) else v for v in r] for r in rows]))"
+        "import duckdb, json\ncon = duckdb.connect()\ncon.sql(\"CREATE VIEW events AS SELECT * FROM read_parquet('{out}/events/dt=*/hour=*/*.parquet', hive_partitioning=false)\")\n{body}\nprint(json.dumps([[str(v) if not isinstance(v, (int, float)) or isinstance(v, bool) else v for v in r] for r in rows]))"
     );
     let o = Command::new(python).args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -72,7 +72,7 @@ for path in exports:
             add("servicenow", r.get("number"), r.get("sys_created_on"), r.get("sys_updated_on"),
                 r.get("caller_id.email"), r.get("short_description"), r.get("category"), tl)
 con = duckdb.connect()
-con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/**/*.parquet', hive_partitioning=false)")
+con.sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/dt=*/hour=*/*.parquet', hive_partitioning=false)")
 known = {u.lower() for (u,) in con.sql('SELECT DISTINCT "user" FROM events').fetchall()}
 active = {w: n for (w, n) in con.sql("""SELECT date_trunc('week', time AT TIME ZONE 'UTC'), COUNT(DISTINCT "user")
                                        FROM events GROUP BY 1""").fetchall()}
