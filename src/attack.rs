@@ -69,10 +69,7 @@ impl AttackPolicy {
         rules: &RuleSet,
         queries: &[crate::sli::Query],
     ) -> anyhow::Result<()> {
-        if !queries
-            .iter()
-            .any(|q| q.template.contains("attack_traffic") || q.template.contains("events_marked"))
-        {
+        if !queries.iter().any(reads_marks) {
             return Ok(());
         }
         if let Some(mut marker) = self.marker(rules)? {
@@ -80,4 +77,9 @@ impl AttackPolicy {
         }
         Ok(())
     }
+}
+
+/// Whether `q` reads the attack marks (`attack_traffic`, or `events_marked` built on it).
+pub fn reads_marks(q: &crate::sli::Query) -> bool {
+    q.template.contains("attack_traffic") || q.template.contains("events_marked")
 }

@@ -5,7 +5,7 @@ use arrow::array::RecordBatch;
 use futures::StreamExt;
 
 use super::{OutputFormat, QueryArgs, SliArgs};
-use crate::attack::AttackPolicy;
+use crate::attack::{AttackPolicy, reads_marks};
 use crate::detect::RuleSet;
 use crate::sli::{Engine, Params, resolve_queries};
 use crate::time::parse_rfc3339;
@@ -98,7 +98,7 @@ pub fn report_slis(
                 ms = started.elapsed().as_millis() as u64,
                 "attack traffic marked"
             );
-            if engine.has_tickets() && queries.iter().any(|q| q.template.contains("slo_episodes")) {
+            if engine.has_tickets() && queries.iter().any(reads_episodes) {
                 let episodes = episodes_of_history(engine, params.to, attack).await?;
                 engine.set_episodes(&episodes)?;
             }
@@ -110,14 +110,17 @@ pub fn report_slis(
         } else {
             QUERIES_AT_ONCE
         };
-        let (free, bound): (Vec<_>, Vec<_>) = queries
+        // Queries reading what is prepared go last, so they wait in as few of the slots as can be.
+        let mut order: Vec<(usize, &crate::sli::Query, bool)> = queries
             .iter()
             .enumerate()
-            .partition(|(_, q)| !reads_prepared(q));
-        let runs = futures::stream::iter(free.into_iter().chain(bound).map(|(i, q)| {
+            .map(|(i, q)| (i, q, reads_marks(q) || reads_episodes(q)))
+            .collect();
+        order.sort_by_key(|&(i, _, waits)| (waits, i));
+        let runs = futures::stream::iter(order.into_iter().map(|(i, q, waits)| {
             let mut ready = ready.clone();
             async move {
-                if reads_prepared(q) && ready.wait_for(|done| *done).await.is_err() {
+                if waits && ready.wait_for(|done| *done).await.is_err() {
                     return (i, std::time::Duration::ZERO, None); // preparing failed: reported below
                 }
                 let started = std::time::Instant::now();
@@ -169,11 +172,9 @@ pub fn report_slis(
     })
 }
 
-/// Whether `q` reads what is prepared before it: the attack marks or the SLO alert episodes.
-fn reads_prepared(q: &crate::sli::Query) -> bool {
-    ["attack_traffic", "events_marked", "slo_episodes"]
-        .iter()
-        .any(|t| q.template.contains(t))
+/// Whether `q` reads the SLO alert episodes (`slo_episodes`).
+fn reads_episodes(q: &crate::sli::Query) -> bool {
+    q.template.contains("slo_episodes")
 }
 
 /// Queries of the pack run this many at a time, results kept in the pack's order. On a small

@@ -101,7 +101,7 @@ impl Reorder {
         self.pending.push(batch.clone());
         self.pending_rows += batch.num_rows();
         let watermark = self.max_time.saturating_sub(self.allowance_ms);
-        let ready: usize = self
+        let behind: Vec<usize> = self
             .pending
             .iter()
             .map(|b| {
@@ -111,7 +111,8 @@ impl Reorder {
                     .filter(|&&x| x <= watermark)
                     .count()
             })
-            .sum();
+            .collect();
+        let ready: usize = behind.iter().sum();
         // Release whatever is ready while the buffer is small (a quiet live stream must not
         // wait for a full run); a large buffer waits for a run.
         let cheap = self.pending_rows <= 4 * self.min_release;
@@ -125,8 +126,8 @@ impl Reorder {
             return self.release(parts);
         }
         let mut out = Vec::with_capacity(parts.len());
-        for part in parts {
-            let (now, later) = cut(&part, watermark);
+        for (part, behind) in parts.iter().zip(behind) {
+            let (now, later) = cut(part, behind, watermark);
             out.extend(now);
             self.pending.extend(later);
         }
@@ -178,12 +179,16 @@ fn key(batch: &CanonicalBatch, i: usize) -> (i64, Option<&str>) {
     )
 }
 
-/// `part` cut into the rows at or behind `watermark` and the rows after it (either `None` when
-/// empty): the first a slice when the rows are in time order, filtered copies otherwise.
-fn cut(part: &CanonicalBatch, watermark: i64) -> (Option<CanonicalBatch>, Option<CanonicalBatch>) {
+/// `part` cut into its `behind` rows at or behind `watermark` and the rows after it (either
+/// `None` when empty): the first a slice when the rows are in time order, filtered copies
+/// otherwise.
+fn cut(
+    part: &CanonicalBatch,
+    behind: usize,
+    watermark: i64,
+) -> (Option<CanonicalBatch>, Option<CanonicalBatch>) {
     let times = part.times().values();
     let n = part.num_rows();
-    let behind = times.iter().filter(|&&x| x <= watermark).count();
     if behind == n {
         return (Some(part.clone()), None);
     }

@@ -426,7 +426,7 @@ impl Maintenance {
                 partitions.entry(f.partition.clone()).or_default().push(f);
             }
             for (part, files) in partitions {
-                let Some(start) = hour_start(&part) else {
+                let Some(start) = crate::segment::partition_start(&part) else {
                     continue;
                 };
                 if start >= policy.cutoff_ms {
@@ -598,14 +598,6 @@ fn corrupt(root: &Location, rel: &str, e: impl std::fmt::Display) -> SinkError {
     }
 }
 
-/// Epoch ms of the start of the hour partition `[("dt", …), ("hour", …)]`.
-fn hour_start(part: &[(String, String)]) -> Option<i64> {
-    let get = |k: &str| part.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let day = chrono::NaiveDate::parse_from_str(get("dt")?, "%Y-%m-%d").ok()?;
-    let hour: u32 = get("hour")?.parse().ok()?;
-    Some(day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_millis())
-}
-
 fn millis_column(b: &RecordBatch, name: &str) -> Option<arrow::array::TimestampMillisecondArray> {
     b.column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
@@ -685,7 +677,7 @@ mod tests {
             ("hour".to_string(), "07".to_string()),
         ];
         assert_eq!(
-            hour_start(&p),
+            crate::segment::partition_start(&p),
             Some(mfascope_core::time::parse_rfc3339("2024-05-01T07:00:00Z").unwrap())
         );
     }

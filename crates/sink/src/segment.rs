@@ -64,6 +64,15 @@ pub struct SegmentStats {
     pub rows: u64,
 }
 
+/// Epoch ms of the start of the hour partition `[("dt", …), ("hour", …)]` (the inverse of
+/// [`partition_dir`]); `None` when either value is missing or malformed.
+pub fn partition_start(part: &[(String, String)]) -> Option<i64> {
+    let get = |k: &str| part.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let day = chrono::NaiveDate::parse_from_str(get("dt")?, "%Y-%m-%d").ok()?;
+    let hour: u32 = get("hour")?.parse().ok()?;
+    Some(day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_millis())
+}
+
 /// Relative directory of an hour partition.
 pub fn partition_dir(hour: i64) -> String {
     let t: DateTime<Utc> = DateTime::from_timestamp(hour * 3600, 0).expect("hour in range");

@@ -79,8 +79,7 @@ impl SnapshotTable {
     pub fn rows_by_hour(&self) -> Option<std::collections::BTreeMap<i64, u64>> {
         let mut hours = std::collections::BTreeMap::new();
         for f in &self.files {
-            let (day, hour) = (f.partition_value("dt")?, f.partition_value("hour")?);
-            let start = mfascope_core::time::parse_rfc3339(&format!("{day}T{hour}:00:00Z")).ok()?;
+            let start = mfascope_sink::segment::partition_start(&f.partition)?;
             if f.rows == 0 {
                 return None;
             }
