@@ -66,6 +66,8 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // The reader closed stdout (`| head`): nothing is wrong, end as a shell tool would.
+        Err(e) if mfascope::cli::is_broken_pipe(&e) => std::process::exit(141),
         Err(e) => {
             eprintln!("error: {}", mfascope::cli::error_text(&e));
             std::process::exit(1);

@@ -3,6 +3,8 @@
 //! the dashboard's state. Frames are drawn from bounded state only ([`Model`], [`FindingLog`]);
 //! stored Parquet is read once at start and again when the filter changes.
 
+use crate::cli::out::{out, outln};
+
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,7 +97,7 @@ pub fn run(a: DashboardArgs) -> anyhow::Result<i32> {
     if a.snapshot {
         let (w, h) = a.size;
         let text = dash.frame(|snap| snapshot_text(&mut app, snap, theme, w, h))?;
-        println!("{text}");
+        outln!("{text}");
         return Ok(0);
     }
     dash.stop = stop_on_signals().context("installing signal handlers")?;
@@ -263,11 +265,11 @@ impl Dashboard {
         };
         match ended {
             Ok(report) => {
-                print!("{}", ingest_table(&report.summary));
+                out!("{}", ingest_table(&report.summary));
                 if let Some(k) = &report.kafka {
-                    print!("{}", kafka_table(k));
+                    out!("{}", kafka_table(k));
                 }
-                println!(
+                outln!(
                     "{} findings over {} events this run ({} findings files written)",
                     report.detect.counters.findings,
                     report.detect.counters.events,

@@ -1,5 +1,7 @@
 //! `mfascope demo`: the main job on the bundled sample data.
 
+use crate::cli::out::{out, outln};
+
 use anyhow::Context;
 
 use super::sli::report_slis;
@@ -87,34 +89,34 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             v["live"] = serde_json::to_value(&report)?;
             v["posture"] = serde_json::to_value(&posture)?;
             v["weekly_report"] = serde_json::json!(weekly.display().to_string());
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
-            println!(
+            outln!(
                 "mfascope demo: ingested {} into {}\n",
                 a.data.display(),
                 dir.display()
             );
-            print!("{}", ingest_table(summary));
-            println!("\nSLIs per day:\n");
+            out!("{}", ingest_table(summary));
+            outln!("\nSLIs per day:\n");
             report_slis(&out, &params, &queries, a.format, attack)?;
-            println!("{}", live_table(&report));
-            println!("2FA coverage posture: {}", posture_headline(&posture));
-            println!(
+            outln!("{}", live_table(&report));
+            outln!("2FA coverage posture: {}", posture_headline(&posture));
+            outln!(
                 "  (details: mfascope report posture --data {})\n",
                 dir.display()
             );
-            println!(
+            outln!(
                 "Weekly report: {}  (open it in a browser; mfascope report weekly|monthly --data {} --out FILE)",
                 weekly.display(),
                 dir.display()
             );
-            println!(
+            outln!(
                 "Delta table: {}/events  (read it with DuckDB: SELECT * FROM delta_scan('{}/events'))",
                 dir.display(),
                 dir.display()
             );
-            println!(
+            outln!(
                 "Dashboard: mfascope dashboard --data {}  (views: executive, oncall, debug; ? for keys)",
                 dir.display()
             );

@@ -1,5 +1,7 @@
 //! `mfascope detect` (rules over stored history) and `mfascope rules lint|test|backtest`.
 
+use crate::cli::out::{out, outln};
+
 use anyhow::Context;
 
 use super::sli::{range, runtime};
@@ -55,12 +57,12 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
         }
     }
     match a.format {
-        FindingFormat::Table => print!(
+        FindingFormat::Table => out!(
             "{}{}",
             findings_text(&findings, &counters),
             suppressed_text(&suppressed)
         ),
-        FindingFormat::Json => println!(
+        FindingFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "counters": counters,
@@ -69,7 +71,7 @@ pub fn run_detect(a: DetectArgs) -> anyhow::Result<i32> {
             }))?
         ),
         FindingFormat::Alertmanager => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&alertmanager::findings(&findings))?
             );
@@ -90,12 +92,12 @@ pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
             let issues = crate::detect::lint::lint(dir.as_deref())?;
             let errors = issues.iter().filter(|i| i.severity == "error").count();
             match a.format {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&issues)?),
+                OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&issues)?),
                 OutputFormat::Table => {
                     for i in &issues {
-                        println!("{i}");
+                        outln!("{i}");
                     }
-                    println!("{errors} errors, {} warnings", issues.len() - errors);
+                    outln!("{errors} errors, {} warnings", issues.len() - errors);
                 }
             }
             Ok(i32::from(errors > 0))
@@ -105,22 +107,25 @@ pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
             let report = crate::detect::selftest::run(&rules)?;
             let failed = report.failed();
             match a.format {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
                 OutputFormat::Table => {
                     for c in &report.cases {
                         let mark = if c.passed { "ok  " } else { "FAIL" };
-                        println!(
+                        outln!(
                             "{mark} {} :: {} :: {} ({})",
-                            c.file, c.rule, c.case, c.expect
+                            c.file,
+                            c.rule,
+                            c.case,
+                            c.expect
                         );
                         if !c.passed {
-                            println!("     {}", c.detail);
+                            outln!("     {}", c.detail);
                         }
                     }
                     for r in &report.incomplete {
-                        println!("incomplete {r}");
+                        outln!("incomplete {r}");
                     }
-                    println!(
+                    outln!(
                         "{} cases, {} passed, {failed} failed; {} rules without both a match and a no-match case",
                         report.cases.len(),
                         report.cases.len() - failed,
@@ -144,8 +149,8 @@ pub fn run_rules(a: RulesArgs) -> anyhow::Result<i32> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             match a.format {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                OutputFormat::Table => print!("{}", backtest_table(&report)),
+                OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Table => out!("{}", backtest_table(&report)),
             }
             Ok(i32::from(!report.passed()))
         }

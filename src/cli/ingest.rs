@@ -1,5 +1,7 @@
 //! `mfascope ingest`: the flags become a [`Run`], its report is printed.
 
+use crate::cli::out::{out, outln};
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -125,7 +127,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
             if let Some(m) = &maintained {
                 v["maintenance"] = serde_json::to_value(m)?;
             }
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         OutputFormat::Table => {
             let kafka = report.kafka.as_ref().map(kafka_table).unwrap_or_default();
@@ -139,13 +141,13 @@ pub fn run(a: IngestArgs) -> anyhow::Result<i32> {
                 .as_deref()
                 .map(sources_table)
                 .unwrap_or_default();
-            print!(
+            out!(
                 "{}{kafka}{objects}{apis}{}",
                 ingest_table(&report.summary),
                 live_table(&report)
             );
             if let Some(m) = &maintained {
-                println!(
+                outln!(
                     "maintenance: {} rounds; compacted {} files into {}; {} rows expired; {} files vacuumed{}",
                     m.rounds,
                     m.compacted.files_in,

@@ -8,6 +8,8 @@ mod generate;
 mod ingest;
 pub mod notify;
 mod otp;
+mod out;
+pub use out::is_broken_pipe;
 mod probe;
 mod report;
 pub mod sli;

@@ -1,6 +1,8 @@
 //! Delivery flags (`--alertmanager`, `--notify …`) shared by `ingest` and the live dashboard,
 //! and `mfascope notify status|retry` over the outboxes a run left under `OUT/_state/notify`.
 
+use crate::cli::out::{out, outln};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -241,9 +243,9 @@ fn status(a: NotifyStatusArgs) -> anyhow::Result<i32> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
-        OutputFormat::Table => print!("{}", crate::present::notify_status(&shown)),
+        OutputFormat::Table => out!("{}", crate::present::notify_status(&shown)),
     }
     Ok(0)
 }
@@ -274,7 +276,7 @@ fn retry(a: NotifyRetryArgs) -> anyhow::Result<i32> {
     };
     let notifier = Notifier::start(&dir, config.receivers, config.options)?;
     let status = notifier.finish(config.drain);
-    print!("{}", crate::present::delivery_table(&status));
+    out!("{}", crate::present::delivery_table(&status));
     let left: usize = status.iter().map(|s| s.queued).sum();
     Ok(i32::from(left > 0))
 }

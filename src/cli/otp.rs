@@ -1,6 +1,8 @@
 //! `mfascope otp code|uri`: one-time codes (oathtool-compatible) and provisioning URIs from a
 //! base32 secret — handy when debugging probes and enrollments.
 
+use crate::cli::out::outln;
+
 use anyhow::Context;
 
 use super::{OtpArgs, OtpCommand, OtpParams, SecretArgs};
@@ -42,7 +44,7 @@ pub fn run(a: OtpArgs) -> anyhow::Result<i32> {
                     otp::totp(&key, t, &p)?
                 }
             };
-            println!("{code}");
+            outln!("{code}");
         }
         OtpCommand::Uri {
             secret: s,
@@ -53,7 +55,7 @@ pub fn run(a: OtpArgs) -> anyhow::Result<i32> {
         } => {
             let (key, p) = (secret(&s)?, params(&p)?);
             let kind = counter.map_or(Kind::Totp, Kind::Hotp);
-            println!("{}", otp::uri(kind, &key, &p, &issuer, &account)?);
+            outln!("{}", otp::uri(kind, &key, &p, &issuer, &account)?);
         }
     }
     Ok(0)

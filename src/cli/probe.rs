@@ -1,6 +1,8 @@
 //! `mfascope probe`: synthetic 2FA login checks against a verifier, for CI gates (exit 3 when
 //! a check fails or a threshold is missed).
 
+use crate::cli::out::{out, outln};
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -59,8 +61,8 @@ pub fn run(a: ProbeArgs) -> anyhow::Result<i32> {
     })?;
     let summary = serde_json::to_string_pretty(&result.summary())?;
     match a.format {
-        OutputFormat::Table => print!("{}", result.table()),
-        OutputFormat::Json => println!("{summary}"),
+        OutputFormat::Table => out!("{}", result.table()),
+        OutputFormat::Json => outln!("{summary}"),
     }
     if let Some(path) = &a.summary_out {
         std::fs::write(path, &summary)

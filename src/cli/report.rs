@@ -2,6 +2,8 @@
 //! stored events. The figures come from the SLI queries, the SLO evaluation, the rule engine
 //! and the posture queries; this module gathers them and hands them to the presentation layer.
 
+use crate::cli::out::{out, outln};
+
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
@@ -93,8 +95,8 @@ pub fn run(c: ReportCommand) -> anyhow::Result<i32> {
         ReportCommand::Posture(a) => {
             let posture = posture(&a)?;
             match a.format {
-                OutputFormat::Table => print!("{}", posture_table(&posture)),
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&posture)?),
+                OutputFormat::Table => out!("{}", posture_table(&posture)),
+                OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&posture)?),
             }
             Ok(0)
         }

@@ -1,5 +1,7 @@
 //! `mfascope sli` and `mfascope query`: SQL over the canonical table.
 
+use crate::cli::out::outln;
+
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use futures::StreamExt;
@@ -67,7 +69,7 @@ pub fn run_sli(a: SliArgs) -> anyhow::Result<i32> {
     let attack = (&a.attack.policy(), &rules);
     let report = report_slis(&a.range.data, &params, &queries, a.format, attack)?;
     if a.format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(0)
 }
@@ -142,8 +144,8 @@ pub fn report_slis(
                     let q = &queries[next];
                     match format {
                         OutputFormat::Table => {
-                            println!("{} ({})", q.title, q.name);
-                            println!(
+                            outln!("{} ({})", q.title, q.name);
+                            outln!(
                                 "{}\n",
                                 arrow::util::pretty::pretty_format_batches(&batches)?
                             );
@@ -237,10 +239,10 @@ pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
         let batches = engine.run("ad-hoc", &sql).await?;
         match a.format {
             OutputFormat::Table => {
-                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                outln!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
             }
             OutputFormat::Json => {
-                println!("{}", serde_json::to_string_pretty(&rows_json(&batches)?)?);
+                outln!("{}", serde_json::to_string_pretty(&rows_json(&batches)?)?);
             }
         }
         Ok(0)

@@ -1,6 +1,8 @@
 //! `mfascope slo` (status, `slo check`) and `mfascope alerts` over ingested history: the
 //! events are replayed through the live aggregator, then the SLO math runs on its counters.
 
+use crate::cli::out::{out, outln};
+
 use super::sli::{range, runtime};
 use super::{
     AlertFormat, AlertsArgs, OutputFormat, RulesFormat, SloArgs, SloHistoryArgs, SloMode,
@@ -54,13 +56,13 @@ fn report(h: &SloHistoryArgs) -> anyhow::Result<SloReport> {
 pub fn run_slo(a: SloArgs) -> anyhow::Result<i32> {
     let report = report(&a.history)?;
     match a.format {
-        OutputFormat::Table => print!("{}", status_table(&report)),
+        OutputFormat::Table => out!("{}", status_table(&report)),
         OutputFormat::Json => {
             let mut v = serde_json::to_value(&report)?;
             if let Some(o) = v.as_object_mut() {
                 o.remove("transitions");
             }
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
     if a.mode == Some(SloMode::Check) && report.violated() {
@@ -79,7 +81,7 @@ pub fn run_slo(a: SloArgs) -> anyhow::Result<i32> {
 /// `mfascope slo rules`.
 pub fn run_rules(r: &SloRulesArgs) -> anyhow::Result<i32> {
     let slos = resolve_slos(r.slos.as_deref())?;
-    print!(
+    out!(
         "{}",
         match r.format {
             RulesFormat::Prometheus => prometheus::rules(&slos),
@@ -93,8 +95,8 @@ pub fn run_rules(r: &SloRulesArgs) -> anyhow::Result<i32> {
 pub fn run_alerts(a: AlertsArgs) -> anyhow::Result<i32> {
     let report = report(&a.history)?;
     match a.format {
-        AlertFormat::Table => print!("{}", alerts_table(&report, None)),
-        AlertFormat::Json => println!(
+        AlertFormat::Table => out!("{}", alerts_table(&report, None)),
+        AlertFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "at": report.at,
@@ -103,7 +105,7 @@ pub fn run_alerts(a: AlertsArgs) -> anyhow::Result<i32> {
                 "transitions": report.transitions,
             }))?
         ),
-        AlertFormat::Alertmanager => println!(
+        AlertFormat::Alertmanager => outln!(
             "{}",
             serde_json::to_string_pretty(&alertmanager::slo_episodes(
                 &report.episodes,

@@ -1,5 +1,7 @@
 //! `mfascope sources check`: validate a sources file and try each source once.
 
+use crate::cli::out::outln;
+
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -23,7 +25,7 @@ pub fn run(c: SourcesCommand) -> anyhow::Result<i32> {
     let sources = mfascope_pull::load(&sources)?;
     let lines = mfascope_pull::check(&sources);
     for l in &lines {
-        println!("{l}");
+        outln!("{l}");
     }
     Ok(if lines.iter().all(|l| l.ok) { 0 } else { 1 })
 }

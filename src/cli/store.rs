@@ -1,6 +1,8 @@
 //! `mfascope migrate`, `compact` and `prune`: the store's maintenance jobs, run by hand (long-
 //! running ingest runs them in the background, `crate::maintenance`). Each prints what it did.
 
+use crate::cli::out::{out, outln};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,8 +93,8 @@ pub struct PruneArgs {
 
 fn print(format: OutputFormat, value: &serde_json::Value, text: String) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        OutputFormat::Table => print!("{text}"),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(value)?),
+        OutputFormat::Table => out!("{text}"),
     }
     Ok(())
 }

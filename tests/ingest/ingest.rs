@@ -570,3 +570,43 @@ fn repeated_event_ids_become_dead_letters_naming_the_id() {
     ]);
     assert_eq!((n(&all, "events"), n(&all, "deadletter")), (9, 0), "{all}");
 }
+
+/// A reader that stops early (`mfascope query … | head`) ends the command quietly with the
+/// shell's status for a closed pipe (141), not a panic: the table is larger than the pipe's
+/// buffer, so the write after the reader leaves fails.
+#[test]
+fn a_reader_closing_the_pipe_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = common::generate(
+        tmp.path(),
+        "events",
+        &[
+            "--log-format",
+            "canonical",
+            "--events",
+            "3000",
+            "--seed",
+            "5",
+        ],
+    );
+    let out = tmp.path().join("out");
+    common::ingest_json(&[&input], &out);
+    let mut child = bin()
+        .args(["query", "--data", out.to_str().unwrap()])
+        .args(["--sql", "SELECT event_id, \"user\" FROM events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with('+'), "a table: {first:?}");
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
