@@ -422,11 +422,11 @@ impl Detector {
     pub fn save_state(&self, unstored: &[Finding]) -> Vec<u8> {
         let (order, rows) = self.reorder.save();
         let body = snapshot::Body {
-            engine: self.engine.export_state(),
+            engine: snapshot::Exported(&self.engine),
             vendor: self
                 .vendor
                 .as_ref()
-                .map_or_else(Vec::new, vendor::VendorEngines::export_state),
+                .map_or_else(Vec::new, vendor::VendorEngines::exported),
             sequels: self.sequels.save(),
             history: self.enricher.save(),
             order,

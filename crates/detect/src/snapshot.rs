@@ -9,11 +9,14 @@
 //! Layout: `MAGIC | format u32 | rules u64 | body len u64 | rows len u64 | xxh3 u64 | body |
 //! rows` (little-endian), where `body` is zstd-compressed JSON and `rows` an Arrow IPC stream.
 
-use std::io::{BufWriter, Cursor};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufWriter, Cursor, Write};
 
 use arrow::array::RecordBatch;
-use rsigma_eval::{CorrelationSnapshot, GroupKey};
-use serde::{Deserialize, Serialize};
+use rsigma_eval::{CorrelationEngine, CorrelationSnapshot, GroupKey};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use super::enrich::{SavedHistory, UserHistory};
@@ -56,11 +59,12 @@ pub enum SnapshotError {
 }
 
 /// The engine's state, serialized as JSON inside the file. Saved with the history and the
-/// findings borrowed (`Body<&UserHistory, &[Finding]>`), read back owned (`Body`).
+/// findings borrowed and the correlation engines exported as they are written
+/// (`Body<&UserHistory, &[Finding], Exported>`), read back owned (`Body`).
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Body<U = UserHistory, F = Vec<Finding>> {
-    pub engine: CorrelationSnapshot,
-    pub vendor: Vec<Option<CorrelationSnapshot>>,
+pub(crate) struct Body<U = UserHistory, F = Vec<Finding>, C = CorrelationSnapshot> {
+    pub engine: C,
+    pub vendor: Vec<Option<C>>,
     pub sequels: Vec<Vec<(GroupKey, i64)>>,
     pub history: SavedHistory<U>,
     pub order: SavedOrder,
@@ -74,6 +78,57 @@ pub(crate) struct Decoded {
     pub rules: u64,
     pub body: Body,
     pub rows: Option<CanonicalBatch>,
+}
+
+/// A correlation engine whose state is exported only when it is serialized, as rsigma's
+/// [`CorrelationSnapshot`] reads it back, and written draining: each group's window is
+/// dropped once written. rsigma can only export a copy of every window; this way a save holds
+/// that copy for one engine at a time and never beside all of its encoding (the copy of 75,000
+/// groups is ~20 MiB, the ingest's peak at 50M events).
+pub(crate) struct Exported<'a>(pub &'a CorrelationEngine);
+
+impl Serialize for Exported<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let snapshot = self.0.export_state();
+        // The fields and names of `CorrelationSnapshot`'s derived `Serialize`.
+        let mut out = serializer.serialize_struct("CorrelationSnapshot", 5)?;
+        out.serialize_field("version", &snapshot.version)?;
+        out.serialize_field("windows", &Draining::from(snapshot.windows))?;
+        out.serialize_field("last_alert", &Draining::from(snapshot.last_alert))?;
+        out.serialize_field("event_buffers", &Draining::from(snapshot.event_buffers))?;
+        out.serialize_field(
+            "event_ref_buffers",
+            &Draining::from(snapshot.event_ref_buffers),
+        )?;
+        out.end()
+    }
+}
+
+/// Per-correlation groups, serialized as the map they are and dropped as they are written.
+struct Draining<T>(RefCell<HashMap<String, Vec<T>>>);
+
+impl<T> From<HashMap<String, Vec<T>>> for Draining<T> {
+    fn from(groups: HashMap<String, Vec<T>>) -> Self {
+        Draining(RefCell::new(groups))
+    }
+}
+
+impl<T: Serialize> Serialize for Draining<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// One correlation's groups, dropped one by one as they are written.
+        struct Groups<T>(RefCell<Vec<T>>);
+        impl<T: Serialize> Serialize for Groups<T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.take())
+            }
+        }
+        serializer.collect_map(
+            self.0
+                .take()
+                .into_iter()
+                .map(|(id, groups)| (id, Groups(RefCell::new(groups)))),
+        )
+    }
 }
 
 /// Fingerprint of a rule set's texts (and whether every detection is reported): state
@@ -96,31 +151,43 @@ pub(crate) fn rules_fingerprint(rules: &super::RuleSet, emit_all: bool) -> u64 {
 }
 
 /// Encode `body` and `rows` taken with the rules of fingerprint `rules`. The JSON is streamed
-/// into the compressor: a save holds the compressed body, never the JSON text (several times
-/// the state's size in memory, the ingest's peak with many users).
-pub(crate) fn encode(
+/// into the compressor, and the compressor and the rows write behind the header in the one
+/// vector returned: a save holds neither the JSON text (several times the state's size) nor a
+/// second copy of the compressed body.
+pub(crate) fn encode<C: Serialize>(
     rules: u64,
-    body: &Body<&UserHistory, &[Finding]>,
+    body: &Body<&UserHistory, &[Finding], C>,
     rows: Option<&CanonicalBatch>,
 ) -> Vec<u8> {
-    let compress = || -> std::io::Result<Vec<u8>> {
-        let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(Vec::new(), 3)?);
+    let mut out = vec![0u8; HEADER];
+    let compress = |out: Vec<u8>| -> std::io::Result<Vec<u8>> {
+        let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(out, 3)?);
         serde_json::to_writer(&mut json, body)?;
         json.into_inner()
             .map_err(std::io::IntoInnerError::into_error)?
             .finish()
     };
-    let body = compress().expect("rule state serializes and compresses in memory");
-    let rows = rows.map_or_else(Vec::new, |r| ipc_bytes(r.record_batch()));
-    let mut out = Vec::with_capacity(HEADER + body.len() + rows.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    out.extend_from_slice(&rules.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&body, &rows).to_le_bytes());
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&rows);
+    out = compress(out).expect("rule state serializes and compresses in memory");
+    let body_len = out.len() - HEADER;
+    if let Some(r) = rows {
+        write_ipc(&mut out, r.record_batch());
+    }
+    let rows_len = out.len() - HEADER - body_len;
+    let sum = {
+        let (body, rows) = out[HEADER..].split_at(body_len);
+        checksum(body, rows)
+    };
+    let mut header = &mut out[..HEADER];
+    for part in [
+        &MAGIC[..],
+        &FORMAT.to_le_bytes(),
+        &rules.to_le_bytes(),
+        &(body_len as u64).to_le_bytes(),
+        &(rows_len as u64).to_le_bytes(),
+        &sum.to_le_bytes(),
+    ] {
+        header.write_all(part).expect("the header fits its bytes");
+    }
     out
 }
 
@@ -174,11 +241,12 @@ fn checksum(body: &[u8], rows: &[u8]) -> u64 {
     h.digest() ^ xxh3_64(&(body.len() as u64).to_le_bytes())
 }
 
-fn ipc_bytes(batch: &RecordBatch) -> Vec<u8> {
-    let mut w = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())
+/// Append `batch` to `out` as an Arrow IPC stream.
+fn write_ipc(out: &mut Vec<u8>, batch: &RecordBatch) {
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(out, &batch.schema())
         .expect("IPC writer on a vector");
     w.write(batch).expect("IPC write to a vector");
-    w.into_inner().expect("IPC finish on a vector")
+    w.finish().expect("IPC finish on a vector");
 }
 
 fn read_rows(bytes: &[u8]) -> Result<CanonicalBatch, SnapshotError> {
@@ -206,6 +274,47 @@ mod tests {
             correlation_evicted: 0,
             unstored: &[],
         }
+    }
+
+    /// The draining export writes what rsigma's own `Serialize` writes, and reads back as the
+    /// engine's state.
+    #[test]
+    fn an_engine_exported_while_written_reads_back_as_rsigmas_snapshot() {
+        use mfascope_core::event::{Action, Event, EventBatchBuilder, Factor, Outcome, Source};
+        let mut detector = crate::Detector::new(
+            &crate::RuleSet::builtin(),
+            crate::DetectConfig::default(),
+            false,
+        )
+        .unwrap();
+        let mut b = EventBatchBuilder::default();
+        for i in 0..40i64 {
+            let step = (Action::MfaVerify, Factor::Push, Outcome::Denied);
+            let user = format!("u{}", i % 7);
+            let t = 1_714_557_600_000 + i * 20_000;
+            b.append(&Event::new(
+                Source::Okta,
+                format!("e{i}"),
+                t,
+                &user,
+                "t",
+                step,
+            ));
+        }
+        detector.observe(&b.finish_canonical());
+        let engine = &detector.engine;
+        assert!(
+            engine.state_count() > 0,
+            "the events opened correlation windows"
+        );
+        let drained = serde_json::to_value(Exported(engine)).unwrap();
+        assert_eq!(
+            drained,
+            serde_json::to_value(engine.export_state()).unwrap()
+        );
+        let back: CorrelationSnapshot = serde_json::from_value(drained).unwrap();
+        let mut fresh = CorrelationEngine::default();
+        assert!(fresh.import_state(back));
     }
 
     #[test]

@@ -132,15 +132,15 @@ impl VendorEngines {
             .sum()
     }
 
-    /// Every engine's correlation state, in engine order.
-    pub fn export_state(&self) -> Vec<Option<rsigma_eval::CorrelationSnapshot>> {
+    /// Every engine's correlation state, in engine order, exported as it is saved.
+    pub(crate) fn exported(&self) -> Vec<Option<super::snapshot::Exported<'_>>> {
         self.engines
             .iter()
-            .map(|e| e.as_ref().map(CorrelationEngine::export_state))
+            .map(|e| e.as_ref().map(super::snapshot::Exported))
             .collect()
     }
 
-    /// Restore [`VendorEngines::export_state`]'s output (taken with the same rules); false
+    /// Restore the output of [`VendorEngines::exported`] (taken with the same rules); false
     /// when an engine refused its snapshot's version.
     pub fn import_state(&mut self, saved: Vec<Option<rsigma_eval::CorrelationSnapshot>>) -> bool {
         let mut ok = true;
