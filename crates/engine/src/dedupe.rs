@@ -3,10 +3,10 @@
 //! becomes a dead letter naming the id, so counts are not doubled and nothing is lost; the same
 //! id with other content (vendors reuse ids: an Entra correlation, a Duo transaction's steps) is
 //! a distinct event and kept. Remembers the most recent `window` records of the run (a 128-bit
-//! hash each, ~48 bytes with the set's overhead): repeats further apart than that, or across
+//! hash each, ~26 bytes with the index): repeats further apart than that, or across
 //! restarts, are kept.
 
-use std::collections::{HashSet, VecDeque};
+use hashbrown::HashTable;
 
 use arrow::compute::filter_record_batch;
 
@@ -21,10 +21,15 @@ pub const DEFAULT_WINDOW: usize = 250_000;
 #[derive(Debug)]
 pub struct Dedupe {
     window: usize,
-    /// The records' hashes, themselves hashed with foldhash (SipHash, the default, was 5 % of
-    /// the ordered stage's CPU for a value that is already a hash).
-    seen: HashSet<u128, foldhash::fast::RandomState>,
-    order: VecDeque<u128>,
+    /// The window's record hashes (128-bit), the oldest overwritten first.
+    ring: Vec<u128>,
+    /// The slot of `ring` written next.
+    next: usize,
+    /// Slots of `ring` by the hash they hold (its low 64 bits hash the table: the value is a
+    /// hash already). A set of the hashes themselves took ~70 bytes per record at this churn
+    /// (hashbrown doubles a table whose deleted slots fill it, to 4× the window's buckets of
+    /// 17 bytes, beside a queue of the hashes); slots take 5 bytes per bucket.
+    index: HashTable<u32>,
     /// The bytes hashed per record, reused (no allocation per record).
     key: Vec<u8>,
 }
@@ -41,12 +46,13 @@ pub struct Repeat {
 }
 
 impl Dedupe {
-    /// Remember up to `window` records (0 turns the check off).
+    /// Remember up to `window` records (0 turns the check off; at most 2³² − 1).
     pub fn new(window: usize) -> Self {
         Dedupe {
-            window,
-            seen: HashSet::default(),
-            order: VecDeque::new(),
+            window: window.min(u32::MAX as usize),
+            ring: Vec::new(),
+            next: 0,
+            index: HashTable::new(),
             key: Vec::new(),
         }
     }
@@ -58,15 +64,28 @@ impl Dedupe {
         self.key.extend_from_slice(&content.to_le_bytes());
         self.key.extend_from_slice(id.as_bytes());
         let h = xxhash_rust::xxh3::xxh3_128(&self.key);
-        if !self.seen.insert(h) {
+        let ring = &self.ring;
+        if self
+            .index
+            .find(h as u64, |&s| ring[s as usize] == h)
+            .is_some()
+        {
             return false;
         }
-        self.order.push_back(h);
-        if self.order.len() > self.window
-            && let Some(old) = self.order.pop_front()
-        {
-            self.seen.remove(&old);
+        let slot = self.next;
+        if slot < self.ring.len() {
+            // The window is full: the oldest record leaves it.
+            let old = std::mem::replace(&mut self.ring[slot], h);
+            if let Ok(entry) = self.index.find_entry(old as u64, |&s| s as usize == slot) {
+                entry.remove();
+            }
+        } else {
+            self.ring.push(h);
         }
+        let ring = &self.ring;
+        self.index
+            .insert_unique(h as u64, slot as u32, |&s| ring[s as usize] as u64);
+        self.next = (slot + 1) % self.window;
         true
     }
 
@@ -148,6 +167,24 @@ mod tests {
             super::super::normalize_chunk(&mut Normalizer::new(LogFormat::Canonical), &chunk);
         assert!(tally.dead.is_empty(), "{:?}", tally.dead);
         tally.batch.unwrap()
+    }
+
+    /// Over many turns of the ring, exactly the last `window` records are remembered.
+    #[test]
+    fn the_window_holds_exactly_the_most_recent_records_as_it_turns() {
+        let mut d = Dedupe::new(100);
+        let id = |i: u64| format!("e{i}");
+        for i in 0..10_000u64 {
+            assert!(d.first(1, &id(i), i), "record {i} is new");
+        }
+        // Records 9,900..10,000 are remembered; 9,899 was forgotten (and is new again, which
+        // makes 9,900 the oldest left and pushes it out).
+        assert!(!d.first(1, &id(9_950), 9_950));
+        assert!(d.first(1, &id(9_899), 9_899));
+        assert!(d.first(1, &id(9_900), 9_900));
+        assert!(!d.first(1, &id(9_999), 9_999));
+        assert!(!d.first(1, &id(9_899), 9_899));
+        assert_eq!(d.index.len(), 100);
     }
 
     #[test]

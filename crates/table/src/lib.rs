@@ -434,7 +434,7 @@ impl Table {
         let cutoff =
             Utc::now().timestamp_millis() - config.log_retention_duration().as_millis() as i64;
         let log_store = self.table.log_store();
-        let engine = log_store.engine(None);
+        let engine = checkpoint_engine(log_store.root_object_store(None));
         let root = self.url.clone();
         let written = tokio::task::spawn_blocking(move || {
             buoyant_kernel::Snapshot::builder_for(root)
@@ -653,6 +653,35 @@ impl Table {
 
 /// The statistics of a file as Delta's `stats` JSON: `numRecords`, and the `time` column's
 /// bounds (millisecond ISO-8601 strings, as the protocol writes timestamps).
+/// Files the checkpoint's log replay reads at once, and rows per batch it decodes.
+const CHECKPOINT_READ_AHEAD: usize = 8;
+const CHECKPOINT_BATCH_ROWS: usize = 256;
+
+/// delta-rs's kernel engine over `store` (on the runtime the writer runs on), reading at most
+/// [`CHECKPOINT_READ_AHEAD`] log files at once. delta-rs's own engine opens up to 1,000 at
+/// once, each with a JSON decoder sized for 1,000 rows of the full action schema (~2 MB): a
+/// checkpoint replaying its ~100 commits held ~170 MiB for a moment, the ingest's peak at 3M
+/// events. Commits are a few lines each, so a few files at a time keep the replay as fast.
+fn checkpoint_engine(store: Arc<dyn ObjectStore>) -> Arc<dyn buoyant_kernel::Engine> {
+    use buoyant_kernel_engine::DefaultEngineBuilder;
+    use buoyant_kernel_engine::executor::tokio::TokioMultiThreadExecutor;
+    use std::num::NonZero;
+    let ahead = NonZero::new(CHECKPOINT_READ_AHEAD).expect("a positive read-ahead");
+    let rows = NonZero::new(CHECKPOINT_BATCH_ROWS).expect("a positive batch");
+    let handle = tokio::runtime::Handle::current();
+    let builder = DefaultEngineBuilder::new(store)
+        .with_buffer_size(ahead)
+        .with_batch_size(rows);
+    match handle.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => Arc::new(
+            builder
+                .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(handle)))
+                .build(),
+        ),
+        _ => Arc::new(builder.build()),
+    }
+}
+
 fn stats_json(rows: u64, time: Option<(i64, i64)>) -> String {
     let mut stats = serde_json::json!({ "numRecords": rows });
     if let Some((min, max)) = time {
