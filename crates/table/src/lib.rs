@@ -660,8 +660,8 @@ const CHECKPOINT_BATCH_ROWS: usize = 256;
 /// delta-rs's kernel engine over `store` (on the runtime the writer runs on), reading at most
 /// [`CHECKPOINT_READ_AHEAD`] log files at once. delta-rs's own engine opens up to 1,000 at
 /// once, each with a JSON decoder sized for 1,000 rows of the full action schema (~2 MB): a
-/// checkpoint replaying its ~100 commits held ~170 MiB for a moment, the ingest's peak at 3M
-/// events. Commits are a few lines each, so a few files at a time keep the replay as fast.
+/// checkpoint replaying its ~100 commits allocated ~200 MB for a moment, in the middle of an
+/// ingest. Commits are a few lines each, so a few files at a time keep the replay as fast.
 fn checkpoint_engine(store: Arc<dyn ObjectStore>) -> Arc<dyn buoyant_kernel::Engine> {
     use buoyant_kernel_engine::DefaultEngineBuilder;
     use buoyant_kernel_engine::executor::tokio::TokioMultiThreadExecutor;
