@@ -26,9 +26,9 @@ pub struct Dedupe {
     /// The slot of `ring` written next.
     next: usize,
     /// Slots of `ring` by the hash they hold (its low 64 bits hash the table: the value is a
-    /// hash already). A set of the hashes themselves took ~70 bytes per record at this churn
-    /// (hashbrown doubles a table whose deleted slots fill it, to 4× the window's buckets of
-    /// 17 bytes, beside a queue of the hashes); slots take 5 bytes per bucket.
+    /// hash already). A set of the hashes themselves took 50–70 bytes per record under churn
+    /// (17-byte buckets; hashbrown doubles a table whose deleted slots fill it, up to 4× the
+    /// window's buckets), beside a queue of the hashes; slots take 5 bytes per bucket.
     index: HashTable<u32>,
     /// The bytes hashed per record, reused (no allocation per record).
     key: Vec<u8>,
