@@ -159,7 +159,7 @@ pub(crate) fn encode<C: Serialize>(
     body: &Body<&UserHistory, &[Finding], C>,
     rows: Option<&CanonicalBatch>,
 ) -> Vec<u8> {
-    let mut out = vec![0u8; HEADER];
+    // The header's room first; filled in once the lengths and the checksum are known.
     let compress = |out: Vec<u8>| -> std::io::Result<Vec<u8>> {
         let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(out, 3)?);
         serde_json::to_writer(&mut json, body)?;
@@ -167,7 +167,8 @@ pub(crate) fn encode<C: Serialize>(
             .map_err(std::io::IntoInnerError::into_error)?
             .finish()
     };
-    out = compress(out).expect("rule state serializes and compresses in memory");
+    let mut out =
+        compress(vec![0u8; HEADER]).expect("rule state serializes and compresses in memory");
     let body_len = out.len() - HEADER;
     if let Some(r) = rows {
         write_ipc(&mut out, r.record_batch());

@@ -33,6 +33,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::num::NonZero;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
@@ -651,11 +652,9 @@ impl Table {
     }
 }
 
-/// The statistics of a file as Delta's `stats` JSON: `numRecords`, and the `time` column's
-/// bounds (millisecond ISO-8601 strings, as the protocol writes timestamps).
 /// Files the checkpoint's log replay reads at once, and rows per batch it decodes.
-const CHECKPOINT_READ_AHEAD: usize = 8;
-const CHECKPOINT_BATCH_ROWS: usize = 256;
+const CHECKPOINT_READ_AHEAD: NonZero<usize> = NonZero::new(8).unwrap();
+const CHECKPOINT_BATCH_ROWS: NonZero<usize> = NonZero::new(256).unwrap();
 
 /// delta-rs's kernel engine over `store` (on the runtime the writer runs on), reading at most
 /// [`CHECKPOINT_READ_AHEAD`] log files at once. delta-rs's own engine opens up to 1,000 at
@@ -665,13 +664,10 @@ const CHECKPOINT_BATCH_ROWS: usize = 256;
 fn checkpoint_engine(store: Arc<dyn ObjectStore>) -> Arc<dyn buoyant_kernel::Engine> {
     use buoyant_kernel_engine::DefaultEngineBuilder;
     use buoyant_kernel_engine::executor::tokio::TokioMultiThreadExecutor;
-    use std::num::NonZero;
-    let ahead = NonZero::new(CHECKPOINT_READ_AHEAD).expect("a positive read-ahead");
-    let rows = NonZero::new(CHECKPOINT_BATCH_ROWS).expect("a positive batch");
     let handle = tokio::runtime::Handle::current();
     let builder = DefaultEngineBuilder::new(store)
-        .with_buffer_size(ahead)
-        .with_batch_size(rows);
+        .with_buffer_size(CHECKPOINT_READ_AHEAD)
+        .with_batch_size(CHECKPOINT_BATCH_ROWS);
     match handle.runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => Arc::new(
             builder
@@ -682,6 +678,8 @@ fn checkpoint_engine(store: Arc<dyn ObjectStore>) -> Arc<dyn buoyant_kernel::Eng
     }
 }
 
+/// The statistics of a file as Delta's `stats` JSON: `numRecords`, and the `time` column's
+/// bounds (millisecond ISO-8601 strings, as the protocol writes timestamps).
 fn stats_json(rows: u64, time: Option<(i64, i64)>) -> String {
     let mut stats = serde_json::json!({ "numRecords": rows });
     if let Some((min, max)) = time {
