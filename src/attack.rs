@@ -79,6 +79,29 @@ impl AttackPolicy {
     }
 }
 
+impl AttackPolicy {
+    /// What marking attack traffic for `queries` reads from the events, as text naming the
+    /// columns (the marker's columns and its gate's SQL); empty when nothing is marked.
+    pub fn reads(
+        &self,
+        rules: &RuleSet,
+        queries: &[crate::sli::Query],
+    ) -> anyhow::Result<Vec<String>> {
+        use mfascope_core::attack::AttackFilter;
+        if !queries.iter().any(reads_marks) {
+            return Ok(Vec::new());
+        }
+        Ok(match self.marker(rules)? {
+            Some(marker) => {
+                let mut reads = vec![marker.columns().join(" ")];
+                reads.extend(marker.sql_filter());
+                reads
+            }
+            None => Vec::new(),
+        })
+    }
+}
+
 /// Whether `q` reads the attack marks (`attack_traffic`, or `events_marked` built on it).
 pub fn reads_marks(q: &crate::sli::Query) -> bool {
     q.template.contains("attack_traffic") || q.template.contains("events_marked")

@@ -88,6 +88,15 @@ pub fn report_slis(
         let started = std::time::Instant::now();
         let engine = Engine::open(data, params).await?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "store opened");
+        let started = std::time::Instant::now();
+        let mut reads: Vec<String> = queries.iter().map(|q| params.render(q)).collect();
+        reads.extend(attack.0.reads(attack.1, queries)?);
+        let holding = engine.share_scans(&reads, shared_scan_cap()?).await?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            ?holding,
+            "events read for the queries to share"
+        );
         let engine = &engine;
         // What queries read besides the events (attack marks, SLO alert episodes) is prepared
         // while the queries that need neither run: marking attack traffic is one pass of the
@@ -173,6 +182,24 @@ pub fn report_slis(
         Ok(serde_json::json!({ "bucket": params.bucket, "by": params.by, "queries": report }))
     })
 }
+
+/// The most memory the queries' shared read of the events may hold, in bytes:
+/// `MFASCOPE_SHARED_SCAN_MB` (0 turns sharing off), [`SHARED_SCAN_MB`] by default.
+fn shared_scan_cap() -> anyhow::Result<usize> {
+    let mb = match std::env::var("MFASCOPE_SHARED_SCAN_MB") {
+        Ok(v) => v.trim().parse::<usize>().with_context(|| {
+            format!(
+                "MFASCOPE_SHARED_SCAN_MB={v}: expected a whole number of MiB (0 turns sharing off)"
+            )
+        })?,
+        Err(_) => SHARED_SCAN_MB,
+    };
+    Ok(mb.saturating_mul(1 << 20))
+}
+
+/// The default cap of the queries' shared read of the events, in MiB: a store of a few million
+/// events fits; a larger one is scanned per query (where the scans' fixed costs matter less).
+pub const SHARED_SCAN_MB: usize = 1024;
 
 /// Whether `q` reads the SLO alert episodes (`slo_episodes`).
 fn reads_episodes(q: &crate::sli::Query) -> bool {

@@ -407,3 +407,70 @@ fn rows_per_hour_from_the_log_match_the_files() {
         .collect();
     assert_eq!(hours.into_iter().collect::<Vec<_>>(), counted);
 }
+
+/// The pack run with its queries sharing one read of the events held in memory gives exactly
+/// what it gives reading the files per query (sharing off, or over its cap), percentiles
+/// included, on a store where hours have several files (two ingest runs).
+#[test]
+fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen_args = |format: &'static str, seed: &'static str| {
+        [
+            "--log-format",
+            format,
+            "--events",
+            "8000",
+            "--seed",
+            seed,
+            "--attacks",
+            "--days",
+            "2",
+        ]
+    };
+    let okta = generate(tmp.path(), "okta", &gen_args("okta", "5"));
+    let duo = generate(tmp.path(), "duo", &gen_args("duo", "6"));
+    let out = tmp.path().join("out");
+    common::ingest_json(&[&okta], &out);
+    common::ingest_json(&[&duo], &out);
+    let out = out.display().to_string();
+    let pack = |cap: Option<&str>| {
+        let mut cmd = bin();
+        cmd.args(["sli", "--data", &out, "--bucket", "1h", "--format", "json"])
+            .env("MFASCOPE_LOG", "mfascope=info");
+        if let Some(cap) = cap {
+            cmd.env("MFASCOPE_SHARED_SCAN_MB", cap);
+        }
+        let run = cmd.output().unwrap();
+        let log = String::from_utf8_lossy(&run.stderr).to_string();
+        assert!(run.status.success(), "{log}");
+        (String::from_utf8(run.stdout).unwrap(), log)
+    };
+    let (shared, log) = pack(None);
+    assert!(log.contains("Held {"), "{log}");
+    let (off, log) = pack(Some("0"));
+    assert!(log.contains("OverCap {"), "{log}");
+    assert_eq!(shared, off);
+    let report: serde_json::Value = serde_json::from_str(&shared).unwrap();
+    assert!(
+        report["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(
+                |q| !q["rows"].as_array().unwrap().is_empty() || q["name"] == "mfa_support_tickets"
+            ),
+        "{report}"
+    );
+    let bad = bin()
+        .args(["sli", "--data", &out])
+        .env("MFASCOPE_SHARED_SCAN_MB", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("MFASCOPE_SHARED_SCAN_MB=lots"));
+}

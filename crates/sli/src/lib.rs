@@ -21,6 +21,7 @@ use snapshot::SnapshotTable;
 
 pub use mfascope_table::AsOf;
 pub use query::{Bucket, GROUP_COLUMNS, Params, Query, load_queries, resolve_queries};
+pub use snapshot::Holding;
 
 /// SLI failures; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,8 @@ pub enum SliError {
 /// A DataFusion session with the `events` table (restricted to the requested time range).
 pub struct Engine {
     ctx: SessionContext,
+    /// The events table of the snapshot (`events_all`), which may hold columns for the scans.
+    events: Arc<snapshot::SnapshotTable>,
     has_tickets: bool,
     /// Stored rows per event-time hour of the range, from the table's log (`None` when the
     /// log lacks them): how ordered replays are sliced without counting the rows first.
@@ -352,7 +355,8 @@ impl Engine {
                 .filter(|&(h, _)| h.saturating_add(3_600_000) > from && h < to)
                 .collect()
         });
-        ctx.register_table("events_all", Arc::new(table))
+        let events = Arc::new(table);
+        ctx.register_table("events_all", events.clone())
             .map_err(sql_err)?;
         let view = format!(
             "CREATE VIEW events AS SELECT * FROM events_all{}",
@@ -361,6 +365,7 @@ impl Engine {
         ctx.sql(&view).await.map_err(sql_err)?;
         let mut engine = Engine {
             ctx,
+            events,
             has_tickets: false,
             hours,
         };
@@ -368,6 +373,33 @@ impl Engine {
         engine.set_episodes(&[])?;
         engine.set_attack_traffic(&[], false).await?;
         Ok(engine)
+    }
+
+    /// Let the queries in `sql` (and any text naming the columns something else reads, such as
+    /// the attack marking's) share one read of the events: the canonical columns they name
+    /// (outside `--` comments) are
+    /// read once from every file of the snapshot and held, and each scan reading only those is
+    /// served from memory rather than the files. Holds nothing when that would take more than
+    /// `cap` bytes; scans read the files then, as without it. Results are the same either way.
+    pub async fn share_scans(&self, sql: &[String], cap: usize) -> Result<Holding, SliError> {
+        let schema = mfascope_core::event::event_schema();
+        let mut columns: Vec<&str> = sql
+            .iter()
+            .flat_map(|text| text.lines())
+            .map(|line| line.split_once("--").map_or(line, |(code, _comment)| code))
+            .flat_map(|code| code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|word| schema.index_of(word).is_ok())
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        self.events
+            .hold(&self.ctx.state(), &columns, cap, parallel)
+            .await
+            .map_err(|source| SliError::Sql {
+                name: "events (shared scan)".into(),
+                source,
+            })
     }
 
     /// True when support tickets were ingested into the data (`tickets_all` is not empty).

@@ -2,7 +2,8 @@
 //! latest, or `--as-of`), read as the canonical schema with the `dt`/`hour` partition columns.
 //! Files in the directory that no commit added yet (a segment mid-commit) or that a commit
 //! removed (compaction, retention) are never read, so a query sees whole commits only. It
-//! owns the mapping from a Delta snapshot to a scan; it never writes.
+//! owns the mapping from a Delta snapshot to a scan, and the columns of that snapshot held in
+//! memory for scans that share them ([`SnapshotTable::hold`]); it never writes.
 
 use std::sync::Arc;
 
@@ -37,6 +38,31 @@ pub struct SnapshotTable {
     /// Object store path prefix of the table (`a/b/events`), files under it.
     prefix: String,
     files: Vec<DataFile>,
+    /// Columns of every file, read once and held for the scans that read only those.
+    held: std::sync::OnceLock<Held>,
+}
+
+/// Some columns of every file of a snapshot, decoded.
+#[derive(Debug)]
+struct Held {
+    /// Per table-schema column, its index in the held batches (`None`: not held).
+    column: Vec<Option<usize>>,
+    /// The batches of each file, in [`SnapshotTable::files`] order.
+    files: Vec<Vec<arrow::array::RecordBatch>>,
+    /// A file's index by its object store path (`prefix/path`), as scans name it.
+    by_path: std::collections::HashMap<String, usize>,
+}
+
+/// What [`SnapshotTable::hold`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// The columns are held: `bytes` of Arrow memory over `rows` rows.
+    Held { bytes: usize, rows: usize },
+    /// Holding them would have taken more than the cap (estimated from the files read so far,
+    /// at `bytes`); nothing is held and scans read the files.
+    OverCap { bytes: usize },
+    /// Nothing to hold (no file, or no column of the table asked for).
+    Nothing,
 }
 
 impl SnapshotTable {
@@ -66,6 +92,7 @@ impl SnapshotTable {
             store,
             prefix: url.path().trim_matches('/').to_string(),
             files,
+            held: std::sync::OnceLock::new(),
         }))
     }
 
@@ -233,35 +260,57 @@ impl TableProvider for SnapshotTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let target = state.config().target_partitions().max(1);
-        let files: Vec<PartitionedFile> = chosen.iter().map(|f| self.file(f)).collect();
-        let ordering = self.time_ordering(&chosen);
-        // With every file's time bounds (Delta statistics), files go into groups of ordered,
-        // non-overlapping files, and the scan declares time order: aggregates over time read
-        // in a fixed order, so approximate ones (t-digest percentiles) come out the same on
-        // every run. Without them, contiguous groups in path order.
-        let grouped = match &ordering {
-            Some(order) => FileScanConfig::split_groups_by_statistics_with_target_partitions(
+        let (groups, ordering) = self.groups(&chosen, state.config().target_partitions());
+        if let Some(plan) = self.held_scan(&groups, &ordering, projection, limit)? {
+            return Ok(plan);
+        }
+        self.file_scan(state, groups, ordering, projection.cloned(), limit)
+            .await
+    }
+}
+
+impl SnapshotTable {
+    /// `files` in at most `target` groups, and the order the groups' rows come in. With every
+    /// file's time bounds (Delta statistics), files go into groups of ordered, non-overlapping
+    /// files, and the scan declares time order: aggregates over time read in a fixed order, so
+    /// approximate ones (t-digest percentiles) come out the same on every run. Without them,
+    /// contiguous groups in path order.
+    fn groups(&self, files: &[&DataFile], target: usize) -> (Vec<FileGroup>, Vec<LexOrdering>) {
+        let target = target.max(1);
+        let ordering = self.time_ordering(files);
+        let files: Vec<PartitionedFile> = files.iter().map(|f| self.file(f)).collect();
+        let grouped = ordering.as_ref().and_then(|order| {
+            FileScanConfig::split_groups_by_statistics_with_target_partitions(
                 &self.schema,
                 &[FileGroup::new(files.clone())],
                 order,
                 target,
             )
             .ok()
-            .filter(|g| g.len() <= target),
-            None => None,
-        };
-        let (groups, ordering) = match grouped {
+            .filter(|g| g.len() <= target)
+        });
+        match grouped {
             Some(groups) => (groups, ordering.into_iter().collect()),
             None => {
-                let per_group = files.len().div_ceil(target);
+                let per_group = files.len().div_ceil(target).max(1);
                 let groups = files
-                    .chunks(per_group.max(1))
+                    .chunks(per_group)
                     .map(|c| FileGroup::new(c.to_vec()))
                     .collect();
                 (groups, vec![])
             }
-        };
+        }
+    }
+
+    /// A Parquet scan of `groups` (one output partition each).
+    async fn file_scan(
+        &self,
+        state: &dyn Session,
+        groups: Vec<FileGroup>,
+        ordering: Vec<LexOrdering>,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let table_schema = TableSchemaBuilder::new(self.file_schema.clone())
             .with_table_partition_cols(
                 PARTITIONS
@@ -275,9 +324,167 @@ impl TableProvider for SnapshotTable {
             FileScanConfigBuilder::new(self.store.clone(), format.file_source(table_schema))
                 .with_file_groups(groups)
                 .with_output_ordering(ordering)
-                .with_projection_indices(projection.cloned())?
+                .with_projection_indices(projection)?
                 .with_limit(limit)
                 .build();
         format.create_physical_plan(state, config).await
+    }
+
+    /// Read the `columns` of every file of the snapshot once and hold them, so that the scans
+    /// reading only those columns (and the partition columns) are served from memory instead
+    /// of opening every file again: a pack of SLI queries scans the same table a dozen times,
+    /// and over a small table opening the files costs more than reading them. Gives up and
+    /// holds nothing as soon as the decoded columns would exceed `cap` bytes (extrapolated
+    /// from the files read so far over the rows the log records); the scans then read the
+    /// files as before. Files are read `parallel` at a time. Holding twice keeps the first.
+    pub async fn hold(
+        &self,
+        state: &dyn Session,
+        columns: &[&str],
+        cap: usize,
+        parallel: usize,
+    ) -> datafusion::error::Result<Holding> {
+        use futures::StreamExt;
+        let mut indices: Vec<usize> = columns
+            .iter()
+            .filter_map(|c| self.file_schema.index_of(c).ok())
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        if indices.is_empty() || self.files.is_empty() {
+            return Ok(Holding::Nothing);
+        }
+        if cap == 0 {
+            return Ok(Holding::OverCap { bytes: 0 });
+        }
+        // One plan per file: a scan of several lets an idle partition take a sibling's files,
+        // and each file's rows must be known to be its own.
+        let task = state.task_ctx();
+        let total_rows: u64 = self.files.iter().map(|f| f.rows).sum();
+        let mut reads = futures::stream::iter(&self.files)
+            .map(|f| {
+                let (task, indices) = (task.clone(), indices.clone());
+                let group = FileGroup::new(vec![self.file(f)]);
+                async move {
+                    let plan = self
+                        .file_scan(state, vec![group], vec![], Some(indices), None)
+                        .await?;
+                    let read = tokio::spawn(datafusion::physical_plan::common::collect(
+                        plan.execute(0, task)?,
+                    ));
+                    match read.await {
+                        Ok(batches) => batches,
+                        Err(e) => Err(datafusion::error::DataFusionError::External(Box::new(e))),
+                    }
+                }
+            })
+            .buffered(parallel.max(1));
+        let (mut files, mut bytes, mut rows) = (Vec::with_capacity(self.files.len()), 0, 0);
+        while let Some(batches) = reads.next().await {
+            let batches = batches?;
+            bytes += batches
+                .iter()
+                .map(arrow::array::RecordBatch::get_array_memory_size)
+                .sum::<usize>();
+            rows += batches
+                .iter()
+                .map(arrow::array::RecordBatch::num_rows)
+                .sum::<usize>();
+            files.push(batches);
+            let projected = if rows == 0 {
+                bytes as u128
+            } else {
+                bytes as u128 * u128::from(total_rows.max(rows as u64)) / rows as u128
+            };
+            if projected > cap as u128 {
+                return Ok(Holding::OverCap { bytes });
+            }
+        }
+        let mut column = vec![None; self.schema.fields().len()];
+        for (k, &i) in indices.iter().enumerate() {
+            column[i] = Some(k);
+        }
+        let by_path = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("{}/{}", self.prefix, f.path), i))
+            .collect();
+        let _ = self.held.set(Held {
+            column,
+            files,
+            by_path,
+        });
+        Ok(Holding::Held { bytes, rows })
+    }
+
+    /// `groups` served from the held columns, when they hold every projected one.
+    fn held_scan(
+        &self,
+        groups: &[FileGroup],
+        ordering: &[LexOrdering],
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Option<Arc<dyn ExecutionPlan>>> {
+        let (Some(held), Some(projection)) = (self.held.get(), projection) else {
+            return Ok(None);
+        };
+        let on_files = self.file_schema.fields().len();
+        if projection
+            .iter()
+            .any(|&i| i < on_files && held.column[i].is_none())
+        {
+            return Ok(None);
+        }
+        let schema = Arc::new(self.schema.project(projection)?);
+        let mut partitions = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut batches = Vec::new();
+            for file in group.iter() {
+                let Some(&i) = held.by_path.get(file.object_meta.location.as_ref()) else {
+                    return Ok(None);
+                };
+                for batch in &held.files[i] {
+                    let columns = projection
+                        .iter()
+                        .map(|&c| match held.column.get(c).copied().flatten() {
+                            Some(k) => batch.column(k).clone(),
+                            None => {
+                                let value = self.files[i].partition_value(PARTITIONS[c - on_files]);
+                                Arc::new(arrow::array::StringArray::from_iter_values(
+                                    std::iter::repeat_n(
+                                        value.unwrap_or_default(),
+                                        batch.num_rows(),
+                                    ),
+                                ))
+                            }
+                        })
+                        .collect();
+                    batches.push(arrow::array::RecordBatch::try_new_with_options(
+                        schema.clone(),
+                        columns,
+                        &arrow::array::RecordBatchOptions::new()
+                            .with_row_count(Some(batch.num_rows())),
+                    )?);
+                }
+            }
+            partitions.push(batches);
+        }
+        // The time order of the groups, over the projected columns (none without `time`).
+        let ordering: Vec<LexOrdering> = match schema.index_of("time") {
+            Ok(at) if !ordering.is_empty() => LexOrdering::new([PhysicalSortExpr::new_default(
+                Arc::new(Column::new("time", at)),
+            )])
+            .into_iter()
+            .collect(),
+            _ => vec![],
+        };
+        let source =
+            datafusion::datasource::memory::MemorySourceConfig::try_new(&partitions, schema, None)?
+                .try_with_sort_information(ordering)?
+                .with_limit(limit);
+        Ok(Some(
+            datafusion::datasource::source::DataSourceExec::from_data_source(source),
+        ))
     }
 }
