@@ -77,9 +77,7 @@ impl AttackPolicy {
         }
         Ok(())
     }
-}
 
-impl AttackPolicy {
     /// What marking attack traffic for `queries` reads from the events, as text naming the
     /// columns (the marker's columns and its gate's SQL); empty when nothing is marked.
     pub fn reads(

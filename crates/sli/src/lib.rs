@@ -377,10 +377,10 @@ impl Engine {
 
     /// Let the queries in `sql` (and any text naming the columns something else reads, such as
     /// the attack marking's) share one read of the events: the canonical columns they name
-    /// (outside `--` comments) are
-    /// read once from every file of the snapshot and held, and each scan reading only those is
-    /// served from memory rather than the files. Holds nothing when that would take more than
-    /// `cap` bytes; scans read the files then, as without it. Results are the same either way.
+    /// outside `--` comments are read once from every file of the snapshot and held, and each
+    /// scan reading only those is served from memory rather than from the files. Holds nothing
+    /// when that would take more than `cap` bytes; scans then read the files, as without it.
+    /// Results are the same either way.
     pub async fn share_scans(&self, sql: &[String], cap: usize) -> Result<Holding, SliError> {
         let schema = mfascope_core::event::event_schema();
         let mut columns: Vec<&str> = sql
