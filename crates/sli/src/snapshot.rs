@@ -334,8 +334,9 @@ impl SnapshotTable {
     /// reading only those columns (and the partition columns) are served from memory instead
     /// of opening every file again: a pack of SLI queries scans the same table a dozen times,
     /// and over a small table opening the files costs more than reading them. Gives up and
-    /// holds nothing as soon as the decoded columns would exceed `cap` bytes (extrapolated
-    /// from the files read so far over the rows the log records); the scans then read the
+    /// holds nothing as soon as the decoded columns would exceed `cap` bytes (extrapolated,
+    /// once a fiftieth of the rows is read, from the files read so far over the rows the log
+    /// records); the scans then read the
     /// files as before. Files are read `parallel` at a time. Holding twice keeps the first.
     pub async fn hold(
         &self,
@@ -391,7 +392,10 @@ impl SnapshotTable {
                 .map(arrow::array::RecordBatch::num_rows)
                 .sum::<usize>();
             files.push(batches);
-            let projected = if rows == 0 {
+            // Small files cost more per row (buffers, dictionaries), so the estimate waits for
+            // a fiftieth of the rows; the bytes actually held stop it at once.
+            let sampled = rows as u64 >= total_rows / 50;
+            let projected = if rows == 0 || !sampled {
                 bytes as u128
             } else {
                 bytes as u128 * u128::from(total_rows.max(rows as u64)) / rows as u128
