@@ -445,8 +445,8 @@ fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
         assert!(run.status.success(), "{log}");
         (String::from_utf8(run.stdout).unwrap(), log)
     };
-    let (shared, log) = pack(None);
-    assert!(log.contains("Held {"), "{log}");
+    let (shared, log_held) = pack(None);
+    assert!(log_held.contains("Held {"), "{log_held}");
     let (off, log) = pack(Some("0"));
     assert!(log.contains("OverCap {"), "{log}");
     assert_eq!(shared, off);
@@ -461,6 +461,36 @@ fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
             ),
         "{report}"
     );
+    // The partition columns come from each file's partition in both ways.
+    let custom = tmp.path().join("queries");
+    std::fs::create_dir(&custom).unwrap();
+    std::fs::write(
+        custom.join("hours.sql"),
+        "-- name: hours\n-- title: rows per partition\n\
+         SELECT dt, hour, count(*) AS n FROM events GROUP BY dt, hour ORDER BY dt, hour",
+    )
+    .unwrap();
+    let hours = |cap: &str| {
+        let run = bin()
+            .args(["sli", "--data", &out, "--format", "json", "--queries"])
+            .arg(&custom)
+            .env("MFASCOPE_SHARED_SCAN_MB", cap)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        rows(&report, "hours").clone()
+    };
+    let held = hours("1024");
+    assert_eq!(held, hours("0"));
+    assert!(held.len() >= 48, "{held:?}");
+    let total: u64 = held.iter().map(|r| r["n"].as_u64().unwrap()).sum();
+    let stored: u64 = log_rows(&log_held);
+    assert_eq!(total, stored, "{held:?}");
     let bad = bin()
         .args(["sli", "--data", &out])
         .env("MFASCOPE_SHARED_SCAN_MB", "lots")
@@ -473,4 +503,12 @@ fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
         String::from_utf8_lossy(&bad.stderr)
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("MFASCOPE_SHARED_SCAN_MB=lots"));
+}
+
+/// The rows the shared read held, from its log line (`Held { bytes: …, rows: N }`).
+fn log_rows(log: &str) -> u64 {
+    let after = &log[log.find("rows: ").expect("a Held line") + "rows: ".len()..];
+    after[..after.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
 }

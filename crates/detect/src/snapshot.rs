@@ -159,7 +159,6 @@ pub(crate) fn encode<C: Serialize>(
     body: &Body<&UserHistory, &[Finding], C>,
     rows: Option<&CanonicalBatch>,
 ) -> Vec<u8> {
-    // The header's room first; filled in once the lengths and the checksum are known.
     let compress = |out: Vec<u8>| -> std::io::Result<Vec<u8>> {
         let mut json = BufWriter::with_capacity(64 << 10, zstd::Encoder::new(out, 3)?);
         serde_json::to_writer(&mut json, body)?;
@@ -167,6 +166,7 @@ pub(crate) fn encode<C: Serialize>(
             .map_err(std::io::IntoInnerError::into_error)?
             .finish()
     };
+    // The header's room first; filled in once the lengths and the checksum are known.
     let mut out =
         compress(vec![0u8; HEADER]).expect("rule state serializes and compresses in memory");
     let body_len = out.len() - HEADER;

@@ -120,13 +120,12 @@ impl SnapshotTable {
     /// A file of the snapshot as DataFusion scans it: its partition values, and its row count
     /// and time bounds as statistics when the log has them.
     fn file(&self, f: &DataFile) -> PartitionedFile {
-        let file = PartitionedFile::new(format!("{}/{}", self.prefix, f.path), f.size as u64)
-            .with_partition_values(
-                PARTITIONS
-                    .iter()
-                    .map(|p| ScalarValue::Utf8(f.partition_value(p).map(str::to_string)))
-                    .collect(),
-            );
+        let file = PartitionedFile::new(self.object_path(f), f.size as u64).with_partition_values(
+            PARTITIONS
+                .iter()
+                .map(|p| ScalarValue::Utf8(f.partition_value(p).map(str::to_string)))
+                .collect(),
+        );
         let (Some((lo, hi)), Ok(time_idx)) = (f.time, self.schema.index_of("time")) else {
             return file;
         };
@@ -148,6 +147,11 @@ impl SnapshotTable {
         }))
     }
 
+    /// A file's object store path (`prefix/path`), as scans name it.
+    fn object_path(&self, f: &DataFile) -> String {
+        format!("{}/{}", self.prefix, f.path)
+    }
+
     /// `time` ascending, when every file has its time bounds (and the table a `time`).
     fn time_ordering(&self, files: &[&DataFile]) -> Option<LexOrdering> {
         if files.is_empty() || files.iter().any(|f| f.time.is_none()) {
@@ -158,6 +162,18 @@ impl SnapshotTable {
             "time", idx,
         )))])
     }
+}
+
+/// Partition column `p` of `file`'s rows in `batch` (its one value repeated).
+fn partition_column(
+    file: &DataFile,
+    p: usize,
+    batch: &arrow::array::RecordBatch,
+) -> arrow::array::ArrayRef {
+    let value = file.partition_value(PARTITIONS[p]).unwrap_or_default();
+    Arc::new(arrow::array::StringArray::from_iter_values(
+        std::iter::repeat_n(value, batch.num_rows()),
+    ))
 }
 
 /// Whether `filter` reads partition columns only (and some).
@@ -336,8 +352,8 @@ impl SnapshotTable {
     /// and over a small table opening the files costs more than reading them. Gives up and
     /// holds nothing as soon as the decoded columns would exceed `cap` bytes (extrapolated,
     /// once a fiftieth of the rows is read, from the files read so far over the rows the log
-    /// records); the scans then read the
-    /// files as before. Files are read `parallel` at a time. Holding twice keeps the first.
+    /// records); the scans then read the files as before. Files are read `parallel` at a time.
+    /// Holding twice keeps the first.
     pub async fn hold(
         &self,
         state: &dyn Session,
@@ -394,11 +410,11 @@ impl SnapshotTable {
             files.push(batches);
             // Small files cost more per row (buffers, dictionaries), so the estimate waits for
             // a fiftieth of the rows; the bytes actually held stop it at once.
-            let sampled = rows as u64 >= total_rows / 50;
-            let projected = if rows == 0 || !sampled {
-                bytes as u128
-            } else {
+            let sampled = rows > 0 && rows as u64 >= total_rows / 50;
+            let projected = if sampled {
                 bytes as u128 * u128::from(total_rows.max(rows as u64)) / rows as u128
+            } else {
+                bytes as u128
             };
             if projected > cap as u128 {
                 return Ok(Holding::OverCap { bytes });
@@ -412,7 +428,7 @@ impl SnapshotTable {
             .files
             .iter()
             .enumerate()
-            .map(|(i, f)| (format!("{}/{}", self.prefix, f.path), i))
+            .map(|(i, f)| (self.object_path(f), i))
             .collect();
         let _ = self.held.set(Held {
             column,
@@ -451,17 +467,9 @@ impl SnapshotTable {
                 for batch in &held.files[i] {
                     let columns = projection
                         .iter()
-                        .map(|&c| match held.column.get(c).copied().flatten() {
+                        .map(|&c| match held.column[c] {
                             Some(k) => batch.column(k).clone(),
-                            None => {
-                                let value = self.files[i].partition_value(PARTITIONS[c - on_files]);
-                                Arc::new(arrow::array::StringArray::from_iter_values(
-                                    std::iter::repeat_n(
-                                        value.unwrap_or_default(),
-                                        batch.num_rows(),
-                                    ),
-                                ))
-                            }
+                            None => partition_column(&self.files[i], c - on_files, batch),
                         })
                         .collect();
                     batches.push(arrow::array::RecordBatch::try_new_with_options(
