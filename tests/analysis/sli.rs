@@ -471,18 +471,12 @@ fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
     )
     .unwrap();
     let hours = |cap: &str| {
-        let run = bin()
-            .args(["sli", "--data", &out, "--format", "json", "--queries"])
-            .arg(&custom)
-            .env("MFASCOPE_SHARED_SCAN_MB", cap)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
+        let report = common::output_json(
+            bin()
+                .args(["sli", "--data", &out, "--format", "json", "--queries"])
+                .arg(&custom)
+                .env("MFASCOPE_SHARED_SCAN_MB", cap),
         );
-        let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
         rows(&report, "hours").clone()
     };
     let held = hours("1024");
