@@ -78,25 +78,25 @@ impl AttackPolicy {
         Ok(())
     }
 
-    /// What marking attack traffic for `queries` reads from the events, as text naming the
-    /// columns (the marker's columns and its gate's SQL); empty when nothing is marked.
+    /// What marking attack traffic for `queries` reads from the events, as a text naming the
+    /// columns (the marker's columns and its gate's SQL); `None` when nothing is marked.
     pub fn reads(
         &self,
         rules: &RuleSet,
         queries: &[crate::sli::Query],
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Option<String>> {
         use mfascope_core::attack::AttackFilter;
         if !queries.iter().any(reads_marks) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        Ok(match self.marker(rules)? {
-            Some(marker) => {
-                let mut reads = vec![marker.columns().join(" ")];
-                reads.extend(marker.sql_filter());
-                reads
+        Ok(self.marker(rules)?.map(|marker| {
+            let mut reads = marker.columns().join(" ");
+            if let Some(gate) = marker.sql_filter() {
+                reads.push('\n');
+                reads.push_str(&gate);
             }
-            None => Vec::new(),
-        })
+            reads
+        }))
     }
 }
 

@@ -447,9 +447,17 @@ fn queries_sharing_one_read_of_the_events_give_what_reading_the_files_gives() {
     };
     let (shared, log_held) = pack(None);
     assert!(log_held.contains("Held {"), "{log_held}");
+    assert!(log_held.contains("unheld: []"), "{log_held}");
     let (off, log) = pack(Some("0"));
     assert!(log.contains("OverCap {"), "{log}");
     assert_eq!(shared, off);
+    // Under a cap that holds only some queries' columns, the others read the files.
+    let (part, log) = pack(Some("1"));
+    assert!(
+        log.contains("Held {") && log.contains("unheld: [\""),
+        "{log}"
+    );
+    assert_eq!(part, off);
     let report: serde_json::Value = serde_json::from_str(&shared).unwrap();
     assert!(
         report["queries"]

@@ -376,25 +376,39 @@ impl Engine {
     }
 
     /// Let the queries in `sql` (and any text naming the columns something else reads, such as
-    /// the attack marking's) share one read of the events: the canonical columns they name
-    /// outside `--` comments are read once from every file of the snapshot and held, and each
-    /// scan reading only those is served from memory rather than from the files. Holds nothing
-    /// when that would take more than `cap` bytes; scans then read the files, as without it.
-    /// Results are the same either way.
+    /// the attack marking's) share one read of the events: the canonical columns each text
+    /// names outside `--` comments (with `events_marked`'s own when it reads that view) are
+    /// read once from every file of the snapshot and held, and each scan reading only held
+    /// columns is served from memory rather than from the files. Within `cap` bytes, the texts
+    /// whose columns add the fewest bytes are served first; the others' scans read the files,
+    /// as without it. Results are the same either way.
     pub async fn share_scans(&self, sql: &[String], cap: usize) -> Result<Holding, SliError> {
         let schema = mfascope_core::event::event_schema();
-        let mut columns: Vec<&str> = sql
+        let names = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(|line| line.split_once("--").map_or(line, |(code, _comment)| code))
+                .flat_map(|code| code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+                .filter(|word| schema.index_of(word).is_ok())
+                .map(str::to_string)
+                .collect()
+        };
+        let readers: Vec<Vec<String>> = sql
             .iter()
-            .flat_map(|text| text.lines())
-            .map(|line| line.split_once("--").map_or(line, |(code, _comment)| code))
-            .flat_map(|code| code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-            .filter(|word| schema.index_of(word).is_ok())
+            .map(|text| {
+                let mut columns = names(text);
+                if text.contains("events_marked") {
+                    columns.extend(names(EVENTS_MARKED_VIEW));
+                }
+                columns
+            })
             .collect();
-        columns.sort_unstable();
-        columns.dedup();
+        let readers: Vec<Vec<&str>> = readers
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
         let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         self.events
-            .hold(&self.ctx.state(), &columns, cap, parallel)
+            .hold(&self.ctx.state(), &readers, cap, parallel)
             .await
             .map_err(|source| SliError::Sql {
                 name: "events (shared scan)".into(),

@@ -54,12 +54,17 @@ struct Held {
 }
 
 /// What [`SnapshotTable::hold`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holding {
-    /// The columns are held: `bytes` of Arrow memory over `rows` rows.
-    Held { bytes: usize, rows: usize },
-    /// Holding them would have taken more than the cap (estimated from the files read so far,
-    /// at `bytes`); nothing is held and scans read the files.
+    /// Columns are held: `bytes` of Arrow memory over `rows` rows. `unheld` names the columns
+    /// some reader needs that did not fit the cap: the scans reading them read the files.
+    Held {
+        bytes: usize,
+        rows: usize,
+        unheld: Vec<String>,
+    },
+    /// Not even the cheapest reader's columns fit the cap (estimated from the files read so
+    /// far, at `bytes`); nothing is held and scans read the files.
     OverCap { bytes: usize },
     /// Nothing to hold (no file, or no column of the table asked for).
     Nothing,
@@ -346,78 +351,97 @@ impl SnapshotTable {
         format.create_physical_plan(state, config).await
     }
 
-    /// Read the `columns` of every file of the snapshot once and hold them, so that the scans
-    /// reading only those columns (and the partition columns) are served from memory instead
-    /// of opening every file again: a pack of SLI queries scans the same table a dozen times,
-    /// and over a small table opening the files costs more than reading them. Gives up and
-    /// holds nothing as soon as the decoded columns would exceed `cap` bytes (extrapolated,
-    /// once a fiftieth of the rows is read, from the files read so far over the rows the log
-    /// records); the scans then read the files as before. Files are read `parallel` at a time.
-    /// Holding twice keeps the first.
+    /// Read the columns that `readers` name (each reader: the columns one query or pass reads)
+    /// once from every file of the snapshot and hold them, so that the scans reading only held
+    /// columns (and the partition columns) are served from memory instead of opening every file
+    /// again: a pack of SLI queries scans the same table a dozen times, and over a small table
+    /// opening the files costs more than reading them. When everything would exceed `cap`
+    /// bytes (extrapolated, once a fiftieth of the rows is read, from the files read so far
+    /// over the rows the log records), the columns of the readers that fit are kept, cheapest
+    /// additions first, and the other readers' scans read the files as before. Files are read
+    /// `parallel` at a time. Holding twice keeps the first.
     pub async fn hold(
         &self,
         state: &dyn Session,
-        columns: &[&str],
+        readers: &[Vec<&str>],
         cap: usize,
         parallel: usize,
     ) -> datafusion::error::Result<Holding> {
         use futures::StreamExt;
-        let mut indices: Vec<usize> = columns
+        let readers: Vec<Vec<usize>> = readers
             .iter()
-            .filter_map(|c| self.file_schema.index_of(c).ok())
+            .map(|columns| {
+                let mut indices: Vec<usize> = columns
+                    .iter()
+                    .filter_map(|c| self.file_schema.index_of(c).ok())
+                    .collect();
+                indices.sort_unstable();
+                indices.dedup();
+                indices
+            })
+            .filter(|indices| !indices.is_empty())
             .collect();
+        let mut indices: Vec<usize> = readers.iter().flatten().copied().collect();
         indices.sort_unstable();
         indices.dedup();
+        let wanted = indices.clone();
         if indices.is_empty() || self.files.is_empty() {
             return Ok(Holding::Nothing);
         }
         if cap == 0 {
             return Ok(Holding::OverCap { bytes: 0 });
         }
-        // One plan per file: a scan of several lets an idle partition take a sibling's files,
-        // and each file's rows must be known to be its own.
-        let task = state.task_ctx();
         let total_rows: u64 = self.files.iter().map(|f| f.rows).sum();
-        let mut reads = futures::stream::iter(&self.files)
-            .map(|f| {
-                let (task, indices) = (task.clone(), indices.clone());
-                let group = FileGroup::new(vec![self.file(f)]);
-                async move {
-                    let plan = self
-                        .file_scan(state, vec![group], vec![], Some(indices), None)
-                        .await?;
-                    let read = tokio::spawn(datafusion::physical_plan::common::collect(
-                        plan.execute(0, task)?,
-                    ));
-                    match read.await {
-                        Ok(batches) => batches,
-                        Err(e) => Err(datafusion::error::DataFusionError::External(Box::new(e))),
+        let mut files: Vec<Vec<arrow::array::RecordBatch>> = Vec::with_capacity(self.files.len());
+        // Bytes held per column (in `indices` order) and rows, over the files read so far.
+        let (mut bytes, mut rows) = (vec![0usize; indices.len()], 0usize);
+        'read: while files.len() < self.files.len() {
+            let mut reads = self.read_files(state, files.len(), &indices, parallel);
+            while let Some(batches) = reads.next().await {
+                let batches = batches?;
+                for batch in &batches {
+                    for (held, column) in bytes.iter_mut().zip(batch.columns()) {
+                        *held += column.get_array_memory_size();
+                    }
+                    rows += batch.num_rows();
+                }
+                files.push(batches);
+                // Small files cost more per row (buffers, dictionaries), so the estimate waits
+                // for a fiftieth of the rows; the bytes actually held stop it at once.
+                let sampled = rows > 0 && rows as u64 >= total_rows / 50;
+                let projected: Vec<u128> = bytes
+                    .iter()
+                    .map(|&b| {
+                        if sampled {
+                            b as u128 * u128::from(total_rows.max(rows as u64)) / rows as u128
+                        } else {
+                            b as u128
+                        }
+                    })
+                    .collect();
+                if projected.iter().sum::<u128>() <= cap as u128 {
+                    continue;
+                }
+                let cost = |column: &usize| projected[indices.binary_search(column).expect("held")];
+                let kept = fitting(&readers, &indices, cost, cap as u128);
+                if kept.is_empty() {
+                    return Ok(Holding::OverCap {
+                        bytes: bytes.iter().sum(),
+                    });
+                }
+                let at: Vec<usize> = kept
+                    .iter()
+                    .map(|c| indices.binary_search(c).expect("kept ⊂ held"))
+                    .collect();
+                for batches in &mut files {
+                    for batch in batches.iter_mut() {
+                        *batch = batch.project(&at)?;
                     }
                 }
-            })
-            .buffered(parallel.max(1));
-        let (mut files, mut bytes, mut rows) = (Vec::with_capacity(self.files.len()), 0, 0);
-        while let Some(batches) = reads.next().await {
-            let batches = batches?;
-            bytes += batches
-                .iter()
-                .map(arrow::array::RecordBatch::get_array_memory_size)
-                .sum::<usize>();
-            rows += batches
-                .iter()
-                .map(arrow::array::RecordBatch::num_rows)
-                .sum::<usize>();
-            files.push(batches);
-            // Small files cost more per row (buffers, dictionaries), so the estimate waits for
-            // a fiftieth of the rows; the bytes actually held stop it at once.
-            let sampled = rows > 0 && rows as u64 >= total_rows / 50;
-            let projected = if sampled {
-                bytes as u128 * u128::from(total_rows.max(rows as u64)) / rows as u128
-            } else {
-                bytes as u128
-            };
-            if projected > cap as u128 {
-                return Ok(Holding::OverCap { bytes });
+                bytes = at.iter().map(|&k| bytes[k]).collect();
+                indices = kept;
+                // Reads under way are of the columns dropped too: start again from here.
+                continue 'read;
             }
         }
         let mut column = vec![None; self.schema.fields().len()];
@@ -435,7 +459,50 @@ impl SnapshotTable {
             files,
             by_path,
         });
-        Ok(Holding::Held { bytes, rows })
+        let unheld = wanted
+            .iter()
+            .filter(|c| indices.binary_search(c).is_err())
+            .map(|&c| self.file_schema.field(c).name().clone())
+            .collect();
+        Ok(Holding::Held {
+            bytes: bytes.iter().sum(),
+            rows,
+            unheld,
+        })
+    }
+
+    /// The `indices` columns of the snapshot's files from the `from`th on, each file read by a
+    /// plan of its own (a scan of several lets an idle partition take a sibling's files, and
+    /// each file's rows must be known to be its own), `parallel` at a time, in order.
+    fn read_files<'s>(
+        &'s self,
+        state: &'s dyn Session,
+        from: usize,
+        indices: &[usize],
+        parallel: usize,
+    ) -> impl futures::Stream<Item = datafusion::error::Result<Vec<arrow::array::RecordBatch>>> + 's
+    {
+        use futures::StreamExt;
+        let task = state.task_ctx();
+        let indices = indices.to_vec();
+        futures::stream::iter(&self.files[from..])
+            .map(move |f| {
+                let (task, indices) = (task.clone(), indices.clone());
+                let group = FileGroup::new(vec![self.file(f)]);
+                async move {
+                    let plan = self
+                        .file_scan(state, vec![group], vec![], Some(indices), None)
+                        .await?;
+                    let read = tokio::spawn(datafusion::physical_plan::common::collect(
+                        plan.execute(0, task)?,
+                    ));
+                    match read.await {
+                        Ok(batches) => batches,
+                        Err(e) => Err(datafusion::error::DataFusionError::External(Box::new(e))),
+                    }
+                }
+            })
+            .buffered(parallel.max(1))
     }
 
     /// `groups` served from the held columns, when they hold every projected one.
@@ -498,5 +565,62 @@ impl SnapshotTable {
         Ok(Some(
             datafusion::datasource::source::DataSourceExec::from_data_source(source),
         ))
+    }
+}
+
+/// The columns of the readers (among those whose columns are all in `held`) that fit `cap`
+/// bytes, each column costing `cost`: the reader adding the fewest bytes first, as long as it
+/// fits. Sorted; empty when not even the cheapest reader fits.
+fn fitting(
+    readers: &[Vec<usize>],
+    held: &[usize],
+    cost: impl Fn(&usize) -> u128,
+    cap: u128,
+) -> Vec<usize> {
+    let mut left: Vec<&Vec<usize>> = readers
+        .iter()
+        .filter(|r| r.iter().all(|c| held.binary_search(c).is_ok()))
+        .collect();
+    let (mut kept, mut total) = (Vec::<usize>::new(), 0u128);
+    loop {
+        let adds =
+            |r: &&Vec<usize>| -> u128 { r.iter().filter(|c| !kept.contains(c)).map(&cost).sum() };
+        let Some((at, add)) = left
+            .iter()
+            .enumerate()
+            .map(|(at, r)| (at, adds(r)))
+            .min_by_key(|&(_, add)| add)
+        else {
+            break;
+        };
+        if total + add > cap {
+            break;
+        }
+        total += add;
+        let reader = left.swap_remove(at);
+        kept.extend(reader.iter().copied());
+        kept.sort_unstable();
+        kept.dedup();
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting;
+
+    #[test]
+    fn readers_adding_the_fewest_bytes_are_kept_first() {
+        // Columns 0..4 cost 10, 100, 40, 1000 bytes.
+        let cost = |c: &usize| [10u128, 100, 40, 1000][*c];
+        let readers = vec![vec![0, 1], vec![0, 2], vec![3], vec![0, 2, 1], vec![5]];
+        let held = [0, 1, 2, 3];
+        assert_eq!(fitting(&readers, &held, cost, 10_000), vec![0, 1, 2, 3]);
+        // [0, 2] (50) first, then [0, 2, 1] and [0, 1] (+100 each); [3] does not fit.
+        assert_eq!(fitting(&readers, &held, cost, 200), vec![0, 1, 2]);
+        assert_eq!(fitting(&readers, &held, cost, 60), vec![0, 2]);
+        assert_eq!(fitting(&readers, &held, cost, 49), Vec::<usize>::new());
+        // A reader naming a column no longer held is not served.
+        assert_eq!(fitting(&readers, &[0, 1], cost, 10_000), vec![0, 1]);
     }
 }
