@@ -119,6 +119,9 @@ fn kill_9_while_committing_to_s3_then_restart_gives_exact_output() {
     let file = input(dir.path(), "canonical", 150_000, 4);
     let url = s3.url("out");
     let f = file.display().to_string();
+    // The runs' scratch directories (segments staged before upload) go here, to be counted.
+    let scratch = dir.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
     let ingest = || {
         let mut c = mfascope(
             &s3,
@@ -134,7 +137,9 @@ fn kill_9_while_committing_to_s3_then_restart_gives_exact_output() {
                 &f,
             ],
         );
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.env("TMPDIR", &scratch)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     };
     // Kill after 250, 350, 450, … ms (each run resumes where the last committed, so each
@@ -163,6 +168,13 @@ fn kill_9_while_committing_to_s3_then_restart_gives_exact_output() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_exact(&s3.check("out", &file), 150_000, 4);
+    // Each killed run left its staging directory; the next start removed it.
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "scratch directories left behind: {left:?}");
 }
 
 #[test]

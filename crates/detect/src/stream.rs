@@ -51,7 +51,7 @@ pub struct FindingStore {
     /// Where findings files are written: `OUT/findings`, or a local temp directory they are
     /// uploaded from when `OUT` is on object storage.
     dir: PathBuf,
-    _upload_from: Option<tempfile::TempDir>,
+    _upload_from: Option<mfascope_sink::scratch::Scratch>,
     /// The findings table each written file is added to (the file is read only once added).
     table: Mutex<mfascope_sink::table::FindingsTable>,
     flush_every: Duration,
@@ -72,9 +72,7 @@ impl FindingStore {
         let (dir, upload_from) = match out {
             Location::Local(root) => (root.join("findings"), None),
             Location::Remote(_) => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("mfascope-findings-")
-                    .tempdir()?;
+                let tmp = mfascope_sink::scratch::Scratch::new("mfascope-findings-")?;
                 (tmp.path().to_path_buf(), Some(tmp))
             }
         };

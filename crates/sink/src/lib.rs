@@ -9,6 +9,7 @@ pub mod lease;
 pub mod location;
 pub mod maintain;
 pub mod parquet;
+pub mod scratch;
 pub mod segment;
 pub mod state;
 pub mod table;

@@ -82,7 +82,7 @@ enum Guard {
     File(#[allow(dead_code)] File),
     /// A renewed lease object `STATE/lock` (object storage), and the local directory segments
     /// are staged in before upload.
-    Lease(Lease, tempfile::TempDir),
+    Lease(Lease, crate::scratch::Scratch),
 }
 
 /// An output location opened for writing (holds the lock until dropped).
@@ -140,13 +140,10 @@ impl OutDir {
             }
             Location::Remote(remote) => {
                 let lease = Lease::acquire(remote, &format!("{scope}/lock"))?;
-                let staging = tempfile::Builder::new()
-                    .prefix("mfascope-staging-")
-                    .tempdir()
-                    .map_err(io_err(
-                        "creating a staging directory in",
-                        std::env::temp_dir(),
-                    ))?;
+                let staging = crate::scratch::Scratch::new("mfascope-staging-").map_err(io_err(
+                    "creating a staging directory in",
+                    std::env::temp_dir(),
+                ))?;
                 Guard::Lease(lease, staging)
             }
         };
