@@ -384,15 +384,16 @@ impl Engine {
     /// as without it. Results are the same either way.
     pub async fn share_scans(&self, sql: &[String], cap: usize) -> Result<Holding, SliError> {
         let schema = mfascope_core::event::event_schema();
-        let names = |text: &str| -> Vec<String> {
+        // The schema's own names, so the readers borrow them rather than copy each word.
+        let names = |text: &str| -> Vec<&str> {
             text.lines()
                 .map(|line| line.split_once("--").map_or(line, |(code, _comment)| code))
                 .flat_map(|code| code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-                .filter(|word| schema.index_of(word).is_ok())
-                .map(str::to_string)
+                .filter_map(|word| schema.index_of(word).ok())
+                .map(|i| schema.field(i).name().as_str())
                 .collect()
         };
-        let readers: Vec<Vec<String>> = sql
+        let readers: Vec<Vec<&str>> = sql
             .iter()
             .map(|text| {
                 let mut columns = names(text);
@@ -401,10 +402,6 @@ impl Engine {
                 }
                 columns
             })
-            .collect();
-        let readers: Vec<Vec<&str>> = readers
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
             .collect();
         let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         self.events
