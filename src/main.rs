@@ -8,11 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// committed as they are used instead of all at once and purged pages leave the resident set
 /// (~55 MB less on 3M events; `scripts/bench-memory`).
 ///
-/// Freed pages are purged (returned to the OS) at once (delay 0): it costs system time (85,000
-/// `madvise` calls and the page faults after them per 1M Okta events, 2.2 s of system CPU), but
-/// any delay kept freed pages resident across threads and raised the peak of a 50M-event
-/// stream from 397 to 567 MiB (10 ms) and 656 MiB (1 ms) (docs/performance.md).
-/// `MIMALLOC_PURGE_DELAY` (milliseconds) overrides it for short runs where speed matters more.
+/// Freed pages are purged (returned to the OS) at once (delay 0) until the command is known;
+/// [`tune_allocator_for`] then sets how long-running commands purge.
 ///
 /// Arena options only take effect before mimalloc reserves its first arena (at the first
 /// allocation), hence a constructor: it runs after mimalloc's own (priority 101) and before
@@ -40,18 +37,56 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 #[unsafe(link_section = ".init_array")]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
-/// A command that reads the store once and exits keeps freed pages 10 ms before purging them,
-/// unless `MIMALLOC_PURGE_DELAY` says otherwise: its queries create and free a decompression
-/// context per Parquet column chunk, and purging each at once costs system time (`mfascope
-/// sli` on 1M events: 2.8 → 2.2 s system CPU, docs/performance.md). Ingest keeps delay 0.
+/// How freed pages go back to the OS once the command is known (`MIMALLOC_PURGE_DELAY`, in
+/// milliseconds, overrides both ways):
+/// - A command that reads the store once and exits purges 10 ms after a free: its queries
+///   create and free a decompression context per Parquet column chunk, and purging each at once
+///   costs system time (`mfascope sli` on 1M events: 2.8 → 2.2 s system CPU).
+/// - Every other command (ingest, serve, …) purges on a clock: a thread purges every page freed
+///   since its last turn every [`PURGE_EVERY`], and the ingest purges before saving its state
+///   (the peak of a long stream), through [`mfascope_core::memory`]. Purging each free at once
+///   (delay 0) cost 85,000 `madvise` calls and the page faults after them per 1M Okta events;
+///   mimalloc's own delay instead purges only when some thread frees a page after the delay
+///   passed, which let freed pages pile up (a 50M-event stream peaked at 567 MiB at 10 ms
+///   against 397 at delay 0). docs/performance.md has the measurements.
 #[cfg(feature = "mimalloc")]
 fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
     let reads_once =
         matches!(invocation, mfascope::cli::Invocation::Cli(cli) if cli.command.reads_once());
-    if reads_once && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    if reads_once {
         // SAFETY: sets a global option, which mimalloc reads each time it purges.
         unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 10) };
+        return;
     }
+    let purger = std::thread::Builder::new().name("purge".into()).spawn(|| {
+        loop {
+            std::thread::sleep(PURGE_EVERY);
+            purge_now();
+        }
+    });
+    // Without the thread (none could be spawned), freed pages keep being purged at once.
+    if purger.is_ok() {
+        // SAFETY: as above. The delay only has to outlast PURGE_EVERY: the thread purges.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 60_000) };
+        mfascope_core::memory::set_release_hook(purge_now);
+    }
+}
+
+/// How often the purge thread returns freed pages: what the process frees between two turns
+/// stays resident until the next, so a longer period raises the peak. 1M Okta events: 1.4–1.8 → 1.2 s system CPU; 50M canonical events over 10M users
+/// (`scripts/bench-memory`): peak 296.0 MiB (290.6 purging every free at once, 317.3 at 50 ms).
+#[cfg(feature = "mimalloc")]
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Return every page freed since the last purge to the OS (mimalloc's forced collect: this
+/// thread's heap, then all arenas' scheduled purges).
+#[cfg(feature = "mimalloc")]
+fn purge_now() {
+    // SAFETY: mimalloc's collect is thread-safe; it touches the caller's heap and the arenas.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 fn main() {

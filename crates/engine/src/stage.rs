@@ -366,6 +366,9 @@ impl OrderedStage {
             return None;
         }
         self.last_saved = Instant::now();
+        // Saving copies every rule window and history: the highest point of a long stream's
+        // memory. Pages freed since the allocator last purged must not add to it.
+        mfascope_core::memory::release();
         let mut state = self.observers.save_state();
         state.push((PAIRER_STATE.to_string(), self.pairer.save()));
         Some(state)

@@ -10,7 +10,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMillisecondType;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -29,6 +29,19 @@ const PLAIN_COLUMNS: &[&str] = &[
     col::EVENT_ID,
     col::TRANSACTION_ID,
     col::SESSION_ID,
+    col::RAW,
+];
+
+/// Columns no query prunes files by (values unique per row, or spread over every hour): min/max
+/// statistics there cost the writer a comparison per value and skip nothing.
+const UNPRUNED_COLUMNS: &[&str] = &[
+    col::EVENT_ID,
+    col::USER,
+    col::SESSION_ID,
+    col::TRANSACTION_ID,
+    col::SRC_IP,
+    col::USER_AGENT,
+    col::DEVICE_ID,
     col::RAW,
 ];
 
@@ -142,6 +155,15 @@ pub fn write_partition(
     for name in PLAIN_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
+    for name in UNPRUNED_COLUMNS {
+        props =
+            props.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
+    }
+    // Sorted, mostly distinct milliseconds: deltas take a few bits each, where a dictionary
+    // would intern every value for nothing.
+    props = props
+        .set_column_dictionary_enabled(ColumnPath::from(col::TIME), false)
+        .set_column_encoding(ColumnPath::from(col::TIME), Encoding::DELTA_BINARY_PACKED);
     for name in UNCOMPRESSED_COLUMNS {
         props = props.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
     }
