@@ -60,7 +60,9 @@ pub(crate) struct Row {
 /// Collects the leaves of one chunk.
 struct ChunkSink {
     builder: EventBatchBuilder,
-    tickets: TicketBatchBuilder,
+    /// Created at the first ticket: most chunks hold none, and an empty builder per chunk
+    /// allocated every column.
+    tickets: Option<TicketBatchBuilder>,
     /// Where each event appended to `builder` came from.
     rows: Vec<Row>,
     dead: Vec<DeadLetter>,
@@ -106,7 +108,7 @@ impl LeafSink for ChunkSink {
         self.counts.records += 1;
         self.counts.tickets += 1;
         self.counts.mfa_tickets += u64::from(t.match_reason.is_some());
-        self.tickets.append(&t);
+        self.tickets.get_or_insert_default().append(&t);
     }
 }
 
@@ -114,7 +116,7 @@ impl ChunkSink {
     fn new(normalizer: &Normalizer, chunk: &Chunk) -> ChunkSink {
         ChunkSink {
             builder: EventBatchBuilder::with_capacity(chunk.lines as usize + 1),
-            tickets: TicketBatchBuilder::default(),
+            tickets: None,
             rows: Vec::new(),
             dead: Vec::new(),
             counts: Counts::default(),
@@ -135,7 +137,11 @@ impl ChunkSink {
             end_line,
             bytes,
             batch: (!self.builder.is_empty()).then(|| self.builder.finish_canonical()),
-            tickets: (!self.tickets.is_empty()).then(|| self.tickets.finish()),
+            tickets: self
+                .tickets
+                .as_mut()
+                .filter(|t| !t.is_empty())
+                .map(TicketBatchBuilder::finish),
             rows: self.rows,
             dead: self.dead,
             counts: self.counts,
