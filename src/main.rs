@@ -44,7 +44,8 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 ///   costs system time (`mfascope sli` on 1M events: 2.8 → 2.2 s system CPU).
 /// - Every other command (ingest, serve, …) purges on a clock: a thread purges every page freed
 ///   since its last turn every [`PURGE_EVERY`], and the ingest purges before saving its state
-///   (the peak of a long stream), through [`mfascope_core::memory`]. Purging each free at once
+///   (the peak of a long stream) and purges each free at once while it saves, through
+///   [`mfascope_core::memory`]. Purging each free at once
 ///   (delay 0) cost 85,000 `madvise` calls and the page faults after them per 1M Okta events;
 ///   mimalloc's own delay instead purges only when some thread frees a page after the delay
 ///   passed, which let freed pages pile up (a 50M-event stream peaked at 567 MiB at 10 ms
@@ -71,15 +72,27 @@ fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
     if purger.is_ok() {
         // SAFETY: as above. The delay only has to outlast PURGE_EVERY: the thread purges.
         unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 60_000) };
-        mfascope_core::memory::set_release_hook(purge_now);
+        mfascope_core::memory::set_hooks(mfascope_core::memory::Hooks {
+            release: purge_now,
+            eager: purge_at_once,
+        });
     }
 }
 
 /// How often the purge thread returns freed pages: what the process frees between two turns
-/// stays resident until the next, so a longer period raises the peak. 1M Okta events: 1.4–1.8 → 1.2 s system CPU; 50M canonical events over 10M users
-/// (`scripts/bench-memory`): peak 296.0 MiB (290.6 purging every free at once, 317.3 at 50 ms).
+/// stays resident until the next, so a longer period raises the peak. 1M Okta events:
+/// 1.4–1.6 → 1.0–1.2 s system CPU. 50M canonical events over 10M users (`scripts/bench-memory`):
+/// peak 297.6 MiB (5 ms: 297.4; purging every free at once: 290.6 and 293.5; 50 ms: 317.3).
 #[cfg(feature = "mimalloc")]
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// `true`: purge each freed page at once (while the ingest saves its state); `false`: leave
+/// freed pages to the purge thread.
+#[cfg(feature = "mimalloc")]
+fn purge_at_once(on: bool) {
+    // SAFETY: sets a global option, which mimalloc reads each time it schedules a purge.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, if on { 0 } else { 60_000 }) };
+}
 
 /// Return every page freed since the last purge to the OS (mimalloc's forced collect: this
 /// thread's heap, then all arenas' scheduled purges).

@@ -367,10 +367,13 @@ impl OrderedStage {
         }
         self.last_saved = Instant::now();
         // Saving copies every rule window and history: the highest point of a long stream's
-        // memory. Pages freed since the allocator last purged must not add to it.
-        mfascope_core::memory::release();
-        let mut state = self.observers.save_state();
-        state.push((PAIRER_STATE.to_string(), self.pairer.save()));
+        // memory. Pages freed before it, or by it, must not add to it.
+        let (observers, pairer) = (&mut self.observers, &self.pairer);
+        let state = mfascope_core::memory::at_peak(|| {
+            let mut state = observers.save_state();
+            state.push((PAIRER_STATE.to_string(), pairer.save()));
+            state
+        });
         Some(state)
     }
 }

@@ -55,10 +55,14 @@ impl Countries {
         if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
             return Some(value);
         }
-        let code = *self
-            .countries
-            .entry(value.to_string())
-            .or_insert_with(|| lookup_country(&value));
+        // Looked up by `&str` first: the key is only copied the first time a value is seen.
+        let code = match self.countries.get(value.as_ref()) {
+            Some(&code) => code,
+            None => *self
+                .countries
+                .entry(value.to_string())
+                .or_insert_with(|| lookup_country(&value)),
+        };
         Some(code.map(Cow::Borrowed).unwrap_or(value))
     }
 }
@@ -136,7 +140,8 @@ impl<T> OneOrMany<T> {
 
 /// Lower-case ASCII comparison helper for vendor free text.
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack.to_ascii_lowercase().contains(needle)
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]

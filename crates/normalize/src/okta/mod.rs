@@ -245,8 +245,14 @@ fn is_mfa_enroll_policy(target: &Party<'_>) -> bool {
 
 /// Factor from Okta's factor names (`debugData.factor`, `credentialType`, push/sms event types).
 fn factor_for(name: &str) -> Factor {
-    let n = name.to_ascii_uppercase();
-    match n.as_str() {
+    // Upper-cased on the stack: this runs per event. No known name is longer.
+    let mut buf = [0u8; 32];
+    let Some(upper) = buf.get_mut(..name.len()) else {
+        return Factor::Unknown;
+    };
+    upper.copy_from_slice(name.as_bytes());
+    upper.make_ascii_uppercase();
+    match std::str::from_utf8(upper).unwrap_or_default() {
         "OKTA_VERIFY_PUSH" | "PUSH" | "OKTA_VERIFY" | "DUO" | "CUSTOM_APP_PUSH" => Factor::Push,
         "GOOGLE_AUTHENTICATOR"
         | "OKTA_VERIFY_OTP"
@@ -284,24 +290,21 @@ fn outcome_for(
     result: &str,
     reason: Option<&str>,
 ) -> (Outcome, Option<&'static str>) {
-    let reason_l = reason.map(str::to_ascii_lowercase).unwrap_or_default();
-    let refined = if reason_l.contains("reject") || reason_l.contains("denied") {
+    let has = |needle: &str| reason.is_some_and(|r| contains_ci(r, needle));
+    let refined = if has("reject") || has("denied") {
         Some((Outcome::Denied, "user_denied"))
-    } else if reason_l.contains("fraud") || reason_l.contains("suspicious") {
+    } else if has("fraud") || has("suspicious") {
         Some((Outcome::Denied, "fraud_reported"))
-    } else if reason_l.contains("timeout")
-        || reason_l.contains("timed out")
-        || reason_l.contains("expired")
-    {
+    } else if has("timeout") || has("timed out") || has("expired") {
         Some((Outcome::Timeout, "no_response"))
-    } else if reason_l.contains("only be used once") || reason_l.contains("already been used") {
+    } else if has("only be used once") || has("already been used") {
         // E0000082: the TOTP code of this time step was already accepted.
         Some((Outcome::Failure, "replay"))
-    } else if reason_l.contains("locked") {
+    } else if has("locked") {
         Some((Outcome::Failure, "locked_out"))
-    } else if reason_l.contains("rate limit") || reason_l.contains("too many") {
+    } else if has("rate limit") || has("too many") {
         Some((Outcome::Failure, "rate_limited"))
-    } else if reason_l.contains("invalid") || reason_l.contains("verification_error") {
+    } else if has("invalid") || has("verification_error") {
         Some((
             Outcome::Failure,
             if action == Action::PrimaryAuth {
@@ -313,15 +316,20 @@ fn outcome_for(
     } else {
         None
     };
-    match result.to_ascii_uppercase().as_str() {
-        "SUCCESS" | "ALLOW" => (Outcome::Success, None),
-        "CHALLENGE" => (Outcome::Challenge, None),
-        "DENY" => refined.map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| {
+    let is = |value: &str| result.eq_ignore_ascii_case(value);
+    if is("SUCCESS") || is("ALLOW") {
+        (Outcome::Success, None)
+    } else if is("CHALLENGE") {
+        (Outcome::Challenge, None)
+    } else if is("DENY") {
+        refined.map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| {
             (o, Some(r))
-        }),
-        "FAILURE" => refined.map_or((Outcome::Failure, None), |(o, r)| (o, Some(r))),
-        "SKIPPED" | "UNKNOWN" | "" => (Outcome::Unknown, None),
-        _ => (Outcome::Unknown, None),
+        })
+    } else if is("FAILURE") {
+        refined.map_or((Outcome::Failure, None), |(o, r)| (o, Some(r)))
+    } else {
+        // SKIPPED, UNKNOWN, empty, or a value Okta does not document.
+        (Outcome::Unknown, None)
     }
 }
 
