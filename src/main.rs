@@ -45,11 +45,11 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 /// - Every other command (ingest, serve, …) purges on a clock: a thread purges every page freed
 ///   since its last turn every [`PURGE_EVERY`], and the ingest purges before saving its state
 ///   (the peak of a long stream) and purges each free at once while it saves, through
-///   [`mfascope_core::memory`]. Purging each free at once
-///   (delay 0) cost 85,000 `madvise` calls and the page faults after them per 1M Okta events;
-///   mimalloc's own delay instead purges only when some thread frees a page after the delay
-///   passed, which let freed pages pile up (a 50M-event stream peaked at 567 MiB at 10 ms
-///   against 397 at delay 0). docs/performance.md has the measurements.
+///   [`mfascope_core::memory`]. Purging each free at once (delay 0) cost 85,000 `madvise` calls
+///   and the page faults after them per 1M Okta events; mimalloc's own delay instead purges
+///   only when some thread frees a page after the delay passed, which let freed pages pile up
+///   (a 50M-event stream peaked at 567 MiB at 10 ms against 397 at delay 0).
+///   docs/performance.md has the measurements.
 #[cfg(feature = "mimalloc")]
 fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
     let reads_once =
@@ -70,8 +70,7 @@ fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
     });
     // Without the thread (none could be spawned), freed pages keep being purged at once.
     if purger.is_ok() {
-        // SAFETY: as above. The delay only has to outlast PURGE_EVERY: the thread purges.
-        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 60_000) };
+        purge_at_once(false);
         mfascope_core::memory::set_hooks(mfascope_core::memory::Hooks {
             release: purge_now,
             eager: purge_at_once,
@@ -87,7 +86,7 @@ fn tune_allocator_for(invocation: &mfascope::cli::Invocation) {
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// `true`: purge each freed page at once (while the ingest saves its state); `false`: leave
-/// freed pages to the purge thread.
+/// freed pages to the purge thread (mimalloc's own delay set far beyond [`PURGE_EVERY`]).
 #[cfg(feature = "mimalloc")]
 fn purge_at_once(on: bool) {
     // SAFETY: sets a global option, which mimalloc reads each time it schedules a purge.

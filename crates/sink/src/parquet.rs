@@ -27,6 +27,7 @@ pub const META_POSITIONS: &str = "mfascope.positions";
 /// Columns whose values are (nearly) unique per row: dictionary encoding only costs there.
 const PLAIN_COLUMNS: &[&str] = &[
     col::EVENT_ID,
+    col::TIME,
     col::TRANSACTION_ID,
     col::SESSION_ID,
     col::RAW,
@@ -159,11 +160,8 @@ pub fn write_partition(
         props =
             props.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
     }
-    // Sorted, mostly distinct milliseconds: deltas take a few bits each, where a dictionary
-    // would intern every value for nothing.
-    props = props
-        .set_column_dictionary_enabled(ColumnPath::from(col::TIME), false)
-        .set_column_encoding(ColumnPath::from(col::TIME), Encoding::DELTA_BINARY_PACKED);
+    // Sorted, mostly distinct milliseconds: deltas take a few bits each.
+    props = props.set_column_encoding(ColumnPath::from(col::TIME), Encoding::DELTA_BINARY_PACKED);
     for name in UNCOMPRESSED_COLUMNS {
         props = props.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
     }

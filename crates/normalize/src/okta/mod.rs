@@ -290,31 +290,34 @@ fn outcome_for(
     result: &str,
     reason: Option<&str>,
 ) -> (Outcome, Option<&'static str>) {
+    // Read from the vendor's reason only for a denial or failure (most events succeed).
     let has = |needle: &str| reason.is_some_and(|r| contains_ci(r, needle));
-    let refined = if has("reject") || has("denied") {
-        Some((Outcome::Denied, "user_denied"))
-    } else if has("fraud") || has("suspicious") {
-        Some((Outcome::Denied, "fraud_reported"))
-    } else if has("timeout") || has("timed out") || has("expired") {
-        Some((Outcome::Timeout, "no_response"))
-    } else if has("only be used once") || has("already been used") {
-        // E0000082: the TOTP code of this time step was already accepted.
-        Some((Outcome::Failure, "replay"))
-    } else if has("locked") {
-        Some((Outcome::Failure, "locked_out"))
-    } else if has("rate limit") || has("too many") {
-        Some((Outcome::Failure, "rate_limited"))
-    } else if has("invalid") || has("verification_error") {
-        Some((
-            Outcome::Failure,
-            if action == Action::PrimaryAuth {
-                "invalid_credentials"
-            } else {
-                "invalid_code"
-            },
-        ))
-    } else {
-        None
+    let refined = || {
+        if has("reject") || has("denied") {
+            Some((Outcome::Denied, "user_denied"))
+        } else if has("fraud") || has("suspicious") {
+            Some((Outcome::Denied, "fraud_reported"))
+        } else if has("timeout") || has("timed out") || has("expired") {
+            Some((Outcome::Timeout, "no_response"))
+        } else if has("only be used once") || has("already been used") {
+            // E0000082: the TOTP code of this time step was already accepted.
+            Some((Outcome::Failure, "replay"))
+        } else if has("locked") {
+            Some((Outcome::Failure, "locked_out"))
+        } else if has("rate limit") || has("too many") {
+            Some((Outcome::Failure, "rate_limited"))
+        } else if has("invalid") || has("verification_error") {
+            Some((
+                Outcome::Failure,
+                if action == Action::PrimaryAuth {
+                    "invalid_credentials"
+                } else {
+                    "invalid_code"
+                },
+            ))
+        } else {
+            None
+        }
     };
     let is = |value: &str| result.eq_ignore_ascii_case(value);
     if is("SUCCESS") || is("ALLOW") {
@@ -322,11 +325,11 @@ fn outcome_for(
     } else if is("CHALLENGE") {
         (Outcome::Challenge, None)
     } else if is("DENY") {
-        refined.map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| {
+        refined().map_or((Outcome::Denied, Some("policy_denied")), |(o, r)| {
             (o, Some(r))
         })
     } else if is("FAILURE") {
-        refined.map_or((Outcome::Failure, None), |(o, r)| (o, Some(r)))
+        refined().map_or((Outcome::Failure, None), |(o, r)| (o, Some(r)))
     } else {
         // SKIPPED, UNKNOWN, empty, or a value Okta does not document.
         (Outcome::Unknown, None)
